@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building, testing, benchmarking and the demo need, from Debian's
+# packages (and npm for the Segment SDK test). Idempotent: installs only what is
+# missing, so it is cheap to run before every `make test` / `make demo`.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config clang libclang-rt-14-dev
+  libmicrohttpd-dev libcjson-dev liblmdb-dev lmdb-utils libzstd-dev zstd
+  zlib1g-dev libxxhash-dev libcmocka-dev
+  curl python3 nodejs npm wrk nginx-light valgrind clang-format cppcheck
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The Segment SDK used by the SDK compatibility test comes from npm.
+if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules/@segment/analytics-node ]; then
+  echo "install-deps: npm install in tests/node"
+  (cd tests/node && npm install --no-audit --no-fund --loglevel=error)
+fi
+exit 0

@@ -1,0 +1,24 @@
+/* api.h - the HTTP server (libmicrohttpd, thread pool, suspend/resume while
+ * the writer commits): routing, authentication by write key and admin key,
+ * CORS, gzip bodies, size limits, JSON errors, /healthz and /metrics, the
+ * Segment collection endpoints and the admin API. */
+#ifndef BSP_API_H
+#define BSP_API_H
+
+#include "core/core.h"
+
+typedef struct bsp_serve_opts {
+    const char *listen;     /* "127.0.0.1:8080" */
+    const char *data_dir;   /* store directory */
+    const char *write_key;  /* NULL: from store, or generated */
+    const char *admin_key;  /* NULL: from store, or generated */
+    unsigned threads;       /* HTTP threads; 0 = number of cores */
+    size_t queue_max;       /* ingest queue bound in events; 0 = default */
+    const char *web_dir;    /* static files served under / (may be NULL) */
+} bsp_serve_opts;
+
+/* Runs until SIGTERM or SIGINT, then drains in-flight work. Returns the
+ * process exit code (0 on a clean stop). */
+int api_serve(const bsp_serve_opts *opts);
+
+#endif

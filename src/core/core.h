@@ -1,0 +1,99 @@
+/* core.h - the foundations every module shares: the one error enum, error
+ * details with a position, logging, time, hashing, growable buffers and
+ * option lookup (flag, then environment, then default).
+ *
+ * Nothing here knows about events, profiles or HTTP; every other folder may
+ * include this header. */
+#ifndef BSP_CORE_H
+#define BSP_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The one error enum. Each code maps to one HTTP status and one stable name
+ * that appears as `error.code` in JSON error bodies. */
+typedef enum bsp_err {
+    BSP_OK = 0,
+    BSP_EINVAL,     /* bad argument or request shape           400 bad_request */
+    BSP_EPARSE,     /* body or file is not valid JSON/CSV      400 bad_json */
+    BSP_EAUTH,      /* no key or wrong key                     401 unauthorized */
+    BSP_EFORBIDDEN, /* key valid but not for this              403 forbidden */
+    BSP_ENOTFOUND,  /* no such profile/product/route           404 not_found */
+    BSP_EMETHOD,    /* method not allowed on the route         405 method_not_allowed */
+    BSP_EEXISTS,    /* conflict, duplicate                     409 conflict */
+    BSP_ETOOBIG,    /* over a size or count limit              413 too_large */
+    BSP_EMEDIA,     /* unsupported content encoding            415 unsupported_media */
+    BSP_ETYPE,      /* a field has the wrong type or value     422 invalid_field */
+    BSP_EBUSY,      /* queue full, retry later                 429 busy */
+    BSP_ENOMEM,     /* out of memory                           503 out_of_memory */
+    BSP_ESTORE,     /* storage failed                          503 store_failed */
+    BSP_EUNAVAIL,   /* shutting down / not ready               503 unavailable */
+    BSP_EIO,        /* file or socket I/O                      500 io_error */
+    BSP_EINTERNAL,  /* a bug                                   500 internal */
+    BSP_ERR_COUNT
+} bsp_err;
+
+const char *bsp_err_name(bsp_err e);
+int bsp_err_http_status(bsp_err e);
+
+/* An error with a human message and the position of the problem: a JSON path
+ * such as "batch[3].userId", or "line 2, column 7" for parse errors. */
+typedef struct bsp_error {
+    bsp_err code;
+    char message[256];
+    char at[128];
+} bsp_error;
+
+void bsp_error_clear(bsp_error *e);
+bsp_err bsp_error_set(bsp_error *e, bsp_err code, const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Logging to stderr, one line each, with an ISO time and level. */
+typedef enum { BSP_LOG_DEBUG, BSP_LOG_INFO, BSP_LOG_WARN, BSP_LOG_ERROR } bsp_log_level;
+void bsp_log_set_level(bsp_log_level lvl);
+void bsp_log(bsp_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define bsp_debug(...) bsp_log(BSP_LOG_DEBUG, __VA_ARGS__)
+#define bsp_info(...) bsp_log(BSP_LOG_INFO, __VA_ARGS__)
+#define bsp_warn(...) bsp_log(BSP_LOG_WARN, __VA_ARGS__)
+#define bsp_error_log(...) bsp_log(BSP_LOG_ERROR, __VA_ARGS__)
+
+/* Time. Wall-clock in milliseconds since the Unix epoch; monotonic in ns. */
+int64_t bsp_now_ms(void);
+uint64_t bsp_mono_ns(void);
+/* Parses ISO 8601 / RFC 3339 ("2024-01-02T03:04:05.678Z", "+02:00" offsets,
+ * "2010-12-01 08:26:00" with a space and no zone = UTC). false if invalid. */
+bool bsp_time_parse(const char *s, int64_t *out_ms);
+/* Formats as "2024-01-02T03:04:05.678Z" into out (at least 32 bytes). */
+void bsp_time_format(int64_t ms, char *out, size_t cap);
+
+/* Hashing (xxHash XXH3): stable across runs and machines. */
+uint64_t bsp_hash64(const void *data, size_t len);
+void bsp_hash128(const void *data, size_t len, uint8_t out[16]);
+
+/* Random bytes from the kernel, as lowercase hex (2*nbytes chars + NUL). */
+bsp_err bsp_random_hex(char *out, size_t nbytes);
+
+/* A growable byte buffer, always NUL-terminated when data != NULL. */
+typedef struct bsp_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} bsp_buf;
+
+bsp_err bsp_buf_reserve(bsp_buf *b, size_t extra);
+bsp_err bsp_buf_append(bsp_buf *b, const void *data, size_t len);
+bsp_err bsp_buf_puts(bsp_buf *b, const char *s);
+bsp_err bsp_buf_printf(bsp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bsp_buf_reset(bsp_buf *b);
+void bsp_buf_free(bsp_buf *b);
+
+/* Option lookup: the flag's value if given, else the environment variable,
+ * else the default. */
+const char *bsp_opt(const char *flag_value, const char *env_name, const char *dflt);
+
+/* Parses a whole decimal number with an optional K/M/G suffix; false if bad. */
+bool bsp_parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,82 @@
+/* ingest.h - the write path: a bounded queue in front of one writer thread
+ * that applies batches of work in one store transaction each (group commit):
+ * de-duplicating on messageId, resolving identities (merging anonymous
+ * profiles into known ones), appending to the event log, updating profiles
+ * (coalesced: many events of one visitor, one profile write per commit) and
+ * learning products. Callers are told only after the commit is durable.
+ *
+ * Admin writes (products, erasure) run on the same thread as jobs, so every
+ * write is serialized and no reader ever waits. */
+#ifndef BSP_INGEST_H
+#define BSP_INGEST_H
+
+#include "core/core.h"
+#include "event/event.h"
+#include "store/store.h"
+
+typedef struct bsp_ingest bsp_ingest;
+
+typedef struct bsp_ingest_opts {
+    size_t queue_max_events;  /* events waiting before submit says BSP_EBUSY; 0 = 200000 */
+    size_t commit_max_events; /* most events in one transaction; 0 = 20000 */
+    size_t cache_profiles;    /* profiles kept parsed between commits; 0 = 100000 */
+} bsp_ingest_opts;
+
+/* What a completed submission reports. accepted counts events newly stored,
+ * duplicates those whose messageId was already stored. */
+typedef struct bsp_ingest_result {
+    bsp_err code;
+    size_t accepted;
+    size_t duplicates;
+} bsp_ingest_result;
+
+/* Called on the writer thread after the commit (or failure). Must be quick. */
+typedef void (*ingest_done_fn)(void *ctx, const bsp_ingest_result *res);
+
+bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **out);
+/* Stops taking work, finishes everything queued, joins the writer, frees. */
+void ingest_stop(bsp_ingest *ing);
+
+/* Queues events (ownership of the array's contents moves to ingest; the array
+ * itself too: it must come from malloc). BSP_EBUSY when the queue is full,
+ * BSP_EUNAVAIL when stopping; in both cases nothing was taken. */
+bsp_err ingest_submit(bsp_ingest *ing, bsp_event *events, size_t count, ingest_done_fn done,
+                      void *ctx);
+/* Like ingest_submit but waits for room, then for the commit (import). */
+bsp_err ingest_submit_wait(bsp_ingest *ing, bsp_event *events, size_t count,
+                           bsp_ingest_result *res);
+
+/* A job runs on the writer thread inside the current write transaction. */
+typedef bsp_err (*ingest_job_fn)(bsp_ingest *ing, bsp_txn *txn, void *arg);
+/* Runs fn and waits until its transaction committed; returns fn's result or
+ * the commit's failure. */
+bsp_err ingest_run_job(bsp_ingest *ing, ingest_job_fn fn, void *arg);
+
+/* For jobs: forget a cached profile (after erasing or rewriting it). */
+void ingest_forget_profile(bsp_ingest *ing, uint64_t pid);
+
+/* Built-in jobs. */
+/* Stores products (normalized catalog objects, borrowed). */
+bsp_err ingest_put_products(bsp_ingest *ing, cJSON *const *products, size_t count);
+/* Erases the profile that id (a userId or anonymousId) resolves to: the
+ * profile, every id pointing at it, and its events. BSP_ENOTFOUND if none. */
+bsp_err ingest_erase_profile(bsp_ingest *ing, const char *id, uint64_t *events_deleted);
+
+/* Resolves a userId or anonymousId to a profile id in a read transaction. */
+bsp_err ingest_resolve(bsp_txn *txn, const char *id, uint64_t *pid);
+
+/* Counters for /metrics. Latency buckets are upper bounds in microseconds. */
+#define BSP_INGEST_LAT_BUCKETS 12
+extern const double bsp_ingest_lat_bounds_us[BSP_INGEST_LAT_BUCKETS];
+typedef struct bsp_ingest_metrics {
+    uint64_t events_ingested;
+    uint64_t events_duplicate;
+    uint64_t commits;
+    uint64_t commit_failures;
+    uint64_t queue_depth;      /* events waiting now */
+    uint64_t lat_counts[BSP_INGEST_LAT_BUCKETS + 1]; /* last = +Inf */
+    double lat_sum_us;
+} bsp_ingest_metrics;
+void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out);
+
+#endif

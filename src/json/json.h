@@ -1,0 +1,47 @@
+/* json.h - helpers over cJSON: parsing with size/depth limits and an error
+ * position (line, column), typed getters by dotted path, and writers that
+ * print into a bsp_buf. Every module that reads or writes JSON uses these. */
+#ifndef BSP_JSON_H
+#define BSP_JSON_H
+
+#include <cJSON.h>
+
+#include "core/core.h"
+
+/* Largest nesting depth accepted in any JSON input. */
+#define BSP_JSON_MAX_DEPTH 32
+
+/* Parses len bytes (need not be NUL-terminated). On failure returns NULL and
+ * fills err with BSP_EPARSE and at = "line L, column C" (1-based), or
+ * BSP_ETOOBIG when nesting exceeds max_depth. The caller owns the result. */
+cJSON *json_parse(const char *text, size_t len, int max_depth, bsp_error *err);
+
+/* Typed getters on an object member (one level, not a path). Missing or
+ * null gives the default / NULL. */
+const char *json_get_string(const cJSON *obj, const char *key);
+double json_get_number(const cJSON *obj, const char *key, double dflt);
+bool json_get_bool(const cJSON *obj, const char *key, bool dflt);
+cJSON *json_get_object(const cJSON *obj, const char *key);
+cJSON *json_get_array(const cJSON *obj, const char *key);
+
+/* Walks a dotted path ("context.traits.email"); NULL if any step is missing
+ * or not an object. */
+cJSON *json_path(const cJSON *root, const char *dotted);
+
+/* Replaces (or adds) obj[key] with item, taking ownership of item. */
+void json_set(cJSON *obj, const char *key, cJSON *item);
+
+/* Deep-merges src into dst: objects merge key by key, anything else in src
+ * replaces dst's value. src is not modified. */
+void json_merge(cJSON *dst, const cJSON *src);
+
+/* Appends the compact text of item to out. */
+bsp_err json_write(bsp_buf *out, const cJSON *item);
+
+/* Appends s as a JSON string literal (with quotes and escapes) to out. */
+bsp_err json_write_string(bsp_buf *out, const char *s);
+
+/* Builds the standard error body {"error":{"code","message","at"}}. */
+bsp_err json_write_error(bsp_buf *out, const bsp_error *err);
+
+#endif

@@ -1,0 +1,55 @@
+/* profile.h - a visitor's profile: the ids that resolve to it, traits sent
+ * with identify (nested objects kept), consent, and the computed traits
+ * Bespoke keeps current on every event, driven by Segment's E-commerce Spec
+ * v2 event names. Also the merge of two profiles (identity resolution).
+ *
+ * Storage form (profile_to_json/profile_from_json) is a JSON object; the
+ * public form (profile_public_json) is what the admin API returns:
+ *   {"profile_id", "ids": {"userId": [...], "anonymousId": [...]},
+ *    "traits": {...}, "computed": {...}, "consent": {...}}
+ *
+ * Computed traits: first_seen, last_seen, sessions (30 min of inactivity ends
+ * one), page_views, product_views, add_to_carts, cart_items, cart_value,
+ * orders, revenue (net of Order Refunded / Order Cancelled), aov,
+ * last_order_at, favorite_category, favorite_brand (decayed counts),
+ * recently_viewed (last 20 product ids), purchased (product ids),
+ * last_search, country, device. Times are ISO 8601 strings in the public
+ * form. */
+#ifndef BSP_PROFILE_H
+#define BSP_PROFILE_H
+
+#include <cJSON.h>
+
+#include "core/core.h"
+#include "event/event.h"
+
+#define BSP_PROFILE_SESSION_GAP_MS (30 * 60 * 1000)
+#define BSP_PROFILE_RECENT_MAX 20
+#define BSP_PROFILE_MAX_IDS 64 /* ids of one kind kept on a profile */
+
+typedef struct bsp_profile bsp_profile;
+
+bsp_profile *profile_new(uint64_t pid);
+void profile_free(bsp_profile *p);
+uint64_t profile_pid(const bsp_profile *p);
+
+bsp_err profile_from_json(const char *json, size_t len, bsp_profile **out);
+bsp_err profile_to_json(const bsp_profile *p, bsp_buf *out);
+/* A new cJSON object in the public form; the caller owns it. */
+cJSON *profile_public_json(const bsp_profile *p);
+
+/* Ids: kind 'u' (userId) or 'a' (anonymousId). Adding a present id is a no-op. */
+void profile_add_id(bsp_profile *p, char kind, const char *id);
+size_t profile_id_count(const bsp_profile *p, char kind);
+const char *profile_id_at(const bsp_profile *p, char kind, size_t i);
+
+/* Applies one event: traits (identify, and RudderStack's context.traits),
+ * consent (context.consent.categoryPreferences), computed traits. */
+void profile_apply_event(bsp_profile *p, const bsp_event *ev);
+
+/* Merges from into into (Segment semantics: the anonymous history joins the
+ * known profile): ids united, traits filled in where into lacks them,
+ * counters summed, carts and product lists united, times min/max. */
+void profile_merge(bsp_profile *into, const bsp_profile *from);
+
+#endif

@@ -1,0 +1,108 @@
+/* store.h - the storage interface: everything Bespoke keeps durably goes
+ * through these calls, so that the embedded LMDB store (store/lmdb.c) and a
+ * later Redis store are interchangeable.
+ *
+ * Model (all keys binary-safe; values are opaque bytes, mostly JSON):
+ *   meta      name            -> bytes          keys, settings, counters
+ *   ids       kind|id         -> pid (u64)      kind 'u' = userId, 'a' = anonymousId
+ *   profiles  pid             -> profile JSON   (profile/ owns the format)
+ *   events    seq             -> event JSON     the append-only event log
+ *   pevents   pid|seq         -> (empty)        a profile's timeline index
+ *   msgids    hash128(msgId)  -> seq            de-duplication of resends
+ *   products  product id      -> product JSON   (catalog/ owns the format)
+ *
+ * Concurrency: one write transaction at a time (the ingest writer thread);
+ * any number of read transactions that see a consistent snapshot and never
+ * block the writer. A transaction belongs to the thread that began it.
+ * Slices returned by getters point into the store's memory and stay valid
+ * until the transaction ends or the same transaction writes. */
+#ifndef BSP_STORE_H
+#define BSP_STORE_H
+
+#include "core/core.h"
+
+typedef struct bsp_store bsp_store;
+typedef struct bsp_txn bsp_txn;
+
+typedef struct bsp_slice {
+    const char *data;
+    size_t len;
+} bsp_slice;
+
+typedef struct bsp_store_opts {
+    uint64_t map_size;   /* bytes of address space to reserve; 0 = 64 GiB */
+    bool no_sync;        /* skip fsync on commit (tests/bench only, never serve) */
+} bsp_store_opts;
+
+/* Opens (creating if needed) the store in directory dir. opts may be NULL. */
+bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out);
+void store_close(bsp_store *st);
+
+bsp_err store_txn_begin(bsp_store *st, bool write, bsp_txn **out);
+/* Commits (durably, unless no_sync) and frees the transaction, even on error. */
+bsp_err store_txn_commit(bsp_txn *txn);
+/* Aborts and frees. Read transactions end with abort. */
+void store_txn_abort(bsp_txn *txn);
+
+/* --- meta: small named values -------------------------------------------- */
+bsp_err store_meta_get(bsp_txn *txn, const char *name, bsp_slice *out); /* BSP_ENOTFOUND */
+bsp_err store_meta_put(bsp_txn *txn, const char *name, const void *val, size_t len);
+
+/* Allocates the next profile id (1, 2, 3, ...), persisted with the txn. */
+bsp_err store_pid_next(bsp_txn *txn, uint64_t *pid);
+
+/* --- identities ---------------------------------------------------------- */
+bsp_err store_id_get(bsp_txn *txn, char kind, const char *id, uint64_t *pid); /* BSP_ENOTFOUND */
+bsp_err store_id_put(bsp_txn *txn, char kind, const char *id, uint64_t pid);
+bsp_err store_id_del(bsp_txn *txn, char kind, const char *id);
+
+/* --- profiles ------------------------------------------------------------ */
+bsp_err store_profile_get(bsp_txn *txn, uint64_t pid, bsp_slice *out); /* BSP_ENOTFOUND */
+bsp_err store_profile_put(bsp_txn *txn, uint64_t pid, const char *json, size_t len);
+bsp_err store_profile_del(bsp_txn *txn, uint64_t pid);
+/* Calls fn for every profile in pid order; a non-OK return stops the scan
+ * and is returned. */
+typedef bsp_err (*store_profile_fn)(void *ctx, uint64_t pid, bsp_slice json);
+bsp_err store_profiles_scan(bsp_txn *txn, store_profile_fn fn, void *ctx);
+
+/* --- events -------------------------------------------------------------- */
+/* Appends to the log under the next sequence number and indexes it under pid. */
+bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t len,
+                           uint64_t *seq_out);
+bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out); /* BSP_ENOTFOUND */
+/* A profile's events, newest first, starting strictly below before_seq
+ * (UINT64_MAX = from the newest), at most limit. fn returns non-OK to stop. */
+typedef bsp_err (*store_event_fn)(void *ctx, uint64_t seq, bsp_slice json);
+bsp_err store_profile_events(bsp_txn *txn, uint64_t pid, uint64_t before_seq, size_t limit,
+                             store_event_fn fn, void *ctx);
+/* Moves every timeline entry of from_pid to to_pid (identity merge). */
+bsp_err store_events_rekey(bsp_txn *txn, uint64_t from_pid, uint64_t to_pid);
+/* Deletes every event of pid from the log and the timeline (erasure). */
+bsp_err store_events_delete(bsp_txn *txn, uint64_t pid, uint64_t *deleted);
+/* The whole log in sequence order from from_seq (inclusive). */
+bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, void *ctx);
+
+/* --- de-duplication ------------------------------------------------------ */
+/* Records msgid with seq. BSP_EEXISTS (and nothing written) if already seen. */
+bsp_err store_msgid_add(bsp_txn *txn, const char *msgid, size_t len, uint64_t seq);
+bsp_err store_msgid_get(bsp_txn *txn, const char *msgid, size_t len, uint64_t *seq);
+
+/* --- products ------------------------------------------------------------ */
+bsp_err store_product_get(bsp_txn *txn, const char *id, bsp_slice *out); /* BSP_ENOTFOUND */
+bsp_err store_product_put(bsp_txn *txn, const char *id, const char *json, size_t len);
+bsp_err store_product_del(bsp_txn *txn, const char *id);
+typedef bsp_err (*store_product_fn)(void *ctx, bsp_slice id, bsp_slice json);
+bsp_err store_products_scan(bsp_txn *txn, store_product_fn fn, void *ctx);
+
+/* --- statistics ---------------------------------------------------------- */
+typedef struct bsp_store_stats {
+    uint64_t profiles;
+    uint64_t events;
+    uint64_t products;
+    uint64_t identities;
+    uint64_t last_seq;
+    uint64_t map_used_bytes;
+} bsp_store_stats;
+bsp_err store_stats(bsp_txn *txn, bsp_store_stats *out);
+
+#endif
