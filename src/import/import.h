@@ -45,10 +45,38 @@ void reader_close(bsp_reader *r);
 
 /* CSV: splits one record (RFC 4180 quoting; a quoted field may not span
  * lines in these files) into at most max_fields fields, in place. Returns
- * the field count, or -1 if quoting is broken. */
+ * the field count, or -1 if quoting is broken (an unterminated quoted field,
+ * or anything but a comma after a closing quote) or there are more than
+ * max_fields fields. line[len] must be writable: it is set to NUL. A quote
+ * inside an unquoted field is taken literally. */
 #define BSP_CSV_MAX_FIELDS 64
 #define BSP_CSV_MAX_LINE (64 * 1024)
 int csv_split(char *line, size_t len, char **fields, int max_fields);
+
+/* One parsed Online Retail row. Strings point into the line that was split
+ * (trimmed of surrounding blanks); customer is "" when absent, with a
+ * trailing ".0" removed. Money is in 1/10000 of a pound, exact. */
+#define BSP_OR_PRICE_SCALE 10000
+typedef struct bsp_or_row {
+    const char *invoice;
+    const char *stock_code;
+    const char *description;
+    const char *customer;
+    const char *country;
+    int64_t quantity;    /* |quantity| < 10^7 */
+    int64_t unit_price;  /* |price| < 10^7 pounds, at most 4 decimals */
+    int64_t ts_ms;       /* InvoiceDate, UTC */
+} bsp_or_row;
+
+/* True when header (one line, any case, optional UTF-8 BOM) is the header of
+ * either Online Retail release. Both have the same column order. */
+bool online_retail_is_header(const char *line, size_t len);
+/* Splits and parses one data row in place (line[len] must be writable). On
+ * a bad row returns BSP_EPARSE with a reason in err. */
+bsp_err online_retail_parse_row(char *line, size_t len, bsp_or_row *row, bsp_error *err);
+/* True for stock codes that name a product: 5 digits optionally followed by
+ * letters (85123A); false for POST, D, M, C2, BANK CHARGES, gift_0001_10... */
+bool online_retail_is_product_code(const char *code);
 
 /* Runs an import into an open ingest pipeline. progress: draw a progress bar
  * on stderr (when it is a terminal). */

@@ -15,7 +15,13 @@
  * any number of read transactions that see a consistent snapshot and never
  * block the writer. A transaction belongs to the thread that began it.
  * Slices returned by getters point into the store's memory and stay valid
- * until the transaction ends or the same transaction writes. */
+ * until the transaction ends or the same transaction writes. Scan callbacks
+ * must not write in the transaction they are called from.
+ *
+ * Errors: BSP_ENOTFOUND for a missing key, BSP_EEXISTS for a duplicate,
+ * BSP_EINVAL for a bad key (empty, too long) or a write in a read
+ * transaction, BSP_ESTORE (logged) when storage fails, e.g. the map is full;
+ * after BSP_ESTORE the write transaction can only be aborted. */
 #ifndef BSP_STORE_H
 #define BSP_STORE_H
 
@@ -30,8 +36,8 @@ typedef struct bsp_slice {
 } bsp_slice;
 
 typedef struct bsp_store_opts {
-    uint64_t map_size;   /* bytes of address space to reserve; 0 = 64 GiB */
-    bool no_sync;        /* skip fsync on commit (tests/bench only, never serve) */
+    uint64_t map_size; /* bytes of address space to reserve; 0 = 64 GiB */
+    bool no_sync;      /* skip fsync on commit (tests/bench only, never serve) */
 } bsp_store_opts;
 
 /* Opens (creating if needed) the store in directory dir. opts may be NULL. */
@@ -45,6 +51,8 @@ bsp_err store_txn_commit(bsp_txn *txn);
 void store_txn_abort(bsp_txn *txn);
 
 /* --- meta: small named values -------------------------------------------- */
+/* Names are 1..511 bytes. "last_seq" and "next_pid" are the store's own
+ * counters (8 bytes big-endian); do not write them. */
 bsp_err store_meta_get(bsp_txn *txn, const char *name, bsp_slice *out); /* BSP_ENOTFOUND */
 bsp_err store_meta_put(bsp_txn *txn, const char *name, const void *val, size_t len);
 
@@ -52,6 +60,7 @@ bsp_err store_meta_put(bsp_txn *txn, const char *name, const void *val, size_t l
 bsp_err store_pid_next(bsp_txn *txn, uint64_t *pid);
 
 /* --- identities ---------------------------------------------------------- */
+/* kind is 'u' or 'a'; id is 1..255 bytes, else BSP_EINVAL. */
 bsp_err store_id_get(bsp_txn *txn, char kind, const char *id, uint64_t *pid); /* BSP_ENOTFOUND */
 bsp_err store_id_put(bsp_txn *txn, char kind, const char *id, uint64_t pid);
 bsp_err store_id_del(bsp_txn *txn, char kind, const char *id);
@@ -66,20 +75,25 @@ typedef bsp_err (*store_profile_fn)(void *ctx, uint64_t pid, bsp_slice json);
 bsp_err store_profiles_scan(bsp_txn *txn, store_profile_fn fn, void *ctx);
 
 /* --- events -------------------------------------------------------------- */
-/* Appends to the log under the next sequence number and indexes it under pid. */
+/* Appends to the log under the next sequence number (1, 2, 3, ...; never
+ * reused, even after the newest events were deleted) and indexes it under pid.
+ * seq_out may be NULL. */
 bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t len,
                            uint64_t *seq_out);
 bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out); /* BSP_ENOTFOUND */
 /* A profile's events, newest first, starting strictly below before_seq
- * (UINT64_MAX = from the newest), at most limit. fn returns non-OK to stop. */
+ * (UINT64_MAX = from the newest), at most limit (0 = none). fn returns non-OK
+ * to stop, and that code is returned. To page, pass the last seq seen. */
 typedef bsp_err (*store_event_fn)(void *ctx, uint64_t seq, bsp_slice json);
 bsp_err store_profile_events(bsp_txn *txn, uint64_t pid, uint64_t before_seq, size_t limit,
                              store_event_fn fn, void *ctx);
 /* Moves every timeline entry of from_pid to to_pid (identity merge). */
 bsp_err store_events_rekey(bsp_txn *txn, uint64_t from_pid, uint64_t to_pid);
-/* Deletes every event of pid from the log and the timeline (erasure). */
+/* Deletes every event of pid from the log and the timeline (erasure);
+ * *deleted (may be NULL) is the number of events removed from the log. */
 bsp_err store_events_delete(bsp_txn *txn, uint64_t pid, uint64_t *deleted);
-/* The whole log in sequence order from from_seq (inclusive). */
+/* The whole log in sequence order from from_seq (inclusive); fn returns
+ * non-OK to stop, and that code is returned. */
 bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, void *ctx);
 
 /* --- de-duplication ------------------------------------------------------ */
@@ -88,6 +102,7 @@ bsp_err store_msgid_add(bsp_txn *txn, const char *msgid, size_t len, uint64_t se
 bsp_err store_msgid_get(bsp_txn *txn, const char *msgid, size_t len, uint64_t *seq);
 
 /* --- products ------------------------------------------------------------ */
+/* Product ids are 1..511 bytes; the scan is in byte order of the id. */
 bsp_err store_product_get(bsp_txn *txn, const char *id, bsp_slice *out); /* BSP_ENOTFOUND */
 bsp_err store_product_put(bsp_txn *txn, const char *id, const char *json, size_t len);
 bsp_err store_product_del(bsp_txn *txn, const char *id);
@@ -99,9 +114,9 @@ typedef struct bsp_store_stats {
     uint64_t profiles;
     uint64_t events;
     uint64_t products;
-    uint64_t identities;
-    uint64_t last_seq;
-    uint64_t map_used_bytes;
+    uint64_t identities;     /* userId and anonymousId entries */
+    uint64_t last_seq;       /* the newest seq handed out, 0 if none */
+    uint64_t map_used_bytes; /* file space in use as of the last commit */
 } bsp_store_stats;
 bsp_err store_stats(bsp_txn *txn, bsp_store_stats *out);
 

@@ -1,0 +1,167 @@
+/* api_internal.h - what the files of src/api/ share and nothing outside
+ * includes: the server state, the per-request state, the route table, the
+ * response helpers and the entry points of each endpoint family.
+ *
+ *   server.c   daemon, lifecycle, signals, keys and the ingest guard
+ *   http.c     access handler: body accumulation, gzip, CORS, responses
+ *   route.c    path -> route, allowed methods, metric labels
+ *   collect.c  the Segment collection endpoints (suspend/resume on ingest)
+ *   admin.c    the admin API (profiles, products, stats)
+ *   metrics.c  request counters, /metrics and /healthz
+ *   static.c   plain files under web_dir */
+#ifndef BSP_API_INTERNAL_H
+#define BSP_API_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+
+#include "api/api.h"
+#include "core/core.h"
+#include "event/event.h"
+#include "ingest/ingest.h"
+#include "store/store.h"
+
+#define API_KEY_MAX 128                       /* longest accepted key, with NUL */
+#define API_BULK_MAX_BYTES (16u * 1024 * 1024) /* POST /v1/admin/products, decoded */
+#define API_DISCARD_MAX_BYTES (64u * 1024 * 1024) /* body thrown away before we hang up */
+
+/* --- routes ---------------------------------------------------------------- */
+
+typedef enum api_route {
+    ROUTE_OTHER, /* no such path */
+    ROUTE_HEALTHZ,
+    ROUTE_METRICS,
+    ROUTE_TRACK,
+    ROUTE_IDENTIFY,
+    ROUTE_PAGE,
+    ROUTE_SCREEN,
+    ROUTE_GROUP,
+    ROUTE_ALIAS,
+    ROUTE_BATCH,
+    ROUTE_BEACON_BATCH,
+    ROUTE_ADMIN_PROFILE,
+    ROUTE_ADMIN_PROFILE_EVENTS,
+    ROUTE_ADMIN_PROFILE_EXPORT,
+    ROUTE_ADMIN_STATS,
+    ROUTE_ADMIN_PRODUCTS,
+    ROUTE_ADMIN_PRODUCT,
+    ROUTE_STATIC,
+    ROUTE_COUNT
+} api_route;
+
+enum api_method {
+    METHOD_GET = 1 << 0,
+    METHOD_HEAD = 1 << 1,
+    METHOD_POST = 1 << 2,
+    METHOD_PUT = 1 << 3,
+    METHOD_DELETE = 1 << 4,
+    METHOD_OPTIONS = 1 << 5,
+    METHOD_OTHER = 1 << 6,
+};
+
+unsigned api_method_parse(const char *method);
+/* Matches a raw (still percent-encoded) path. For routes with an id, *id_raw
+ * and *id_len give the id's undecoded bytes inside path. */
+api_route api_route_match(const char *path, bool web_files, const char **id_raw, size_t *id_len);
+unsigned api_route_methods(api_route r); /* METHOD_* bits */
+const char *api_route_label(api_route r); /* "/v1/admin/profiles/{id}" */
+bool api_route_is_collect(api_route r);
+bool api_route_is_admin(api_route r);
+/* "GET, HEAD, DELETE" for the Allow header. */
+void api_methods_text(unsigned methods, char *out, size_t cap);
+
+/* --- server state ------------------------------------------------------------ */
+
+#define API_STATUS_SLOTS 16
+
+typedef struct api_server {
+    struct MHD_Daemon *daemon;
+    bsp_store *store;
+    bsp_ingest *ingest;
+    const char *web_dir;
+    char write_key[API_KEY_MAX];
+    size_t write_key_len;
+    char admin_key[API_KEY_MAX];
+    size_t admin_key_len;
+    atomic_bool draining;        /* shutting down: no new ingest work */
+    atomic_uint ingest_users;    /* HTTP threads inside an ingest_* call */
+    atomic_uint requests_open;   /* requests begun and not yet completed */
+    struct MHD_Response *success; /* shared {"success":true} for callers without Origin */
+    _Atomic uint64_t requests[ROUTE_COUNT][API_STATUS_SLOTS];
+} api_server;
+
+/* Constant-time comparison of a presented key with a configured one. */
+bool api_key_equal(const char *given, size_t given_len, const char *want, size_t want_len);
+/* Enter/leave a call into ingest; false (and nothing held) while draining. */
+bool api_ingest_acquire(api_server *srv);
+void api_ingest_release(api_server *srv);
+
+/* --- per-request state --------------------------------------------------------- */
+
+enum api_encoding { ENCODING_NONE, ENCODING_ZLIB };
+
+enum api_async { ASYNC_NONE, ASYNC_WAITING, ASYNC_DONE };
+
+typedef struct api_req {
+    api_server *srv;
+    struct MHD_Connection *conn;
+    const char *url;       /* raw path, owned by MHD for the request's life */
+    api_route route;
+    unsigned method;
+    char *id;              /* decoded id from the path (admin), owned */
+    bsp_buf body;          /* the upload as received, then decoded in place */
+    size_t body_max;       /* decoded size limit */
+    enum api_encoding encoding;
+    size_t discarded;      /* upload bytes dropped because an answer is decided */
+    bsp_error pending;     /* code != BSP_OK: the answer is this error */
+    /* Collection, while the writer commits. */
+    atomic_int async;
+    bsp_ingest_result result;
+    size_t submitted;
+    bsp_event_reject *rejects;
+    size_t reject_count;
+} api_req;
+
+/* Looks up a query argument and percent-decodes it into out. */
+enum api_query_result { QUERY_ABSENT, QUERY_FOUND, QUERY_TOO_LONG };
+enum api_query_result api_query(api_req *req, const char *name, char *out, size_t cap);
+const char *api_header(api_req *req, const char *name);
+
+/* --- responses (http.c): each queues the answer and counts it ------------------- */
+
+/* Takes body->data (must be malloc'd through bsp_buf). */
+enum MHD_Result api_reply_buf(api_req *req, int status, bsp_buf *body);
+/* text must outlive the response (a literal). */
+enum MHD_Result api_reply_static(api_req *req, int status, const char *text);
+enum MHD_Result api_reply_error(api_req *req, const bsp_error *err);
+enum MHD_Result api_reply_errorf(api_req *req, bsp_err code, const char *at, const char *fmt,
+                                 ...) __attribute__((format(printf, 4, 5)));
+enum MHD_Result api_reply_success(api_req *req); /* 200 {"success":true} */
+/* Adds the common headers (CORS, Content-Type) and queues. Takes resp. */
+enum MHD_Result api_queue(api_req *req, int status, struct MHD_Response *resp,
+                          const char *content_type);
+struct MHD_Response *api_make_success_response(void);
+
+/* The MHD callbacks. */
+enum MHD_Result api_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls);
+void api_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe);
+
+/* --- endpoint families ------------------------------------------------------------ */
+
+enum MHD_Result collect_handle(api_req *req);
+enum MHD_Result collect_answer(api_req *req); /* after the writer resumed us */
+void collect_req_free(api_req *req);
+
+bsp_err admin_authenticate(api_req *req, bsp_error *err);
+enum MHD_Result admin_handle(api_req *req);
+
+void metrics_count(api_server *srv, api_route route, int status);
+enum MHD_Result metrics_handle(api_req *req);
+enum MHD_Result health_handle(api_req *req);
+
+enum MHD_Result static_handle(api_req *req, const char *path);
+
+#endif

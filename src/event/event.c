@@ -1,0 +1,572 @@
+/* event.c - turns Segment Tracking API messages (as analytics.js,
+ * analytics-node and RudderStack's SDKs send them) into normalized events,
+ * and whole HTTP bodies (one message or a batch) into event lists.
+ *
+ * Each message goes through two steps. validate_message reads the borrowed
+ * message without copying anything, so a bad message costs no allocation,
+ * and finds the event time. normalize_copy then works on the one copy of the
+ * message: ids become strings, writeKey goes, batch-level context and
+ * integrations are merged under the message's own, RudderStack's
+ * context.traits feed identify traits, timestamps become ISO strings. The
+ * copy is printed once into ev->text, which is what gets stored. */
+#include "event/event.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/json.h"
+
+#define WRITE_KEY_MAX (sizeof(((bsp_event_list *)0)->write_key) - 1)
+
+static const struct {
+    const char *name;
+    const char *short_name;
+} type_names[BSP_EV_TYPE_COUNT] = {
+    [BSP_EV_TRACK] = {"track", "t"}, [BSP_EV_IDENTIFY] = {"identify", "i"},
+    [BSP_EV_PAGE] = {"page", "p"},   [BSP_EV_SCREEN] = {"screen", "s"},
+    [BSP_EV_GROUP] = {"group", "g"}, [BSP_EV_ALIAS] = {"alias", "a"},
+};
+
+bool event_type_from_string(const char *s, bsp_event_type *out) {
+    if (!s) return false;
+    for (int t = 0; t < BSP_EV_TYPE_COUNT; t++) {
+        if (strcmp(s, type_names[t].name) == 0 || strcmp(s, type_names[t].short_name) == 0) {
+            *out = (bsp_event_type)t;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *event_type_name(bsp_event_type t) {
+    if ((int)t < 0 || t >= BSP_EV_TYPE_COUNT) return "unknown";
+    return type_names[t].name;
+}
+
+/* ---- the fields of a message, found in one pass ------------------------- */
+
+/* The members Bespoke reads. When a key repeats, the first one counts, as
+ * with cJSON_GetObjectItem. */
+typedef struct msg_fields {
+    cJSON *type, *message_id, *user_id, *anonymous_id, *previous_id, *group_id;
+    cJSON *event, *name, *timestamp, *original_timestamp, *received_at;
+    cJSON *traits, *context, *properties, *integrations, *write_key;
+} msg_fields;
+
+static const struct {
+    const char *key;
+    size_t offset;
+} field_table[] = {
+    {"type", offsetof(msg_fields, type)},
+    {"messageId", offsetof(msg_fields, message_id)},
+    {"userId", offsetof(msg_fields, user_id)},
+    {"anonymousId", offsetof(msg_fields, anonymous_id)},
+    {"previousId", offsetof(msg_fields, previous_id)},
+    {"groupId", offsetof(msg_fields, group_id)},
+    {"event", offsetof(msg_fields, event)},
+    {"name", offsetof(msg_fields, name)},
+    {"timestamp", offsetof(msg_fields, timestamp)},
+    {"originalTimestamp", offsetof(msg_fields, original_timestamp)},
+    {"receivedAt", offsetof(msg_fields, received_at)},
+    {"traits", offsetof(msg_fields, traits)},
+    {"context", offsetof(msg_fields, context)},
+    {"properties", offsetof(msg_fields, properties)},
+    {"integrations", offsetof(msg_fields, integrations)},
+    {"writeKey", offsetof(msg_fields, write_key)},
+};
+
+/* obj is only read here; the pointers are non-const so that normalize_copy
+ * can use the same struct on its own copy. */
+static void collect_fields(const cJSON *obj, msg_fields *f) {
+    memset(f, 0, sizeof *f);
+    for (cJSON *it = obj->child; it; it = it->next) {
+        if (!it->string) continue;
+        for (size_t i = 0; i < sizeof field_table / sizeof field_table[0]; i++) {
+            if (strcmp(it->string, field_table[i].key) != 0) continue;
+            cJSON **slot = (cJSON **)((char *)f + field_table[i].offset);
+            if (!*slot) *slot = it;
+            break;
+        }
+    }
+}
+
+/* ---- validation of the borrowed message --------------------------------- */
+
+/* "prefix.field", or "field" when the prefix is empty. */
+static void at_join(char *out, size_t cap, const char *prefix, const char *field) {
+    snprintf(out, cap, "%s%s%s", prefix, *prefix && *field ? "." : "", field);
+}
+
+static bsp_err field_error(bsp_error *err, bsp_err code, const char *prefix, const char *field,
+                           const char *message) {
+    char at[sizeof err->at];
+    at_join(at, sizeof at, prefix, field);
+    return bsp_error_set(err, code, at, "%s", message);
+}
+
+static bool is_absent(const cJSON *v) {
+    return !v || cJSON_IsNull(v);
+}
+
+/* An id is given when it is a non-empty string or a finite number; absent,
+ * null and "" (RudderStack's anonymous userId) are not given. */
+static bsp_err check_id(const cJSON *v, const char *field, const char *prefix, bool *given,
+                        bsp_error *err) {
+    *given = false;
+    if (is_absent(v)) return BSP_OK;
+    if (cJSON_IsNumber(v)) {
+        if (!isfinite(v->valuedouble))
+            return field_error(err, BSP_ETYPE, prefix, field, "id must be a finite number");
+        *given = true;
+        return BSP_OK;
+    }
+    if (!cJSON_IsString(v))
+        return field_error(err, BSP_ETYPE, prefix, field, "id must be a string or a number");
+    size_t len = strlen(v->valuestring);
+    if (len > BSP_ID_MAX_BYTES)
+        return field_error(err, BSP_ETYPE, prefix, field, "id is longer than 255 bytes");
+    *given = len > 0;
+    return BSP_OK;
+}
+
+static bsp_err check_object(const cJSON *v, const char *field, const char *prefix, bsp_error *err) {
+    if (is_absent(v) || cJSON_IsObject(v)) return BSP_OK;
+    char message[64];
+    snprintf(message, sizeof message, "%s must be an object", field);
+    return field_error(err, BSP_ETYPE, prefix, field, message);
+}
+
+/* An optional string of at most max bytes; required adds "and not empty". */
+static bsp_err check_string(const cJSON *v, const char *field, size_t max, bool required,
+                            const char *prefix, bsp_error *err) {
+    char message[96];
+    if (is_absent(v) || (cJSON_IsString(v) && !v->valuestring[0])) {
+        if (!required) return BSP_OK;
+        snprintf(message, sizeof message, "%s is required", field);
+        return field_error(err, BSP_ETYPE, prefix, field, message);
+    }
+    if (!cJSON_IsString(v)) {
+        snprintf(message, sizeof message, "%s must be a string", field);
+        return field_error(err, BSP_ETYPE, prefix, field, message);
+    }
+    if (strlen(v->valuestring) > max) {
+        snprintf(message, sizeof message, "%s is longer than %zu bytes", field, max);
+        return field_error(err, BSP_ETYPE, prefix, field, message);
+    }
+    return BSP_OK;
+}
+
+static bsp_err resolve_type(const msg_fields *f, bsp_event_type forced, const char *prefix,
+                            bsp_event_type *type, bsp_error *err) {
+    if (forced < BSP_EV_TYPE_COUNT) {
+        *type = forced;
+        return BSP_OK;
+    }
+    if (is_absent(f->type)) return field_error(err, BSP_ETYPE, prefix, "type", "type is required");
+    if (!cJSON_IsString(f->type))
+        return field_error(err, BSP_ETYPE, prefix, "type", "type must be a string");
+    if (!event_type_from_string(f->type->valuestring, type))
+        return field_error(err, BSP_ETYPE, prefix, "type",
+                           "type must be track, identify, page, screen, group or alias");
+    return BSP_OK;
+}
+
+static bsp_err check_ids(const msg_fields *f, bsp_event_type type, const char *prefix,
+                         bsp_error *err) {
+    bool has_user, has_anon, has_prev, has_group;
+    if (check_id(f->user_id, "userId", prefix, &has_user, err) ||
+        check_id(f->anonymous_id, "anonymousId", prefix, &has_anon, err) ||
+        check_id(f->previous_id, "previousId", prefix, &has_prev, err) ||
+        check_id(f->group_id, "groupId", prefix, &has_group, err))
+        return err->code;
+    if (!has_user && !has_anon)
+        return field_error(err, BSP_ETYPE, prefix, "userId", "userId or anonymousId is required");
+    if (type == BSP_EV_ALIAS && !has_prev)
+        return field_error(err, BSP_ETYPE, prefix, "previousId", "alias needs previousId");
+    if (type == BSP_EV_ALIAS && !has_user)
+        return field_error(err, BSP_ETYPE, prefix, "userId", "alias needs userId");
+    if (type == BSP_EV_GROUP && !has_group)
+        return field_error(err, BSP_ETYPE, prefix, "groupId", "group needs groupId");
+    return BSP_OK;
+}
+
+/* A message id is optional ("" counts as absent); when given, a string. */
+static bsp_err check_message_id(const cJSON *v, const char *prefix, bsp_error *err) {
+    return check_string(v, "messageId", BSP_ID_MAX_BYTES, false, prefix, err);
+}
+
+static bsp_err check_objects(const msg_fields *f, const char *prefix, bsp_error *err) {
+    if (check_object(f->traits, "traits", prefix, err) ||
+        check_object(f->context, "context", prefix, err) ||
+        check_object(f->properties, "properties", prefix, err) ||
+        check_object(f->integrations, "integrations", prefix, err))
+        return err->code;
+    return BSP_OK;
+}
+
+static bsp_err check_names(const msg_fields *f, bsp_event_type type, const char *prefix,
+                           bsp_error *err) {
+    if (type == BSP_EV_TRACK)
+        return check_string(f->event, "event", BSP_NAME_MAX_BYTES, true, prefix, err);
+    if (type == BSP_EV_PAGE || type == BSP_EV_SCREEN)
+        return check_string(f->name, "name", BSP_NAME_MAX_BYTES, false, prefix, err);
+    return BSP_OK;
+}
+
+/* The event time: timestamp, else originalTimestamp, else received_ms. */
+static bsp_err event_time(const msg_fields *f, int64_t received_ms, const char *prefix,
+                          int64_t *ts_ms, bsp_error *err) {
+    const cJSON *v = f->timestamp;
+    const char *field = "timestamp";
+    if (is_absent(v)) v = f->original_timestamp, field = "originalTimestamp";
+    if (is_absent(v)) {
+        *ts_ms = received_ms;
+        return BSP_OK;
+    }
+    char message[96];
+    if (!cJSON_IsString(v) || !bsp_time_parse(v->valuestring, ts_ms)) {
+        snprintf(message, sizeof message, "%s must be an ISO 8601 date string", field);
+        return field_error(err, BSP_ETYPE, prefix, field, message);
+    }
+    return BSP_OK;
+}
+
+static bsp_err check_write_key(const cJSON *v, const char *prefix, bsp_error *err) {
+    return check_string(v, "writeKey", WRITE_KEY_MAX, false, prefix, err);
+}
+
+static bsp_err validate_message(const cJSON *msg, msg_fields *f, bsp_event_type forced,
+                                int64_t received_ms, const char *prefix, bsp_event_type *type,
+                                int64_t *ts_ms, bsp_error *err) {
+    if (!cJSON_IsObject(msg))
+        return bsp_error_set(err, BSP_ETYPE, prefix, "a message must be a JSON object");
+    collect_fields(msg, f);
+    if (resolve_type(f, forced, prefix, type, err) || check_ids(f, *type, prefix, err) ||
+        check_message_id(f->message_id, prefix, err) || check_objects(f, prefix, err) ||
+        check_names(f, *type, prefix, err) || check_write_key(f->write_key, prefix, err) ||
+        event_time(f, received_ms, prefix, ts_ms, err))
+        return err->code;
+    return BSP_OK;
+}
+
+/* ---- normalization of the copy ------------------------------------------ */
+
+static void delete_item(cJSON *obj, cJSON *item) {
+    if (item) cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
+}
+
+/* Replaces item (may be NULL: then adds) with a new string; false on ENOMEM. */
+static bool put_string(cJSON *obj, cJSON *item, const char *key, const char *value) {
+    cJSON *s = cJSON_CreateString(value);
+    if (!s) return false;
+    if (item) return cJSON_ReplaceItemViaPointer(obj, item, s);
+    return cJSON_AddItemToObject(obj, key, s);
+}
+
+/* A number id as text: integers without a fraction, others round-tripping. */
+static void number_text(double v, char *out, size_t cap) {
+    if (fabs(v) < 9007199254740992.0 && v == floor(v)) {
+        snprintf(out, cap, "%.0f", v);
+        return;
+    }
+    snprintf(out, cap, "%.15g", v);
+    if (strtod(out, NULL) != v) snprintf(out, cap, "%.17g", v);
+}
+
+/* Ids become strings; null and "" are removed. */
+static bool normalize_id(cJSON *obj, cJSON *item) {
+    if (!item) return true;
+    if (cJSON_IsNumber(item)) {
+        char text[40];
+        number_text(item->valuedouble, text, sizeof text);
+        return put_string(obj, item, item->string, text);
+    }
+    if (cJSON_IsNull(item) || !item->valuestring[0]) delete_item(obj, item);
+    return true;
+}
+
+static void delete_if_null(cJSON *obj, cJSON *item) {
+    if (item && cJSON_IsNull(item)) delete_item(obj, item);
+}
+
+/* Adds to dst what only src has, recursing where both hold objects: src's
+ * values sit under dst's, dst wins. */
+static bool merge_under(cJSON *dst, const cJSON *src) {
+    for (const cJSON *it = src->child; it; it = it->next) {
+        if (!it->string) continue;
+        cJSON *cur = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+        if (cur) {
+            if (cJSON_IsObject(cur) && cJSON_IsObject(it) && !merge_under(cur, it)) return false;
+            continue;
+        }
+        cJSON *copy = cJSON_Duplicate(it, true);
+        if (!copy || !cJSON_AddItemToObject(dst, it->string, copy)) {
+            cJSON_Delete(copy);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* obj[key] (the item found, may be NULL) gets defaults under it. */
+static bool merge_defaults(cJSON *obj, cJSON *item, const char *key, const cJSON *defaults) {
+    if (!cJSON_IsObject(defaults)) return true;
+    if (item) return merge_under(item, defaults);
+    cJSON *copy = cJSON_Duplicate(defaults, true);
+    if (!copy || !cJSON_AddItemToObject(obj, key, copy)) {
+        cJSON_Delete(copy);
+        return false;
+    }
+    return true;
+}
+
+static void remove_write_keys(cJSON *obj) {
+    cJSON *it = obj->child;
+    while (it) {
+        cJSON *next = it->next;
+        if (it->string && strcmp(it->string, "writeKey") == 0) delete_item(obj, it);
+        it = next;
+    }
+}
+
+static bool put_message_id(cJSON *obj, cJSON *item) {
+    if (cJSON_IsString(item) && item->valuestring[0]) return true;
+    char id[4 + 32 + 1] = "bsp-";
+    if (bsp_random_hex(id + 4, 16) != BSP_OK) return false;
+    return put_string(obj, item, "messageId", id);
+}
+
+static bool put_time(cJSON *obj, cJSON *item, const char *key, int64_t ms) {
+    char iso[40];
+    bsp_time_format(ms, iso, sizeof iso);
+    return put_string(obj, item, key, iso);
+}
+
+/* Rewrites the copy in place; false only when memory runs out. */
+static bool normalize_copy(cJSON *j, bsp_event_type type, int64_t ts_ms, int64_t received_ms,
+                           const cJSON *batch_ctx, const cJSON *batch_integrations) {
+    msg_fields f;
+    remove_write_keys(j);
+    collect_fields(j, &f);
+    delete_if_null(j, f.traits);
+    delete_if_null(j, f.context);
+    delete_if_null(j, f.properties);
+    delete_if_null(j, f.integrations);
+    if (!put_string(j, f.type, "type", event_type_name(type)) || !normalize_id(j, f.user_id) ||
+        !normalize_id(j, f.anonymous_id) || !normalize_id(j, f.previous_id) ||
+        !normalize_id(j, f.group_id) || !put_message_id(j, f.message_id) ||
+        !put_time(j, f.timestamp, "timestamp", ts_ms) ||
+        !put_time(j, f.received_at, "receivedAt", received_ms))
+        return false;
+    cJSON *context = json_get_object(j, "context");
+    cJSON *integrations = json_get_object(j, "integrations");
+    if (!merge_defaults(j, context, "context", batch_ctx) ||
+        !merge_defaults(j, integrations, "integrations", batch_integrations))
+        return false;
+    if (type != BSP_EV_IDENTIFY) return true;
+    /* RudderStack sends identify traits in context.traits. */
+    return merge_defaults(j, json_get_object(j, "traits"), "traits",
+                          json_path(j, "context.traits"));
+}
+
+static const char *string_of(const cJSON *obj, const char *key) {
+    return json_get_string(obj, key);
+}
+
+static void point_into_json(bsp_event *ev) {
+    const cJSON *j = ev->json;
+    ev->message_id = string_of(j, "messageId");
+    ev->user_id = string_of(j, "userId");
+    ev->anonymous_id = string_of(j, "anonymousId");
+    ev->previous_id = ev->type == BSP_EV_ALIAS ? string_of(j, "previousId") : NULL;
+    if (ev->type == BSP_EV_TRACK)
+        ev->name = string_of(j, "event");
+    else if (ev->type == BSP_EV_PAGE || ev->type == BSP_EV_SCREEN)
+        ev->name = string_of(j, "name");
+    else
+        ev->name = NULL;
+}
+
+bsp_err event_from_json(const cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
+                        const cJSON *batch_integrations, int64_t received_ms, const char *at_prefix,
+                        bsp_event *out, bsp_error *err) {
+    bsp_error scratch;
+    if (!err) err = &scratch;
+    memset(out, 0, sizeof *out);
+    const char *prefix = at_prefix ? at_prefix : "";
+    if (!msg) return bsp_error_set(err, BSP_EINVAL, prefix, "no message");
+    msg_fields f;
+    bsp_event_type type;
+    int64_t ts_ms;
+    if (validate_message(msg, &f, forced_type, received_ms, prefix, &type, &ts_ms, err))
+        return err->code;
+
+    cJSON *j = cJSON_Duplicate(msg, true);
+    if (!j || !normalize_copy(j, type, ts_ms, received_ms, batch_ctx, batch_integrations)) {
+        cJSON_Delete(j);
+        return bsp_error_set(err, BSP_ENOMEM, prefix, "out of memory");
+    }
+    char *text = cJSON_PrintUnformatted(j);
+    if (!text) {
+        cJSON_Delete(j);
+        return bsp_error_set(err, BSP_ENOMEM, prefix, "out of memory");
+    }
+    size_t text_len = strlen(text);
+    if (text_len > BSP_EVENT_MAX_BYTES) {
+        cJSON_free(text);
+        cJSON_Delete(j);
+        return bsp_error_set(err, BSP_ETOOBIG, prefix, "event is %zu bytes, over the limit of %d",
+                             text_len, BSP_EVENT_MAX_BYTES);
+    }
+    *out = (bsp_event){.type = type, .ts_ms = ts_ms, .json = j, .text = text, .text_len = text_len};
+    point_into_json(out);
+    return BSP_OK;
+}
+
+void event_free(bsp_event *ev) {
+    if (!ev) return;
+    cJSON_Delete(ev->json);
+    cJSON_free(ev->text);
+    memset(ev, 0, sizeof *ev);
+}
+
+/* ---- whole bodies -------------------------------------------------------- */
+
+void event_list_free(bsp_event_list *list) {
+    if (!list) return;
+    for (size_t i = 0; i < list->count; i++)
+        event_free(&list->items[i]);
+    free(list->items);
+    free(list->rejects);
+    memset(list, 0, sizeof *list);
+}
+
+/* Copies v into the list's write key if it is a usable string and none was
+ * found before. */
+static void take_write_key(bsp_event_list *list, const cJSON *v) {
+    if (list->write_key[0] || !cJSON_IsString(v)) return;
+    size_t len = strlen(v->valuestring);
+    if (len == 0 || len > WRITE_KEY_MAX) return;
+    memcpy(list->write_key, v->valuestring, len + 1);
+}
+
+static bsp_err add_reject(bsp_event_list *list, size_t index, const bsp_error *e) {
+    bsp_event_reject *grown =
+        realloc(list->rejects, (list->reject_count + 1) * sizeof *list->rejects);
+    if (!grown) return BSP_ENOMEM;
+    list->rejects = grown;
+    list->rejects[list->reject_count++] = (bsp_event_reject){.index = index, .error = *e};
+    return BSP_OK;
+}
+
+static bsp_err parse_single(const cJSON *root, bsp_event_type type, int64_t received_ms,
+                            bsp_event_list *out, bsp_error *err) {
+    if (!cJSON_IsObject(root))
+        return bsp_error_set(err, BSP_EINVAL, "", "the body must be a JSON object (one message)");
+    take_write_key(out, cJSON_GetObjectItemCaseSensitive(root, "writeKey"));
+    out->items = calloc(1, sizeof *out->items);
+    if (!out->items) return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
+    if (event_from_json(root, type, NULL, NULL, received_ms, "", &out->items[0], err))
+        return err->code;
+    out->count = 1;
+    return BSP_OK;
+}
+
+/* The batch envelope: the messages, the batch-level context and
+ * integrations, and the name errors use for the array ("batch" or ""). */
+typedef struct batch_envelope {
+    const cJSON *messages;
+    const cJSON *context;
+    const cJSON *integrations;
+    const char *array_name;
+} batch_envelope;
+
+static bsp_err open_envelope(const cJSON *root, batch_envelope *env, bsp_event_list *out,
+                             bsp_error *err) {
+    memset(env, 0, sizeof *env);
+    if (cJSON_IsArray(root)) {
+        env->messages = root;
+        env->array_name = "";
+        return BSP_OK;
+    }
+    if (!cJSON_IsObject(root))
+        return bsp_error_set(err, BSP_EINVAL, "",
+                             "a batch body must be {\"batch\": [...]} or an array of messages");
+    const cJSON *write_key = cJSON_GetObjectItemCaseSensitive(root, "writeKey");
+    if (check_write_key(write_key, "", err)) return err->code;
+    take_write_key(out, write_key);
+    env->messages = cJSON_GetObjectItemCaseSensitive(root, "batch");
+    env->context = cJSON_GetObjectItemCaseSensitive(root, "context");
+    env->integrations = cJSON_GetObjectItemCaseSensitive(root, "integrations");
+    env->array_name = "batch";
+    if (!env->messages)
+        return bsp_error_set(err, BSP_EINVAL, "batch", "a batch body needs a \"batch\" array");
+    if (!cJSON_IsArray(env->messages))
+        return bsp_error_set(err, BSP_ETYPE, "batch", "batch must be an array");
+    if (check_object(env->context, "context", "", err) ||
+        check_object(env->integrations, "integrations", "", err))
+        return err->code;
+    return BSP_OK;
+}
+
+static bsp_err parse_batch(const cJSON *root, int64_t received_ms, bsp_event_list *out,
+                           bsp_error *err) {
+    batch_envelope env;
+    if (open_envelope(root, &env, out, err)) return err->code;
+    size_t n = (size_t)cJSON_GetArraySize(env.messages);
+    if (n > BSP_BATCH_MAX_EVENTS)
+        return bsp_error_set(err, BSP_ETOOBIG, env.array_name,
+                             "batch has %zu messages, over the limit of %d", n,
+                             BSP_BATCH_MAX_EVENTS);
+    if (n == 0) return BSP_OK;
+    out->items = calloc(n, sizeof *out->items);
+    if (!out->items) return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
+    size_t index = 0;
+    for (const cJSON *msg = env.messages->child; msg; msg = msg->next, index++) {
+        if (cJSON_IsObject(msg)) take_write_key(out, cJSON_GetObjectItem(msg, "writeKey"));
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "%s[%zu]", env.array_name, index);
+        bsp_error e;
+        bsp_error_clear(&e);
+        if (event_from_json(msg, BSP_EV_TYPE_COUNT, env.context, env.integrations, received_ms,
+                            prefix, &out->items[out->count], &e) == BSP_OK) {
+            out->count++;
+        } else if (e.code == BSP_ENOMEM || add_reject(out, index, &e)) {
+            return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
+        }
+    }
+    if (out->count == 0) {
+        *err = out->rejects[0].error;
+        return err->code;
+    }
+    return BSP_OK;
+}
+
+bsp_err event_parse_body(const char *body, size_t len, bsp_event_type route_type,
+                         int64_t received_ms, bsp_event_list *out, bsp_error *err) {
+    bsp_error scratch;
+    if (!err) err = &scratch;
+    memset(out, 0, sizeof *out);
+    bsp_error_clear(err);
+    if (len > BSP_REQUEST_MAX_BYTES)
+        return bsp_error_set(err, BSP_ETOOBIG, "", "body is %zu bytes, over the limit of %d", len,
+                             BSP_REQUEST_MAX_BYTES);
+    if (!body && len) return bsp_error_set(err, BSP_EINVAL, "", "no body");
+    cJSON *root = json_parse(body ? body : "", len, BSP_JSON_MAX_DEPTH, err);
+    if (!root) return err->code;
+    bsp_err rc = route_type < BSP_EV_TYPE_COUNT
+                     ? parse_single(root, route_type, received_ms, out, err)
+                     : parse_batch(root, received_ms, out, err);
+    cJSON_Delete(root);
+    if (rc) {
+        /* Keep the write key and the rejects for the caller's answer. */
+        for (size_t i = 0; i < out->count; i++)
+            event_free(&out->items[i]);
+        free(out->items);
+        out->items = NULL;
+        out->count = 0;
+    }
+    return rc;
+}

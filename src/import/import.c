@@ -1,0 +1,194 @@
+/* import.c - import_run: reads Segment JSONL or Online Retail CSV through
+ * the reader, turns what it reads into normalized events (event.h) and hands
+ * them to the ingest writer in chunks, waiting for each commit, so an import
+ * goes through exactly the same de-duplication, identity and profile code as
+ * the server. Also the progress bar and the summary.
+ *
+ * Online Retail grouping: consecutive rows with the same invoice number form
+ * one invoice and one event. An invoice number that reappears after other
+ * invoices starts a new event (the files keep an invoice's rows together; the
+ * 2010-2011 file has one exception, the 2009-2010 file several hundred). Its
+ * messageId, "or-<invoice>-<hash of its rows' text>", keeps both parts apart
+ * while making a re-import of the same file add nothing. Rows that fail to
+ * parse are rejected and left out of their invoice. */
+#include "import/import.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "import/import_int.h"
+#include "json/json.h"
+
+#define CHUNK_EVENTS 2000
+#define PROGRESS_EVERY_NS 100000000ull /* redraw at most 10 times a second */
+
+/* --- progress and rejects ------------------------------------------------ */
+
+static void progress_draw(bsp_importer *im, bool final) {
+    if (!im->progress) return;
+    uint64_t now = bsp_mono_ns();
+    if (!final && now - im->last_draw_ns < PROGRESS_EVERY_NS) return;
+    im->last_draw_ns = now;
+    double secs = (double)(now - im->t0_ns) / 1e9;
+    double rate = secs > 0 ? (double)im->sum->events / secs : 0;
+    uint64_t size = reader_size(im->rd), in = reader_bytes_in(im->rd);
+    double pct = size ? 100.0 * (double)(in > size ? size : in) / (double)size : 0;
+    char bar[31];
+    int fill = (int)(pct * 30 / 100);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : ' ';
+    bar[30] = '\0';
+    if (size)
+        fprintf(stderr, "\r[%s] %5.1f%%  %" PRIu64 " rows  %.0f events/s", bar, pct,
+                im->sum->rows, rate);
+    else
+        fprintf(stderr, "\r%" PRIu64 " rows  %.0f events/s", im->sum->rows, rate);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+void importer_tick(bsp_importer *im) {
+    if (im->progress && (im->sum->rows & 1023) == 0) progress_draw(im, false);
+}
+
+void importer_reject(bsp_importer *im, uint64_t line_no, const bsp_error *e) {
+    if (im->sum->rejects++ > 0) return;
+    if (e->at[0])
+        snprintf(im->sum->first_reject, sizeof im->sum->first_reject,
+                 "line %" PRIu64 ": %.170s (at %.40s)", line_no, e->message, e->at);
+    else
+        snprintf(im->sum->first_reject, sizeof im->sum->first_reject, "line %" PRIu64 ": %.220s",
+                 line_no, e->message);
+}
+
+/* --- chunks of events to the writer -------------------------------------- */
+
+static bsp_err batch_new(bsp_importer *im) {
+    im->batch = malloc(CHUNK_EVENTS * sizeof *im->batch);
+    im->nbatch = 0;
+    return im->batch ? BSP_OK : BSP_ENOMEM;
+}
+
+bsp_err importer_flush(bsp_importer *im) {
+    if (im->nbatch == 0) return BSP_OK;
+    bsp_ingest_result res = {0};
+    size_t n = im->nbatch;
+    bsp_event *evs = im->batch;
+    im->batch = NULL;
+    im->nbatch = 0;
+    bsp_err rc = ingest_submit_wait(im->ing, evs, n, &res);
+    if (rc == BSP_OK) rc = res.code;
+    if (rc != BSP_OK)
+        return bsp_error_set(im->err, rc, "", "ingest failed after %" PRIu64 " events: %s",
+                             im->sum->events, bsp_err_name(rc));
+    im->sum->events += n;
+    im->sum->accepted += res.accepted;
+    im->sum->duplicates += res.duplicates;
+    progress_draw(im, false);
+    return batch_new(im) == BSP_OK ? BSP_OK
+                                   : bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
+}
+
+bsp_err importer_add(bsp_importer *im, bsp_event *ev) {
+    if (!im->batch && batch_new(im) != BSP_OK) {
+        event_free(ev);
+        return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
+    }
+    im->batch[im->nbatch++] = *ev;
+    memset(ev, 0, sizeof *ev);
+    return im->nbatch == CHUNK_EVENTS ? importer_flush(im) : BSP_OK;
+}
+
+/* --- Segment JSONL ------------------------------------------------------- */
+
+static bool blank(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t') return false;
+    return true;
+}
+
+/* One line: a message; bad ones are rejects, not errors. */
+static bsp_err jsonl_line(bsp_importer *im, const char *line, size_t len, uint64_t line_no) {
+    bsp_error e;
+    bsp_error_clear(&e);
+    cJSON *msg = json_parse(line, len, BSP_JSON_MAX_DEPTH, &e);
+    if (!msg) {
+        importer_reject(im, line_no, &e);
+        return BSP_OK;
+    }
+    bsp_event ev = {0};
+    bsp_err rc = event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", &ev, &e);
+    cJSON_Delete(msg);
+    if (rc != BSP_OK) {
+        importer_reject(im, line_no, &e);
+        return BSP_OK;
+    }
+    return importer_add(im, &ev);
+}
+
+static bsp_err import_jsonl(bsp_importer *im) {
+    const char *line;
+    size_t len;
+    bool too_long;
+    uint64_t line_no = 0;
+    while ((line = reader_line(im->rd, &len, &too_long))) {
+        line_no++;
+        if (blank(line, len)) continue;
+        im->sum->rows++;
+        importer_tick(im);
+        if (too_long) {
+            bsp_error e;
+            bsp_error_set(&e, BSP_ETOOBIG, "", "line longer than %d bytes", BSP_CSV_MAX_LINE);
+            importer_reject(im, line_no, &e);
+            continue;
+        }
+        bsp_err rc = jsonl_line(im, line, len, line_no);
+        if (rc != BSP_OK) return rc;
+    }
+    return BSP_OK;
+}
+
+/* --- the run ------------------------------------------------------------- */
+
+static void importer_done(bsp_importer *im) {
+    if (im->batch) {
+        for (size_t i = 0; i < im->nbatch; i++) event_free(&im->batch[i]);
+        free(im->batch);
+    }
+    im->batch = NULL;
+    im->nbatch = 0;
+}
+
+static bsp_err open_reader(const char *path, bsp_reader **rd, bsp_error *err) {
+    bsp_err rc = reader_open(path, rd);
+    if (rc == BSP_OK) return BSP_OK;
+    if (rc == BSP_ENOTFOUND) return bsp_error_set(err, BSP_EIO, path, "no such file: %s", path);
+    return bsp_error_set(err, rc == BSP_ENOMEM ? BSP_ENOMEM : BSP_EIO, path,
+                         "cannot open %s: %s", path, bsp_err_name(rc));
+}
+
+bsp_err import_run(bsp_ingest *ing, bsp_import_format fmt, const char *path, bool progress,
+                   bsp_import_summary *sum, bsp_error *err) {
+    memset(sum, 0, sizeof *sum);
+    bsp_error_clear(err);
+    if (!ing || !path) return bsp_error_set(err, BSP_EINVAL, "", "no ingest or no path");
+    bsp_importer im = {.ing = ing, .sum = sum, .err = err, .t0_ns = bsp_mono_ns()};
+    im.progress = progress && isatty(STDERR_FILENO);
+    bsp_err rc = open_reader(path, &im.rd, err);
+    if (rc != BSP_OK) return rc;
+    rc = fmt == BSP_IMPORT_ONLINE_RETAIL ? import_online_retail(&im) : import_jsonl(&im);
+    if (rc == BSP_OK) rc = importer_flush(&im);
+    if (rc == BSP_OK && reader_error(im.rd) != BSP_OK)
+        rc = bsp_error_set(err, reader_error(im.rd), path, "read failed after %" PRIu64 " rows: %s",
+                           sum->rows,
+                           reader_error(im.rd) == BSP_EPARSE ? "corrupt or truncated zstd data"
+                                                             : "I/O error");
+    if (rc == BSP_OK && fmt == BSP_IMPORT_ONLINE_RETAIL) rc = online_retail_catalog(&im);
+    progress_draw(&im, true);
+    importer_done(&im);
+    online_retail_state_free(&im);
+    reader_close(im.rd);
+    sum->seconds = (double)(bsp_mono_ns() - im.t0_ns) / 1e9;
+    return rc;
+}

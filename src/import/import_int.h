@@ -1,0 +1,35 @@
+/* import_int.h - private to src/import: the state of one import run shared
+ * by the generic driver (import.c) and the Online Retail mapping
+ * (retail.c). Nothing outside this folder includes it. */
+#ifndef BSP_IMPORT_INT_H
+#define BSP_IMPORT_INT_H
+
+#include "import/import.h"
+
+typedef struct or_state or_state;
+
+typedef struct bsp_importer {
+    bsp_ingest *ing;
+    bsp_reader *rd;
+    bsp_import_summary *sum;
+    bsp_error *err;
+    bool progress;
+    uint64_t t0_ns, last_draw_ns;
+    bsp_event *batch; /* malloc'd, CHUNK_EVENTS long; moves to ingest */
+    size_t nbatch;
+    or_state *retail; /* Online Retail state, NULL otherwise */
+} bsp_importer;
+
+/* Queues one event (its contents move into the batch, *ev is zeroed);
+ * submits the batch when full. Errors are filled into im->err. */
+bsp_err importer_add(bsp_importer *im, bsp_event *ev);
+bsp_err importer_flush(bsp_importer *im);
+void importer_reject(bsp_importer *im, uint64_t line_no, const bsp_error *e);
+void importer_tick(bsp_importer *im);
+
+bsp_err import_online_retail(bsp_importer *im);
+/* Writes the products collected by import_online_retail. */
+bsp_err online_retail_catalog(bsp_importer *im);
+void online_retail_state_free(bsp_importer *im);
+
+#endif

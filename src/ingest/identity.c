@@ -1,0 +1,145 @@
+/* identity.c - identity resolution on the writer thread. An event's
+ * userId, anonymousId and (for alias) previousId resolve to one profile:
+ *   - no id known: a new profile owns them all;
+ *   - ids known on different profiles: they are merged into the profile of
+ *     the userId (Segment semantics: the anonymous history joins the known
+ *     person), except that identify/track never merge two profiles that both
+ *     have a different userId (a shared device); alias always merges, since
+ *     it is the shop's explicit statement that two ids are one person;
+ *   - ids not known yet are linked to the resulting profile.
+ * A merge moves ids, timeline and computed traits, and deletes the merged
+ * profile, all inside the caller's transaction. */
+#include "ingest/ingest_internal.h"
+
+#include <string.h>
+
+typedef struct id_ref {
+    char kind;
+    const char *id;
+    uint64_t pid; /* 0 = not known */
+} id_ref;
+
+static bsp_err lookup(bsp_txn *txn, id_ref *r) {
+    bsp_err rc = store_id_get(txn, r->kind, r->id, &r->pid);
+    if (rc == BSP_ENOTFOUND) {
+        r->pid = 0;
+        return BSP_OK;
+    }
+    return rc;
+}
+
+/* previousId may name an anonymous visitor or an earlier userId. */
+static bsp_err lookup_previous(bsp_txn *txn, id_ref *r) {
+    r->kind = 'u';
+    bsp_err rc = lookup(txn, r);
+    if (rc || r->pid) return rc;
+    r->kind = 'a';
+    return lookup(txn, r);
+}
+
+static bool has_other_user(const bsp_profile *p, const char *user_id) {
+    size_t n = profile_id_count(p, 'u');
+    for (size_t i = 0; i < n; i++)
+        if (!user_id || strcmp(profile_id_at(p, 'u', i), user_id) != 0) return true;
+    return false;
+}
+
+static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, uint64_t from_pid) {
+    pentry *into, *from;
+    bsp_err rc = writer_profile(ing, txn, into_pid, &into);
+    if (!rc) rc = writer_profile(ing, txn, from_pid, &from);
+    if (rc) return rc;
+    for (char kind = 'a'; kind; kind = kind == 'a' ? 'u' : 0) {
+        size_t n = profile_id_count(from->profile, kind);
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = store_id_put(txn, kind, profile_id_at(from->profile, kind, i), into_pid);
+    }
+    if (rc) return rc;
+    profile_merge(into->profile, from->profile);
+    rc = store_events_rekey(txn, from_pid, into_pid);
+    if (!rc) rc = store_profile_del(txn, from_pid);
+    if (rc == BSP_ENOTFOUND) rc = BSP_OK; /* created in this transaction */
+    if (rc) return rc;
+    pcache_remove(&ing->cache, from_pid);
+    rc = writer_mark_dirty(ing, into);
+    if (rc) return rc;
+    bsp_debug("merged profile %llu into %llu", (unsigned long long)from_pid,
+              (unsigned long long)into_pid);
+    return BSP_OK;
+}
+
+/* Picks the profile the event lands on: the userId's, else the first known. */
+static uint64_t choose_target(const id_ref *refs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (refs[i].kind == 'u' && refs[i].pid) return refs[i].pid;
+    for (size_t i = 0; i < n; i++)
+        if (refs[i].pid) return refs[i].pid;
+    return 0;
+}
+
+static bsp_err link_ids(bsp_ingest *ing, bsp_txn *txn, id_ref *refs, size_t n, uint64_t target,
+                        bool explicit_alias) {
+    pentry *te;
+    bsp_err rc = writer_profile(ing, txn, target, &te);
+    if (rc) return rc;
+    const char *user_id = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (refs[i].kind == 'u' && refs[i].pid == target) user_id = refs[i].id;
+    for (size_t i = 0; i < n && !rc; i++) {
+        id_ref *r = &refs[i];
+        if (r->pid == target) continue;
+        if (r->pid) {
+            pentry *other;
+            rc = writer_profile(ing, txn, r->pid, &other);
+            if (rc) break;
+            if (explicit_alias || !has_other_user(other->profile, user_id)) {
+                rc = merge_profiles(ing, txn, target, r->pid);
+                for (size_t j = i + 1; j < n; j++)
+                    if (refs[j].pid == r->pid) refs[j].pid = target;
+                if (rc) break;
+                r->pid = target;
+                continue;
+            }
+            /* A shared device: the id now follows the person who identified. */
+        }
+        rc = store_id_put(txn, r->kind, r->id, target);
+        if (!rc) {
+            profile_add_id(te->profile, r->kind, r->id);
+            rc = writer_mark_dirty(ing, te);
+            r->pid = target;
+        }
+    }
+    return rc;
+}
+
+bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev,
+                               uint64_t *pid) {
+    id_ref refs[3];
+    size_t n = 0;
+    bsp_err rc = BSP_OK;
+    if (ev->user_id) refs[n++] = (id_ref){'u', ev->user_id, 0};
+    if (ev->anonymous_id) refs[n++] = (id_ref){'a', ev->anonymous_id, 0};
+    for (size_t i = 0; i < n && !rc; i++) rc = lookup(txn, &refs[i]);
+    if (!rc && ev->type == BSP_EV_ALIAS && ev->previous_id) {
+        refs[n] = (id_ref){'a', ev->previous_id, 0};
+        rc = lookup_previous(txn, &refs[n]);
+        n++;
+    }
+    if (rc) return rc;
+    if (n == 0) return BSP_EINVAL;
+
+    uint64_t target = choose_target(refs, n);
+    if (!target) {
+        rc = store_pid_next(txn, &target);
+        if (rc) return rc;
+        pentry *e;
+        rc = writer_profile(ing, txn, target, &e);
+        if (rc) return rc;
+    } else if (n == 1) {
+        *pid = target; /* the common case: one known id, nothing to link */
+        return BSP_OK;
+    }
+    rc = link_ids(ing, txn, refs, n, target, ev->type == BSP_EV_ALIAS);
+    if (!rc) *pid = target;
+    return rc;
+}

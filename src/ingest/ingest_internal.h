@@ -1,0 +1,90 @@
+/* ingest_internal.h - private to src/ingest/: the queue's work items, the
+ * writer's profile cache, and identity resolution inside a transaction. */
+#ifndef BSP_INGEST_INTERNAL_H
+#define BSP_INGEST_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "catalog/catalog.h"
+#include "json/json.h"
+#include "ingest/ingest.h"
+#include "profile/profile.h"
+
+/* --- profile cache (cache.c) --------------------------------------------- */
+typedef struct pentry {
+    uint64_t pid;
+    bsp_profile *profile;
+    bool dirty;
+    struct pentry *hash_next;
+    struct pentry *lru_prev, *lru_next;
+} pentry;
+
+typedef struct pcache {
+    pentry **buckets;
+    size_t nbuckets;
+    size_t capacity;
+    size_t count;
+    pentry *lru_head, *lru_tail;
+} pcache;
+
+bsp_err pcache_init(pcache *c, size_t capacity);
+pentry *pcache_get(pcache *c, uint64_t pid);
+pentry *pcache_put(pcache *c, bsp_profile *p); /* takes p */
+void pcache_remove(pcache *c, uint64_t pid);   /* frees the profile */
+void pcache_evict(pcache *c);                  /* down to capacity, clean only */
+void pcache_clear(pcache *c);
+void pcache_free(pcache *c);
+
+/* --- the queue ----------------------------------------------------------- */
+typedef enum { WORK_EVENTS, WORK_JOB } work_kind;
+
+typedef struct work {
+    work_kind kind;
+    bsp_event *events;
+    size_t count;
+    ingest_job_fn job;
+    void *job_arg;
+    bsp_err job_rc;
+    ingest_done_fn done;
+    void *done_ctx;
+    bsp_ingest_result res;
+    struct work *next;
+} work;
+
+struct bsp_ingest {
+    bsp_store *st;
+    size_t queue_max;
+    size_t commit_max;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work; /* the writer waits for work */
+    pthread_cond_t cv_room; /* blocking submitters wait for room */
+    work *head, *tail;
+    size_t queued_events;
+    bool stopping;
+    pthread_t writer;
+
+    /* Writer-thread state. */
+    pcache cache;
+    uint64_t *dirty; /* pids written in the current transaction */
+    size_t dirty_len, dirty_cap;
+
+    /* Metrics. */
+    _Atomic uint64_t m_events, m_dups, m_commits, m_failures;
+    _Atomic uint64_t m_lat[BSP_INGEST_LAT_BUCKETS + 1];
+    _Atomic uint64_t m_lat_sum_us;
+};
+
+/* --- writer helpers (writer.c, identity.c) --------------------------------- */
+/* Loads pid's profile into the cache (from the store, or new when absent). */
+bsp_err writer_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, pentry **out);
+bsp_err writer_mark_dirty(bsp_ingest *ing, pentry *e);
+/* Writes every dirty cached profile into txn. */
+bsp_err writer_flush(bsp_ingest *ing, bsp_txn *txn);
+
+/* Finds or creates the profile an event belongs to, linking and merging
+ * identities as Segment does. */
+bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev,
+                               uint64_t *pid);
+
+#endif

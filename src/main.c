@@ -1,0 +1,264 @@
+/* main.c - the `bespoke` command: subcommand dispatch and flag parsing only.
+ * Every flag has an environment variable; the work is done in the library. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "import/import.h"
+#include "ingest/ingest.h"
+#include "sim/sim.h"
+#include "store/store.h"
+
+#define BESPOKE_VERSION "0.1.0"
+
+static void usage_main(FILE *out) {
+    fprintf(out,
+            "usage: bespoke <command> [flags]\n\n"
+            "commands:\n"
+            "  serve      run the HTTP server (collection and admin API)\n"
+            "  import     bulk-import history (Segment JSONL or Online Retail CSV)\n"
+            "  simulate   write a synthetic clickstream as Segment JSONL\n"
+            "  version    print the version\n\n"
+            "'bespoke <command> --help' lists a command's flags.\n");
+}
+
+static void usage_serve(FILE *out) {
+    fprintf(out,
+            "usage: bespoke serve [flags]\n\n"
+            "  --listen HOST:PORT   address to listen on        BESPOKE_LISTEN (127.0.0.1:8080)\n"
+            "  --data DIR           store directory             BESPOKE_DATA (./bespoke-data)\n"
+            "  --write-key KEY      key for collection calls    BESPOKE_WRITE_KEY (generated)\n"
+            "  --admin-key KEY      key for /v1/admin           BESPOKE_ADMIN_KEY (generated)\n"
+            "  --threads N          HTTP threads                BESPOKE_THREADS (cores)\n"
+            "  --queue-max N        ingest queue, in events     BESPOKE_QUEUE_MAX (200000)\n"
+            "  --web DIR            static files served at /    BESPOKE_WEB (none)\n"
+            "  --log-level LEVEL    debug|info|warn|error       BESPOKE_LOG_LEVEL (info)\n\n"
+            "Keys not given are generated on first start, kept in DIR and printed once.\n"
+            "SIGTERM or SIGINT drains in-flight work and exits 0.\n");
+}
+
+static void usage_import(FILE *out) {
+    fprintf(out,
+            "usage: bespoke import --data DIR --format FORMAT FILE\n\n"
+            "  --data DIR           store directory             BESPOKE_DATA (./bespoke-data)\n"
+            "  --format FORMAT      segment-jsonl | online-retail\n"
+            "  --no-progress        no progress bar (it is drawn only on a terminal anyway)\n\n"
+            "FILE may be '-' for standard input; a .zst file is decompressed on the fly.\n"
+            "Re-importing the same file adds nothing (messageIds are derived from it).\n");
+}
+
+static void usage_simulate(FILE *out) {
+    fprintf(out,
+            "usage: bespoke simulate --events N --out FILE [flags]\n\n"
+            "  --events N           events to write (K/M suffixes allowed)\n"
+            "  --out FILE           output file, '-' for standard output\n"
+            "  --seed N             random seed (1); same seed, same output\n"
+            "  --products N         catalog size (2000)\n"
+            "  --visitors N         distinct shoppers (events / 20)\n"
+            "  --catalog            write the catalog as product JSONL instead\n");
+}
+
+static bool wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+    return false;
+}
+
+static void apply_log_level(const char *lvl) {
+    if (!lvl) return;
+    if (!strcmp(lvl, "debug")) bsp_log_set_level(BSP_LOG_DEBUG);
+    else if (!strcmp(lvl, "warn")) bsp_log_set_level(BSP_LOG_WARN);
+    else if (!strcmp(lvl, "error")) bsp_log_set_level(BSP_LOG_ERROR);
+    else bsp_log_set_level(BSP_LOG_INFO);
+}
+
+static int cmd_serve(int argc, char **argv) {
+    enum { O_LISTEN = 1, O_DATA, O_WKEY, O_AKEY, O_THREADS, O_QUEUE, O_WEB, O_LOG };
+    static const struct option longopts[] = {
+        {"listen", required_argument, 0, O_LISTEN}, {"data", required_argument, 0, O_DATA},
+        {"write-key", required_argument, 0, O_WKEY}, {"admin-key", required_argument, 0, O_AKEY},
+        {"threads", required_argument, 0, O_THREADS}, {"queue-max", required_argument, 0, O_QUEUE},
+        {"web", required_argument, 0, O_WEB},       {"log-level", required_argument, 0, O_LOG},
+        {0, 0, 0, 0}};
+    const char *flag[O_LOG + 1] = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c < 1 || c > O_LOG) {
+            usage_serve(stderr);
+            return 2;
+        }
+        flag[c] = optarg;
+    }
+    apply_log_level(bsp_opt(flag[O_LOG], "BESPOKE_LOG_LEVEL", "info"));
+    uint64_t threads = 0, queue = 0;
+    const char *threads_s = bsp_opt(flag[O_THREADS], "BESPOKE_THREADS", NULL);
+    const char *queue_s = bsp_opt(flag[O_QUEUE], "BESPOKE_QUEUE_MAX", NULL);
+    if ((threads_s && !bsp_parse_size(threads_s, &threads)) ||
+        (queue_s && !bsp_parse_size(queue_s, &queue))) {
+        fprintf(stderr, "bespoke serve: --threads and --queue-max take whole numbers\n");
+        return 2;
+    }
+    bsp_serve_opts opts = {
+        .listen = bsp_opt(flag[O_LISTEN], "BESPOKE_LISTEN", "127.0.0.1:8080"),
+        .data_dir = bsp_opt(flag[O_DATA], "BESPOKE_DATA", "./bespoke-data"),
+        .write_key = bsp_opt(flag[O_WKEY], "BESPOKE_WRITE_KEY", NULL),
+        .admin_key = bsp_opt(flag[O_AKEY], "BESPOKE_ADMIN_KEY", NULL),
+        .threads = (unsigned)threads,
+        .queue_max = (size_t)queue,
+        .web_dir = bsp_opt(flag[O_WEB], "BESPOKE_WEB", NULL),
+    };
+    return api_serve(&opts);
+}
+
+static void print_import_summary(const bsp_import_summary *s) {
+    double rate = s->seconds > 0 ? (double)s->rows / s->seconds : 0;
+    double erate = s->seconds > 0 ? (double)s->events / s->seconds : 0;
+    printf("imported: %llu rows, %llu events (%llu new, %llu already present), %llu products, "
+           "%llu rejects in %.2f s (%.0f rows/s, %.0f events/s)\n",
+           (unsigned long long)s->rows, (unsigned long long)s->events,
+           (unsigned long long)s->accepted, (unsigned long long)s->duplicates,
+           (unsigned long long)s->products, (unsigned long long)s->rejects, s->seconds, rate,
+           erate);
+    if (s->rejects) printf("first reject: %s\n", s->first_reject);
+}
+
+static int cmd_import(int argc, char **argv) {
+    static const struct option longopts[] = {{"data", required_argument, 0, 'd'},
+                                             {"format", required_argument, 0, 'f'},
+                                             {"no-progress", no_argument, 0, 'n'},
+                                             {0, 0, 0, 0}};
+    const char *data = NULL, *format = NULL;
+    bool progress = true;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'd') data = optarg;
+        else if (c == 'f') format = optarg;
+        else if (c == 'n') progress = false;
+        else {
+            usage_import(stderr);
+            return 2;
+        }
+    }
+    data = bsp_opt(data, "BESPOKE_DATA", "./bespoke-data");
+    if (!format || optind != argc - 1) {
+        usage_import(stderr);
+        return 2;
+    }
+    bsp_import_format fmt;
+    if (!strcmp(format, "segment-jsonl")) fmt = BSP_IMPORT_SEGMENT_JSONL;
+    else if (!strcmp(format, "online-retail")) fmt = BSP_IMPORT_ONLINE_RETAIL;
+    else {
+        fprintf(stderr, "bespoke import: unknown format '%s' (segment-jsonl, online-retail)\n",
+                format);
+        return 2;
+    }
+    bsp_store *st;
+    bsp_err rc = store_open(data, NULL, &st);
+    if (rc) {
+        fprintf(stderr, "bespoke import: cannot open store %s: %s\n", data, bsp_err_name(rc));
+        return 1;
+    }
+    bsp_ingest *ing;
+    rc = ingest_start(st, NULL, &ing);
+    if (rc) {
+        store_close(st);
+        fprintf(stderr, "bespoke import: cannot start the writer: %s\n", bsp_err_name(rc));
+        return 1;
+    }
+    bsp_import_summary sum = {0};
+    bsp_error err;
+    bsp_error_clear(&err);
+    rc = import_run(ing, fmt, argv[optind], progress, &sum, &err);
+    ingest_stop(ing);
+    store_close(st);
+    if (rc) {
+        fprintf(stderr, "bespoke import: %s%s%s\n", err.message[0] ? err.message : bsp_err_name(rc),
+                err.at[0] ? " at " : "", err.at);
+        return 1;
+    }
+    print_import_summary(&sum);
+    return 0;
+}
+
+static int cmd_simulate(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"events", required_argument, 0, 'e'},   {"out", required_argument, 0, 'o'},
+        {"seed", required_argument, 0, 's'},     {"products", required_argument, 0, 'p'},
+        {"visitors", required_argument, 0, 'v'}, {"catalog", no_argument, 0, 'c'},
+        {0, 0, 0, 0}};
+    bsp_sim_opts opts = {.seed = 1};
+    const char *out_path = NULL;
+    uint64_t v;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        bool ok = true;
+        if (c == 'o') out_path = optarg;
+        else if (c == 'c') opts.catalog_only = true;
+        else if (c == 'e' || c == 's' || c == 'p' || c == 'v') {
+            ok = bsp_parse_size(optarg, &v);
+            if (c == 'e') opts.events = v;
+            else if (c == 's') opts.seed = v;
+            else if (c == 'p') opts.products = (uint32_t)v;
+            else opts.visitors = (uint32_t)v;
+        } else
+            ok = false;
+        if (!ok) {
+            usage_simulate(stderr);
+            return 2;
+        }
+    }
+    if (!out_path || (!opts.events && !opts.catalog_only)) {
+        usage_simulate(stderr);
+        return 2;
+    }
+    FILE *out = strcmp(out_path, "-") ? fopen(out_path, "w") : stdout;
+    if (!out) {
+        perror(out_path);
+        return 1;
+    }
+    bsp_err rc = sim_write(&opts, out);
+    if (out != stdout && fclose(out) != 0) rc = BSP_EIO;
+    if (rc) {
+        fprintf(stderr, "bespoke simulate: %s\n", bsp_err_name(rc));
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage_main(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    typedef struct {
+        const char *name;
+        int (*run)(int, char **);
+        void (*usage)(FILE *);
+    } command;
+    static const command commands[] = {{"serve", cmd_serve, usage_serve},
+                                       {"import", cmd_import, usage_import},
+                                       {"simulate", cmd_simulate, usage_simulate}};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name) != 0) continue;
+        if (wants_help(argc - 1, argv + 1)) {
+            commands[i].usage(stdout);
+            return 0;
+        }
+        return commands[i].run(argc - 1, argv + 1);
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("bespoke %s\n", BESPOKE_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage_main(stdout);
+        return 0;
+    }
+    fprintf(stderr, "bespoke: unknown command '%s'\n\n", cmd);
+    usage_main(stderr);
+    return 2;
+}

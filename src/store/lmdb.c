@@ -1,0 +1,658 @@
+/* lmdb.c - the embedded store: every call of store.h on one LMDB environment.
+ *
+ * Why LMDB: it is memory-mapped and ACID, readers see a snapshot and never
+ * block the single writer, and ordered keys written with MDB_APPEND go in at
+ * over a million a second, which is what an append-only event log needs.
+ *
+ * Layout. One MDB_env per store directory holds seven named databases, all
+ * opened (and created if missing) in one write transaction at store_open, so
+ * that later transactions only use the handles:
+ *
+ *   meta      name                 -> bytes
+ *   ids       kind(1) | id(1..255) -> pid (8 bytes big-endian)
+ *   profiles  pid (8 BE)           -> profile JSON
+ *   events    seq (8 BE)           -> event JSON, appended with MDB_APPEND
+ *   pevents   pid (8 BE) | seq (8) -> empty, a profile's timeline
+ *   msgids    XXH3-128(messageId)  -> seq (8 BE)
+ *   products  product id bytes     -> product JSON
+ *
+ * Numbers are big-endian so that LMDB's byte order is numeric order: the log
+ * is read in sequence order and a timeline is a contiguous key range that is
+ * walked backwards for "newest first".
+ *
+ * Counters. meta "last_seq" (the last sequence number handed out) and
+ * "next_pid" (the next profile id) are persisted with the transaction, so a
+ * sequence number is never reused, even after erasure deleted the tail of the
+ * log. A write transaction reads each counter once and caches it.
+ *
+ * Errors. MDB_NOTFOUND is BSP_ENOTFOUND, MDB_KEYEXIST is BSP_EEXISTS (neither
+ * spoils the transaction), bad key sizes and writes in a read transaction are
+ * BSP_EINVAL; everything else, MDB_MAP_FULL included, is logged and becomes
+ * BSP_ESTORE. After such an error LMDB refuses further writes in the
+ * transaction, and its commit fails, so a transaction is all or nothing. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STORE_DEFAULT_MAP_SIZE (64ULL << 30)
+#define STORE_MIN_MAP_SIZE (1ULL << 30)
+#define STORE_MAX_DBS 16
+#define STORE_MAX_READERS 512
+#define STORE_MAX_ID_LEN 255
+#define STORE_DIR_MODE 0700
+#define STORE_FILE_MODE 0600
+
+#define META_LAST_SEQ "last_seq"
+#define META_NEXT_PID "next_pid"
+
+#define TIMELINE_KEY_LEN 16
+
+struct bsp_store {
+    MDB_env *env;
+    MDB_dbi meta, ids, profiles, events, pevents, msgids, products;
+    size_t max_key; /* LMDB's largest key, 511 bytes in Debian's build */
+};
+
+struct bsp_txn {
+    MDB_txn *mt;
+    bsp_store *st;
+    bool seq_known; /* last_seq holds the value for this transaction */
+    bool pid_known; /* next_pid holds the value for this transaction */
+    uint64_t last_seq;
+    uint64_t next_pid;
+};
+
+/* --- helpers ------------------------------------------------------------- */
+
+static bsp_err map_err(int rc, const char *what) {
+    switch (rc) {
+    case MDB_SUCCESS:
+        return BSP_OK;
+    case MDB_NOTFOUND:
+        return BSP_ENOTFOUND;
+    case MDB_KEYEXIST:
+        return BSP_EEXISTS;
+    case EACCES: /* a write in a read transaction */
+    case EINVAL:
+    case MDB_BAD_VALSIZE:
+        return BSP_EINVAL;
+    case ENOMEM:
+        return BSP_ENOMEM;
+    case MDB_MAP_FULL:
+        bsp_error_log("store: %s: map full, raise the map size: %s", what, mdb_strerror(rc));
+        return BSP_ESTORE;
+    default:
+        bsp_error_log("store: %s: %s", what, mdb_strerror(rc));
+        return BSP_ESTORE;
+    }
+}
+
+static void be64_put(uint8_t *out, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t be64_get(const void *p) {
+    const uint8_t *b = p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+static MDB_val val_of(const void *data, size_t len) {
+    return (MDB_val){.mv_size = len, .mv_data = (void *)data};
+}
+
+static bsp_slice slice_of(MDB_val v) {
+    return (bsp_slice){.data = v.mv_data, .len = v.mv_size};
+}
+
+static bool key_ok(const bsp_store *st, const char *key, size_t len) {
+    return key != NULL && len > 0 && len <= st->max_key;
+}
+
+static void timeline_key(uint8_t out[TIMELINE_KEY_LEN], uint64_t pid, uint64_t seq) {
+    be64_put(out, pid);
+    be64_put(out + 8, seq);
+}
+
+/* True if key is a timeline key of pid; then *seq is its sequence number. */
+static bool timeline_key_of(MDB_val key, uint64_t pid, uint64_t *seq) {
+    if (key.mv_size != TIMELINE_KEY_LEN || be64_get(key.mv_data) != pid) return false;
+    *seq = be64_get((const uint8_t *)key.mv_data + 8);
+    return true;
+}
+
+static bsp_err db_get(bsp_txn *txn, MDB_dbi dbi, MDB_val key, MDB_val *val, const char *what) {
+    return map_err(mdb_get(txn->mt, dbi, &key, val), what);
+}
+
+static bsp_err db_put(bsp_txn *txn, MDB_dbi dbi, MDB_val key, MDB_val val, unsigned flags,
+                      const char *what) {
+    return map_err(mdb_put(txn->mt, dbi, &key, &val, flags), what);
+}
+
+static bsp_err db_del(bsp_txn *txn, MDB_dbi dbi, MDB_val key, const char *what) {
+    return map_err(mdb_del(txn->mt, dbi, &key, NULL), what);
+}
+
+static bsp_err cursor_open(bsp_txn *txn, MDB_dbi dbi, MDB_cursor **cur) {
+    return map_err(mdb_cursor_open(txn->mt, dbi, cur), "cursor open");
+}
+
+/* Ends a cursor walk: NOTFOUND means the walk ran off the end, which is fine. */
+static bsp_err walk_end(int rc, const char *what) {
+    return rc == MDB_NOTFOUND ? BSP_OK : map_err(rc, what);
+}
+
+/* --- open and close ------------------------------------------------------ */
+
+/* mkdir -p: creates dir and any missing parents. */
+static bsp_err make_dirs(const char *dir) {
+    char *path = strdup(dir);
+    if (!path) return BSP_ENOMEM;
+    bsp_err err = BSP_OK;
+    for (char *p = path + 1; err == BSP_OK; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, STORE_DIR_MODE) != 0 && errno != EEXIST) {
+            bsp_error_log("store: cannot create %s: %s", path, strerror(errno));
+            err = BSP_EIO;
+        }
+        *p = c;
+        if (c == '\0') break;
+    }
+    free(path);
+    return err;
+}
+
+static bsp_err env_fail(int rc, const char *dir) {
+    bsp_error_log("store: cannot open %s: %s", dir, mdb_strerror(rc));
+    return rc > 0 ? BSP_EIO : BSP_ESTORE;
+}
+
+/* Creates st->env and opens it with map_size; on error st->env is NULL. */
+static int env_try(bsp_store *st, const char *dir, uint64_t map_size, unsigned flags) {
+    int rc = mdb_env_create(&st->env);
+    if (rc != MDB_SUCCESS) {
+        st->env = NULL;
+        return rc;
+    }
+    if ((rc = mdb_env_set_maxdbs(st->env, STORE_MAX_DBS)) != MDB_SUCCESS ||
+        (rc = mdb_env_set_mapsize(st->env, (size_t)map_size)) != MDB_SUCCESS ||
+        (rc = mdb_env_set_maxreaders(st->env, STORE_MAX_READERS)) != MDB_SUCCESS ||
+        (rc = mdb_env_open(st->env, dir, flags, STORE_FILE_MODE)) != MDB_SUCCESS) {
+        mdb_env_close(st->env);
+        st->env = NULL;
+    }
+    return rc;
+}
+
+static bsp_err env_open(bsp_store *st, const char *dir, const bsp_store_opts *opts) {
+    unsigned flags = MDB_NOTLS | (opts && opts->no_sync ? MDB_NOSYNC : 0);
+    bool default_size = !opts || !opts->map_size;
+    uint64_t map_size = default_size ? STORE_DEFAULT_MAP_SIZE : opts->map_size;
+    int rc = env_try(st, dir, map_size, flags);
+    /* The default reservation may be more address space than the process is
+     * allowed (ulimit -v, valgrind): halve it down to 1 GiB and say so. A
+     * size the caller chose is never changed. */
+    while (default_size && (rc == ENOMEM || rc == EINVAL) && map_size > STORE_MIN_MAP_SIZE) {
+        map_size /= 2;
+        rc = env_try(st, dir, map_size, flags);
+        if (rc == MDB_SUCCESS)
+            bsp_warn("store: %s: could only map %llu MiB", dir,
+                     (unsigned long long)(map_size >> 20));
+    }
+    if (rc != MDB_SUCCESS) return env_fail(rc, dir);
+    st->max_key = (size_t)mdb_env_get_maxkeysize(st->env);
+    int dead = 0;
+    mdb_reader_check(st->env, &dead); /* frees slots of readers that died */
+    if (dead > 0) bsp_warn("store: cleared %d stale readers in %s", dead, dir);
+    return BSP_OK;
+}
+
+static bsp_err dbs_open(bsp_store *st) {
+    static const char *names[] = {"meta",    "ids",    "profiles", "events",
+                                  "pevents", "msgids", "products"};
+    MDB_dbi *handles[] = {&st->meta,    &st->ids,    &st->profiles, &st->events,
+                          &st->pevents, &st->msgids, &st->products};
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc != MDB_SUCCESS) return map_err(rc, "open databases");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        rc = mdb_dbi_open(txn, names[i], MDB_CREATE, handles[i]);
+        if (rc != MDB_SUCCESS) {
+            mdb_txn_abort(txn);
+            return map_err(rc, names[i]);
+        }
+    }
+    return map_err(mdb_txn_commit(txn), "open databases");
+}
+
+bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out) {
+    *out = NULL;
+    if (!dir || !*dir) return BSP_EINVAL;
+    bsp_err err = make_dirs(dir);
+    if (err != BSP_OK) return err;
+    bsp_store *st = calloc(1, sizeof *st);
+    if (!st) return BSP_ENOMEM;
+    err = env_open(st, dir, opts);
+    if (err == BSP_OK) err = dbs_open(st);
+    if (err != BSP_OK) {
+        if (st->env) mdb_env_close(st->env);
+        free(st);
+        return err;
+    }
+    *out = st;
+    return BSP_OK;
+}
+
+void store_close(bsp_store *st) {
+    if (!st) return;
+    mdb_env_close(st->env);
+    free(st);
+}
+
+/* --- transactions -------------------------------------------------------- */
+
+bsp_err store_txn_begin(bsp_store *st, bool write, bsp_txn **out) {
+    *out = NULL;
+    bsp_txn *txn = calloc(1, sizeof *txn);
+    if (!txn) return BSP_ENOMEM;
+    int rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &txn->mt);
+    if (rc != MDB_SUCCESS) {
+        free(txn);
+        return map_err(rc, "begin");
+    }
+    txn->st = st;
+    *out = txn;
+    return BSP_OK;
+}
+
+bsp_err store_txn_commit(bsp_txn *txn) {
+    int rc = mdb_txn_commit(txn->mt); /* frees the MDB_txn even on error */
+    free(txn);
+    return map_err(rc, "commit");
+}
+
+void store_txn_abort(bsp_txn *txn) {
+    if (!txn) return;
+    mdb_txn_abort(txn->mt);
+    free(txn);
+}
+
+/* --- meta and counters --------------------------------------------------- */
+
+bsp_err store_meta_get(bsp_txn *txn, const char *name, bsp_slice *out) {
+    if (!name || !key_ok(txn->st, name, strlen(name))) return BSP_EINVAL;
+    MDB_val val;
+    bsp_err err = db_get(txn, txn->st->meta, val_of(name, strlen(name)), &val, "meta get");
+    if (err == BSP_OK) *out = slice_of(val);
+    return err;
+}
+
+bsp_err store_meta_put(bsp_txn *txn, const char *name, const void *val, size_t len) {
+    if (!name || !key_ok(txn->st, name, strlen(name))) return BSP_EINVAL;
+    txn->seq_known = txn->pid_known = false; /* the caller may have set a counter */
+    return db_put(txn, txn->st->meta, val_of(name, strlen(name)), val_of(val, len), 0, "meta put");
+}
+
+/* Reads a counter; *v keeps its value (the default) if the counter is unset. */
+static bsp_err counter_read(bsp_txn *txn, const char *name, uint64_t *v) {
+    MDB_val val;
+    bsp_err err = db_get(txn, txn->st->meta, val_of(name, strlen(name)), &val, name);
+    if (err == BSP_ENOTFOUND) return BSP_OK;
+    if (err != BSP_OK) return err;
+    if (val.mv_size != 8) {
+        bsp_error_log("store: meta %s has %zu bytes, not 8", name, val.mv_size);
+        return BSP_ESTORE;
+    }
+    *v = be64_get(val.mv_data);
+    return BSP_OK;
+}
+
+static bsp_err counter_write(bsp_txn *txn, const char *name, uint64_t v) {
+    uint8_t buf[8];
+    be64_put(buf, v);
+    return db_put(txn, txn->st->meta, val_of(name, strlen(name)), val_of(buf, 8), 0, name);
+}
+
+/* The last sequence number: the meta counter, or the last key of the log if
+ * that is higher (a log written before the counter existed). */
+static bsp_err last_seq_load(bsp_txn *txn) {
+    if (txn->seq_known) return BSP_OK;
+    uint64_t last = 0;
+    bsp_err err = counter_read(txn, META_LAST_SEQ, &last);
+    if (err != BSP_OK) return err;
+    MDB_cursor *cur;
+    if ((err = cursor_open(txn, txn->st->events, &cur)) != BSP_OK) return err;
+    MDB_val key, val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    if (rc == MDB_SUCCESS && key.mv_size == 8 && be64_get(key.mv_data) > last)
+        last = be64_get(key.mv_data);
+    mdb_cursor_close(cur);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return map_err(rc, "last seq");
+    txn->last_seq = last;
+    txn->seq_known = true;
+    return BSP_OK;
+}
+
+bsp_err store_pid_next(bsp_txn *txn, uint64_t *pid) {
+    if (!txn->pid_known) {
+        uint64_t next = 1;
+        bsp_err err = counter_read(txn, META_NEXT_PID, &next);
+        if (err != BSP_OK) return err;
+        txn->next_pid = next;
+        txn->pid_known = true;
+    }
+    bsp_err err = counter_write(txn, META_NEXT_PID, txn->next_pid + 1);
+    if (err != BSP_OK) return err;
+    *pid = txn->next_pid++;
+    return BSP_OK;
+}
+
+/* --- identities ---------------------------------------------------------- */
+
+/* Builds kind|id into buf (1 + STORE_MAX_ID_LEN bytes); 0 if invalid. */
+static size_t id_key(char kind, const char *id, uint8_t *buf) {
+    if ((kind != 'u' && kind != 'a') || !id) return 0;
+    size_t len = strlen(id);
+    if (len == 0 || len > STORE_MAX_ID_LEN) return 0;
+    buf[0] = (uint8_t)kind;
+    memcpy(buf + 1, id, len);
+    return len + 1;
+}
+
+bsp_err store_id_get(bsp_txn *txn, char kind, const char *id, uint64_t *pid) {
+    uint8_t buf[1 + STORE_MAX_ID_LEN];
+    size_t klen = id_key(kind, id, buf);
+    if (klen == 0) return BSP_EINVAL;
+    MDB_val val;
+    bsp_err err = db_get(txn, txn->st->ids, val_of(buf, klen), &val, "id get");
+    if (err != BSP_OK) return err;
+    if (val.mv_size != 8) return map_err(MDB_CORRUPTED, "id get");
+    *pid = be64_get(val.mv_data);
+    return BSP_OK;
+}
+
+bsp_err store_id_put(bsp_txn *txn, char kind, const char *id, uint64_t pid) {
+    uint8_t buf[1 + STORE_MAX_ID_LEN], val[8];
+    size_t klen = id_key(kind, id, buf);
+    if (klen == 0) return BSP_EINVAL;
+    be64_put(val, pid);
+    return db_put(txn, txn->st->ids, val_of(buf, klen), val_of(val, 8), 0, "id put");
+}
+
+bsp_err store_id_del(bsp_txn *txn, char kind, const char *id) {
+    uint8_t buf[1 + STORE_MAX_ID_LEN];
+    size_t klen = id_key(kind, id, buf);
+    if (klen == 0) return BSP_EINVAL;
+    return db_del(txn, txn->st->ids, val_of(buf, klen), "id del");
+}
+
+/* --- profiles ------------------------------------------------------------ */
+
+bsp_err store_profile_get(bsp_txn *txn, uint64_t pid, bsp_slice *out) {
+    uint8_t key[8];
+    be64_put(key, pid);
+    MDB_val val;
+    bsp_err err = db_get(txn, txn->st->profiles, val_of(key, 8), &val, "profile get");
+    if (err == BSP_OK) *out = slice_of(val);
+    return err;
+}
+
+bsp_err store_profile_put(bsp_txn *txn, uint64_t pid, const char *json, size_t len) {
+    uint8_t key[8];
+    be64_put(key, pid);
+    return db_put(txn, txn->st->profiles, val_of(key, 8), val_of(json, len), 0, "profile put");
+}
+
+bsp_err store_profile_del(bsp_txn *txn, uint64_t pid) {
+    uint8_t key[8];
+    be64_put(key, pid);
+    return db_del(txn, txn->st->profiles, val_of(key, 8), "profile del");
+}
+
+bsp_err store_profiles_scan(bsp_txn *txn, store_profile_fn fn, void *ctx) {
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->profiles, &cur);
+    if (err != BSP_OK) return err;
+    MDB_val key, val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == MDB_SUCCESS && err == BSP_OK) {
+        if (key.mv_size == 8) err = fn(ctx, be64_get(key.mv_data), slice_of(val));
+        if (err == BSP_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return err != BSP_OK ? err : walk_end(rc, "profiles scan");
+}
+
+/* --- events -------------------------------------------------------------- */
+
+bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t len,
+                           uint64_t *seq_out) {
+    bsp_err err = last_seq_load(txn);
+    if (err != BSP_OK) return err;
+    uint64_t seq = txn->last_seq + 1;
+    uint8_t key[8], tkey[TIMELINE_KEY_LEN];
+    be64_put(key, seq);
+    timeline_key(tkey, pid, seq);
+    err =
+        db_put(txn, txn->st->events, val_of(key, 8), val_of(json, len), MDB_APPEND, "event append");
+    if (err == BSP_OK)
+        err = db_put(txn, txn->st->pevents, val_of(tkey, sizeof tkey), val_of(NULL, 0), 0,
+                     "timeline put");
+    if (err == BSP_OK) err = counter_write(txn, META_LAST_SEQ, seq);
+    if (err != BSP_OK) return err;
+    txn->last_seq = seq;
+    if (seq_out) *seq_out = seq;
+    return BSP_OK;
+}
+
+bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out) {
+    uint8_t key[8];
+    be64_put(key, seq);
+    MDB_val val;
+    bsp_err err = db_get(txn, txn->st->events, val_of(key, 8), &val, "event get");
+    if (err == BSP_OK) *out = slice_of(val);
+    return err;
+}
+
+/* Passes event seq to fn and counts it; a timeline entry whose event is gone
+ * from the log is skipped. */
+static bsp_err timeline_emit(bsp_txn *txn, uint64_t seq, store_event_fn fn, void *ctx,
+                             size_t *emitted) {
+    bsp_slice json;
+    bsp_err err = store_event_get(txn, seq, &json);
+    if (err == BSP_ENOTFOUND) return BSP_OK;
+    if (err != BSP_OK) return err;
+    (*emitted)++;
+    return fn(ctx, seq, json);
+}
+
+bsp_err store_profile_events(bsp_txn *txn, uint64_t pid, uint64_t before_seq, size_t limit,
+                             store_event_fn fn, void *ctx) {
+    if (limit == 0 || before_seq == 0) return BSP_OK;
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->pevents, &cur);
+    if (err != BSP_OK) return err;
+    uint8_t start[TIMELINE_KEY_LEN];
+    timeline_key(start, pid, before_seq);
+    MDB_val key = val_of(start, sizeof start), val;
+    /* SET_RANGE finds the first key >= pid|before_seq; the one before it is
+     * the newest entry below before_seq. Past the end, start from the last. */
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &key, &val, rc == MDB_SUCCESS ? MDB_PREV : MDB_LAST);
+    size_t emitted = 0;
+    uint64_t seq;
+    while (rc == MDB_SUCCESS && emitted < limit && timeline_key_of(key, pid, &seq)) {
+        err = timeline_emit(txn, seq, fn, ctx, &emitted);
+        if (err != BSP_OK) break;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+    return err != BSP_OK ? err : walk_end(rc, "timeline");
+}
+
+/* Finds the oldest timeline entry of pid; BSP_ENOTFOUND when there is none. */
+static bsp_err timeline_first(MDB_cursor *cur, uint64_t pid, uint64_t *seq) {
+    uint8_t start[TIMELINE_KEY_LEN];
+    timeline_key(start, pid, 0);
+    MDB_val key = val_of(start, sizeof start), val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    if (rc != MDB_SUCCESS) return map_err(rc, "timeline seek");
+    return timeline_key_of(key, pid, seq) ? BSP_OK : BSP_ENOTFOUND;
+}
+
+bsp_err store_events_rekey(bsp_txn *txn, uint64_t from_pid, uint64_t to_pid) {
+    if (from_pid == to_pid) return BSP_OK;
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->pevents, &cur);
+    if (err != BSP_OK) return err;
+    uint64_t seq;
+    while ((err = timeline_first(cur, from_pid, &seq)) == BSP_OK) {
+        uint8_t tkey[TIMELINE_KEY_LEN];
+        timeline_key(tkey, to_pid, seq);
+        err = map_err(mdb_cursor_del(cur, 0), "rekey del");
+        if (err == BSP_OK)
+            err = db_put(txn, txn->st->pevents, val_of(tkey, sizeof tkey), val_of(NULL, 0), 0,
+                         "rekey put");
+        if (err != BSP_OK) break;
+    }
+    mdb_cursor_close(cur);
+    return err == BSP_ENOTFOUND ? BSP_OK : err;
+}
+
+bsp_err store_events_delete(bsp_txn *txn, uint64_t pid, uint64_t *deleted) {
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->pevents, &cur);
+    if (err != BSP_OK) return err;
+    uint64_t seq, count = 0;
+    while ((err = timeline_first(cur, pid, &seq)) == BSP_OK) {
+        uint8_t key[8];
+        be64_put(key, seq);
+        err = map_err(mdb_cursor_del(cur, 0), "timeline del");
+        if (err != BSP_OK) break;
+        err = db_del(txn, txn->st->events, val_of(key, 8), "event del");
+        if (err == BSP_OK)
+            count++;
+        else if (err != BSP_ENOTFOUND)
+            break; /* ENOTFOUND: already gone from the log */
+    }
+    mdb_cursor_close(cur);
+    if (err != BSP_ENOTFOUND) return err;
+    if (deleted) *deleted = count;
+    return BSP_OK;
+}
+
+bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, void *ctx) {
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->events, &cur);
+    if (err != BSP_OK) return err;
+    uint8_t start[8];
+    be64_put(start, from_seq);
+    MDB_val key = val_of(start, 8), val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (rc == MDB_SUCCESS && err == BSP_OK) {
+        if (key.mv_size == 8) err = fn(ctx, be64_get(key.mv_data), slice_of(val));
+        if (err == BSP_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return err != BSP_OK ? err : walk_end(rc, "events scan");
+}
+
+/* --- de-duplication ------------------------------------------------------ */
+
+bsp_err store_msgid_add(bsp_txn *txn, const char *msgid, size_t len, uint64_t seq) {
+    if (!msgid && len) return BSP_EINVAL;
+    uint8_t key[16], val[8];
+    bsp_hash128(msgid, len, key);
+    be64_put(val, seq);
+    return db_put(txn, txn->st->msgids, val_of(key, 16), val_of(val, 8), MDB_NOOVERWRITE,
+                  "msgid add");
+}
+
+bsp_err store_msgid_get(bsp_txn *txn, const char *msgid, size_t len, uint64_t *seq) {
+    if (!msgid && len) return BSP_EINVAL;
+    uint8_t key[16];
+    bsp_hash128(msgid, len, key);
+    MDB_val val;
+    bsp_err err = db_get(txn, txn->st->msgids, val_of(key, 16), &val, "msgid get");
+    if (err != BSP_OK) return err;
+    if (val.mv_size != 8) return map_err(MDB_CORRUPTED, "msgid get");
+    *seq = be64_get(val.mv_data);
+    return BSP_OK;
+}
+
+/* --- products ------------------------------------------------------------ */
+
+bsp_err store_product_get(bsp_txn *txn, const char *id, bsp_slice *out) {
+    if (!id || !key_ok(txn->st, id, strlen(id))) return BSP_EINVAL;
+    MDB_val val;
+    bsp_err err = db_get(txn, txn->st->products, val_of(id, strlen(id)), &val, "product get");
+    if (err == BSP_OK) *out = slice_of(val);
+    return err;
+}
+
+bsp_err store_product_put(bsp_txn *txn, const char *id, const char *json, size_t len) {
+    if (!id || !key_ok(txn->st, id, strlen(id))) return BSP_EINVAL;
+    return db_put(txn, txn->st->products, val_of(id, strlen(id)), val_of(json, len), 0,
+                  "product put");
+}
+
+bsp_err store_product_del(bsp_txn *txn, const char *id) {
+    if (!id || !key_ok(txn->st, id, strlen(id))) return BSP_EINVAL;
+    return db_del(txn, txn->st->products, val_of(id, strlen(id)), "product del");
+}
+
+bsp_err store_products_scan(bsp_txn *txn, store_product_fn fn, void *ctx) {
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->products, &cur);
+    if (err != BSP_OK) return err;
+    MDB_val key, val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    while (rc == MDB_SUCCESS && err == BSP_OK) {
+        err = fn(ctx, slice_of(key), slice_of(val));
+        if (err == BSP_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return err != BSP_OK ? err : walk_end(rc, "products scan");
+}
+
+/* --- statistics ---------------------------------------------------------- */
+
+static bsp_err db_count(bsp_txn *txn, MDB_dbi dbi, uint64_t *out) {
+    MDB_stat ms;
+    int rc = mdb_stat(txn->mt, dbi, &ms);
+    if (rc != MDB_SUCCESS) return map_err(rc, "stat");
+    *out = ms.ms_entries;
+    return BSP_OK;
+}
+
+bsp_err store_stats(bsp_txn *txn, bsp_store_stats *out) {
+    bsp_store *st = txn->st;
+    memset(out, 0, sizeof *out);
+    bsp_err err = db_count(txn, st->profiles, &out->profiles);
+    if (err == BSP_OK) err = db_count(txn, st->events, &out->events);
+    if (err == BSP_OK) err = db_count(txn, st->products, &out->products);
+    if (err == BSP_OK) err = db_count(txn, st->ids, &out->identities);
+    if (err == BSP_OK) err = last_seq_load(txn);
+    if (err != BSP_OK) return err;
+    out->last_seq = txn->last_seq;
+    MDB_envinfo info;
+    MDB_stat est;
+    int rc = mdb_env_info(st->env, &info);
+    if (rc == MDB_SUCCESS) rc = mdb_env_stat(st->env, &est);
+    if (rc != MDB_SUCCESS) return map_err(rc, "env stat");
+    out->map_used_bytes = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
+    return BSP_OK;
+}

@@ -1,0 +1,305 @@
+/* test_ingest.c - the write path end to end below HTTP: group commit,
+ * de-duplication, identity resolution and merges, catalog learning, erasure,
+ * back-pressure and drain on stop, on a real LMDB store in a temp dir. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest/ingest.h"
+#include "json/json.h"
+#include "profile/profile.h"
+
+typedef struct fixture {
+    char dir[64];
+    bsp_store *st;
+    bsp_ingest *ing;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/bsp-ingest-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    bsp_store_opts so = {.no_sync = true};
+    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    ingest_stop(f->ing);
+    store_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Parses a batch body and submits its events, waiting for the commit. */
+static bsp_ingest_result send(fixture *f, const char *batch_json) {
+    bsp_event_list list = {0};
+    bsp_error err;
+    bsp_error_clear(&err);
+    bsp_err rc = event_parse_body(batch_json, strlen(batch_json), BSP_EV_TYPE_COUNT,
+                                  bsp_now_ms(), &list, &err);
+    if (rc) fail_msg("parse: %s at %s", err.message, err.at);
+    bsp_ingest_result res = {0};
+    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
+    list.items = NULL;
+    list.count = 0;
+    event_list_free(&list);
+    return res;
+}
+
+/* Loads the public form of the profile that id resolves to (NULL if none). */
+static cJSON *profile_of(fixture *f, const char *id) {
+    bsp_txn *txn;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    uint64_t pid;
+    cJSON *out = NULL;
+    if (ingest_resolve(txn, id, &pid) == BSP_OK) {
+        bsp_slice raw;
+        if (store_profile_get(txn, pid, &raw) == BSP_OK) {
+            bsp_profile *p;
+            assert_int_equal(profile_from_json(raw.data, raw.len, &p), BSP_OK);
+            out = profile_public_json(p);
+            profile_free(p);
+        }
+    }
+    store_txn_abort(txn);
+    return out;
+}
+
+static double computed_num(const cJSON *prof, const char *key) {
+    return json_get_number(json_get_object(prof, "computed"), key, -1);
+}
+
+static bsp_store_stats stats_of(fixture *f) {
+    bsp_txn *txn;
+    bsp_store_stats s;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(store_stats(txn, &s), BSP_OK);
+    store_txn_abort(txn);
+    return s;
+}
+
+static bsp_err count(void *ctx, uint64_t seq, bsp_slice json) {
+    (void)seq;
+    (void)json;
+    (*(size_t *)ctx)++;
+    return BSP_OK;
+}
+
+static void test_events_reach_profile(void **state) {
+    fixture *f = *state;
+    bsp_ingest_result r = send(f, "{\"batch\":["
+        "{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"},"
+        "{\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":\"a1\",\"messageId\":\"m2\","
+        "\"properties\":{\"product_id\":\"p1\",\"name\":\"Lamp\",\"price\":10}}]}");
+    assert_int_equal(r.accepted, 2);
+    assert_int_equal(r.duplicates, 0);
+    cJSON *p = profile_of(f, "a1");
+    assert_non_null(p);
+    assert_int_equal((int)computed_num(p, "page_views"), 1);
+    assert_int_equal((int)computed_num(p, "product_views"), 1);
+    cJSON_Delete(p);
+    bsp_store_stats s = stats_of(f);
+    assert_int_equal(s.events, 2);
+    assert_int_equal(s.profiles, 1);
+    assert_int_equal(s.products, 1); /* learnt from the event */
+}
+
+static void test_resend_is_deduplicated(void **state) {
+    fixture *f = *state;
+    const char *body = "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"},"
+                       "{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"}]}";
+    bsp_ingest_result r = send(f, body);
+    assert_int_equal(r.accepted, 1); /* the same id twice in one batch */
+    assert_int_equal(r.duplicates, 1);
+    r = send(f, body);
+    assert_int_equal(r.accepted, 0);
+    assert_int_equal(r.duplicates, 2);
+    assert_int_equal(stats_of(f).events, 1);
+}
+
+static void test_identify_merges_anonymous_history(void **state) {
+    fixture *f = *state;
+    send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"anon\",\"messageId\":\"m1\"},"
+            "{\"type\":\"page\",\"userId\":\"u1\",\"messageId\":\"m2\"}]}");
+    assert_int_equal(stats_of(f).profiles, 2);
+    send(f, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"u1\",\"anonymousId\":\"anon\","
+            "\"messageId\":\"m3\",\"traits\":{\"quiz\":{\"style\":\"minimal\"}}}]}");
+    assert_int_equal(stats_of(f).profiles, 1);
+    cJSON *p = profile_of(f, "anon");
+    cJSON *q = profile_of(f, "u1");
+    assert_non_null(p);
+    assert_non_null(q);
+    assert_string_equal(json_get_string(p, "profile_id"), json_get_string(q, "profile_id"));
+    assert_int_equal((int)computed_num(p, "page_views"), 2);
+    assert_string_equal(json_get_string(json_path(p, "traits.quiz"), "style"), "minimal");
+    cJSON_Delete(p);
+    cJSON_Delete(q);
+    /* The timeline holds all three events under the merged profile. */
+    bsp_txn *txn;
+    uint64_t pid;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_resolve(txn, "u1", &pid), BSP_OK);
+    size_t n = 0;
+    assert_int_equal(store_profile_events(txn, pid, UINT64_MAX, 100, count, &n), BSP_OK);
+    store_txn_abort(txn);
+    assert_int_equal(n, 3);
+}
+
+static void test_alias_merges_previous_id(void **state) {
+    fixture *f = *state;
+    send(f, "{\"batch\":[{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"old\","
+            "\"messageId\":\"m1\",\"properties\":{\"revenue\":30}},"
+            "{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"new\","
+            "\"messageId\":\"m2\",\"properties\":{\"revenue\":12.5}}]}");
+    send(f, "{\"batch\":[{\"type\":\"alias\",\"previousId\":\"old\",\"userId\":\"new\","
+            "\"messageId\":\"m3\"}]}");
+    cJSON *p = profile_of(f, "old");
+    assert_non_null(p);
+    assert_int_equal((int)computed_num(p, "orders"), 2);
+    assert_true(computed_num(p, "revenue") > 42.49 && computed_num(p, "revenue") < 42.51);
+    cJSON_Delete(p);
+    assert_int_equal(stats_of(f).profiles, 1);
+}
+
+static void test_two_known_users_do_not_merge_on_identify(void **state) {
+    fixture *f = *state;
+    send(f, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"alice\",\"anonymousId\":\"dev\","
+            "\"messageId\":\"m1\"},"
+            "{\"type\":\"identify\",\"userId\":\"bob\",\"anonymousId\":\"dev\","
+            "\"messageId\":\"m2\"}]}");
+    assert_int_equal(stats_of(f).profiles, 2);
+    cJSON *a = profile_of(f, "alice");
+    cJSON *d = profile_of(f, "dev");
+    cJSON *b = profile_of(f, "bob");
+    /* The shared device now follows the person who identified last. */
+    assert_string_equal(json_get_string(d, "profile_id"), json_get_string(b, "profile_id"));
+    assert_string_not_equal(json_get_string(a, "profile_id"), json_get_string(b, "profile_id"));
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(d);
+}
+
+static void test_erasure_removes_everything(void **state) {
+    fixture *f = *state;
+    send(f, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"u9\",\"anonymousId\":\"a9\","
+            "\"messageId\":\"m1\",\"traits\":{\"email\":\"x@example.com\"}},"
+            "{\"type\":\"page\",\"userId\":\"u9\",\"messageId\":\"m2\"},"
+            "{\"type\":\"page\",\"anonymousId\":\"other\",\"messageId\":\"m3\"}]}");
+    uint64_t deleted = 0;
+    assert_int_equal(ingest_erase_profile(f->ing, "a9", &deleted), BSP_OK);
+    assert_int_equal(deleted, 2);
+    assert_null(profile_of(f, "u9"));
+    assert_null(profile_of(f, "a9"));
+    cJSON *other = profile_of(f, "other");
+    assert_non_null(other);
+    cJSON_Delete(other);
+    bsp_store_stats s = stats_of(f);
+    assert_int_equal(s.events, 1);
+    assert_int_equal(s.profiles, 1);
+    assert_int_equal(s.identities, 1);
+    assert_int_equal(ingest_erase_profile(f->ing, "u9", NULL), BSP_ENOTFOUND);
+    /* The person may come back later as someone new. */
+    send(f, "{\"batch\":[{\"type\":\"page\",\"userId\":\"u9\",\"messageId\":\"m4\"}]}");
+    cJSON *p = profile_of(f, "u9");
+    assert_non_null(p);
+    assert_int_equal((int)computed_num(p, "page_views"), 1);
+    cJSON_Delete(p);
+}
+
+static void test_products_job(void **state) {
+    fixture *f = *state;
+    cJSON *prod = cJSON_Parse("{\"id\":\"sku1\",\"name\":\"Chair\",\"price\":99}");
+    cJSON *const list[] = {prod};
+    assert_int_equal(ingest_put_products(f->ing, list, 1), BSP_OK);
+    cJSON_Delete(prod);
+    /* An event about the product does not overwrite what the shop sent. */
+    send(f, "{\"batch\":[{\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":\"a\","
+            "\"messageId\":\"m1\",\"properties\":{\"product_id\":\"sku1\",\"price\":1}}]}");
+    bsp_txn *txn;
+    bsp_slice raw;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(store_product_get(txn, "sku1", &raw), BSP_OK);
+    cJSON *stored = cJSON_ParseWithLength(raw.data, raw.len);
+    store_txn_abort(txn);
+    assert_int_equal((int)json_get_number(stored, "price", 0), 99);
+    cJSON_Delete(stored);
+}
+
+static void test_queue_bound_and_busy(void **state) {
+    fixture *f = *state;
+    ingest_stop(f->ing);
+    bsp_ingest_opts opts = {.queue_max_events = 1};
+    assert_int_equal(ingest_start(f->st, &opts, &f->ing), BSP_OK);
+    bsp_event_list list = {0};
+    bsp_error err;
+    const char *body = "[{\"type\":\"page\",\"anonymousId\":\"a\"},"
+                       "{\"type\":\"page\",\"anonymousId\":\"b\"}]";
+    assert_int_equal(event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list,
+                                      &err),
+                     BSP_OK);
+    assert_int_equal(ingest_submit(f->ing, list.items, list.count, NULL, NULL), BSP_EBUSY);
+    /* Refused submissions stay the caller's; a waiting one goes alone. */
+    bsp_ingest_result res;
+    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
+    assert_int_equal(res.accepted, 2);
+    list.items = NULL;
+    list.count = 0;
+    event_list_free(&list);
+}
+
+static int done_calls;
+static void on_done(void *ctx, const bsp_ingest_result *res) {
+    (void)ctx;
+    if (res->code == BSP_OK) done_calls++;
+}
+
+static void test_stop_drains_queue(void **state) {
+    fixture *f = *state;
+    done_calls = 0;
+    for (int i = 0; i < 50; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "[{\"type\":\"page\",\"anonymousId\":\"v%d\"}]", i);
+        bsp_event_list list = {0};
+        bsp_error err;
+        assert_int_equal(event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(),
+                                          &list, &err),
+                         BSP_OK);
+        assert_int_equal(ingest_submit(f->ing, list.items, list.count, on_done, NULL), BSP_OK);
+        list.items = NULL;
+        event_list_free(&list);
+    }
+    ingest_stop(f->ing);
+    assert_int_equal(done_calls, 50);
+    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    assert_int_equal(stats_of(f).events, 50);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resend_is_deduplicated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identify_merges_anonymous_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_merges_previous_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_known_users_do_not_merge_on_identify, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_erasure_removes_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_products_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("ingest", tests, NULL, NULL);
+}

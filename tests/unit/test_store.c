@@ -1,0 +1,721 @@
+/* test_store.c - the LMDB store against the contract of store.h: each call's
+ * success and failure paths, persistence across reopen, snapshots and aborts.
+ * Each test gets a fresh store in its own temporary directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+typedef struct fixture {
+    char dir[256];
+    bsp_store *st;
+} fixture;
+
+static const bsp_store_opts fast_opts = {.map_size = 0, .no_sync = true};
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void remove_tree(const char *dir) {
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof f->dir, "%s/bsp-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    bsp_err err = store_open(f->dir, &fast_opts, &f->st);
+    if (err != BSP_OK) {
+        fprintf(stderr, "store_open %s: %s\n", f->dir, bsp_err_name(err));
+        remove_tree(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    store_close(f->st);
+    remove_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+static void reopen(fixture *f) {
+    store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(store_open(f->dir, &fast_opts, &f->st), BSP_OK);
+}
+
+static bsp_txn *begin(fixture *f, bool write) {
+    bsp_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(f->st, write, &txn), BSP_OK);
+    assert_non_null(txn);
+    return txn;
+}
+
+static void assert_slice(bsp_slice s, const char *want) {
+    assert_int_equal(s.len, strlen(want));
+    assert_memory_equal(s.data, want, s.len);
+}
+
+/* Collects the seqs a scan or timeline call reports; stops after stop_after. */
+typedef struct seq_list {
+    uint64_t seqs[64];
+    size_t n;
+    size_t stop_after;
+} seq_list;
+
+static bsp_err collect_seq(void *ctx, uint64_t seq, bsp_slice json) {
+    seq_list *l = ctx;
+    assert_true(json.len > 0);
+    if (l->n < 64) l->seqs[l->n++] = seq;
+    return l->stop_after && l->n >= l->stop_after ? BSP_EBUSY : BSP_OK;
+}
+
+static uint64_t append(bsp_txn *txn, uint64_t pid, const char *json) {
+    uint64_t seq = 0;
+    assert_int_equal(store_event_append(txn, pid, json, strlen(json), &seq), BSP_OK);
+    return seq;
+}
+
+/* --- open, close, transactions ------------------------------------------- */
+
+static void test_open_creates_nested_dirs(void **state) {
+    fixture *f = *state;
+    char dir[320];
+    snprintf(dir, sizeof dir, "%s/a/b/c", f->dir);
+    bsp_store *st = NULL;
+    assert_int_equal(store_open(dir, NULL, &st), BSP_OK);
+    assert_non_null(st);
+    store_close(st);
+    assert_int_equal(access(dir, F_OK), 0);
+    store_close(NULL); /* a no-op */
+}
+
+static void test_open_fails_on_bad_dir(void **state) {
+    fixture *f = *state;
+    char file[320], under[400];
+    snprintf(file, sizeof file, "%s/plain-file", f->dir);
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    bsp_store *st = (bsp_store *)1;
+    assert_int_not_equal(store_open(file, NULL, &st), BSP_OK);
+    assert_null(st);
+    snprintf(under, sizeof under, "%s/sub", file);
+    assert_int_equal(store_open(under, NULL, &st), BSP_EIO);
+    assert_null(st);
+    assert_int_equal(store_open("", NULL, &st), BSP_EINVAL);
+}
+
+static void test_abort_discards_writes(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    assert_int_equal(store_meta_put(txn, "k", "v", 1), BSP_OK);
+    assert_int_equal(store_profile_put(txn, 7, "{}", 2), BSP_OK);
+    append(txn, 7, "{\"e\":1}");
+    store_txn_abort(txn);
+    store_txn_abort(NULL); /* a no-op */
+
+    txn = begin(f, false);
+    bsp_slice s;
+    assert_int_equal(store_meta_get(txn, "k", &s), BSP_ENOTFOUND);
+    assert_int_equal(store_profile_get(txn, 7, &s), BSP_ENOTFOUND);
+    assert_int_equal(store_event_get(txn, 1, &s), BSP_ENOTFOUND);
+    store_txn_abort(txn);
+}
+
+static void test_read_txn_sees_snapshot(void **state) {
+    fixture *f = *state;
+    bsp_txn *w = begin(f, true);
+    assert_int_equal(store_profile_put(w, 1, "old", 3), BSP_OK);
+    assert_int_equal(store_txn_commit(w), BSP_OK);
+
+    bsp_txn *r = begin(f, false);
+    bsp_slice s;
+    assert_int_equal(store_profile_get(r, 1, &s), BSP_OK);
+    assert_slice(s, "old");
+
+    w = begin(f, true);
+    assert_int_equal(store_profile_put(w, 1, "new", 3), BSP_OK);
+    assert_int_equal(store_profile_put(w, 2, "two", 3), BSP_OK);
+    assert_int_equal(store_txn_commit(w), BSP_OK);
+
+    assert_int_equal(store_profile_get(r, 1, &s), BSP_OK);
+    assert_slice(s, "old");
+    assert_int_equal(store_profile_get(r, 2, &s), BSP_ENOTFOUND);
+    store_txn_abort(r);
+
+    r = begin(f, false);
+    assert_int_equal(store_profile_get(r, 1, &s), BSP_OK);
+    assert_slice(s, "new");
+    store_txn_abort(r);
+}
+
+static void *abort_in_thread(void *arg) {
+    store_txn_abort(arg);
+    return NULL;
+}
+
+static void test_read_txn_ends_on_other_thread(void **state) {
+    fixture *f = *state;
+    bsp_txn *r = begin(f, false);
+    bsp_slice s;
+    assert_int_equal(store_meta_get(r, "nothing", &s), BSP_ENOTFOUND);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, abort_in_thread, r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    bsp_txn *w = begin(f, true);
+    assert_int_equal(store_meta_put(w, "x", "1", 1), BSP_OK);
+    assert_int_equal(store_txn_commit(w), BSP_OK);
+}
+
+static void test_write_in_read_txn_rejected(void **state) {
+    fixture *f = *state;
+    bsp_txn *r = begin(f, false);
+    uint64_t pid, seq;
+    assert_int_equal(store_meta_put(r, "k", "v", 1), BSP_EINVAL);
+    assert_int_equal(store_profile_put(r, 1, "{}", 2), BSP_EINVAL);
+    assert_int_equal(store_id_put(r, 'u', "alice", 1), BSP_EINVAL);
+    assert_int_equal(store_pid_next(r, &pid), BSP_EINVAL);
+    assert_int_equal(store_event_append(r, 1, "{}", 2, &seq), BSP_EINVAL);
+    assert_int_equal(store_product_put(r, "p", "{}", 2), BSP_EINVAL);
+    assert_int_equal(store_msgid_add(r, "m", 1, 1), BSP_EINVAL);
+    store_txn_abort(r);
+}
+
+static void test_map_full_is_store_error(void **state) {
+    fixture *f = *state;
+    char dir[320];
+    snprintf(dir, sizeof dir, "%s/small", f->dir);
+    bsp_store_opts opts = {.map_size = 1 << 20, .no_sync = true};
+    bsp_store *st = NULL;
+    assert_int_equal(store_open(dir, &opts, &st), BSP_OK);
+    size_t len = 2 << 20;
+    char *big = malloc(len);
+    assert_non_null(big);
+    memset(big, 'x', len);
+    bsp_txn *txn = NULL;
+    assert_int_equal(store_txn_begin(st, true, &txn), BSP_OK);
+    assert_int_equal(store_profile_put(txn, 1, big, len), BSP_ESTORE);
+    assert_int_equal(store_txn_commit(txn), BSP_ESTORE); /* and it is freed */
+    free(big);
+    assert_int_equal(store_txn_begin(st, false, &txn), BSP_OK);
+    bsp_slice s;
+    assert_int_equal(store_profile_get(txn, 1, &s), BSP_ENOTFOUND);
+    store_txn_abort(txn);
+    store_close(st);
+}
+
+/* --- meta and counters ---------------------------------------------------- */
+
+static void test_meta_round_trip(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    bsp_slice s;
+    assert_int_equal(store_meta_get(txn, "write_key", &s), BSP_ENOTFOUND);
+    assert_int_equal(store_meta_put(txn, "write_key", "abc\0def", 7), BSP_OK);
+    assert_int_equal(store_meta_get(txn, "write_key", &s), BSP_OK);
+    assert_int_equal(s.len, 7);
+    assert_memory_equal(s.data, "abc\0def", 7);
+    assert_int_equal(store_meta_put(txn, "empty", "", 0), BSP_OK);
+    assert_int_equal(store_meta_put(txn, "", "v", 1), BSP_EINVAL);
+    assert_int_equal(store_meta_get(txn, "", &s), BSP_EINVAL);
+    assert_int_equal(store_meta_get(txn, NULL, &s), BSP_EINVAL);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    reopen(f);
+    txn = begin(f, false);
+    assert_int_equal(store_meta_get(txn, "write_key", &s), BSP_OK);
+    assert_memory_equal(s.data, "abc\0def", 7);
+    assert_int_equal(store_meta_get(txn, "empty", &s), BSP_OK);
+    assert_int_equal(s.len, 0);
+    store_txn_abort(txn);
+}
+
+static void test_pid_counter_persists(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    uint64_t pid;
+    for (uint64_t want = 1; want <= 3; want++) {
+        assert_int_equal(store_pid_next(txn, &pid), BSP_OK);
+        assert_int_equal(pid, want);
+    }
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, true); /* an aborted allocation is not persisted */
+    assert_int_equal(store_pid_next(txn, &pid), BSP_OK);
+    assert_int_equal(pid, 4);
+    store_txn_abort(txn);
+
+    reopen(f);
+    txn = begin(f, true);
+    assert_int_equal(store_pid_next(txn, &pid), BSP_OK);
+    assert_int_equal(pid, 4);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    bsp_slice s;
+    assert_int_equal(store_meta_get(txn, "next_pid", &s), BSP_OK);
+    assert_int_equal(s.len, 8);
+    store_txn_abort(txn);
+}
+
+/* --- identities ------------------------------------------------------------ */
+
+static void test_id_put_get_del(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    uint64_t pid = 0;
+    assert_int_equal(store_id_get(txn, 'u', "alice", &pid), BSP_ENOTFOUND);
+    assert_int_equal(store_id_put(txn, 'u', "alice", 42), BSP_OK);
+    assert_int_equal(store_id_put(txn, 'a', "alice", 7), BSP_OK);
+    assert_int_equal(store_id_get(txn, 'u', "alice", &pid), BSP_OK);
+    assert_int_equal(pid, 42);
+    assert_int_equal(store_id_get(txn, 'a', "alice", &pid), BSP_OK);
+    assert_int_equal(pid, 7);
+    assert_int_equal(store_id_put(txn, 'u', "alice", 43), BSP_OK); /* overwrite */
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, true);
+    assert_int_equal(store_id_get(txn, 'u', "alice", &pid), BSP_OK);
+    assert_int_equal(pid, 43);
+    assert_int_equal(store_id_del(txn, 'u', "alice"), BSP_OK);
+    assert_int_equal(store_id_get(txn, 'u', "alice", &pid), BSP_ENOTFOUND);
+    assert_int_equal(store_id_del(txn, 'u', "alice"), BSP_ENOTFOUND);
+    assert_int_equal(store_id_get(txn, 'a', "alice", &pid), BSP_OK);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+static void test_id_invalid(void **state) {
+    fixture *f = *state;
+    char id[300];
+    memset(id, 'x', sizeof id);
+    id[256] = '\0'; /* 256 bytes: too long */
+    bsp_txn *txn = begin(f, true);
+    uint64_t pid;
+    assert_int_equal(store_id_put(txn, 'u', id, 1), BSP_EINVAL);
+    assert_int_equal(store_id_get(txn, 'u', id, &pid), BSP_EINVAL);
+    assert_int_equal(store_id_del(txn, 'u', id), BSP_EINVAL);
+    id[255] = '\0'; /* 255 bytes: the longest allowed */
+    assert_int_equal(store_id_put(txn, 'u', id, 1), BSP_OK);
+    assert_int_equal(store_id_get(txn, 'u', id, &pid), BSP_OK);
+    assert_int_equal(pid, 1);
+    assert_int_equal(store_id_put(txn, 'x', "bob", 1), BSP_EINVAL);
+    assert_int_equal(store_id_get(txn, 'x', "bob", &pid), BSP_EINVAL);
+    assert_int_equal(store_id_put(txn, 'u', "", 1), BSP_EINVAL);
+    assert_int_equal(store_id_put(txn, 'u', NULL, 1), BSP_EINVAL);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+/* --- profiles ---------------------------------------------------------------- */
+
+typedef struct pid_list {
+    uint64_t pids[16];
+    size_t n;
+    size_t stop_after;
+} pid_list;
+
+static bsp_err collect_pid(void *ctx, uint64_t pid, bsp_slice json) {
+    pid_list *l = ctx;
+    (void)json;
+    if (l->n < 16) l->pids[l->n++] = pid;
+    return l->stop_after && l->n >= l->stop_after ? BSP_EBUSY : BSP_OK;
+}
+
+static void test_profile_put_get_del_scan(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    bsp_slice s;
+    assert_int_equal(store_profile_get(txn, 1, &s), BSP_ENOTFOUND);
+    assert_int_equal(store_profile_del(txn, 1), BSP_ENOTFOUND);
+    /* 256 sorts after 2 only if keys are big-endian */
+    assert_int_equal(store_profile_put(txn, 256, "{\"p\":256}", 9), BSP_OK);
+    assert_int_equal(store_profile_put(txn, 2, "{\"p\":2}", 7), BSP_OK);
+    assert_int_equal(store_profile_put(txn, 1, "{\"p\":1}", 7), BSP_OK);
+    assert_int_equal(store_profile_get(txn, 2, &s), BSP_OK);
+    assert_slice(s, "{\"p\":2}");
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    pid_list all = {0};
+    assert_int_equal(store_profiles_scan(txn, collect_pid, &all), BSP_OK);
+    assert_int_equal(all.n, 3);
+    assert_int_equal(all.pids[0], 1);
+    assert_int_equal(all.pids[1], 2);
+    assert_int_equal(all.pids[2], 256);
+    pid_list two = {.stop_after = 2};
+    assert_int_equal(store_profiles_scan(txn, collect_pid, &two), BSP_EBUSY);
+    assert_int_equal(two.n, 2);
+    store_txn_abort(txn);
+
+    txn = begin(f, true);
+    assert_int_equal(store_profile_del(txn, 2), BSP_OK);
+    assert_int_equal(store_profile_get(txn, 2, &s), BSP_ENOTFOUND);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+static void test_profiles_scan_empty(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, false);
+    pid_list all = {0};
+    assert_int_equal(store_profiles_scan(txn, collect_pid, &all), BSP_OK);
+    assert_int_equal(all.n, 0);
+    store_txn_abort(txn);
+}
+
+/* --- events ---------------------------------------------------------------- */
+
+static void test_event_append_and_get(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    bsp_slice s;
+    assert_int_equal(store_event_get(txn, 1, &s), BSP_ENOTFOUND);
+    assert_int_equal(append(txn, 1, "{\"n\":1}"), 1);
+    assert_int_equal(append(txn, 2, "{\"n\":2}"), 2);
+    assert_int_equal(store_event_append(txn, 1, "{\"n\":3}", 7, NULL), BSP_OK);
+    assert_int_equal(store_event_get(txn, 2, &s), BSP_OK);
+    assert_slice(s, "{\"n\":2}");
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    reopen(f);
+    txn = begin(f, true);
+    assert_int_equal(append(txn, 1, "{\"n\":4}"), 4);
+    assert_int_equal(store_event_get(txn, 3, &s), BSP_OK);
+    assert_slice(s, "{\"n\":3}");
+    assert_int_equal(store_event_get(txn, 5, &s), BSP_ENOTFOUND);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+static void test_seq_never_reused_after_delete(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    append(txn, 1, "{\"a\":1}");
+    append(txn, 2, "{\"b\":1}");
+    append(txn, 2, "{\"b\":2}");
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, true);
+    uint64_t deleted = 0;
+    assert_int_equal(store_events_delete(txn, 2, &deleted), BSP_OK);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    reopen(f);
+    txn = begin(f, true);
+    assert_int_equal(append(txn, 1, "{\"a\":2}"), 4);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+static void test_timeline_newest_first(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    uint64_t mine[5];
+    for (int i = 0; i < 5; i++) {
+        mine[i] = append(txn, 10, "{\"mine\":1}");
+        append(txn, 9, "{\"before\":1}"); /* neighbours on both sides */
+        append(txn, 11, "{\"after\":1}");
+    }
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    seq_list all = {0};
+    assert_int_equal(store_profile_events(txn, 10, UINT64_MAX, 100, collect_seq, &all), BSP_OK);
+    assert_int_equal(all.n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(all.seqs[i], mine[4 - i]);
+
+    /* paging: two at a time, each page strictly below the last seq seen */
+    seq_list page = {0};
+    assert_int_equal(store_profile_events(txn, 10, UINT64_MAX, 2, collect_seq, &page), BSP_OK);
+    assert_int_equal(page.n, 2);
+    assert_int_equal(page.seqs[1], mine[3]);
+    seq_list next = {0};
+    assert_int_equal(store_profile_events(txn, 10, page.seqs[1], 2, collect_seq, &next), BSP_OK);
+    assert_int_equal(next.n, 2);
+    assert_int_equal(next.seqs[0], mine[2]);
+    assert_int_equal(next.seqs[1], mine[1]);
+
+    /* before_seq between entries, below all, limit 0 */
+    seq_list mid = {0};
+    assert_int_equal(store_profile_events(txn, 10, mine[2] + 1, 10, collect_seq, &mid), BSP_OK);
+    assert_int_equal(mid.n, 3);
+    assert_int_equal(mid.seqs[0], mine[2]);
+    seq_list none = {0};
+    assert_int_equal(store_profile_events(txn, 10, mine[0], 10, collect_seq, &none), BSP_OK);
+    assert_int_equal(none.n, 0);
+    assert_int_equal(store_profile_events(txn, 10, UINT64_MAX, 0, collect_seq, &none), BSP_OK);
+    assert_int_equal(store_profile_events(txn, 99, UINT64_MAX, 10, collect_seq, &none), BSP_OK);
+    assert_int_equal(store_profile_events(txn, 0, UINT64_MAX, 10, collect_seq, &none), BSP_OK);
+    assert_int_equal(none.n, 0);
+
+    /* the last profile in the index, reached from past the end */
+    seq_list last = {0};
+    assert_int_equal(store_profile_events(txn, 11, UINT64_MAX, 10, collect_seq, &last), BSP_OK);
+    assert_int_equal(last.n, 5);
+
+    /* the callback stops the walk */
+    seq_list stop = {.stop_after = 1};
+    assert_int_equal(store_profile_events(txn, 10, UINT64_MAX, 10, collect_seq, &stop), BSP_EBUSY);
+    assert_int_equal(stop.n, 1);
+    store_txn_abort(txn);
+}
+
+static void test_events_rekey(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    uint64_t a1 = append(txn, 5, "{\"anon\":1}");
+    uint64_t b1 = append(txn, 3, "{\"user\":1}");
+    uint64_t a2 = append(txn, 5, "{\"anon\":2}");
+    uint64_t c1 = append(txn, 4, "{\"other\":1}");
+    assert_int_equal(store_events_rekey(txn, 5, 3), BSP_OK);
+    assert_int_equal(store_events_rekey(txn, 3, 3), BSP_OK);  /* a no-op */
+    assert_int_equal(store_events_rekey(txn, 77, 3), BSP_OK); /* nothing to move */
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    seq_list to = {0}, from = {0}, other = {0};
+    assert_int_equal(store_profile_events(txn, 3, UINT64_MAX, 10, collect_seq, &to), BSP_OK);
+    assert_int_equal(to.n, 3);
+    assert_int_equal(to.seqs[0], a2);
+    assert_int_equal(to.seqs[1], b1);
+    assert_int_equal(to.seqs[2], a1);
+    assert_int_equal(store_profile_events(txn, 5, UINT64_MAX, 10, collect_seq, &from), BSP_OK);
+    assert_int_equal(from.n, 0);
+    assert_int_equal(store_profile_events(txn, 4, UINT64_MAX, 10, collect_seq, &other), BSP_OK);
+    assert_int_equal(other.n, 1);
+    assert_int_equal(other.seqs[0], c1);
+    store_txn_abort(txn);
+
+    txn = begin(f, true); /* towards a higher pid too */
+    assert_int_equal(store_events_rekey(txn, 3, 9), BSP_OK);
+    seq_list nine = {0};
+    assert_int_equal(store_profile_events(txn, 9, UINT64_MAX, 10, collect_seq, &nine), BSP_OK);
+    assert_int_equal(nine.n, 3);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+static void test_events_delete(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    uint64_t gone1 = append(txn, 8, "{\"x\":1}");
+    uint64_t kept = append(txn, 9, "{\"y\":1}");
+    uint64_t gone2 = append(txn, 8, "{\"x\":2}");
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, true);
+    uint64_t deleted = 99;
+    assert_int_equal(store_events_delete(txn, 8, &deleted), BSP_OK);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(store_events_delete(txn, 8, NULL), BSP_OK);
+    assert_int_equal(store_events_delete(txn, 8, &deleted), BSP_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    bsp_slice s;
+    assert_int_equal(store_event_get(txn, gone1, &s), BSP_ENOTFOUND);
+    assert_int_equal(store_event_get(txn, gone2, &s), BSP_ENOTFOUND);
+    assert_int_equal(store_event_get(txn, kept, &s), BSP_OK);
+    seq_list l = {0};
+    assert_int_equal(store_profile_events(txn, 8, UINT64_MAX, 10, collect_seq, &l), BSP_OK);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(store_profile_events(txn, 9, UINT64_MAX, 10, collect_seq, &l), BSP_OK);
+    assert_int_equal(l.n, 1);
+    store_txn_abort(txn);
+}
+
+static void test_events_scan(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    for (int i = 0; i < 300; i++)
+        append(txn, (uint64_t)(i % 7), "{\"i\":1}");
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    seq_list from = {0};
+    assert_int_equal(store_events_scan(txn, 255, collect_seq, &from), BSP_OK);
+    assert_int_equal(from.n, 46); /* 255..300, across the one-byte boundary */
+    for (size_t i = 0; i < from.n; i++)
+        assert_int_equal(from.seqs[i], 255 + i);
+    seq_list stop = {.stop_after = 3};
+    assert_int_equal(store_events_scan(txn, 0, collect_seq, &stop), BSP_EBUSY);
+    assert_int_equal(stop.n, 3);
+    assert_int_equal(stop.seqs[0], 1);
+    seq_list past = {0};
+    assert_int_equal(store_events_scan(txn, 301, collect_seq, &past), BSP_OK);
+    assert_int_equal(past.n, 0);
+    store_txn_abort(txn);
+}
+
+/* --- de-duplication ---------------------------------------------------------- */
+
+static void test_msgid_duplicate(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    uint64_t seq = 0;
+    assert_int_equal(store_msgid_get(txn, "m-1", 3, &seq), BSP_ENOTFOUND);
+    assert_int_equal(store_msgid_add(txn, "m-1", 3, 11), BSP_OK);
+    assert_int_equal(store_msgid_add(txn, "m-1", 3, 12), BSP_EEXISTS);
+    assert_int_equal(store_msgid_get(txn, "m-1", 3, &seq), BSP_OK);
+    assert_int_equal(seq, 11);
+    /* a duplicate does not spoil the transaction */
+    assert_int_equal(store_msgid_add(txn, "m-2", 3, 13), BSP_OK);
+    assert_int_equal(store_msgid_add(txn, NULL, 3, 1), BSP_EINVAL);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    reopen(f);
+    txn = begin(f, true);
+    assert_int_equal(store_msgid_add(txn, "m-2", 3, 14), BSP_EEXISTS);
+    assert_int_equal(store_msgid_get(txn, "m-2", 3, &seq), BSP_OK);
+    assert_int_equal(seq, 13);
+    assert_int_equal(store_msgid_get(txn, "m-2x", 4, &seq), BSP_ENOTFOUND);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+/* --- products -------------------------------------------------------------- */
+
+typedef struct product_list {
+    char ids[8][16];
+    size_t n;
+    size_t stop_after;
+} product_list;
+
+static bsp_err collect_product(void *ctx, bsp_slice id, bsp_slice json) {
+    product_list *l = ctx;
+    assert_true(json.len > 0);
+    assert_true(id.len < 16);
+    if (l->n < 8) {
+        memcpy(l->ids[l->n], id.data, id.len);
+        l->ids[l->n++][id.len] = '\0';
+    }
+    return l->stop_after && l->n >= l->stop_after ? BSP_EBUSY : BSP_OK;
+}
+
+static void test_products(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    bsp_slice s;
+    assert_int_equal(store_product_get(txn, "sku-2", &s), BSP_ENOTFOUND);
+    assert_int_equal(store_product_del(txn, "sku-2"), BSP_ENOTFOUND);
+    assert_int_equal(store_product_put(txn, "sku-2", "{\"n\":2}", 7), BSP_OK);
+    assert_int_equal(store_product_put(txn, "sku-1", "{\"n\":1}", 7), BSP_OK);
+    assert_int_equal(store_product_put(txn, "sku-3", "{\"n\":3}", 7), BSP_OK);
+    assert_int_equal(store_product_put(txn, "", "{}", 2), BSP_EINVAL);
+    assert_int_equal(store_product_get(txn, NULL, &s), BSP_EINVAL);
+    char longid[600];
+    memset(longid, 'p', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    assert_int_equal(store_product_put(txn, longid, "{}", 2), BSP_EINVAL);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, true);
+    assert_int_equal(store_product_get(txn, "sku-2", &s), BSP_OK);
+    assert_slice(s, "{\"n\":2}");
+    assert_int_equal(store_product_put(txn, "sku-2", "{\"n\":22}", 8), BSP_OK);
+    assert_int_equal(store_product_get(txn, "sku-2", &s), BSP_OK);
+    assert_slice(s, "{\"n\":22}");
+    assert_int_equal(store_product_del(txn, "sku-3"), BSP_OK);
+    assert_int_equal(store_product_get(txn, "sku-3", &s), BSP_ENOTFOUND);
+    product_list all = {0};
+    assert_int_equal(store_products_scan(txn, collect_product, &all), BSP_OK);
+    assert_int_equal(all.n, 2);
+    assert_string_equal(all.ids[0], "sku-1");
+    assert_string_equal(all.ids[1], "sku-2");
+    product_list one = {.stop_after = 1};
+    assert_int_equal(store_products_scan(txn, collect_product, &one), BSP_EBUSY);
+    assert_int_equal(one.n, 1);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+/* --- statistics -------------------------------------------------------------- */
+
+static void test_stats(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, false);
+    bsp_store_stats st;
+    assert_int_equal(store_stats(txn, &st), BSP_OK);
+    assert_int_equal(st.profiles + st.events + st.products + st.identities + st.last_seq, 0);
+    assert_true(st.map_used_bytes > 0);
+    store_txn_abort(txn);
+
+    txn = begin(f, true);
+    assert_int_equal(store_profile_put(txn, 1, "{}", 2), BSP_OK);
+    assert_int_equal(store_profile_put(txn, 2, "{}", 2), BSP_OK);
+    assert_int_equal(store_id_put(txn, 'u', "u1", 1), BSP_OK);
+    assert_int_equal(store_id_put(txn, 'a', "a1", 1), BSP_OK);
+    assert_int_equal(store_id_put(txn, 'a', "a2", 2), BSP_OK);
+    assert_int_equal(store_product_put(txn, "p", "{}", 2), BSP_OK);
+    for (int i = 0; i < 4; i++)
+        append(txn, 1, "{}");
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, true);
+    assert_int_equal(store_events_delete(txn, 1, NULL), BSP_OK);
+    append(txn, 2, "{}");
+    assert_int_equal(store_stats(txn, &st), BSP_OK); /* sees its own writes */
+    assert_int_equal(st.events, 1);
+    assert_int_equal(st.last_seq, 5);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    assert_int_equal(store_stats(txn, &st), BSP_OK);
+    assert_int_equal(st.profiles, 2);
+    assert_int_equal(st.events, 1);
+    assert_int_equal(st.products, 1);
+    assert_int_equal(st.identities, 3);
+    assert_int_equal(st.last_seq, 5);
+    assert_true(st.map_used_bytes >= 4096);
+    store_txn_abort(txn);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void) {
+    if (!getenv("BSP_TEST_LOG")) bsp_log_set_level(BSP_LOG_ERROR + 1); /* failure tests log */
+    const struct CMUnitTest tests[] = {
+        T(test_open_creates_nested_dirs),
+        T(test_open_fails_on_bad_dir),
+        T(test_abort_discards_writes),
+        T(test_read_txn_sees_snapshot),
+        T(test_read_txn_ends_on_other_thread),
+        T(test_write_in_read_txn_rejected),
+        T(test_map_full_is_store_error),
+        T(test_meta_round_trip),
+        T(test_pid_counter_persists),
+        T(test_id_put_get_del),
+        T(test_id_invalid),
+        T(test_profile_put_get_del_scan),
+        T(test_profiles_scan_empty),
+        T(test_event_append_and_get),
+        T(test_seq_never_reused_after_delete),
+        T(test_timeline_newest_first),
+        T(test_events_rekey),
+        T(test_events_delete),
+        T(test_events_scan),
+        T(test_msgid_duplicate),
+        T(test_products),
+        T(test_stats),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
