@@ -15,14 +15,13 @@
 #define BESPOKE_VERSION "0.1.0"
 
 static void usage_main(FILE *out) {
-    fprintf(out,
-            "usage: bespoke <command> [flags]\n\n"
-            "commands:\n"
-            "  serve      run the HTTP server (collection and admin API)\n"
-            "  import     bulk-import history (Segment JSONL or Online Retail CSV)\n"
-            "  simulate   write a synthetic clickstream as Segment JSONL\n"
-            "  version    print the version\n\n"
-            "'bespoke <command> --help' lists a command's flags.\n");
+    fprintf(out, "usage: bespoke <command> [flags]\n\n"
+                 "commands:\n"
+                 "  serve      run the HTTP server (collection and admin API)\n"
+                 "  import     bulk-import history (Segment JSONL or Online Retail CSV)\n"
+                 "  simulate   write a synthetic clickstream as Segment JSONL\n"
+                 "  version    print the version\n\n"
+                 "'bespoke <command> --help' lists a command's flags.\n");
 }
 
 static void usage_serve(FILE *out) {
@@ -51,14 +50,13 @@ static void usage_import(FILE *out) {
 }
 
 static void usage_simulate(FILE *out) {
-    fprintf(out,
-            "usage: bespoke simulate --events N --out FILE [flags]\n\n"
-            "  --events N           events to write (K/M suffixes allowed)\n"
-            "  --out FILE           output file, '-' for standard output\n"
-            "  --seed N             random seed (1); same seed, same output\n"
-            "  --products N         catalog size (2000)\n"
-            "  --visitors N         distinct shoppers (events / 20)\n"
-            "  --catalog            write the catalog as product JSONL instead\n");
+    fprintf(out, "usage: bespoke simulate --events N --out FILE [flags]\n\n"
+                 "  --events N           events to write (K/M suffixes allowed)\n"
+                 "  --out FILE           output file, '-' for standard output\n"
+                 "  --seed N             random seed (1); same seed, same output\n"
+                 "  --products N         catalog size (2000)\n"
+                 "  --visitors N         distinct shoppers (events / 20)\n"
+                 "  --catalog            write the catalog as product JSONL instead\n");
 }
 
 static bool wants_help(int argc, char **argv) {
@@ -69,20 +67,27 @@ static bool wants_help(int argc, char **argv) {
 
 static void apply_log_level(const char *lvl) {
     if (!lvl) return;
-    if (!strcmp(lvl, "debug")) bsp_log_set_level(BSP_LOG_DEBUG);
-    else if (!strcmp(lvl, "warn")) bsp_log_set_level(BSP_LOG_WARN);
-    else if (!strcmp(lvl, "error")) bsp_log_set_level(BSP_LOG_ERROR);
-    else bsp_log_set_level(BSP_LOG_INFO);
+    if (!strcmp(lvl, "debug"))
+        bsp_log_set_level(BSP_LOG_DEBUG);
+    else if (!strcmp(lvl, "warn"))
+        bsp_log_set_level(BSP_LOG_WARN);
+    else if (!strcmp(lvl, "error"))
+        bsp_log_set_level(BSP_LOG_ERROR);
+    else
+        bsp_log_set_level(BSP_LOG_INFO);
 }
 
 static int cmd_serve(int argc, char **argv) {
     enum { O_LISTEN = 1, O_DATA, O_WKEY, O_AKEY, O_THREADS, O_QUEUE, O_WEB, O_LOG };
-    static const struct option longopts[] = {
-        {"listen", required_argument, 0, O_LISTEN}, {"data", required_argument, 0, O_DATA},
-        {"write-key", required_argument, 0, O_WKEY}, {"admin-key", required_argument, 0, O_AKEY},
-        {"threads", required_argument, 0, O_THREADS}, {"queue-max", required_argument, 0, O_QUEUE},
-        {"web", required_argument, 0, O_WEB},       {"log-level", required_argument, 0, O_LOG},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"listen", required_argument, 0, O_LISTEN},
+                                             {"data", required_argument, 0, O_DATA},
+                                             {"write-key", required_argument, 0, O_WKEY},
+                                             {"admin-key", required_argument, 0, O_AKEY},
+                                             {"threads", required_argument, 0, O_THREADS},
+                                             {"queue-max", required_argument, 0, O_QUEUE},
+                                             {"web", required_argument, 0, O_WEB},
+                                             {"log-level", required_argument, 0, O_LOG},
+                                             {0, 0, 0, 0}};
     const char *flag[O_LOG + 1] = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -134,9 +139,12 @@ static int cmd_import(int argc, char **argv) {
     bool progress = true;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == 'd') data = optarg;
-        else if (c == 'f') format = optarg;
-        else if (c == 'n') progress = false;
+        if (c == 'd')
+            data = optarg;
+        else if (c == 'f')
+            format = optarg;
+        else if (c == 'n')
+            progress = false;
         else {
             usage_import(stderr);
             return 2;
@@ -148,8 +156,10 @@ static int cmd_import(int argc, char **argv) {
         return 2;
     }
     bsp_import_format fmt;
-    if (!strcmp(format, "segment-jsonl")) fmt = BSP_IMPORT_SEGMENT_JSONL;
-    else if (!strcmp(format, "online-retail")) fmt = BSP_IMPORT_ONLINE_RETAIL;
+    if (!strcmp(format, "segment-jsonl"))
+        fmt = BSP_IMPORT_SEGMENT_JSONL;
+    else if (!strcmp(format, "online-retail"))
+        fmt = BSP_IMPORT_ONLINE_RETAIL;
     else {
         fprintf(stderr, "bespoke import: unknown format '%s' (segment-jsonl, online-retail)\n",
                 format);
@@ -184,25 +194,33 @@ static int cmd_import(int argc, char **argv) {
 }
 
 static int cmd_simulate(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"events", required_argument, 0, 'e'},   {"out", required_argument, 0, 'o'},
-        {"seed", required_argument, 0, 's'},     {"products", required_argument, 0, 'p'},
-        {"visitors", required_argument, 0, 'v'}, {"catalog", no_argument, 0, 'c'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"events", required_argument, 0, 'e'},
+                                             {"out", required_argument, 0, 'o'},
+                                             {"seed", required_argument, 0, 's'},
+                                             {"products", required_argument, 0, 'p'},
+                                             {"visitors", required_argument, 0, 'v'},
+                                             {"catalog", no_argument, 0, 'c'},
+                                             {0, 0, 0, 0}};
     bsp_sim_opts opts = {.seed = 1};
     const char *out_path = NULL;
     uint64_t v;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         bool ok = true;
-        if (c == 'o') out_path = optarg;
-        else if (c == 'c') opts.catalog_only = true;
+        if (c == 'o')
+            out_path = optarg;
+        else if (c == 'c')
+            opts.catalog_only = true;
         else if (c == 'e' || c == 's' || c == 'p' || c == 'v') {
             ok = bsp_parse_size(optarg, &v);
-            if (c == 'e') opts.events = v;
-            else if (c == 's') opts.seed = v;
-            else if (c == 'p') opts.products = (uint32_t)v;
-            else opts.visitors = (uint32_t)v;
+            if (c == 'e')
+                opts.events = v;
+            else if (c == 's')
+                opts.seed = v;
+            else if (c == 'p')
+                opts.products = (uint32_t)v;
+            else
+                opts.visitors = (uint32_t)v;
         } else
             ok = false;
         if (!ok) {

@@ -21,8 +21,8 @@
 #include "ingest/ingest.h"
 #include "store/store.h"
 
-#define API_KEY_MAX 128                       /* longest accepted key, with NUL */
-#define API_BULK_MAX_BYTES (16u * 1024 * 1024) /* POST /v1/admin/products, decoded */
+#define API_KEY_MAX 128                           /* longest accepted key, with NUL */
+#define API_BULK_MAX_BYTES (16u * 1024 * 1024)    /* POST /v1/admin/products, decoded */
 #define API_DISCARD_MAX_BYTES (64u * 1024 * 1024) /* body thrown away before we hang up */
 
 /* --- routes ---------------------------------------------------------------- */
@@ -63,7 +63,7 @@ unsigned api_method_parse(const char *method);
 /* Matches a raw (still percent-encoded) path. For routes with an id, *id_raw
  * and *id_len give the id's undecoded bytes inside path. */
 api_route api_route_match(const char *path, bool web_files, const char **id_raw, size_t *id_len);
-unsigned api_route_methods(api_route r); /* METHOD_* bits */
+unsigned api_route_methods(api_route r);  /* METHOD_* bits */
 const char *api_route_label(api_route r); /* "/v1/admin/profiles/{id}" */
 bool api_route_is_collect(api_route r);
 bool api_route_is_admin(api_route r);
@@ -83,9 +83,9 @@ typedef struct api_server {
     size_t write_key_len;
     char admin_key[API_KEY_MAX];
     size_t admin_key_len;
-    atomic_bool draining;        /* shutting down: no new ingest work */
-    atomic_uint ingest_users;    /* HTTP threads inside an ingest_* call */
-    atomic_uint requests_open;   /* requests begun and not yet completed */
+    atomic_bool draining;         /* shutting down: no new ingest work */
+    atomic_uint ingest_users;     /* HTTP threads inside an ingest_* call */
+    atomic_uint requests_open;    /* requests begun and not yet completed */
     struct MHD_Response *success; /* shared {"success":true} for callers without Origin */
     _Atomic uint64_t requests[ROUTE_COUNT][API_STATUS_SLOTS];
 } api_server;
@@ -105,15 +105,15 @@ enum api_async { ASYNC_NONE, ASYNC_WAITING, ASYNC_DONE };
 typedef struct api_req {
     api_server *srv;
     struct MHD_Connection *conn;
-    const char *url;       /* raw path, owned by MHD for the request's life */
+    const char *url; /* raw path, owned by MHD for the request's life */
     api_route route;
     unsigned method;
-    char *id;              /* decoded id from the path (admin), owned */
-    bsp_buf body;          /* the upload as received, then decoded in place */
-    size_t body_max;       /* decoded size limit */
+    char *id;        /* decoded id from the path (admin), owned */
+    bsp_buf body;    /* the upload as received, then decoded in place */
+    size_t body_max; /* decoded size limit */
     enum api_encoding encoding;
-    size_t discarded;      /* upload bytes dropped because an answer is decided */
-    bsp_error pending;     /* code != BSP_OK: the answer is this error */
+    size_t discarded;  /* upload bytes dropped because an answer is decided */
+    bsp_error pending; /* code != BSP_OK: the answer is this error */
     /* Collection, while the writer commits. */
     atomic_int async;
     bsp_ingest_result result;
@@ -134,8 +134,8 @@ enum MHD_Result api_reply_buf(api_req *req, int status, bsp_buf *body);
 /* text must outlive the response (a literal). */
 enum MHD_Result api_reply_static(api_req *req, int status, const char *text);
 enum MHD_Result api_reply_error(api_req *req, const bsp_error *err);
-enum MHD_Result api_reply_errorf(api_req *req, bsp_err code, const char *at, const char *fmt,
-                                 ...) __attribute__((format(printf, 4, 5)));
+enum MHD_Result api_reply_errorf(api_req *req, bsp_err code, const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 enum MHD_Result api_reply_success(api_req *req); /* 200 {"success":true} */
 /* Adds the common headers (CORS, Content-Type) and queues. Takes resp. */
 enum MHD_Result api_queue(api_req *req, int status, struct MHD_Response *resp,

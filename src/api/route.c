@@ -38,15 +38,23 @@ static const struct {
     const char *path;
     api_route route;
 } exact_paths[] = {
-    {"/v1/track", ROUTE_TRACK},       {"/v1/t", ROUTE_TRACK},
-    {"/v1/identify", ROUTE_IDENTIFY}, {"/v1/i", ROUTE_IDENTIFY},
-    {"/v1/page", ROUTE_PAGE},         {"/v1/p", ROUTE_PAGE},
-    {"/v1/screen", ROUTE_SCREEN},     {"/v1/s", ROUTE_SCREEN},
-    {"/v1/group", ROUTE_GROUP},       {"/v1/g", ROUTE_GROUP},
-    {"/v1/alias", ROUTE_ALIAS},       {"/v1/a", ROUTE_ALIAS},
-    {"/v1/batch", ROUTE_BATCH},       {"/v1/b", ROUTE_BATCH},
+    {"/v1/track", ROUTE_TRACK},
+    {"/v1/t", ROUTE_TRACK},
+    {"/v1/identify", ROUTE_IDENTIFY},
+    {"/v1/i", ROUTE_IDENTIFY},
+    {"/v1/page", ROUTE_PAGE},
+    {"/v1/p", ROUTE_PAGE},
+    {"/v1/screen", ROUTE_SCREEN},
+    {"/v1/s", ROUTE_SCREEN},
+    {"/v1/group", ROUTE_GROUP},
+    {"/v1/g", ROUTE_GROUP},
+    {"/v1/alias", ROUTE_ALIAS},
+    {"/v1/a", ROUTE_ALIAS},
+    {"/v1/batch", ROUTE_BATCH},
+    {"/v1/b", ROUTE_BATCH},
     {"/beacon/v1/batch", ROUTE_BEACON_BATCH},
-    {"/healthz", ROUTE_HEALTHZ},      {"/metrics", ROUTE_METRICS},
+    {"/healthz", ROUTE_HEALTHZ},
+    {"/metrics", ROUTE_METRICS},
     {"/v1/admin/stats", ROUTE_ADMIN_STATS},
     {"/v1/admin/products", ROUTE_ADMIN_PRODUCTS},
 };
@@ -55,9 +63,8 @@ unsigned api_method_parse(const char *method) {
     static const struct {
         const char *name;
         unsigned bit;
-    } methods[] = {{"GET", METHOD_GET},       {"POST", METHOD_POST},
-                   {"OPTIONS", METHOD_OPTIONS}, {"HEAD", METHOD_HEAD},
-                   {"PUT", METHOD_PUT},       {"DELETE", METHOD_DELETE}};
+    } methods[] = {{"GET", METHOD_GET},   {"POST", METHOD_POST}, {"OPTIONS", METHOD_OPTIONS},
+                   {"HEAD", METHOD_HEAD}, {"PUT", METHOD_PUT},   {"DELETE", METHOD_DELETE}};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
         if (strcmp(method, methods[i].name) == 0) return methods[i].bit;
     return METHOD_OTHER;
@@ -101,8 +108,7 @@ static api_route match_prefixed(const char *path, const char **id_raw, size_t *i
     return ROUTE_OTHER;
 }
 
-api_route api_route_match(const char *path, bool web_files, const char **id_raw,
-                          size_t *id_len) {
+api_route api_route_match(const char *path, bool web_files, const char **id_raw, size_t *id_len) {
     *id_raw = NULL;
     *id_len = 0;
     for (size_t i = 0; i < sizeof exact_paths / sizeof exact_paths[0]; i++)

@@ -240,7 +240,7 @@ bsp_err catalog_product_from_json(const cJSON *body, const char *id_from_path, i
     *out = NULL;
     if (!cJSON_IsObject(body))
         return bsp_error_set(err, BSP_EINVAL, "", "a product must be a JSON object");
-    const char *id;
+    const char *id = NULL;
     if (product_id(body, id_from_path, &id, err)) return err->code;
     cJSON *p = cJSON_CreateObject();
     if (!p || !add_string(p, "id", id)) {

@@ -21,7 +21,14 @@
 /* Validates and normalizes a product sent by the shop. id_from_path, when not
  * NULL, is the id in the URL and must agree with the body's id (or fill it).
  * Returns a new normalized object in *out (caller owns) or an error with the
- * field's path in err->at. */
+ * field's path in err->at ("price", "tags[2]", "category[1]").
+ *
+ * id is a non-empty string of at most BSP_PRODUCT_ID_MAX bytes (a number is
+ * a wrong type here). A body that is not an object is BSP_EINVAL; a wrong
+ * type or value BSP_ETYPE; a normalized product over BSP_PRODUCT_MAX_BYTES
+ * BSP_ETOOBIG. currency is uppercased; null fields are dropped; a repeated
+ * key keeps its first value; updated_at is always now_ms (ISO); unknown
+ * top-level fields move under attributes (explicit attributes win). */
 bsp_err catalog_product_from_json(const cJSON *body, const char *id_from_path, int64_t now_ms,
                                   cJSON **out, bsp_error *err);
 
@@ -29,13 +36,26 @@ bsp_err catalog_product_from_json(const cJSON *body, const char *id_from_path, i
  * sku; name, category, brand, price, url, image_url, currency). Calls fn for
  * each product the event mentions (one for Product Viewed, each of
  * products[] for Order Completed / cart events). fn gets a new normalized
- * object it must free. */
+ * object it must free.
+ *
+ * Single-product events: Product Viewed, Product Clicked, Product Added,
+ * Product Removed, Product Added to Wishlist. products[] events: Order
+ * Completed, Order Updated, Checkout Started, Cart Viewed, Order Refunded,
+ * Order Cancelled (names compared ignoring case). Being sent by browsers,
+ * values are taken leniently: numeric ids become strings, a numeric string
+ * price is a price, the order's currency applies to products without one,
+ * and a bad value is skipped rather than an error; a product with no usable
+ * id is skipped. Learnt products carry "source":"events" and updated_at =
+ * the event's time. */
 typedef void (*catalog_learn_fn)(void *ctx, cJSON *product);
 void catalog_learn_from_event(const bsp_event *ev, catalog_learn_fn fn, void *ctx);
 
 /* Merges learnt facts into a stored product (existing explicit values win
- * over learnt ones unless the stored one came only from events). Returns a
- * new object; either argument may be NULL. */
+ * over learnt ones unless the stored one came only from events, i.e. has
+ * "source":"events"; then learnt values replace them). A shop's product
+ * never gains "source"; its updated_at moves to the learnt one only when a
+ * field was added. Returns a new object; either argument may be NULL (both
+ * NULL, or out of memory: NULL). */
 cJSON *catalog_merge_learnt(const cJSON *stored, const cJSON *learnt);
 
 #endif

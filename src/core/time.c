@@ -62,7 +62,8 @@ bool bsp_time_parse(const char *s, int64_t *out_ms) {
                     p++;
                 }
                 if (digits == 0) return false;
-                for (; digits < 3; digits++) ms *= 10;
+                for (; digits < 3; digits++)
+                    ms *= 10;
             }
         }
         if (h > 23 || mi > 59 || sec > 60) return false;

@@ -11,7 +11,8 @@
 bsp_err bsp_buf_reserve(bsp_buf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return BSP_OK;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) cap *= 2;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
     char *data = realloc(b->data, cap);
     if (!data) return BSP_ENOMEM;
     b->data = data;
@@ -102,9 +103,12 @@ bool bsp_parse_size(const char *s, uint64_t *out) {
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s) return false;
     uint64_t mul = 1;
-    if (*end == 'k' || *end == 'K') mul = 1000, end++;
-    else if (*end == 'm' || *end == 'M') mul = 1000000, end++;
-    else if (*end == 'g' || *end == 'G') mul = 1000000000, end++;
+    if (*end == 'k' || *end == 'K')
+        mul = 1000, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1000000, end++;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1000000000, end++;
     if (*end) return false;
     *out = (uint64_t)v * mul;
     return true;

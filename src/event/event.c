@@ -18,8 +18,6 @@
 
 #include "json/json.h"
 
-#define WRITE_KEY_MAX (sizeof(((bsp_event_list *)0)->write_key) - 1)
-
 static const struct {
     const char *name;
     const char *short_name;
@@ -234,7 +232,7 @@ static bsp_err event_time(const msg_fields *f, int64_t received_ms, const char *
 }
 
 static bsp_err check_write_key(const cJSON *v, const char *prefix, bsp_error *err) {
-    return check_string(v, "writeKey", WRITE_KEY_MAX, false, prefix, err);
+    return check_string(v, "writeKey", BSP_WRITE_KEY_MAX_BYTES, false, prefix, err);
 }
 
 static bsp_err validate_message(const cJSON *msg, msg_fields *f, bsp_event_type forced,
@@ -257,11 +255,13 @@ static void delete_item(cJSON *obj, cJSON *item) {
     if (item) cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
 }
 
-/* Replaces item (may be NULL: then adds) with a new string; false on ENOMEM. */
+/* Replaces item, obj's first member named key (NULL: adds one), with a new
+ * string; false on ENOMEM. */
 static bool put_string(cJSON *obj, cJSON *item, const char *key, const char *value) {
     cJSON *s = cJSON_CreateString(value);
     if (!s) return false;
-    if (item) return cJSON_ReplaceItemViaPointer(obj, item, s);
+    /* By key, so the new item gets its name; item is the key's first match. */
+    if (item) return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, s);
     return cJSON_AddItemToObject(obj, key, s);
 }
 
@@ -448,15 +448,20 @@ void event_list_free(bsp_event_list *list) {
 static void take_write_key(bsp_event_list *list, const cJSON *v) {
     if (list->write_key[0] || !cJSON_IsString(v)) return;
     size_t len = strlen(v->valuestring);
-    if (len == 0 || len > WRITE_KEY_MAX) return;
+    if (len == 0 || len > BSP_WRITE_KEY_MAX_BYTES) return;
     memcpy(list->write_key, v->valuestring, len + 1);
 }
 
+/* The rejects array grows geometrically: its capacity is 4, 8, 16, ...
+ * whenever count reaches 4 or a larger power of two. */
 static bsp_err add_reject(bsp_event_list *list, size_t index, const bsp_error *e) {
-    bsp_event_reject *grown =
-        realloc(list->rejects, (list->reject_count + 1) * sizeof *list->rejects);
-    if (!grown) return BSP_ENOMEM;
-    list->rejects = grown;
+    size_t n = list->reject_count;
+    if (n == 0 || (n >= 4 && (n & (n - 1)) == 0)) {
+        size_t cap = n == 0 ? 4 : n * 2;
+        bsp_event_reject *grown = realloc(list->rejects, cap * sizeof *list->rejects);
+        if (!grown) return BSP_ENOMEM;
+        list->rejects = grown;
+    }
     list->rejects[list->reject_count++] = (bsp_event_reject){.index = index, .error = *e};
     return BSP_OK;
 }

@@ -4,14 +4,25 @@
  *
  * A normalized event is a JSON object in Segment's shape with:
  *   type        "track" | "identify" | "page" | "screen" | "group" | "alias"
- *   messageId   as sent, or generated ("bsp-" + 32 hex) when absent
- *   userId / anonymousId   strings (numbers are converted; "" means absent)
- *   timestamp   ISO 8601: timestamp, else originalTimestamp, else receivedAt
- *   receivedAt  when Bespoke received it
- *   traits      identify/group traits; for RudderStack, context.traits too
+ *   messageId   as sent, or generated ("bsp-" + 32 hex) when absent or ""
+ *   userId / anonymousId   strings (numbers are converted; "" and null mean
+ *               absent and are removed); at least one is required
+ *   timestamp   ISO 8601 UTC ("...T...Z"): timestamp, else originalTimestamp,
+ *               else receivedAt; an unparsable one is an error
+ *   receivedAt  when Bespoke received it (a client's value is replaced)
+ *   traits      identify/group traits; for RudderStack identify,
+ *               context.traits fill what top-level traits lack
  *   event, name, properties, context, integrations, previousId, groupId
- * Unknown top-level fields are kept (they are the sender's data); writeKey is
- * removed so the key never reaches storage. */
+ *               (groupId and previousId numbers are converted to strings)
+ * Required: track needs event; alias needs previousId and userId; group needs
+ * groupId. traits, context, properties and integrations must be objects when
+ * present (null is dropped). Unknown top-level fields (sentAt, channel, ...)
+ * are kept: they are the sender's data. writeKey is removed so the key never
+ * reaches storage.
+ *
+ * Errors: a wrong type, a missing required field or a value over a length
+ * limit (ids, names, writeKey) is BSP_ETYPE with `at` the field's JSON path;
+ * an event whose normalized text is over BSP_EVENT_MAX_BYTES is BSP_ETOOBIG. */
 #ifndef BSP_EVENT_H
 #define BSP_EVENT_H
 
@@ -19,11 +30,12 @@
 
 #include "core/core.h"
 
-#define BSP_EVENT_MAX_BYTES (32 * 1024)   /* one event, as received */
+#define BSP_EVENT_MAX_BYTES (32 * 1024)    /* one event, normalized (ev->text) */
 #define BSP_REQUEST_MAX_BYTES (500 * 1024) /* one request body, decoded */
 #define BSP_BATCH_MAX_EVENTS 2500          /* events in one batch */
 #define BSP_ID_MAX_BYTES 255               /* userId, anonymousId, messageId, previousId */
-#define BSP_NAME_MAX_BYTES 200             /* track event name, page name */
+#define BSP_NAME_MAX_BYTES 200             /* track event name, page/screen name */
+#define BSP_WRITE_KEY_MAX_BYTES 127        /* a body's writeKey (fits write_key) */
 
 typedef enum bsp_event_type {
     BSP_EV_TRACK,
@@ -37,9 +49,9 @@ typedef enum bsp_event_type {
 
 typedef struct bsp_event {
     bsp_event_type type;
-    int64_t ts_ms;           /* event time (see timestamp above) */
-    const char *message_id;  /* the strings below point into json */
-    const char *user_id;     /* NULL when anonymous */
+    int64_t ts_ms;          /* event time (see timestamp above) */
+    const char *message_id; /* the strings below point into json */
+    const char *user_id;    /* NULL when anonymous */
     const char *anonymous_id;
     const char *previous_id; /* alias only */
     const char *name;        /* track: event; page/screen: name; else NULL */
@@ -58,11 +70,13 @@ const char *event_type_name(bsp_event_type t);
  * means "read msg.type" (batches). batch_ctx and batch_integrations (may be
  * NULL) are merged under the message's own context/integrations. at_prefix
  * ("" or "batch[3]") prefixes error positions. On error fills err (BSP_ETYPE
- * for a wrong field with its path, BSP_ETOOBIG over the size limits) and the
- * event is left empty. */
+ * for a wrong field with its path, or at at_prefix itself when msg is not an
+ * object; BSP_ETOOBIG over the size limits) and the event is left empty
+ * (all zero; event_free is safe). err may be NULL. The event owns its json
+ * and text; moving the struct (e.g. into ingest) keeps its pointers valid. */
 bsp_err event_from_json(const cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
-                        const cJSON *batch_integrations, int64_t received_ms,
-                        const char *at_prefix, bsp_event *out, bsp_error *err);
+                        const cJSON *batch_integrations, int64_t received_ms, const char *at_prefix,
+                        bsp_event *out, bsp_error *err);
 
 void event_free(bsp_event *ev); /* frees contents, not ev itself */
 
@@ -78,15 +92,32 @@ typedef struct bsp_event_list {
     size_t count;
     bsp_event_reject *rejects; /* messages of a batch that were invalid */
     size_t reject_count;
-    char write_key[128];       /* body's writeKey, "" if none */
+    char write_key[BSP_WRITE_KEY_MAX_BYTES + 1]; /* body's writeKey, "" if none */
 } bsp_event_list;
 
 /* Parses a whole body (already decompressed). route_type is the route's type,
  * or BSP_EV_TYPE_COUNT for /v1/batch, whose body is {"batch":[...], context,
- * integrations, writeKey} (a bare array is accepted too). Policy: in a batch,
- * valid messages are kept and invalid ones listed in rejects; the call fails
- * only when the body itself is bad (not JSON, too large, not an object) or no
- * message at all is valid (then err describes the first reject). */
+ * integrations, writeKey} (a bare array of messages is accepted too). In a
+ * batch every message needs a valid `type`; errors are placed at
+ * "batch[i].field" ("[i].field" for a bare array). Batch-level context and
+ * integrations are deep-merged under each message's own (the message wins).
+ *
+ * Limits: a body over BSP_REQUEST_MAX_BYTES or a batch of more than
+ * BSP_BATCH_MAX_EVENTS messages is BSP_ETOOBIG; bad JSON is BSP_EPARSE at
+ * "line L, column C"; nesting deeper than BSP_JSON_MAX_DEPTH is BSP_ETOOBIG.
+ * A single-type route needs an object body and a batch route an object with
+ * a "batch" array or an array (else BSP_EINVAL; "batch" of the wrong type,
+ * or a batch-level context/integrations that is not an object, BSP_ETYPE).
+ *
+ * Policy: in a batch, valid messages are kept and invalid ones listed in
+ * rejects (with their index and error); the call fails only when the body
+ * itself is bad or no message at all is valid (then err is the first
+ * reject's error). An empty batch is valid and yields no events.
+ *
+ * write_key is the body's top-level writeKey, else the first message's that
+ * has one. It is filled as soon as the body parses, even when the call then
+ * fails, so the caller can answer 401 before 422. On failure out holds no
+ * events but may hold rejects; event_list_free is always safe to call. */
 bsp_err event_parse_body(const char *body, size_t len, bsp_event_type route_type,
                          int64_t received_ms, bsp_event_list *out, bsp_error *err);
 void event_list_free(bsp_event_list *list);

@@ -19,7 +19,10 @@
 #include "core/core.h"
 #include "ingest/ingest.h"
 
-typedef enum bsp_import_format { BSP_IMPORT_SEGMENT_JSONL, BSP_IMPORT_ONLINE_RETAIL } bsp_import_format;
+typedef enum bsp_import_format {
+    BSP_IMPORT_SEGMENT_JSONL,
+    BSP_IMPORT_ONLINE_RETAIL
+} bsp_import_format;
 
 typedef struct bsp_import_summary {
     uint64_t rows;       /* lines or CSV rows read */
@@ -63,9 +66,9 @@ typedef struct bsp_or_row {
     const char *description;
     const char *customer;
     const char *country;
-    int64_t quantity;    /* |quantity| < 10^7 */
-    int64_t unit_price;  /* |price| < 10^7 pounds, at most 4 decimals */
-    int64_t ts_ms;       /* InvoiceDate, UTC */
+    int64_t quantity;   /* |quantity| < 10^7 */
+    int64_t unit_price; /* |price| < 10^7 pounds, at most 4 decimals */
+    int64_t ts_ms;      /* InvoiceDate, UTC */
 } bsp_or_row;
 
 /* True when header (one line, any case, optional UTF-8 BOM) is the header of

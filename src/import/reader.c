@@ -175,7 +175,12 @@ const char *reader_line(bsp_reader *r, size_t *len, bool *too_long) {
             else fill(r);
             continue;
         }
-        if (nl) return take(r, (size_t)(nl - (r->buf + r->pos)), 1, len);
+        if (nl) {
+            size_t n = (size_t)(nl - (r->buf + r->pos));
+            if (n <= BSP_CSV_MAX_LINE) return take(r, n, 1, len);
+            if (too_long) *too_long = true;
+            return take(r, BSP_CSV_MAX_LINE, n - BSP_CSV_MAX_LINE + 1, len);
+        }
         if (avail > BSP_CSV_MAX_LINE) {
             if (too_long) *too_long = true;
             r->skipping = true;

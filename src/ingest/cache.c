@@ -15,7 +15,8 @@ static size_t bucket_of(const pcache *c, uint64_t pid) {
 
 bsp_err pcache_init(pcache *c, size_t capacity) {
     size_t n = 1024;
-    while (n < capacity * 2) n *= 2;
+    while (n < capacity * 2)
+        n *= 2;
     c->buckets = calloc(n, sizeof *c->buckets);
     if (!c->buckets) return BSP_ENOMEM;
     c->nbuckets = n;
@@ -26,10 +27,14 @@ bsp_err pcache_init(pcache *c, size_t capacity) {
 }
 
 static void lru_unlink(pcache *c, pentry *e) {
-    if (e->lru_prev) e->lru_prev->lru_next = e->lru_next;
-    else c->lru_head = e->lru_next;
-    if (e->lru_next) e->lru_next->lru_prev = e->lru_prev;
-    else c->lru_tail = e->lru_prev;
+    if (e->lru_prev)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        c->lru_head = e->lru_next;
+    if (e->lru_next)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        c->lru_tail = e->lru_prev;
     e->lru_prev = e->lru_next = NULL;
 }
 
@@ -67,7 +72,8 @@ pentry *pcache_put(pcache *c, bsp_profile *p) {
 
 void pcache_remove(pcache *c, uint64_t pid) {
     pentry **link = &c->buckets[bucket_of(c, pid)];
-    while (*link && (*link)->pid != pid) link = &(*link)->hash_next;
+    while (*link && (*link)->pid != pid)
+        link = &(*link)->hash_next;
     pentry *e = *link;
     if (!e) return;
     *link = e->hash_next;
@@ -87,7 +93,8 @@ void pcache_evict(pcache *c) {
 }
 
 void pcache_clear(pcache *c) {
-    while (c->lru_head) pcache_remove(c, c->lru_head->pid);
+    while (c->lru_head)
+        pcache_remove(c, c->lru_head->pid);
 }
 
 void pcache_free(pcache *c) {

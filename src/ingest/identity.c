@@ -68,6 +68,18 @@ static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, 
     return BSP_OK;
 }
 
+/* An unknown userId arriving with an anonymousId whose profile belongs to
+ * someone else is a new person on a shared device, not that someone. */
+static bsp_err new_user_on_shared_device(bsp_ingest *ing, bsp_txn *txn, const id_ref *refs,
+                                         const bsp_event *ev, uint64_t *target) {
+    if (ev->type == BSP_EV_ALIAS || refs[0].kind != 'u' || refs[0].pid) return BSP_OK;
+    pentry *e;
+    bsp_err rc = writer_profile(ing, txn, *target, &e);
+    if (rc) return rc;
+    if (has_other_user(e->profile, refs[0].id)) *target = 0;
+    return BSP_OK;
+}
+
 /* Picks the profile the event lands on: the userId's, else the first known. */
 static uint64_t choose_target(const id_ref *refs, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -112,14 +124,14 @@ static bsp_err link_ids(bsp_ingest *ing, bsp_txn *txn, id_ref *refs, size_t n, u
     return rc;
 }
 
-bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev,
-                               uint64_t *pid) {
+bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t *pid) {
     id_ref refs[3];
     size_t n = 0;
     bsp_err rc = BSP_OK;
     if (ev->user_id) refs[n++] = (id_ref){'u', ev->user_id, 0};
     if (ev->anonymous_id) refs[n++] = (id_ref){'a', ev->anonymous_id, 0};
-    for (size_t i = 0; i < n && !rc; i++) rc = lookup(txn, &refs[i]);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = lookup(txn, &refs[i]);
     if (!rc && ev->type == BSP_EV_ALIAS && ev->previous_id) {
         refs[n] = (id_ref){'a', ev->previous_id, 0};
         rc = lookup_previous(txn, &refs[n]);
@@ -129,6 +141,8 @@ bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *e
     if (n == 0) return BSP_EINVAL;
 
     uint64_t target = choose_target(refs, n);
+    if (target) rc = new_user_on_shared_device(ing, txn, refs, ev, &target);
+    if (rc) return rc;
     if (!target) {
         rc = store_pid_next(txn, &target);
         if (rc) return rc;

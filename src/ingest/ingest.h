@@ -73,7 +73,7 @@ typedef struct bsp_ingest_metrics {
     uint64_t events_duplicate;
     uint64_t commits;
     uint64_t commit_failures;
-    uint64_t queue_depth;      /* events waiting now */
+    uint64_t queue_depth;                            /* events waiting now */
     uint64_t lat_counts[BSP_INGEST_LAT_BUCKETS + 1]; /* last = +Inf */
     double lat_sum_us;
 } bsp_ingest_metrics;

@@ -84,7 +84,6 @@ bsp_err writer_flush(bsp_ingest *ing, bsp_txn *txn);
 
 /* Finds or creates the profile an event belongs to, linking and merging
  * identities as Segment does. */
-bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev,
-                               uint64_t *pid);
+bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t *pid);
 
 #endif

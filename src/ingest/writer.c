@@ -151,8 +151,10 @@ static bsp_err apply_work(bsp_ingest *ing, bsp_txn *txn, work *w) {
         bool dup;
         bsp_err rc = apply_event(ing, txn, &w->events[i], &dup);
         if (rc) return rc;
-        if (dup) w->res.duplicates++;
-        else w->res.accepted++;
+        if (dup)
+            w->res.duplicates++;
+        else
+            w->res.accepted++;
     }
     return BSP_OK;
 }
@@ -161,13 +163,15 @@ static bsp_err apply_work(bsp_ingest *ing, bsp_txn *txn, work *w) {
 
 static void record_latency(bsp_ingest *ing, uint64_t us) {
     size_t b = 0;
-    while (b < BSP_INGEST_LAT_BUCKETS && (double)us > bsp_ingest_lat_bounds_us[b]) b++;
+    while (b < BSP_INGEST_LAT_BUCKETS && (double)us > bsp_ingest_lat_bounds_us[b])
+        b++;
     atomic_fetch_add(&ing->m_lat[b], 1);
     atomic_fetch_add(&ing->m_lat_sum_us, us);
 }
 
 static void free_work(work *w) {
-    for (size_t i = 0; i < w->count; i++) event_free(&w->events[i]);
+    for (size_t i = 0; i < w->count; i++)
+        event_free(&w->events[i]);
     free(w->events);
     free(w);
 }
@@ -178,7 +182,8 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
     bsp_txn *txn;
     bsp_err rc = store_txn_begin(ing->st, true, &txn);
     if (rc) return rc;
-    for (work *w = list; w && !rc; w = w->next) rc = apply_work(ing, txn, w);
+    for (work *w = list; w && !rc; w = w->next)
+        rc = apply_work(ing, txn, w);
     if (!rc) rc = writer_flush(ing, txn);
     if (rc) {
         store_txn_abort(txn);
@@ -217,7 +222,8 @@ static void finish_works(bsp_ingest *ing, work *list, bsp_err rc) {
     while (list) {
         work *next = list->next;
         list->res.code = rc ? rc : (list->kind == WORK_JOB ? list->job_rc : BSP_OK);
-        if (rc) list->res.accepted = list->res.duplicates = 0;
+        if (rc)
+            list->res.accepted = list->res.duplicates = 0;
         else {
             atomic_fetch_add(&ing->m_events, list->res.accepted);
             atomic_fetch_add(&ing->m_dups, list->res.duplicates);
@@ -232,7 +238,8 @@ static void *writer_main(void *arg) {
     bsp_ingest *ing = arg;
     pthread_mutex_lock(&ing->mu);
     for (;;) {
-        while (!ing->head && !ing->stopping) pthread_cond_wait(&ing->cv_work, &ing->mu);
+        while (!ing->head && !ing->stopping)
+            pthread_cond_wait(&ing->cv_work, &ing->mu);
         if (!ing->head) break; /* stopping and drained */
         work *batch = take_batch(ing);
         pthread_cond_broadcast(&ing->cv_room);
@@ -294,12 +301,15 @@ static bsp_err enqueue(bsp_ingest *ing, work *w, bool wait) {
            ing->queued_events + w->count > ing->queue_max)
         pthread_cond_wait(&ing->cv_room, &ing->mu);
     bsp_err rc = BSP_OK;
-    if (ing->stopping) rc = BSP_EUNAVAIL;
+    if (ing->stopping)
+        rc = BSP_EUNAVAIL;
     else if (ing->queued_events + w->count > ing->queue_max && (!wait || ing->queued_events > 0))
         rc = BSP_EBUSY; /* a waiting submitter larger than the bound goes alone */
     if (!rc) {
-        if (ing->tail) ing->tail->next = w;
-        else ing->head = w;
+        if (ing->tail)
+            ing->tail->next = w;
+        else
+            ing->head = w;
         ing->tail = w;
         ing->queued_events += w->count;
         pthread_cond_signal(&ing->cv_work);
@@ -312,8 +322,8 @@ bsp_err ingest_submit(bsp_ingest *ing, bsp_event *events, size_t count, ingest_d
                       void *ctx) {
     work *w = calloc(1, sizeof *w);
     if (!w) return BSP_ENOMEM;
-    *w = (work){.kind = WORK_EVENTS, .events = events, .count = count, .done = done,
-                .done_ctx = ctx};
+    *w = (work){
+        .kind = WORK_EVENTS, .events = events, .count = count, .done = done, .done_ctx = ctx};
     bsp_err rc = enqueue(ing, w, false);
     if (rc) free(w); /* the caller keeps the events */
     return rc;
@@ -346,7 +356,8 @@ static bsp_err submit_and_wait(bsp_ingest *ing, work *w, bsp_ingest_result *res)
     if (rc) free(w); /* not queued: the caller keeps what w pointed at */
     if (!rc) {
         pthread_mutex_lock(&wt.mu);
-        while (!wt.done) pthread_cond_wait(&wt.cv, &wt.mu);
+        while (!wt.done)
+            pthread_cond_wait(&wt.cv, &wt.mu);
         pthread_mutex_unlock(&wt.mu);
         rc = wt.res.code;
         if (res) *res = wt.res;
@@ -384,6 +395,7 @@ void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {
     pthread_mutex_lock(&ing->mu);
     out->queue_depth = ing->queued_events;
     pthread_mutex_unlock(&ing->mu);
-    for (size_t i = 0; i <= BSP_INGEST_LAT_BUCKETS; i++) out->lat_counts[i] = atomic_load(&ing->m_lat[i]);
+    for (size_t i = 0; i <= BSP_INGEST_LAT_BUCKETS; i++)
+        out->lat_counts[i] = atomic_load(&ing->m_lat[i]);
     out->lat_sum_us = (double)atomic_load(&ing->m_lat_sum_us);
 }

@@ -13,11 +13,14 @@ static int text_depth(const char *s, size_t len) {
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
             continue;
         }
-        if (c == '"') in_str = true;
+        if (c == '"')
+            in_str = true;
         else if (c == '{' || c == '[') {
             if (++depth > max) max = depth;
         } else if (c == '}' || c == ']')
@@ -153,11 +156,21 @@ bsp_err json_write_string(bsp_buf *out, const char *s) {
         const char *piece = NULL;
         size_t n = 0;
         switch (*p) {
-        case '"': piece = "\\\"", n = 2; break;
-        case '\\': piece = "\\\\", n = 2; break;
-        case '\n': piece = "\\n", n = 2; break;
-        case '\r': piece = "\\r", n = 2; break;
-        case '\t': piece = "\\t", n = 2; break;
+        case '"':
+            piece = "\\\"", n = 2;
+            break;
+        case '\\':
+            piece = "\\\\", n = 2;
+            break;
+        case '\n':
+            piece = "\\n", n = 2;
+            break;
+        case '\r':
+            piece = "\\r", n = 2;
+            break;
+        case '\t':
+            piece = "\\t", n = 2;
+            break;
         default:
             if (*p < 0x20) {
                 memcpy(esc, "\\u00", 4);
@@ -173,8 +186,8 @@ bsp_err json_write_string(bsp_buf *out, const char *s) {
 }
 
 bsp_err json_write_error(bsp_buf *out, const bsp_error *err) {
-    bsp_err rc = bsp_buf_printf(out, "{\"error\":{\"code\":\"%s\",\"message\":",
-                                bsp_err_name(err->code));
+    bsp_err rc =
+        bsp_buf_printf(out, "{\"error\":{\"code\":\"%s\",\"message\":", bsp_err_name(err->code));
     if (!rc) rc = json_write_string(out, err->message[0] ? err->message : bsp_err_name(err->code));
     if (!rc) rc = bsp_buf_puts(out, ",\"at\":");
     if (!rc) rc = err->at[0] ? json_write_string(out, err->at) : bsp_buf_puts(out, "null");

@@ -130,11 +130,11 @@ static profile_device device_from_type(const char *type) {
         const char *name;
         profile_device device;
     } known[] = {
-        {"mobile", PROFILE_DEVICE_MOBILE},   {"phone", PROFILE_DEVICE_MOBILE},
+        {"mobile", PROFILE_DEVICE_MOBILE},     {"phone", PROFILE_DEVICE_MOBILE},
         {"smartphone", PROFILE_DEVICE_MOBILE}, {"ios", PROFILE_DEVICE_MOBILE},
-        {"android", PROFILE_DEVICE_MOBILE},  {"tablet", PROFILE_DEVICE_TABLET},
-        {"ipad", PROFILE_DEVICE_TABLET},     {"desktop", PROFILE_DEVICE_DESKTOP},
-        {"pc", PROFILE_DEVICE_DESKTOP},      {"computer", PROFILE_DEVICE_DESKTOP},
+        {"android", PROFILE_DEVICE_MOBILE},    {"tablet", PROFILE_DEVICE_TABLET},
+        {"ipad", PROFILE_DEVICE_TABLET},       {"desktop", PROFILE_DEVICE_DESKTOP},
+        {"pc", PROFILE_DEVICE_DESKTOP},        {"computer", PROFILE_DEVICE_DESKTOP},
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcasecmp(type, known[i].name) == 0) return known[i].device;
@@ -216,13 +216,18 @@ static void on_products_searched(bsp_profile *p, const cJSON *props, bool latest
 
 static void apply_track(bsp_profile *p, const char *name, const cJSON *props, int64_t ts_ms,
                         bool latest) {
-    if (strcmp(name, "Product Viewed") == 0) on_product_viewed(p, props, ts_ms);
-    else if (strcmp(name, "Product Added") == 0) on_product_added(p, props, ts_ms);
-    else if (strcmp(name, "Product Removed") == 0) on_product_removed(p, props);
-    else if (strcmp(name, "Order Completed") == 0) on_order_completed(p, props, ts_ms);
+    if (strcmp(name, "Product Viewed") == 0)
+        on_product_viewed(p, props, ts_ms);
+    else if (strcmp(name, "Product Added") == 0)
+        on_product_added(p, props, ts_ms);
+    else if (strcmp(name, "Product Removed") == 0)
+        on_product_removed(p, props);
+    else if (strcmp(name, "Order Completed") == 0)
+        on_order_completed(p, props, ts_ms);
     else if (strcmp(name, "Order Refunded") == 0 || strcmp(name, "Order Cancelled") == 0)
         on_order_reversed(p, props);
-    else if (strcmp(name, "Products Searched") == 0) on_products_searched(p, props, latest);
+    else if (strcmp(name, "Products Searched") == 0)
+        on_products_searched(p, props, latest);
 }
 
 /* --- the event ----------------------------------------------------------- */

@@ -53,16 +53,30 @@ static void w_close(writer *w, char c) {
     w->need_comma = true;
 }
 
+/* Keys are this file's own constants: nothing to escape. */
 static void w_key(writer *w, const char *key) {
     w_comma(w);
-    if (!w->rc) w->rc = json_write_string(w->out, key);
-    w_raw(w, ":", 1);
+    w_raw(w, "\"", 1);
+    w_raw(w, key, strlen(key));
+    w_raw(w, "\":", 2);
     w->need_comma = false;
 }
 
+/* Strings without quotes, backslashes or control characters (nearly all)
+ * are copied in one piece; others go through the escaping writer. */
 static void w_str(writer *w, const char *s) {
     w_comma(w);
-    if (!w->rc) w->rc = json_write_string(w->out, s);
+    size_t len = 0;
+    while ((unsigned char)s[len] >= 0x20 && s[len] != '"' && s[len] != '\\')
+        len++;
+    if (s[len] != '\0') {
+        if (!w->rc) w->rc = json_write_string(w->out, s);
+        return;
+    }
+    if (!w->rc) w->rc = bsp_buf_reserve(w->out, len + 2);
+    w_raw(w, "\"", 1);
+    w_raw(w, s, len);
+    w_raw(w, "\"", 1);
 }
 
 static void w_int(writer *w, int64_t v) {
@@ -72,20 +86,37 @@ static void w_int(writer *w, int64_t v) {
     w_raw(w, tmp, (size_t)n);
 }
 
-/* The shortest of %.15g, %.16g, %.17g that reads back as the same double. */
-static void w_num(writer *w, double v) {
-    char tmp[40];
-    int n = 1;
-    if (!isfinite(v)) {
-        strcpy(tmp, "0");
-    } else {
-        for (int digits = 15; digits <= 17; digits++) {
-            n = snprintf(tmp, sizeof tmp, "%.*g", digits, v);
-            if (strtod(tmp, NULL) == v) break;
-        }
+#define JSON_SAFE_INT 9007199254740992.0 /* 2^53: larger integers lose bits */
+
+/* Formats v so that strtod gives back the same bits: whole numbers as
+ * integers; money with the shortest of %.15g, %.16g, %.17g (19.99 stays
+ * 19.99); scores, which rarely have a short form, with %.17g at once, as
+ * each failed attempt costs a printf and a strtod. */
+static int format_double(char *tmp, size_t cap, double v, bool shortest) {
+    if (!isfinite(v)) return snprintf(tmp, cap, "0");
+    if (v == trunc(v) && fabs(v) < JSON_SAFE_INT && !(v == 0 && signbit(v)))
+        return snprintf(tmp, cap, "%" PRId64, (int64_t)v);
+    int n = 0;
+    for (int digits = shortest ? 15 : 17; digits <= 17; digits++) {
+        n = snprintf(tmp, cap, "%.*g", digits, v);
+        if (digits == 17 || strtod(tmp, NULL) == v) break;
     }
+    return n;
+}
+
+static void w_double(writer *w, double v, bool shortest) {
+    char tmp[40];
+    int n = format_double(tmp, sizeof tmp, v, shortest);
     w_comma(w);
     w_raw(w, tmp, (size_t)n);
+}
+
+static void w_num(writer *w, double v) {
+    w_double(w, v, true);
+}
+
+static void w_score(writer *w, double v) {
+    w_double(w, v, false);
 }
 
 static void w_json(writer *w, const cJSON *item) {
@@ -115,7 +146,8 @@ static void w_list_field(writer *w, const char *key, const strlist *l) {
     if (l->count == 0) return;
     w_key(w, key);
     w_open(w, '[');
-    for (size_t i = 0; i < l->count; i++) w_str(w, l->items[i]);
+    for (size_t i = 0; i < l->count; i++)
+        w_str(w, l->items[i]);
     w_close(w, ']');
 }
 
@@ -144,7 +176,7 @@ static void w_decay(writer *w, const char *key, const decay_table *t) {
     for (size_t i = 0; i < t->count; i++) {
         w_open(w, '[');
         w_str(w, t->entries[i].name);
-        w_num(w, t->entries[i].score);
+        w_score(w, t->entries[i].score);
         w_close(w, ']');
     }
     w_close(w, ']');
@@ -219,8 +251,6 @@ typedef struct reader {
     bsp_err rc;
 } reader;
 
-#define JSON_SAFE_INT 9007199254740992.0 /* 2^53: larger integers lose bits */
-
 static bool is_int(const cJSON *v) {
     return cJSON_IsNumber(v) && v->valuedouble == trunc(v->valuedouble) &&
            fabs(v->valuedouble) <= JSON_SAFE_INT;
@@ -293,8 +323,10 @@ static void r_cart_line(reader *r, const cJSON *line) {
         return r_fail(r);
     size_t before = r->p->cart.count;
     cart_add(&r->p->cart, id->valuestring, (int64_t)qty->valuedouble, true, price->valuedouble);
-    if (cart_find(&r->p->cart, id->valuestring) == SIZE_MAX) r->rc = BSP_ENOMEM;
-    else if (r->p->cart.count == before) r_fail(r); /* duplicate product */
+    if (cart_find(&r->p->cart, id->valuestring) == SIZE_MAX)
+        r->rc = BSP_ENOMEM;
+    else if (r->p->cart.count == before)
+        r_fail(r); /* duplicate product */
 }
 
 static void r_cart(reader *r) {

@@ -25,8 +25,10 @@ static void merge_missing(cJSON *dst, const cJSON *src) {
 
 static void merge_traits(bsp_profile *into, const bsp_profile *from) {
     if (!from->traits) return;
-    if (into->traits) merge_missing(into->traits, from->traits);
-    else into->traits = cJSON_Duplicate(from->traits, true);
+    if (into->traits)
+        merge_missing(into->traits, from->traits);
+    else
+        into->traits = cJSON_Duplicate(from->traits, true);
 }
 
 static void merge_consent(bsp_profile *into, const bsp_profile *from) {
@@ -78,7 +80,8 @@ static void merge_cart(bsp_profile *into, const bsp_profile *from) {
     }
 }
 
-/* into's entries first, then from's that into lacks. */
+/* into's entries first, then from's that into lacks; purchased keeps its
+ * cap by dropping its oldest entries, as it does for new purchases. */
 static void merge_products(bsp_profile *into, const bsp_profile *from) {
     strlist *recent = &into->recently_viewed;
     for (size_t i = 0; i < from->recently_viewed.count && recent->count < BSP_PROFILE_RECENT_MAX;
@@ -87,8 +90,7 @@ static void merge_products(bsp_profile *into, const bsp_profile *from) {
         if (strlist_find(recent, id) == SIZE_MAX) strlist_insert(recent, recent->count, id);
     }
     for (size_t i = 0; i < from->purchased.count; i++)
-        strlist_add_unique(&into->purchased, from->purchased.items[i], PROFILE_PURCHASED_MAX,
-                           true);
+        strlist_add_unique(&into->purchased, from->purchased.items[i], PROFILE_PURCHASED_MAX, true);
     decay_merge(&into->categories, &from->categories);
     decay_merge(&into->brands, &from->brands);
 }

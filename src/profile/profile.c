@@ -59,7 +59,8 @@ void strlist_add_unique(strlist *l, const char *s, size_t max, bool drop_oldest)
     if (strlist_find(l, s) != SIZE_MAX) return;
     if (l->count >= max) {
         if (!drop_oldest) return;
-        while (l->count >= max) strlist_remove(l, 0);
+        while (l->count >= max)
+            strlist_remove(l, 0);
     }
     strlist_insert(l, l->count, s);
 }
@@ -77,12 +78,14 @@ void strlist_push_front(strlist *l, const char *s, size_t max) {
         l->hashes[0] = hash;
         return;
     }
-    while (l->count >= max && l->count > 0) strlist_remove(l, l->count - 1);
+    while (l->count >= max && l->count > 0)
+        strlist_remove(l, l->count - 1);
     if (max > 0) strlist_insert(l, 0, s);
 }
 
 void strlist_free(strlist *l) {
-    for (size_t i = 0; i < l->count; i++) free(l->items[i]);
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i]);
     free(l->items);
     free(l->hashes);
     *l = (strlist){0};
@@ -115,7 +118,10 @@ void cart_add(cart *c, const char *product_id, int64_t quantity, bool has_price,
     size_t at = cart_find(c, product_id);
     cart_line *line = at != SIZE_MAX ? &c->lines[at] : cart_append_line(c, product_id);
     if (!line) return;
-    line->quantity += quantity;
+    if (quantity > PROFILE_QUANTITY_MAX - line->quantity)
+        line->quantity = PROFILE_QUANTITY_MAX;
+    else
+        line->quantity += quantity;
     if (has_price) line->price = price;
 }
 
@@ -133,7 +139,8 @@ void cart_remove(cart *c, const char *product_id, int64_t quantity) {
 }
 
 void cart_clear(cart *c) {
-    for (size_t i = 0; i < c->count; i++) free(c->lines[i].product_id);
+    for (size_t i = 0; i < c->count; i++)
+        free(c->lines[i].product_id);
     c->count = 0;
 }
 
@@ -155,7 +162,8 @@ static double decay_factor(int64_t from_ms, int64_t to_ms) {
 
 void decay_rebase(decay_table *t, int64_t ref_ms) {
     double factor = decay_factor(ref_ms, t->ref_ms);
-    for (size_t i = 0; i < t->count; i++) t->entries[i].score *= factor;
+    for (size_t i = 0; i < t->count; i++)
+        t->entries[i].score *= factor;
     t->ref_ms = ref_ms;
 }
 
@@ -233,7 +241,8 @@ static int decay_compare(const void *a, const void *b) {
 
 void decay_trim(decay_table *t) {
     if (t->count > 1) qsort(t->entries, t->count, sizeof *t->entries, decay_compare);
-    while (t->count > PROFILE_DECAY_MAX) free(t->entries[--t->count].name);
+    while (t->count > PROFILE_DECAY_MAX)
+        free(t->entries[--t->count].name);
 }
 
 const char *decay_top(const decay_table *t) {
@@ -247,7 +256,8 @@ const char *decay_top(const decay_table *t) {
 }
 
 void decay_free(decay_table *t) {
-    for (size_t i = 0; i < t->count; i++) free(t->entries[i].name);
+    for (size_t i = 0; i < t->count; i++)
+        free(t->entries[i].name);
     free(t->entries);
     *t = (decay_table){0};
 }
@@ -351,7 +361,8 @@ const char *profile_device_name(profile_device d) {
 
 int64_t profile_cart_items(const bsp_profile *p) {
     int64_t items = 0;
-    for (size_t i = 0; i < p->cart.count; i++) items += p->cart.lines[i].quantity;
+    for (size_t i = 0; i < p->cart.count; i++)
+        items += p->cart.lines[i].quantity;
     return items;
 }
 

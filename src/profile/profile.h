@@ -33,18 +33,37 @@ bsp_profile *profile_new(uint64_t pid);
 void profile_free(bsp_profile *p);
 uint64_t profile_pid(const bsp_profile *p);
 
+/* Reads the storage form. BSP_EPARSE if json is not JSON, BSP_ETYPE if it is
+ * not a profile in the storage form, BSP_ENOMEM; *out is NULL on error. */
 bsp_err profile_from_json(const char *json, size_t len, bsp_profile **out);
+/* Appends the storage form to out: compact, everything needed to continue
+ * computing; from_json then to_json gives the same bytes. */
 bsp_err profile_to_json(const bsp_profile *p, bsp_buf *out);
-/* A new cJSON object in the public form; the caller owns it. */
+/* A new cJSON object in the public form; the caller owns it. NULL on OOM. */
 cJSON *profile_public_json(const bsp_profile *p);
+/* Just the "computed" object of the public form (what conditions read as
+ * computed.*); the caller owns it. NULL on OOM. */
+cJSON *profile_computed_json(const bsp_profile *p);
 
-/* Ids: kind 'u' (userId) or 'a' (anonymousId). Adding a present id is a no-op. */
+/* Borrowed views for conditions and decisions. traits is NULL until the
+ * first trait arrives. profile_consent answers for one category of the
+ * latest context.consent.categoryPreferences: 1 granted, 0 denied, -1 not
+ * stated. profile_last_seen_ms is 0 before the first event. */
+const cJSON *profile_traits(const bsp_profile *p);
+int profile_consent(const bsp_profile *p, const char *category);
+int64_t profile_last_seen_ms(const bsp_profile *p);
+
+/* Ids: kind 'u' (userId) or 'a' (anonymousId). Adding a present id is a
+ * no-op; beyond BSP_PROFILE_MAX_IDS of a kind, new ids are not kept. */
 void profile_add_id(bsp_profile *p, char kind, const char *id);
 size_t profile_id_count(const bsp_profile *p, char kind);
 const char *profile_id_at(const bsp_profile *p, char kind, size_t i);
 
-/* Applies one event: traits (identify, and RudderStack's context.traits),
- * consent (context.consent.categoryPreferences), computed traits. */
+/* Applies one event: its userId/anonymousId (added as ids), traits
+ * (identify, and RudderStack's context.traits on any event), consent
+ * (context.consent.categoryPreferences, latest event time wins), computed
+ * traits. Values that are "latest wins" (last_search, country, device)
+ * change only for events not older than last_seen. */
 void profile_apply_event(bsp_profile *p, const bsp_event *ev);
 
 /* Merges from into into (Segment semantics: the anonymous history joins the

@@ -12,6 +12,9 @@
 #define PROFILE_DECAY_MAX 32       /* decayed counts kept per kind (category, brand) */
 #define PROFILE_HALF_LIFE_MS (30LL * 24 * 3600 * 1000)
 #define PROFILE_TIME_UNSET INT64_MIN /* a time that was never set */
+/* Cart quantities saturate here, so the storage form (JSON numbers, exact
+ * to 2^53) always reads back. */
+#define PROFILE_QUANTITY_MAX (1LL << 53)
 
 /* Weights of the decayed category/brand counts. */
 #define PROFILE_WEIGHT_VIEW 1.0

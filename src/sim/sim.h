@@ -11,12 +11,12 @@
 #include "core/core.h"
 
 typedef struct bsp_sim_opts {
-    uint64_t events;    /* how many events to write */
-    uint64_t seed;      /* 0 = 1 */
-    uint32_t products;  /* catalog size; 0 = 2000 */
-    uint32_t visitors;  /* distinct shoppers; 0 = events / 20 */
-    int64_t start_ms;   /* time of the first event; 0 = 2024-01-01 */
-    bool catalog_only;  /* write the catalog (products JSONL) instead */
+    uint64_t events;   /* how many events to write */
+    uint64_t seed;     /* 0 = 1 */
+    uint32_t products; /* catalog size; 0 = 2000 */
+    uint32_t visitors; /* distinct shoppers; 0 = events / 20 */
+    int64_t start_ms;  /* time of the first event; <= 0 = 2024-01-01 */
+    bool catalog_only; /* write the catalog (products JSONL) instead */
 } bsp_sim_opts;
 
 /* Writes the stream to out. Returns BSP_EIO on a write error. */

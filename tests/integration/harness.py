@@ -74,7 +74,7 @@ class Server:
     """A `bespoke serve` child process."""
 
     def __init__(self, binary, data_dir=None, write_key=WRITE_KEY, admin_key=ADMIN_KEY,
-                 extra_args=(), env=None, keys_as_flags=True):
+                 extra_args=(), env=None, keys_as_flags=True, addr_as_flags=True):
         self.binary = binary
         self.data_dir = data_dir or temp_dir()
         self.write_key = write_key
@@ -82,6 +82,7 @@ class Server:
         self.extra_args = list(extra_args)
         self.env = env
         self.keys_as_flags = keys_as_flags
+        self.addr_as_flags = addr_as_flags
         self.port = None
         self.proc = None
         self.log_path = None
@@ -89,18 +90,26 @@ class Server:
 
     def start(self, timeout=60):
         self.port = free_port()
-        args = [self.binary, "serve", "--listen", "127.0.0.1:%d" % self.port,
-                "--data", self.data_dir]
-        if self.keys_as_flags:
-            if self.write_key is not None:
-                args += ["--write-key", self.write_key]
-            if self.admin_key is not None:
-                args += ["--admin-key", self.admin_key]
+        # the suite's own settings only: no BESPOKE_* from the caller's shell
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BESPOKE_")}
+        args = [self.binary, "serve"]
+        if self.addr_as_flags:
+            args += ["--listen", "127.0.0.1:%d" % self.port, "--data", self.data_dir]
+        else:
+            env["BESPOKE_LISTEN"] = "127.0.0.1:%d" % self.port
+            env["BESPOKE_DATA"] = self.data_dir
+        for flag, var, val in (("--write-key", "BESPOKE_WRITE_KEY", self.write_key),
+                               ("--admin-key", "BESPOKE_ADMIN_KEY", self.admin_key)):
+            if val is None:
+                continue
+            if self.keys_as_flags:
+                args += [flag, val]
+            else:
+                env[var] = val
         args += self.extra_args
         logdir = temp_dir("bespoke-log-")
         self.log_path = os.path.join(logdir, "server.log")
         log = open(self.log_path, "wb")
-        env = dict(os.environ)
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -176,6 +185,62 @@ class Server:
             return Response(resp.status, headers, data)
         finally:
             conn.close()
+
+    def raw_request(self, method, path, body, headers=None, timeout=60):
+        """Sends the whole request over a socket even if the server answers
+        early and closes (413 on a huge upload), then reads the answer."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        hdrs = {"Host": "127.0.0.1:%d" % self.port, "Content-Length": str(len(body)),
+                "Connection": "close"}
+        hdrs.update(headers or {})
+        head = "%s %s HTTP/1.1\r\n" % (method, path)
+        head += "".join("%s: %s\r\n" % kv for kv in hdrs.items()) + "\r\n"
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        data = b""
+        try:
+            try:
+                s.sendall(head.encode() + body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except ConnectionResetError:
+                pass
+        finally:
+            s.close()
+        if not data:
+            raise AssertionError("%s %s: connection closed without an answer" % (method, path))
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        code = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            out = b""
+            while rest:
+                size_line, _, rest = rest.partition(b"\r\n")
+                n = int(size_line.split(b";")[0], 16)
+                if n == 0:
+                    break
+                out += rest[:n]
+                rest = rest[n + 2:]
+            rest = out
+        elif "content-length" in headers:
+            rest = rest[:int(headers["content-length"])]
+        return Response(code, headers, rest)
 
     def collect(self, path, body, key=None, headers=None):
         """A collection call with the write key in Basic auth."""

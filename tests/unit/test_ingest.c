@@ -49,8 +49,8 @@ static bsp_ingest_result send(fixture *f, const char *batch_json) {
     bsp_event_list list = {0};
     bsp_error err;
     bsp_error_clear(&err);
-    bsp_err rc = event_parse_body(batch_json, strlen(batch_json), BSP_EV_TYPE_COUNT,
-                                  bsp_now_ms(), &list, &err);
+    bsp_err rc = event_parse_body(batch_json, strlen(batch_json), BSP_EV_TYPE_COUNT, bsp_now_ms(),
+                                  &list, &err);
     if (rc) fail_msg("parse: %s at %s", err.message, err.at);
     bsp_ingest_result res = {0};
     assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
@@ -101,10 +101,12 @@ static bsp_err count(void *ctx, uint64_t seq, bsp_slice json) {
 
 static void test_events_reach_profile(void **state) {
     fixture *f = *state;
-    bsp_ingest_result r = send(f, "{\"batch\":["
-        "{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"},"
-        "{\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":\"a1\",\"messageId\":\"m2\","
-        "\"properties\":{\"product_id\":\"p1\",\"name\":\"Lamp\",\"price\":10}}]}");
+    bsp_ingest_result r =
+        send(f, "{\"batch\":["
+                "{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"},"
+                "{\"type\":\"track\",\"event\":\"Product "
+                "Viewed\",\"anonymousId\":\"a1\",\"messageId\":\"m2\","
+                "\"properties\":{\"product_id\":\"p1\",\"name\":\"Lamp\",\"price\":10}}]}");
     assert_int_equal(r.accepted, 2);
     assert_int_equal(r.duplicates, 0);
     cJSON *p = profile_of(f, "a1");
@@ -120,8 +122,9 @@ static void test_events_reach_profile(void **state) {
 
 static void test_resend_is_deduplicated(void **state) {
     fixture *f = *state;
-    const char *body = "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"},"
-                       "{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"}]}";
+    const char *body =
+        "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"},"
+        "{\"type\":\"page\",\"anonymousId\":\"a1\",\"messageId\":\"m1\"}]}";
     bsp_ingest_result r = send(f, body);
     assert_int_equal(r.accepted, 1); /* the same id twice in one batch */
     assert_int_equal(r.duplicates, 1);
@@ -248,9 +251,8 @@ static void test_queue_bound_and_busy(void **state) {
     bsp_error err;
     const char *body = "[{\"type\":\"page\",\"anonymousId\":\"a\"},"
                        "{\"type\":\"page\",\"anonymousId\":\"b\"}]";
-    assert_int_equal(event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list,
-                                      &err),
-                     BSP_OK);
+    assert_int_equal(
+        event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list, &err), BSP_OK);
     assert_int_equal(ingest_submit(f->ing, list.items, list.count, NULL, NULL), BSP_EBUSY);
     /* Refused submissions stay the caller's; a waiting one goes alone. */
     bsp_ingest_result res;
@@ -275,9 +277,9 @@ static void test_stop_drains_queue(void **state) {
         snprintf(body, sizeof body, "[{\"type\":\"page\",\"anonymousId\":\"v%d\"}]", i);
         bsp_event_list list = {0};
         bsp_error err;
-        assert_int_equal(event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(),
-                                          &list, &err),
-                         BSP_OK);
+        assert_int_equal(
+            event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list, &err),
+            BSP_OK);
         assert_int_equal(ingest_submit(f->ing, list.items, list.count, on_done, NULL), BSP_OK);
         list.items = NULL;
         event_list_free(&list);

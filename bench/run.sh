@@ -1,0 +1,543 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR - the benchmark table of `make bench`.
+#
+# Measures, in one run on this machine, the ceilings (nginx serving a static
+# file; LMDB's raw batched put rates) and Bespoke's figures (batch ingest,
+# small track calls, bulk import, profile reads), and prints one table with
+# each figure beside its ceiling and the ratio. docs/performance.md explains
+# every row.
+#
+# Everything listens on 127.0.0.1 only. Every process started here is stopped
+# by its PID on exit, and the temporary directory is removed.
+#
+# Knobs (environment): BENCH_SECONDS (10) length of each timed wrk run;
+# BENCH_EVENTS (1000000) simulated events sent through /v1/batch;
+# BENCH_STALL_SECONDS (10) no progress this long during ingest is a stall.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BUILD_ARG=${1:-build}
+if [ -d "$BUILD_ARG" ]; then
+  BUILD=$(cd "$BUILD_ARG" && pwd)
+else
+  BUILD=$ROOT/$BUILD_ARG
+fi
+DATA=$ROOT/../shared/data
+BESPOKE=$BUILD/bespoke
+SECONDS_RUN=${BENCH_SECONDS:-10}
+EVENTS=${BENCH_EVENTS:-1000000}
+STALL_S=${BENCH_STALL_SECONDS:-10}
+PER_BATCH=100
+CORES=$(nproc)
+WRK_T=$CORES
+[ "$WRK_T" -gt 8 ] && WRK_T=8
+SERVER_THREADS=2
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bespoke-bench.XXXXXX")
+chmod 755 "$TMP" # nginx workers may run as another user
+PIDS=()
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+STOP_RC=""
+stop_pid() { # PID SECONDS: SIGTERM, then SIGKILL after SECONDS; sets STOP_RC
+  local pid=$1 limit=${2:-10} i
+  if ! kill -0 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    STOP_RC=$?
+    return
+  fi
+  kill -TERM "$pid" 2>/dev/null
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    STOP_RC="killed after ${limit} s"
+    return
+  fi
+  wait "$pid" 2>/dev/null
+  STOP_RC=$?
+}
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null && stop_pid "$pid" 5
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # URL SECONDS PID: true once URL answers (any status)
+  local url=$1 limit=$2 pid=$3 i
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    curl -s -o /dev/null --max-time 1 "$url" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# --- the table ------------------------------------------------------------------
+T_FIG=() T_VAL=() T_CEIL=() T_RATIO=()
+NOTES=()
+row() { T_FIG+=("$1"); T_VAL+=("$2"); T_CEIL+=("${3:-}"); T_RATIO+=("${4:-}"); }
+note() { NOTES+=("$*"); log "$*"; }
+
+# 1234567.8 -> 1,234,568
+num() { LC_ALL=C awk -v x="$1" 'BEGIN { if (x == "" || x !~ /^-?[0-9.]+$/) { print "?"; exit }
+  s = sprintf("%.0f", x); n = ""; neg = (substr(s,1,1) == "-"); if (neg) s = substr(s,2)
+  while (length(s) > 3) { n = "," substr(s, length(s)-2) n; s = substr(s, 1, length(s)-3) }
+  print (neg ? "-" : "") s n }'; }
+ratio() { LC_ALL=C awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) { r = a / b; printf (r < 0.1 ? "%.3f" : "%.2f"), r } else print "-" }'; }
+fmt_ms() { LC_ALL=C awk -v x="$1" 'BEGIN { if (x == "") print "?"; else if (x < 1) printf "%.0f us", x * 1000; else printf "%.2f ms", x }'; }
+
+print_table() {
+  local i w1=6 w2=5 w3=7
+  for i in "${!T_FIG[@]}"; do
+    ((${#T_FIG[i]} > w1)) && w1=${#T_FIG[i]}
+    ((${#T_VAL[i]} > w2)) && w2=${#T_VAL[i]}
+    ((${#T_CEIL[i]} > w3)) && w3=${#T_CEIL[i]}
+  done
+  local sep
+  sep=$(printf '%*s' $((w1 + w2 + w3 + 17)) '' | tr ' ' '-')
+  printf '%-*s | %*s | %*s | %s\n' "$w1" figure "$w2" value "$w3" ceiling ratio
+  echo "$sep"
+  for i in "${!T_FIG[@]}"; do
+    printf '%-*s | %*s | %*s | %s\n' "$w1" "${T_FIG[i]}" "$w2" "${T_VAL[i]}" "$w3" "${T_CEIL[i]}" "${T_RATIO[i]}"
+  done
+}
+
+# --- wrk output -----------------------------------------------------------------
+wrk_rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+wrk_non2xx() { awk '/Non-2xx or 3xx responses:/ { print $NF; f = 1 } END { if (!f) print 0 }' "$1"; }
+wrk_requests() { awk '/requests in/ { print $1 }' "$1"; }
+wrk_sockerr() { # "connect 0, read 0, write 0, timeout 0" or empty
+  sed -n 's/^ *Socket errors: //p' "$1"; }
+wrk_pct() { # FILE PCT -> milliseconds
+  awk -v p="$2%" '$1 == p { v = $2; u = v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u)
+    if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000
+    print v; exit }' "$1"; }
+
+# --- the machine ----------------------------------------------------------------
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+[ -n "$CPU" ] || CPU=$(lscpu 2>/dev/null | awk -F': *' '/Model name/ { print $2; exit }')
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
+if ! git -C "$ROOT" diff --quiet HEAD 2>/dev/null; then COMMIT="$COMMIT+changes"; fi
+START_TS=$(date +%s)
+
+need() { command -v "$1" >/dev/null 2>&1; }
+for t in wrk nginx curl python3 cc; do
+  need "$t" || { echo "bench: '$t' is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+done
+
+# ================================================================================
+# 1. Ceiling: nginx serving a 300-byte static file.
+# ================================================================================
+NGX_RPS="" NGX16_RPS="" NGX_P50="" NGX_P99=""
+bench_nginx() {
+  local ngx=$TMP/nginx port pid
+  mkdir -p "$ngx/www" "$ngx/logs" "$ngx/tmp"
+  head -c 300 /dev/zero | tr '\0' 'x' >"$ngx/www/static.txt"
+  port=$(free_port)
+  local user_line=""
+  [ "$(id -u)" -eq 0 ] && user_line="user root;"
+  cat >"$ngx/nginx.conf" <<EOF
+$user_line
+worker_processes 2;
+daemon off;
+pid $ngx/nginx.pid;
+error_log $ngx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $ngx/tmp;
+  default_type text/plain;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    root $ngx/www;
+  }
+}
+EOF
+  nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/logs/error.log" >"$ngx/logs/stdout.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  if ! wait_http "http://127.0.0.1:$port/static.txt" 10 "$pid"; then
+    note "nginx did not start: $(tail -n 3 "$ngx/logs/error.log" "$ngx/logs/stdout.log" 2>/dev/null | tr '\n' ' ')"
+    return
+  fi
+  local url="http://127.0.0.1:$port/static.txt"
+  log "nginx: wrk -t$WRK_T -c64 -d${SECONDS_RUN}s"
+  wrk -t"$WRK_T" -c64 -d"${SECONDS_RUN}s" "$url" >"$TMP/wrk-nginx.txt" 2>&1
+  NGX_RPS=$(wrk_rps "$TMP/wrk-nginx.txt")
+  log "nginx: wrk -t$WRK_T -c16 -d${SECONDS_RUN}s --latency"
+  wrk -t"$WRK_T" -c16 -d"${SECONDS_RUN}s" --latency "$url" >"$TMP/wrk-nginx16.txt" 2>&1
+  NGX16_RPS=$(wrk_rps "$TMP/wrk-nginx16.txt")
+  NGX_P50=$(wrk_pct "$TMP/wrk-nginx16.txt" 50)
+  NGX_P99=$(wrk_pct "$TMP/wrk-nginx16.txt" 99)
+  stop_pid "$pid" 5
+  local n2
+  n2=$(wrk_non2xx "$TMP/wrk-nginx.txt")
+  [ "$n2" != 0 ] && note "nginx answered $n2 non-2xx responses"
+  row "ceiling: nginx 300 B file, c64 (req/s)" "$(num "$NGX_RPS")"
+  row "ceiling: nginx 300 B file, c16 (req/s)" "$(num "$NGX16_RPS")"
+  row "ceiling: nginx 300 B file, c16 p50 / p99" "$(fmt_ms "$NGX_P50") / $(fmt_ms "$NGX_P99")"
+}
+
+# ================================================================================
+# 2. Ceiling: LMDB raw batched puts (bench/lmdb_ceiling.c).
+# ================================================================================
+LMDB_APPEND="" LMDB_RANDOM=""
+bench_lmdb() {
+  local bin=$BUILD/bench/lmdb_ceiling src=$HERE/lmdb_ceiling.c
+  mkdir -p "$BUILD/bench"
+  if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+    if ! ${CC:-cc} -O2 -std=c17 -D_GNU_SOURCE -Wall -o "$bin" "$src" -llmdb 2>"$TMP/lmdb-cc.txt"; then
+      note "lmdb_ceiling did not compile: $(head -n 3 "$TMP/lmdb-cc.txt" | tr '\n' ' ')"
+      return
+    fi
+  fi
+  log "lmdb_ceiling 1000000 10"
+  mkdir -p "$TMP/lmdb"
+  if ! TMPDIR=$TMP/lmdb "$bin" 1000000 10 >"$TMP/lmdb.txt" 2>"$TMP/lmdb-err.txt"; then
+    note "lmdb_ceiling failed: $(tr '\n' ' ' <"$TMP/lmdb-err.txt")"
+  fi
+  LMDB_APPEND=$(awk '$1 == "lmdb_append_puts_per_s" { print $2 }' "$TMP/lmdb.txt")
+  LMDB_RANDOM=$(awk '$1 == "lmdb_random_puts_per_s" { print $2 }' "$TMP/lmdb.txt")
+  row "ceiling: LMDB append puts, 1000/txn (puts/s)" "$(num "$LMDB_APPEND")"
+  row "ceiling: LMDB random puts, 1000/txn (puts/s)" "$(num "$LMDB_RANDOM")"
+}
+
+# ================================================================================
+# The server.
+# ================================================================================
+WRITE_KEY=bench-write-key-0123456789
+ADMIN_KEY=bench-admin-key-0123456789
+WRITE_AUTH="Basic $(printf '%s:' "$WRITE_KEY" | base64 | tr -d '\n')"
+ADMIN_AUTH="Bearer $ADMIN_KEY"
+SRV_PID="" SRV_PORT="" SRV_LOG=""
+start_server() { # DATA_DIR NAME
+  SRV_PORT=$(free_port)
+  SRV_LOG=$TMP/server-$2.log
+  "$BESPOKE" serve --listen "127.0.0.1:$SRV_PORT" --data "$1" --write-key "$WRITE_KEY" \
+    --admin-key "$ADMIN_KEY" --threads "$SERVER_THREADS" --log-level warn >"$SRV_LOG" 2>&1 &
+  SRV_PID=$!
+  PIDS+=("$SRV_PID")
+  if ! wait_http "http://127.0.0.1:$SRV_PORT/healthz" 15 "$SRV_PID"; then
+    note "server ($2) did not start: $(tail -n 3 "$SRV_LOG" | tr '\n' ' ')"
+    SRV_PID=""
+    return 1
+  fi
+}
+stop_server() { # NAME
+  [ -n "$SRV_PID" ] || return
+  stop_pid "$SRV_PID" 30
+  if [ "$STOP_RC" != 0 ]; then
+    note "server ($1) exit on SIGTERM: $STOP_RC; log tail: $(tail -n 3 "$SRV_LOG" | tr '\n' ' ')"
+  fi
+  SRV_PID=""
+}
+server_alive() { [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; }
+stored_events() { # the events count of GET /v1/admin/stats, or empty
+  curl -s --max-time 5 -H "Authorization: $ADMIN_AUTH" "http://127.0.0.1:$SRV_PORT/v1/admin/stats" |
+    python3 -c '
+import json, sys
+def find(o):
+    if isinstance(o, dict):
+        if isinstance(o.get("events"), int): return o["events"]
+        for v in o.values():
+            r = find(v)
+            if r is not None: return r
+    return None
+try: r = find(json.load(sys.stdin))
+except ValueError: r = None
+print("" if r is None else r)' 2>/dev/null
+}
+metrics_snap() { # -> "commits events latency_sum latency_count" from /metrics
+  curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | awk '
+    $1 == "bespoke_ingest_commits_total" { c = $2 }
+    $1 == "bespoke_events_ingested_total" { e = $2 }
+    $1 == "bespoke_commit_latency_seconds_sum" { ls = $2 }
+    $1 == "bespoke_commit_latency_seconds_count" { lc = $2 }
+    END { print c + 0, e + 0, ls + 0, lc + 0 }'
+}
+commit_row() { # LABEL "BEFORE" "AFTER" SECONDS: events a commit, commits/s, mean commit time
+  local label=$1
+  read -r c0 e0 s0 n0 <<<"$2"
+  read -r c1 e1 s1 n1 <<<"$3"
+  local v
+  v=$(LC_ALL=C awk -v c="$((c1 - c0))" -v e="$((e1 - e0))" -v s="$(awk -v a="$s1" -v b="$s0" 'BEGIN { print a - b }')" \
+    -v n="$((n1 - n0))" -v t="$4" 'BEGIN { if (c <= 0) { print "no commits"; exit }
+      printf "%.0f events/commit, %.0f commits/s, %.2f ms mean", e / c, (t > 0 ? c / t : 0), (n > 0 ? s / n * 1000 : 0) }')
+  row "$label: group commit" "$v"
+}
+server_diagnostics() { # FILE: thread states and stacks of the server, for a stall
+  {
+    echo "== $(date -u +%FT%TZ) server pid $SRV_PID"
+    for t in /proc/"$SRV_PID"/task/*; do
+      echo "$(cat "$t/comm" 2>/dev/null) $(awk '{ print $3 }' "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+    done
+    echo "== sockets"
+    ss -tnp 2>/dev/null | grep -c ":$SRV_PORT" || true
+    ss -tn state established "( sport = :$SRV_PORT )" 2>/dev/null | awk 'NR > 1 { r += $1; s += $2 } END { print "recv-q", r, "send-q", s }'
+    echo "== /metrics"
+    curl -s --max-time 2 "http://127.0.0.1:$SRV_PORT/metrics" | grep -v '^#' | head -n 60
+    if command -v gdb >/dev/null 2>&1; then
+      echo "== stacks"
+      timeout 30 gdb -p "$SRV_PID" -batch -ex 'thread apply all bt' 2>&1 | grep -E '^(Thread|#)' | head -n 400
+    fi
+    echo "== server log tail"
+    tail -n 30 "$SRV_LOG"
+  } >"$1" 2>&1
+}
+
+# ================================================================================
+# 3. Ingest: 1M simulated events through POST /v1/batch, 100 a body.
+# ================================================================================
+IDS_FILE=""
+bench_ingest() {
+  local sim=$TMP/sim.jsonl bodies=$TMP/bodies.txt t0 t1
+  log "simulate --events $EVENTS --seed 42"
+  t0=$(date +%s.%N)
+  if ! "$BESPOKE" simulate --events "$EVENTS" --seed 42 --out "$sim" 2>"$TMP/sim-err.txt"; then
+    note "bespoke simulate failed: $(head -n 3 "$TMP/sim-err.txt" | tr '\n' ' ')"
+    return 1
+  fi
+  t1=$(date +%s.%N)
+  log "simulate: $(wc -l <"$sim") lines, $(du -m "$sim" | cut -f1) MB in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
+  if ! python3 "$HERE/pack_batches.py" --per-batch "$PER_BATCH" "$sim" "$bodies" "$TMP/ids.txt" >"$TMP/pack.txt"; then
+    note "pack_batches.py failed"
+    return 1
+  fi
+  IDS_FILE=$TMP/ids.txt
+  local nbodies nevents
+  nbodies=$(awk '{ print $2 }' "$TMP/pack.txt")
+  nevents=$(awk '{ print $4 }' "$TMP/pack.txt")
+  rm -f "$sim"
+  log "packed: $(cat "$TMP/pack.txt")"
+
+  start_server "$TMP/data-ingest" ingest || return 1
+  local prog=$TMP/progress
+  mkdir -p "$prog"
+  log "ingest: wrk -t$WRK_T -c64, $nbodies bodies of $PER_BATCH events, each sent once"
+  local wall0 wall1 m0 m1
+  m0=$(metrics_snap)
+  wall0=$(date +%s.%N)
+  wrk -t"$WRK_T" -c64 -d600s --timeout 60s -s "$HERE/batch.lua" \
+    "http://127.0.0.1:$SRV_PORT/v1/batch" -- "$bodies" "$prog" "$WRK_T" "$WRITE_AUTH" \
+    >"$TMP/wrk-batch.txt" 2>&1 &
+  local wpid=$!
+  PIDS+=("$wpid")
+  # Watch: all threads done -> interrupt wrk (it otherwise sleeps its full
+  # duration); no progress for STALL_S seconds -> a stall, reported.
+  local last=-1 still=0 stalled="" now_p ndone f
+  while kill -0 "$wpid" 2>/dev/null; do
+    sleep 1
+    ndone=$(ls "$prog" 2>/dev/null | grep -c '^done\.')
+    if [ "$ndone" -ge "$WRK_T" ]; then break; fi
+    now_p=0
+    for f in "$prog"/progress.*; do
+      [ -e "$f" ] && now_p=$((now_p + $(cat "$f" 2>/dev/null || echo 0)))
+    done
+    if [ "$(ls "$prog" | grep -c '^progress\.')" -lt "$WRK_T" ]; then continue; fi # still loading
+    if [ "$now_p" -ne "$last" ]; then
+      last=$now_p
+      still=0
+    else
+      still=$((still + 1))
+      if [ "$still" -ge "$STALL_S" ]; then
+        stalled="no answer for ${STALL_S} s after $now_p of $nbodies bodies"
+        break
+      fi
+    fi
+    if ! server_alive; then
+      stalled="server died after $now_p of $nbodies bodies"
+      break
+    fi
+  done
+  wall1=$(date +%s.%N)
+  if [ -n "$stalled" ]; then
+    mkdir -p "$BUILD/bench"
+    local diag
+    diag=$BUILD/bench/stall-$(date +%Y%m%d-%H%M%S).txt
+    server_alive && server_diagnostics "$diag"
+    note "STALL during ingest: $stalled; server threads/stacks in $diag"
+  fi
+  kill -INT "$wpid" 2>/dev/null
+  wait "$wpid" 2>/dev/null
+
+  local ok answered sent elapsed non200 codes sockerr extra fillers
+  ok=$(awk '$1 == "batch_ok" { print $2 }' "$TMP/wrk-batch.txt")
+  answered=$(awk '$1 == "batch_answered" { print $2 }' "$TMP/wrk-batch.txt")
+  sent=$(awk '$1 == "batch_sent" { print $2 }' "$TMP/wrk-batch.txt")
+  elapsed=$(awk '$1 == "batch_elapsed_s" { print $2 }' "$TMP/wrk-batch.txt")
+  extra=$(awk '$1 == "batch_extra_requests" { print $2 }' "$TMP/wrk-batch.txt")
+  fillers=$(awk '$1 == "batch_fillers" { print $2 }' "$TMP/wrk-batch.txt")
+  codes=$(awk '$1 == "batch_status" && $2 != 200 { printf "%s%s x%s", sep, $2, $3; sep = ", " }' "$TMP/wrk-batch.txt")
+  sockerr=$(awk '$1 == "batch_socket_errors" { print $2 + $3 + $4 }' "$TMP/wrk-batch.txt")
+  if [ -z "$ok" ]; then
+    note "ingest: wrk printed no summary: $(tail -n 5 "$TMP/wrk-batch.txt" | tr '\n' ' ')"
+    ok=0 answered=0 sent=0 elapsed=0
+  fi
+  [ -z "$stalled" ] || elapsed=$(awk -v a="$wall0" -v b="$wall1" 'BEGIN { print b - a }')
+  non200=$((answered - ok))
+  # Every body holds PER_BATCH events but the last; acknowledged events:
+  local acked
+  acked=$(awk -v ok="$ok" -v nb="$nbodies" -v ne="$nevents" -v pb="$PER_BATCH" \
+    'BEGIN { a = ok * pb; if (ok == nb) a = ne; print a }')
+  local eps rps
+  eps=$(awk -v a="$acked" -v e="$elapsed" 'BEGIN { if (e > 0) print a / e; else print 0 }')
+  rps=$(awk -v a="$ok" -v e="$elapsed" 'BEGIN { if (e > 0) print a / e; else print 0 }')
+  row "ingest POST /v1/batch x$PER_BATCH (events/s)" "$(num "$eps")" "$(num "$LMDB_RANDOM") LMDB random" "$(ratio "$eps" "$LMDB_RANDOM")"
+  row "ingest POST /v1/batch x$PER_BATCH (requests/s)" "$(num "$rps")" "$(num "$NGX_RPS") nginx" "$(ratio "$rps" "$NGX_RPS")"
+  row "ingest: bodies answered 200 / sent" "$(num "$ok") / $(num "$sent")" "$(num "$nbodies") bodies"
+  row "ingest: non-200 answers" "$non200${codes:+ ($codes)}" "0"
+  [ "${sockerr:-0}" -gt 0 ] && note "ingest: wrk socket errors (connect+read+write): $sockerr"
+  [ "${extra:-0}" -gt 0 ] && note "ingest: wrk re-asked for $extra requests after socket errors"
+  [ "${fillers:-0}" -gt 0 ] && note "ingest: $fillers filler GETs were sent after the share (socket errors)"
+  row "ingest: run time, batch latency p50 / p99" \
+    "$(awk -v e="$elapsed" 'BEGIN { printf "%.1f s", e }'), $(fmt_ms "$(awk '$1 == "batch_latency_p50_ms" { print $2 }' "$TMP/wrk-batch.txt")") / $(fmt_ms "$(awk '$1 == "batch_latency_p99_ms" { print $2 }' "$TMP/wrk-batch.txt")")"
+  m1=$(metrics_snap)
+  commit_row ingest "$m0" "$m1" "$elapsed"
+  local stored
+  stored=$(stored_events)
+  row "ingest: events in GET /v1/admin/stats" "$(num "${stored:-?}")" "$(num "$nevents") sent"
+  if [ "${stored:-x}" != "$nevents" ]; then
+    note "ingest: the store holds ${stored:-?} events, $nevents were sent ($acked acknowledged)"
+  fi
+  rm -f "$bodies"
+  if [ -n "$stalled" ]; then
+    row "ingest: STALL" "$stalled"
+    return 1
+  fi
+  return 0
+}
+
+# ================================================================================
+# 6. Profile reads on the ingested store (runs right after 3, same server).
+# ================================================================================
+bench_profiles() {
+  if [ -z "$IDS_FILE" ] || ! server_alive; then
+    note "profile reads skipped: no ingested store"
+    return
+  fi
+  log "profiles: wrk -t$WRK_T -c16 -d${SECONDS_RUN}s --latency, $(wc -l <"$IDS_FILE") ids"
+  wrk -t"$WRK_T" -c16 -d"${SECONDS_RUN}s" --latency -s "$HERE/profiles.lua" \
+    "http://127.0.0.1:$SRV_PORT/v1/admin/profiles" -- "$IDS_FILE" "$ADMIN_AUTH" >"$TMP/wrk-profiles.txt" 2>&1
+  local rps p50 p99 bad se
+  rps=$(wrk_rps "$TMP/wrk-profiles.txt")
+  if [ -z "$rps" ] || [ "$(wrk_requests "$TMP/wrk-profiles.txt")" = 0 ]; then
+    note "profiles: no answers: $(tail -n 3 "$TMP/wrk-profiles.txt" | tr '\n' ' ')"
+    return
+  fi
+  p50=$(wrk_pct "$TMP/wrk-profiles.txt" 50)
+  p99=$(wrk_pct "$TMP/wrk-profiles.txt" 99)
+  bad=$(wrk_non2xx "$TMP/wrk-profiles.txt")
+  se=$(wrk_sockerr "$TMP/wrk-profiles.txt")
+  row "GET /v1/admin/profiles/{id}, c16 (req/s)" "$(num "$rps")" "$(num "$NGX16_RPS") nginx c16" "$(ratio "$rps" "$NGX16_RPS")"
+  row "GET /v1/admin/profiles/{id}, p50" "$(fmt_ms "$p50")" "$(fmt_ms "$NGX_P50") nginx" "$(ratio "$p50" "$NGX_P50")"
+  row "GET /v1/admin/profiles/{id}, p99" "$(fmt_ms "$p99")" "$(fmt_ms "$NGX_P99") nginx" "$(ratio "$p99" "$NGX_P99")"
+  [ "$bad" != 0 ] && row "GET /v1/admin/profiles/{id}: non-2xx" "$bad of $(num "$(wrk_requests "$TMP/wrk-profiles.txt")")" "0"
+  [ -n "$se" ] && note "profiles: wrk socket errors: $se"
+}
+
+# ================================================================================
+# 4. Small track calls.
+# ================================================================================
+bench_track() {
+  start_server "$TMP/data-track" track || return
+  local before after m0 m1
+  before=$(stored_events)
+  m0=$(metrics_snap)
+  log "track: wrk -t$WRK_T -c64 -d${SECONDS_RUN}s"
+  wrk -t"$WRK_T" -c64 -d"${SECONDS_RUN}s" --timeout 10s -s "$HERE/track.lua" \
+    "http://127.0.0.1:$SRV_PORT/v1/track" -- "$WRITE_AUTH" >"$TMP/wrk-track.txt" 2>&1
+  local rps bad total se
+  rps=$(wrk_rps "$TMP/wrk-track.txt")
+  bad=$(wrk_non2xx "$TMP/wrk-track.txt")
+  total=$(wrk_requests "$TMP/wrk-track.txt")
+  se=$(wrk_sockerr "$TMP/wrk-track.txt")
+  m1=$(metrics_snap)
+  sleep 1 # the last commits of calls that wrk stopped waiting for
+  after=$(stored_events)
+  row "POST /v1/track ~200 B, c64 (req/s)" "$(num "$rps")" "$(num "$NGX_RPS") nginx" "$(ratio "$rps" "$NGX_RPS")"
+  row "track: non-2xx answers" "$bad of $(num "$total")" "0"
+  commit_row track "$m0" "$m1" "$SECONDS_RUN"
+  if [ -n "$before" ] && [ -n "$after" ] && [ -n "$total" ]; then
+    local acked=$((total - bad)) stored=$((after - before))
+    row "track: events stored / acknowledged" "$(num "$stored") / $(num "$acked")"
+    # wrk stops with up to 64 calls in flight: those may be stored, unacknowledged.
+    if [ "$stored" -lt "$acked" ] || [ "$stored" -gt $((acked + 64)) ]; then
+      note "track: $stored events stored but $acked calls acknowledged"
+    fi
+  fi
+  [ -n "$se" ] && note "track: wrk socket errors: $se"
+  [ -z "$rps" ] && note "track: wrk: $(tail -n 3 "$TMP/wrk-track.txt" | tr '\n' ' ')"
+  stop_server track
+}
+
+# ================================================================================
+# 5. Bulk import of UCI Online Retail.
+# ================================================================================
+bench_import() {
+  local file=$DATA/online-retail/online_retail.csv.zst
+  if [ ! -f "$file" ]; then
+    row "import online-retail (rows/s)" "skipped" "" ""
+    note "import skipped: ../shared/data/online-retail/online_retail.csv.zst is absent"
+    return
+  fi
+  log "import --format online-retail online_retail.csv.zst"
+  if ! "$BESPOKE" import --data "$TMP/data-import" --format online-retail --no-progress "$file" \
+    >"$TMP/import.txt" 2>&1; then
+    note "import failed: $(tail -n 3 "$TMP/import.txt" | tr '\n' ' ')"
+    return
+  fi
+  local line rows rps eps
+  line=$(grep '^imported:' "$TMP/import.txt")
+  rows=$(sed -n 's/^imported: \([0-9]*\) rows.*/\1/p' <<<"$line")
+  rps=$(sed -n 's/.*(\([0-9.]*\) rows\/s, \([0-9.]*\) events\/s).*/\1/p' <<<"$line")
+  eps=$(sed -n 's/.*(\([0-9.]*\) rows\/s, \([0-9.]*\) events\/s).*/\2/p' <<<"$line")
+  row "import online-retail, $(num "$rows") rows (rows/s)" "$(num "$rps")" "$(num "$LMDB_RANDOM") LMDB random" "$(ratio "$rps" "$LMDB_RANDOM")"
+  row "import online-retail (events/s)" "$(num "$eps")" "$(num "$LMDB_RANDOM") LMDB random" "$(ratio "$eps" "$LMDB_RANDOM")"
+  log "$line"
+  grep -q '^first reject' "$TMP/import.txt" && log "$(grep '^first reject' "$TMP/import.txt")"
+}
+
+# ================================================================================
+bench_nginx
+bench_lmdb
+if [ -x "$BESPOKE" ]; then
+  if bench_ingest; then
+    bench_profiles
+  else
+    note "profile reads skipped: the ingest run did not complete"
+  fi
+  stop_server ingest
+  bench_track
+  bench_import
+else
+  note "Bespoke rows skipped: $BESPOKE is not built"
+fi
+
+END_TS=$(date +%s)
+echo
+echo "Bespoke benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $COMMIT"
+echo "machine: $CORES cores (nproc), $CPU; shared and noisy: compare ratios, not absolutes"
+echo "wrk -t$WRK_T on the same cores as the server (--threads $SERVER_THREADS); run took $((END_TS - START_TS)) s"
+echo
+print_table
+if [ ${#NOTES[@]} -gt 0 ]; then
+  echo
+  echo "notes:"
+  for n in "${NOTES[@]}"; do echo "  - $n"; done
+fi

@@ -1,0 +1,116 @@
+/* metrics.c - request counters (one relaxed atomic add per answer, no lock)
+ * and the two operational endpoints: /metrics in the Prometheus text
+ * exposition format, and /healthz. */
+#include "api/api_internal.h"
+
+#include <stdio.h>
+
+/* The statuses we answer with; anything else lands in the last slot. */
+static const int status_slots[API_STATUS_SLOTS] = {200, 204, 400, 401, 403, 404, 405, 409,
+                                                   413, 415, 422, 429, 500, 503, 0,   0};
+#define STATUS_SLOT_OTHER (API_STATUS_SLOTS - 1)
+
+static int status_slot(int status) {
+    for (int i = 0; i < STATUS_SLOT_OTHER; i++)
+        if (status_slots[i] == status) return i;
+    return STATUS_SLOT_OTHER;
+}
+
+void metrics_count(api_server *srv, api_route route, int status) {
+    atomic_fetch_add_explicit(&srv->requests[route][status_slot(status)], 1, memory_order_relaxed);
+}
+
+static bsp_err write_requests(api_server *srv, bsp_buf *out) {
+    bsp_err rc = bsp_buf_puts(out, "# HELP bespoke_http_requests_total HTTP requests answered, "
+                                   "by route template and status.\n"
+                                   "# TYPE bespoke_http_requests_total counter\n");
+    for (int r = 0; r < ROUTE_COUNT && rc == BSP_OK; r++) {
+        for (int s = 0; s < API_STATUS_SLOTS && rc == BSP_OK; s++) {
+            uint64_t n = atomic_load_explicit(&srv->requests[r][s], memory_order_relaxed);
+            if (n == 0 || (s != STATUS_SLOT_OTHER && status_slots[s] == 0)) continue;
+            char status[8];
+            if (s == STATUS_SLOT_OTHER)
+                snprintf(status, sizeof status, "other");
+            else
+                snprintf(status, sizeof status, "%d", status_slots[s]);
+            rc = bsp_buf_printf(out,
+                                "bespoke_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+                                api_route_label((api_route)r), status, (unsigned long long)n);
+        }
+    }
+    return rc;
+}
+
+static bsp_err write_metric(bsp_buf *out, const char *name, const char *type, const char *help,
+                            uint64_t value) {
+    return bsp_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type,
+                          name, (unsigned long long)value);
+}
+
+static bsp_err write_ingest(const bsp_ingest_metrics *m, bsp_buf *out) {
+    bsp_err rc = write_metric(out, "bespoke_events_ingested_total", "counter",
+                              "Events newly stored.", m->events_ingested);
+    if (!rc)
+        rc = write_metric(out, "bespoke_events_duplicate_total", "counter",
+                          "Events dropped as resends of a stored messageId.", m->events_duplicate);
+    if (!rc)
+        rc = write_metric(out, "bespoke_ingest_queue_depth", "gauge",
+                          "Events waiting for the writer.", m->queue_depth);
+    if (!rc)
+        rc = write_metric(out, "bespoke_ingest_commits_total", "counter",
+                          "Store transactions committed by the writer.", m->commits);
+    if (!rc)
+        rc = write_metric(out, "bespoke_ingest_commit_failures_total", "counter",
+                          "Store transactions that failed.", m->commit_failures);
+    return rc;
+}
+
+static bsp_err write_latency(const bsp_ingest_metrics *m, bsp_buf *out) {
+    static const char name[] = "bespoke_commit_latency_seconds";
+    bsp_err rc = bsp_buf_printf(out,
+                                "# HELP %s Time from a batch's arrival at the writer to its "
+                                "durable commit.\n# TYPE %s histogram\n",
+                                name, name);
+    uint64_t cumulative = 0;
+    for (int i = 0; i < BSP_INGEST_LAT_BUCKETS && rc == BSP_OK; i++) {
+        cumulative += m->lat_counts[i];
+        rc = bsp_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+                            bsp_ingest_lat_bounds_us[i] / 1e6, (unsigned long long)cumulative);
+    }
+    cumulative += m->lat_counts[BSP_INGEST_LAT_BUCKETS];
+    if (!rc)
+        rc = bsp_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+                            (unsigned long long)cumulative, name, m->lat_sum_us / 1e6, name,
+                            (unsigned long long)cumulative);
+    return rc;
+}
+
+enum MHD_Result metrics_handle(api_req *req) {
+    api_server *srv = req->srv;
+    bsp_buf out = {0};
+    bsp_err rc = write_requests(srv, &out);
+    if (rc == BSP_OK && api_ingest_acquire(srv)) {
+        bsp_ingest_metrics m;
+        ingest_metrics(srv->ingest, &m);
+        api_ingest_release(srv);
+        rc = write_ingest(&m, &out);
+        if (rc == BSP_OK) rc = write_latency(&m, &out);
+    }
+    if (rc != BSP_OK) {
+        bsp_buf_free(&out);
+        return api_reply_errorf(req, rc, "", "could not render metrics");
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(out.len, out.data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        bsp_buf_free(&out);
+        return MHD_NO;
+    }
+    return api_queue(req, 200, resp, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+enum MHD_Result health_handle(api_req *req) {
+    if (atomic_load(&req->srv->draining))
+        return api_reply_static(req, 503, "{\"status\":\"draining\"}");
+    return api_reply_static(req, 200, "{\"status\":\"ok\"}");
+}

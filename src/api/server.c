@@ -1,0 +1,330 @@
+/* server.c - api_serve: the daemon's life from start to a drained stop.
+ *
+ * Start: block SIGINT/SIGTERM (every thread started later inherits the
+ * mask), open the store, settle the keys (flag/env, else stored, else
+ * generated and stored before ingest starts), start ingest, start
+ * libmicrohttpd (thread pool, epoll, suspend/resume) on the listen address.
+ *
+ * Stop (first SIGINT/SIGTERM, taken with sigwait on this thread): stop
+ * accepting, refuse new ingest work, let ingest commit what is queued (each
+ * waiting request is resumed with its answer), give in-flight requests up to
+ * API_DRAIN_SECONDS to be answered, stop the daemon, close the store.
+ *
+ * Also here: constant-time key comparison and the guard that keeps HTTP
+ * threads from calling into ingest once it is being stopped. */
+#include "api/api_internal.h"
+
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define API_CONNECTION_LIMIT 10000
+#define API_CONNECTION_TIMEOUT_S 30
+#define API_DRAIN_SECONDS 10
+
+/* --- keys ---------------------------------------------------------------------- */
+
+bool api_key_equal(const char *given, size_t given_len, const char *want, size_t want_len) {
+    if (want_len == 0) return false;
+    volatile unsigned char diff = given_len != want_len;
+    for (size_t i = 0; i < want_len; i++) {
+        unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+        diff |= g ^ (unsigned char)want[i];
+    }
+    return diff == 0;
+}
+
+typedef struct key_slot {
+    const char *meta_name; /* "write_key" */
+    const char *prefix;    /* "wk_" */
+    const char *label;     /* "write key" */
+    const char *given;     /* from flag/env, or NULL */
+    char *value;           /* API_KEY_MAX bytes in api_server */
+    size_t *len;
+    bool generated;
+} key_slot;
+
+static bool key_set(key_slot *k, const char *value, size_t len) {
+    if (len == 0 || len >= API_KEY_MAX) return false;
+    memcpy(k->value, value, len);
+    k->value[len] = '\0';
+    *k->len = len;
+    return true;
+}
+
+/* Keys given by flag/env, else already stored. */
+static bsp_err keys_load(bsp_store *st, key_slot *keys, size_t n) {
+    bsp_txn *txn = NULL;
+    bsp_err rc = store_txn_begin(st, false, &txn);
+    if (rc != BSP_OK) return rc;
+    for (size_t i = 0; i < n && rc == BSP_OK; i++) {
+        key_slot *k = &keys[i];
+        if (k->given) {
+            if (!key_set(k, k->given, strlen(k->given))) rc = BSP_EINVAL;
+            continue;
+        }
+        bsp_slice stored;
+        bsp_err got = store_meta_get(txn, k->meta_name, &stored);
+        if (got == BSP_OK && !key_set(k, stored.data, stored.len))
+            rc = BSP_EINVAL;
+        else if (got != BSP_OK && got != BSP_ENOTFOUND)
+            rc = got;
+    }
+    store_txn_abort(txn);
+    return rc;
+}
+
+/* Generates the keys still missing and stores them in one transaction. */
+static bsp_err keys_generate(bsp_store *st, key_slot *keys, size_t n) {
+    bsp_txn *txn = NULL;
+    bsp_err rc = BSP_OK;
+    for (size_t i = 0; i < n && rc == BSP_OK; i++) {
+        key_slot *k = &keys[i];
+        if (*k->len) continue;
+        char hex[2 * 24 + 1];
+        rc = bsp_random_hex(hex, 24);
+        if (rc != BSP_OK) break;
+        snprintf(k->value, API_KEY_MAX, "%s%s", k->prefix, hex);
+        *k->len = strlen(k->value);
+        k->generated = true;
+        if (!txn) rc = store_txn_begin(st, true, &txn);
+        if (rc == BSP_OK) rc = store_meta_put(txn, k->meta_name, k->value, *k->len);
+    }
+    if (!txn) return rc;
+    if (rc != BSP_OK) {
+        store_txn_abort(txn);
+        return rc;
+    }
+    return store_txn_commit(txn);
+}
+
+static bsp_err keys_setup(api_server *srv, bsp_store *st, const bsp_serve_opts *opts) {
+    key_slot keys[2] = {
+        {"write_key", "wk_", "write key", opts->write_key, srv->write_key, &srv->write_key_len,
+         false},
+        {"admin_key", "ak_", "admin key", opts->admin_key, srv->admin_key, &srv->admin_key_len,
+         false},
+    };
+    bsp_err rc = keys_load(st, keys, 2);
+    if (rc == BSP_EINVAL) {
+        bsp_error_log("a write or admin key is empty or longer than %d bytes", API_KEY_MAX - 1);
+        return rc;
+    }
+    if (rc == BSP_OK) rc = keys_generate(st, keys, 2);
+    if (rc != BSP_OK) {
+        bsp_error_log("could not read or store the keys: %s", bsp_err_name(rc));
+        return rc;
+    }
+    if (srv->write_key_len == srv->admin_key_len &&
+        memcmp(srv->write_key, srv->admin_key, srv->write_key_len) == 0) {
+        bsp_error_log("the write key and the admin key must differ");
+        return BSP_EINVAL;
+    }
+    for (int i = 0; i < 2; i++)
+        if (keys[i].generated) printf("%s: %s\n", keys[i].label, keys[i].value);
+    fflush(stdout);
+    return BSP_OK;
+}
+
+/* --- ingest guard --------------------------------------------------------------- */
+
+bool api_ingest_acquire(api_server *srv) {
+    atomic_fetch_add(&srv->ingest_users, 1);
+    if (!atomic_load(&srv->draining)) return true;
+    atomic_fetch_sub(&srv->ingest_users, 1);
+    return false;
+}
+
+void api_ingest_release(api_server *srv) {
+    atomic_fetch_sub(&srv->ingest_users, 1);
+}
+
+/* --- listen address ------------------------------------------------------------- */
+
+/* "host:port", "[v6]:port", ":port" (all IPv4 interfaces). */
+static bool parse_listen(const char *listen, struct sockaddr_storage *addr, socklen_t *addr_len) {
+    char host[256];
+    const char *port;
+    const char *colon = strrchr(listen, ':');
+    if (!colon || !colon[1]) return false;
+    size_t host_len = (size_t)(colon - listen);
+    const char *host_start = listen;
+    if (host_len >= 2 && listen[0] == '[' && colon[-1] == ']') {
+        host_start++;
+        host_len -= 2;
+    }
+    if (host_len >= sizeof host) return false;
+    memcpy(host, host_start, host_len);
+    host[host_len] = '\0';
+    port = colon + 1;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    hints.ai_family = host_len ? AF_UNSPEC : AF_INET;
+    struct addrinfo *found = NULL;
+    if (getaddrinfo(host_len ? host : NULL, port, &hints, &found) != 0 || !found) return false;
+    memcpy(addr, found->ai_addr, found->ai_addrlen);
+    *addr_len = found->ai_addrlen;
+    freeaddrinfo(found);
+    return true;
+}
+
+/* --- daemon --------------------------------------------------------------------- */
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t len = strlen(line);
+    while (len && line[len - 1] == '\n')
+        line[--len] = '\0';
+    bsp_warn("http: %s", line);
+}
+
+/* The path is matched raw and ids are decoded by us, so that "%2F" in an id
+ * stays inside the id; query values are decoded by api_query. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *uri) {
+    (void)cls;
+    (void)conn;
+    return strlen(uri);
+}
+
+static unsigned thread_count(const bsp_serve_opts *opts) {
+    if (opts->threads) return opts->threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (unsigned)cores : 1;
+}
+
+static struct MHD_Daemon *daemon_start(api_server *srv, const bsp_serve_opts *opts) {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    const char *listen = opts->listen ? opts->listen : "127.0.0.1:8080";
+    if (!parse_listen(listen, &addr, &addr_len)) {
+        bsp_error_log("bad listen address %s (want host:port or [v6]:port)", listen);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    uint16_t port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
+                                               : ntohs(((struct sockaddr_in *)&addr)->sin_port);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, port, NULL, NULL, api_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+        thread_count(opts), MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK,
+        keep_escaped, NULL, MHD_OPTION_END);
+    if (!d) {
+        bsp_error_log("could not listen on %s", listen);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    bsp_info("listening on %s (port %u, %u threads)", listen, info ? info->port : port,
+             thread_count(opts));
+    return d;
+}
+
+/* Many connections need many descriptors: raise the soft limit. */
+static void raise_fd_limit(void) {
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+}
+
+/* --- stop ----------------------------------------------------------------------- */
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void drain(api_server *srv) {
+    MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
+    atomic_store(&srv->draining, true);
+    while (atomic_load(&srv->ingest_users))
+        sleep_ms(1);
+    ingest_stop(srv->ingest); /* commits the queue; every waiting request is resumed */
+    srv->ingest = NULL;
+    uint64_t deadline = bsp_mono_ns() + (uint64_t)API_DRAIN_SECONDS * 1000000000ull;
+    while (atomic_load(&srv->requests_open) && bsp_mono_ns() < deadline)
+        sleep_ms(5);
+    unsigned left = atomic_load(&srv->requests_open);
+    if (left) bsp_warn("stopping with %u requests unanswered", left);
+}
+
+static int wait_for_signal(const sigset_t *set) {
+    int sig = 0;
+    while (sigwait(set, &sig) != 0) {
+    }
+    return sig;
+}
+
+/* Drops signals that arrived during the drain, so restoring the mask does
+ * not kill us on the way out. */
+static void restore_signals(const sigset_t *set, const sigset_t *old) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(set, NULL, &zero) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *set) {
+    bsp_err rc = store_open(opts->data_dir, NULL, &srv->store);
+    if (rc != BSP_OK) {
+        bsp_error_log("could not open the store: %s", bsp_err_name(rc));
+        return 1;
+    }
+    int exit_code = 1;
+    if (keys_setup(srv, srv->store, opts) != BSP_OK) goto close_store;
+    bsp_ingest_opts ingest_opts = {.queue_max_events = opts->queue_max};
+    rc = ingest_start(srv->store, &ingest_opts, &srv->ingest);
+    if (rc != BSP_OK) {
+        bsp_error_log("could not start ingest: %s", bsp_err_name(rc));
+        goto close_store;
+    }
+    srv->success = api_make_success_response();
+    srv->daemon = srv->success ? daemon_start(srv, opts) : NULL;
+    if (!srv->daemon) {
+        ingest_stop(srv->ingest);
+        goto free_response;
+    }
+    int sig = wait_for_signal(set);
+    bsp_info("%s received: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    drain(srv);
+    MHD_stop_daemon(srv->daemon);
+    bsp_info("stopped");
+    exit_code = 0;
+free_response:
+    if (srv->success) MHD_destroy_response(srv->success);
+close_store:
+    store_close(srv->store);
+    return exit_code;
+}
+
+int api_serve(const bsp_serve_opts *opts) {
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    api_server *srv = calloc(1, sizeof *srv);
+    int exit_code = 1;
+    if (srv) {
+        srv->web_dir = opts->web_dir;
+        exit_code = serve(srv, opts, &set);
+        explicit_bzero(srv->write_key, sizeof srv->write_key);
+        explicit_bzero(srv->admin_key, sizeof srv->admin_key);
+        free(srv);
+    }
+    restore_signals(&set, &old);
+    return exit_code;
+}

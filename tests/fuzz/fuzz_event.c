@@ -1,0 +1,38 @@
+/* fuzz_event.c - libFuzzer target for event/: every input is parsed as a
+ * /v1/batch body and as a /v1/track body, and every event produced is
+ * checked against the invariants the rest of Bespoke relies on (ids inside
+ * the normalized json, text within the size limit, no writeKey stored). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event/event.h"
+
+static void check_list(const bsp_event_list *list, bsp_err rc) {
+    if (rc != BSP_OK && list->count != 0) abort();
+    if (strlen(list->write_key) >= sizeof list->write_key) abort();
+    for (size_t i = 0; i < list->count; i++) {
+        const bsp_event *ev = &list->items[i];
+        if (!ev->json || !ev->text || strlen(ev->text) != ev->text_len) abort();
+        if (ev->text_len > BSP_EVENT_MAX_BYTES) abort();
+        if (!ev->message_id || (!ev->user_id && !ev->anonymous_id)) abort();
+        if (cJSON_GetObjectItemCaseSensitive(ev->json, "writeKey")) abort();
+    }
+    for (size_t i = 0; i < list->reject_count; i++)
+        if (list->rejects[i].error.code == BSP_OK) abort();
+}
+
+static void parse_as(const uint8_t *data, size_t size, bsp_event_type route) {
+    bsp_event_list list;
+    bsp_error err;
+    bsp_err rc = event_parse_body((const char *)data, size, route, 1700000000000LL, &list, &err);
+    if (rc != BSP_OK && err.code != rc) abort();
+    check_list(&list, rc);
+    event_list_free(&list);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    parse_as(data, size, BSP_EV_TYPE_COUNT);
+    parse_as(data, size, BSP_EV_TRACK);
+    return 0;
+}

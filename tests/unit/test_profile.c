@@ -1,0 +1,869 @@
+/* test_profile.c - unit tests of src/profile: every computed trait with
+ * hand-checked values, traits and consent, the storage round trip, the
+ * public form, merges and malformed storage input. Events are built by hand
+ * in Segment's shape, so these tests do not depend on src/event. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/json.h"
+#include "profile/profile.h"
+
+#define T0 1700000000000LL /* 2023-11-14T22:13:20.000Z */
+#define MINUTE (60LL * 1000)
+#define HOUR (60 * MINUTE)
+#define DAY (24 * HOUR)
+
+/* --- helpers -------------------------------------------------------------- */
+
+/* Applies an event whose JSON is given whole; ids and the track name are
+ * read from it as the event module would. */
+static void apply_json(bsp_profile *p, bsp_event_type type, int64_t ts, const char *json) {
+    bsp_event ev = {.type = type, .ts_ms = ts};
+    ev.json = cJSON_Parse(json);
+    assert_non_null(ev.json);
+    ev.user_id = json_get_string(ev.json, "userId");
+    ev.anonymous_id = json_get_string(ev.json, "anonymousId");
+    ev.name = json_get_string(ev.json, type == BSP_EV_TRACK ? "event" : "name");
+    profile_apply_event(p, &ev);
+    cJSON_Delete(ev.json);
+}
+
+static void track(bsp_profile *p, int64_t ts, const char *name, const char *props) {
+    char json[8192];
+    snprintf(json, sizeof json, "{\"type\":\"track\",\"event\":\"%s\",\"properties\":%s}", name,
+             props ? props : "{}");
+    apply_json(p, BSP_EV_TRACK, ts, json);
+}
+
+static void track_ctx(bsp_profile *p, int64_t ts, const char *name, const char *context) {
+    char json[8192];
+    snprintf(json, sizeof json, "{\"type\":\"track\",\"event\":\"%s\",\"context\":%s}", name,
+             context);
+    apply_json(p, BSP_EV_TRACK, ts, json);
+}
+
+static void identify(bsp_profile *p, int64_t ts, const char *traits) {
+    char json[8192];
+    snprintf(json, sizeof json, "{\"type\":\"identify\",\"userId\":\"u1\",\"traits\":%s}", traits);
+    apply_json(p, BSP_EV_IDENTIFY, ts, json);
+}
+
+static void view(bsp_profile *p, int64_t ts, const char *id, const char *category,
+                 const char *brand) {
+    char props[512];
+    snprintf(props, sizeof props, "{\"product_id\":\"%s\",\"category\":\"%s\",\"brand\":\"%s\"}",
+             id, category, brand);
+    track(p, ts, "Product Viewed", props);
+}
+
+/* The computed object; the caller frees it. */
+static cJSON *computed(const bsp_profile *p) {
+    cJSON *c = profile_computed_json(p);
+    assert_non_null(c);
+    return c;
+}
+
+static double num(const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+static void assert_str(const cJSON *obj, const char *key, const char *expected) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!expected) {
+        assert_true(cJSON_IsNull(v));
+        return;
+    }
+    assert_true(cJSON_IsString(v));
+    assert_string_equal(v->valuestring, expected);
+}
+
+static void assert_num_near(double actual, double expected) {
+    assert_true(fabs(actual - expected) < 1e-9);
+}
+
+/* Compares a string array with expected, given as a NULL-terminated list. */
+static void assert_list(const cJSON *obj, const char *key, const char *const *expected) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, key);
+    assert_true(cJSON_IsArray(arr));
+    size_t n = 0;
+    while (expected[n])
+        n++;
+    assert_int_equal(cJSON_GetArraySize(arr), n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(cJSON_GetArrayItem(arr, (int)i)->valuestring, expected[i]);
+}
+
+static cJSON *storage_tree(const bsp_profile *p) {
+    bsp_buf buf = {0};
+    assert_int_equal(profile_to_json(p, &buf), BSP_OK);
+    cJSON *tree = cJSON_Parse(buf.data);
+    bsp_buf_free(&buf);
+    assert_non_null(tree);
+    return tree;
+}
+
+/* --- times and sessions ---------------------------------------------------- */
+
+static void test_sessions_31_minute_gap(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Anything", NULL);
+    track(p, T0 + 31 * MINUTE, "Anything", NULL);
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "sessions"), 2);
+    assert_str(c, "first_seen", "2023-11-14T22:13:20.000Z");
+    assert_str(c, "last_seen", "2023-11-14T22:44:20.000Z");
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_sessions_29_minute_gap(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Anything", NULL);
+    track(p, T0 + 29 * MINUTE, "Anything", NULL);
+    track(p, T0 + 58 * MINUTE, "Anything", NULL); /* 29 minutes after the previous */
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "sessions"), 1);
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_late_events_start_no_session(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Anything", NULL);
+    track(p, T0 + 2 * HOUR, "Anything", NULL); /* session 2 */
+    track(p, T0 + 1 * HOUR, "Anything", NULL); /* late: older than last_seen */
+    track(p, T0 - 3 * HOUR, "Anything", NULL); /* late and earliest */
+    track(p, T0 + 2 * HOUR + 5 * MINUTE, "Anything", NULL);
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "sessions"), 2);
+    assert_str(c, "first_seen", "2023-11-14T19:13:20.000Z");
+    assert_str(c, "last_seen", "2023-11-15T00:18:20.000Z");
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_page_and_screen_views(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    apply_json(p, BSP_EV_PAGE, T0, "{\"type\":\"page\",\"name\":\"Home\"}");
+    apply_json(p, BSP_EV_SCREEN, T0 + 1, "{\"type\":\"screen\",\"name\":\"Cart\"}");
+    track(p, T0 + 2, "Product Viewed", "{\"product_id\":\"p1\"}");
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "page_views"), 2);
+    assert_int_equal(num(c, "product_views"), 1);
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+/* --- cart ----------------------------------------------------------------- */
+
+static void test_cart_add_remove_clear(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Product Added", "{\"product_id\":\"p1\",\"quantity\":2,\"price\":10}");
+    track(p, T0 + 1, "Product Added", "{\"product_id\":\"p2\",\"price\":5.5}");
+    track(p, T0 + 2, "Product Added", "{\"product_id\":\"p1\",\"quantity\":1,\"price\":10}");
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "add_to_carts"), 3);
+    assert_int_equal(num(c, "cart_items"), 4);
+    assert_num_near(num(c, "cart_value"), 35.5);
+    const cJSON *line = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "cart"), 0);
+    assert_str(line, "product_id", "p1");
+    assert_int_equal(num(line, "quantity"), 3);
+    assert_num_near(num(line, "price"), 10);
+    cJSON_Delete(c);
+
+    track(p, T0 + 3, "Product Removed", "{\"product_id\":\"p1\",\"quantity\":2}");
+    track(p, T0 + 4, "Product Removed", "{\"product_id\":\"p2\"}"); /* default 1: vanishes */
+    track(p, T0 + 5, "Product Removed", "{\"product_id\":\"nope\"}");
+    c = computed(p);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, "cart")), 1);
+    assert_int_equal(num(c, "cart_items"), 1);
+    assert_num_near(num(c, "cart_value"), 10);
+    cJSON_Delete(c);
+
+    track(p, T0 + 6, "Order Completed", "{\"revenue\":10}");
+    c = computed(p);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, "cart")), 0);
+    assert_int_equal(num(c, "cart_items"), 0);
+    assert_num_near(num(c, "cart_value"), 0);
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+/* --- orders and revenue --------------------------------------------------- */
+
+static void test_revenue_from_revenue_total_products(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Order Completed", "{\"revenue\":100,\"total\":120}");
+    track(p, T0 + HOUR, "Order Completed", "{\"revenue\":\"100\",\"total\":50}");
+    track(p, T0 + 30 * MINUTE, "Order Completed",
+          "{\"products\":[{\"product_id\":\"a\",\"price\":10,\"quantity\":2},"
+          "{\"product_id\":\"b\",\"price\":2.5}]}");
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "orders"), 3);
+    assert_num_near(num(c, "revenue"), 172.5);
+    assert_num_near(num(c, "aov"), 57.5);
+    assert_str(c, "last_order_at", "2023-11-14T23:13:20.000Z");
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_refund_and_cancel_subtract(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Order Completed", "{\"revenue\":100}");
+    track(p, T0 + 1, "Order Completed", "{\"total\":50}");
+    track(p, T0 + 2, "Order Completed", "{\"revenue\":0.7}");
+    track(p, T0 + 3, "Order Refunded", "{\"revenue\":20}");
+    track(p, T0 + 4, "Order Cancelled", "{\"products\":[{\"price\":2.5,\"quantity\":3}]}");
+    track(p, T0 + 5, "Order Refunded", "{\"total\":0.1}");
+    track(p, T0 + 6, "Order Refunded", "{\"order_id\":\"x\"}"); /* no amount: nothing */
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "orders"), 3);
+    assert_num_near(num(c, "revenue"), 123.1); /* 150.7 - 20 - 7.5 - 0.1 */
+    assert_num_near(num(c, "aov"), 41.03);     /* 123.1 / 3 = 41.0333 */
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_aov_without_orders(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Order Refunded", "{\"revenue\":5}");
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "orders"), 0);
+    assert_num_near(num(c, "aov"), 0);
+    assert_num_near(num(c, "revenue"), -5);
+    assert_str(c, "last_order_at", NULL);
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+/* Thousands of orders with awkward cents, spread over profiles: the sum of
+ * the public revenues matches the exact total to the cent. */
+static void test_revenue_sums_to_the_cent(void **state) {
+    (void)state;
+    enum { PROFILES = 7, ORDERS = 7000 };
+    bsp_profile *ps[PROFILES];
+    for (int i = 0; i < PROFILES; i++)
+        ps[i] = profile_new((uint64_t)i + 1);
+    int64_t total_cents = 0;
+    for (int i = 0; i < ORDERS; i++) {
+        int64_t cents = 1 + (i * 7919) % 100000; /* 0.01 .. 1000.00 */
+        char props[64];
+        snprintf(props, sizeof props, "{\"revenue\":%lld.%02lld}", (long long)(cents / 100),
+                 (long long)(cents % 100));
+        track(ps[i % PROFILES], T0 + i, "Order Completed", props);
+        total_cents += cents;
+    }
+    int64_t sum_cents = 0;
+    for (int i = 0; i < PROFILES; i++) {
+        cJSON *c = computed(ps[i]);
+        double revenue = num(c, "revenue");
+        assert_num_near(revenue * 100, (double)llround(revenue * 100)); /* whole cents */
+        sum_cents += llround(revenue * 100);
+        cJSON_Delete(c);
+        profile_free(ps[i]);
+    }
+    assert_int_equal(sum_cents, total_cents);
+}
+
+/* --- product lists -------------------------------------------------------- */
+
+static void test_recently_viewed_order_and_cap(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    char id[16];
+    for (int i = 1; i <= 25; i++) {
+        snprintf(id, sizeof id, "p%d", i);
+        view(p, T0 + i, id, "c", "b");
+    }
+    track(p, T0 + 30, "Product Viewed", "{\"product_id\":\"p10\"}"); /* moves to front */
+    track(p, T0 + 31, "Product Viewed", "{\"product_id\":\"p25\"}");
+    track(p, T0 + 32, "Product Viewed", "{\"product_id\":507}"); /* numeric id */
+    cJSON *c = computed(p);
+    const cJSON *rv = cJSON_GetObjectItem(c, "recently_viewed");
+    assert_int_equal(cJSON_GetArraySize(rv), BSP_PROFILE_RECENT_MAX);
+    static const char *const expected_head[] = {"507", "p25", "p10", "p24", "p23"};
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(cJSON_GetArrayItem(rv, i)->valuestring, expected_head[i]);
+    /* p1..p6 fell off when p21..p25 and then 507 came in; p7 is last. */
+    assert_string_equal(cJSON_GetArrayItem(rv, 19)->valuestring, "p7");
+    assert_int_equal(num(c, "product_views"), 28);
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_purchased_set_and_cap(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Order Completed",
+          "{\"products\":[{\"product_id\":\"a\"},{\"product_id\":\"b\"}]}");
+    track(p, T0 + 1, "Order Completed",
+          "{\"products\":[{\"product_id\":\"b\"},{\"product_id\":\"c\"}]}");
+    cJSON *c = computed(p);
+    assert_list(c, "purchased", (const char *const[]){"a", "b", "c", NULL});
+    cJSON_Delete(c);
+
+    char props[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(props, sizeof props, "{\"products\":[{\"product_id\":\"q%d\"}]}", i);
+        track(p, T0 + 2 + i, "Order Completed", props);
+    }
+    c = computed(p);
+    const cJSON *bought = cJSON_GetObjectItem(c, "purchased");
+    assert_int_equal(cJSON_GetArraySize(bought), 1000);
+    assert_string_equal(cJSON_GetArrayItem(bought, 0)->valuestring, "q0"); /* a, b, c gone */
+    assert_string_equal(cJSON_GetArrayItem(bought, 999)->valuestring, "q999");
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+/* --- favorites ------------------------------------------------------------ */
+
+static void test_old_burst_loses_to_recent_views(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    /* 10 views 120 days (4 half-lives) ago are worth 10/16 = 0.625 today. */
+    for (int i = 0; i < 10; i++)
+        view(p, T0 - 120 * DAY + i, "x", "Chairs", "Old");
+    view(p, T0, "y", "Lamps", "New");
+    cJSON *c = computed(p);
+    assert_str(c, "favorite_category", "Lamps");
+    assert_str(c, "favorite_brand", "New");
+    cJSON_Delete(c);
+
+    /* 20 such views are worth 1.25: more than one view today (Lamps: 1). */
+    for (int i = 0; i < 10; i++)
+        view(p, T0 - 120 * DAY + 100 + i, "x", "Chairs", "Old");
+    c = computed(p);
+    assert_str(c, "favorite_category", "Chairs");
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_favorite_weights(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    view(p, T0, "a", "Shoes", "Acme");
+    view(p, T0 + 1, "a", "Shoes", "Acme"); /* Shoes 2, Acme 2 */
+    track(p, T0 + 2, "Product Added",
+          "{\"product_id\":\"b\",\"category\":\"Bags\",\"brand\":\"Zeta\"}"); /* 3 */
+    cJSON *c = computed(p);
+    assert_str(c, "favorite_category", "Bags");
+    assert_str(c, "favorite_brand", "Zeta");
+    cJSON_Delete(c);
+    track(p, T0 + 3, "Order Completed",
+          "{\"products\":[{\"product_id\":\"h\",\"category\":\"Hats\",\"brand\":\"Acme\"}]}");
+    c = computed(p);
+    assert_str(c, "favorite_category", "Hats"); /* purchase: 5 */
+    assert_str(c, "favorite_brand", "Acme");    /* 2 + 5 */
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_decayed_counts_keep_top_32(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    char category[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(category, sizeof category, "c%d", i);
+        view(p, T0 + i, "x", category, "b");
+    }
+    view(p, T0 + 100, "x", "c39", "b");
+    cJSON *tree = storage_tree(p);
+    const cJSON *entries = json_path(tree, "cat.e");
+    assert_int_equal(cJSON_GetArraySize(entries), 32);
+    cJSON_Delete(tree);
+    cJSON *c = computed(p);
+    assert_str(c, "favorite_category", "c39");
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+/* --- latest values -------------------------------------------------------- */
+
+static void test_last_search_and_country(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Products Searched", "{\"query\":\"sofa\"}");
+    track_ctx(p, T0 + 1, "Anything", "{\"location\":{\"country\":\"DE\"}}");
+    cJSON *c = computed(p);
+    assert_str(c, "last_search", "sofa");
+    assert_str(c, "country", "DE");
+    cJSON_Delete(c);
+
+    identify(p, T0 + 2, "{\"address\":{\"country\":\"FR\"},\"country\":\"IT\"}");
+    c = computed(p);
+    assert_str(c, "country", "FR"); /* address.country before traits.country */
+    cJSON_Delete(c);
+
+    track(p, T0 + 3, "Anything", "{\"country\":\"AT\"}");
+    identify(p, T0 + 4, "{\"country\":\"CH\"}");
+    track(p, T0 - DAY, "Products Searched", "{\"query\":\"old\",\"country\":\"US\"}");
+    c = computed(p);
+    assert_str(c, "country", "CH"); /* the late US event does not win */
+    assert_str(c, "last_search", "sofa");
+    cJSON_Delete(c);
+    profile_free(p);
+}
+
+static void test_device(void **state) {
+    (void)state;
+    static const struct {
+        const char *context;
+        const char *device;
+    } cases[] = {
+        {"{\"userAgent\":\"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148\"}", "mobile"},
+        {"{\"userAgent\":\"Mozilla/5.0 (iPad; CPU OS 16_0) Mobile/15E148\"}", "tablet"},
+        {"{\"userAgent\":\"Mozilla/5.0 (Linux; Android 13; SM-G991B) Mobile\"}", "mobile"},
+        {"{\"userAgent\":\"Mozilla/5.0 (Linux; Android 12; Tablet) Safari\"}", "tablet"},
+        {"{\"userAgent\":\"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120\"}", "desktop"},
+        {"{\"device\":{\"type\":\"tablet\"},\"userAgent\":\"iPhone\"}", "tablet"},
+        {"{\"device\":{\"type\":\"ios\"}}", "mobile"},
+        {"{\"page\":{\"url\":\"https://x\"}}", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bsp_profile *p = profile_new(1);
+        track_ctx(p, T0, "Anything", cases[i].context);
+        cJSON *c = computed(p);
+        assert_str(c, "device", cases[i].device);
+        cJSON_Delete(c);
+        profile_free(p);
+    }
+}
+
+/* --- traits, consent, ids ------------------------------------------------- */
+
+static void test_identify_traits_nested_quiz(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    identify(p, T0,
+             "{\"email\":\"a@example.com\",\"quiz\":{\"style\":\"minimal\",\"budget\":\"mid\"}}");
+    identify(p, T0 + 1, "{\"name\":\"Ann\",\"quiz\":{\"style\":\"bold\"}}");
+    apply_json(p, BSP_EV_TRACK, T0 + 2,
+               "{\"type\":\"track\",\"event\":\"X\",\"context\":{\"traits\":{\"plan\":\"gold\"}}}");
+    apply_json(p, BSP_EV_GROUP, T0 + 3,
+               "{\"type\":\"group\",\"groupId\":\"g\",\"traits\":{\"employees\":50}}");
+    const cJSON *traits = profile_traits(p);
+    assert_string_equal(json_get_string(traits, "email"), "a@example.com");
+    assert_string_equal(json_get_string(traits, "name"), "Ann");
+    assert_string_equal(json_get_string(json_path(traits, "quiz"), "style"), "bold");
+    assert_string_equal(json_get_string(json_path(traits, "quiz"), "budget"), "mid");
+    assert_string_equal(json_get_string(traits, "plan"), "gold");
+    assert_null(cJSON_GetObjectItem(traits, "employees"));
+    assert_int_equal(profile_id_count(p, 'u'), 1);
+    assert_string_equal(profile_id_at(p, 'u', 0), "u1");
+    profile_free(p);
+}
+
+static void test_consent_latest_wins(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    assert_int_equal(profile_consent(p, "Advertising"), -1);
+    track_ctx(p, T0 + 10, "X",
+              "{\"consent\":{\"categoryPreferences\":{\"Advertising\":true,\"Analytics\":false}}}");
+    track_ctx(p, T0, "X", "{\"consent\":{\"categoryPreferences\":{\"Advertising\":false}}}");
+    assert_int_equal(profile_consent(p, "Advertising"), 1);
+    assert_int_equal(profile_consent(p, "Analytics"), 0);
+    cJSON *pub = profile_public_json(p);
+    const cJSON *consent = cJSON_GetObjectItem(pub, "consent");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(consent, "Advertising")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(consent, "Analytics")));
+    assert_str(consent, "updated_at", "2023-11-14T22:13:20.010Z");
+    cJSON_Delete(pub);
+
+    track_ctx(p, T0 + 20, "X", "{\"consent\":{\"categoryPreferences\":{\"Advertising\":false}}}");
+    assert_int_equal(profile_consent(p, "Advertising"), 0);
+    assert_int_equal(profile_consent(p, "Analytics"), -1); /* replaced, not merged */
+    profile_free(p);
+}
+
+static void test_ids_unique_and_capped(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    profile_add_id(p, 'a', "anon-1");
+    profile_add_id(p, 'a', "anon-1");
+    profile_add_id(p, 'u', "user-1");
+    profile_add_id(p, 'x', "ignored");
+    profile_add_id(p, 'u', "");
+    assert_int_equal(profile_id_count(p, 'a'), 1);
+    assert_int_equal(profile_id_count(p, 'u'), 1);
+    assert_null(profile_id_at(p, 'u', 1));
+    char id[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "a%d", i);
+        profile_add_id(p, 'a', id);
+    }
+    assert_int_equal(profile_id_count(p, 'a'), BSP_PROFILE_MAX_IDS);
+    assert_string_equal(profile_id_at(p, 'a', 0), "anon-1");
+    apply_json(p, BSP_EV_TRACK, T0, "{\"type\":\"track\",\"event\":\"X\",\"userId\":\"user-2\"}");
+    assert_int_equal(profile_id_count(p, 'u'), 2);
+    profile_free(p);
+}
+
+/* --- storage and public forms --------------------------------------------- */
+
+/* A profile with every field set. */
+static bsp_profile *rich_profile(void) {
+    bsp_profile *p = profile_new(12345678901ULL);
+    apply_json(p, BSP_EV_IDENTIFY, T0,
+               "{\"type\":\"identify\",\"userId\":\"u1\",\"anonymousId\":\"a1\","
+               "\"traits\":{\"email\":\"a@example.com\",\"quiz\":{\"style\":\"minimal\"},"
+               "\"age\":41,\"score\":0.1,\"tags\":[\"x\",\"y\\\"\"],\"vip\":true,\"n\":null},"
+               "\"context\":{\"consent\":{\"categoryPreferences\":{\"Advertising\":true}},"
+               "\"location\":{\"country\":\"DE\"},\"userAgent\":\"iPhone\"}}");
+    view(p, T0 - 200 * DAY, "p1", "Chairs", "Acme");
+    view(p, T0 + MINUTE, "p2", "Lamps \\\"bright\\\"", "Lux"); /* JSON-escaped */
+    track(p, T0 + 2 * MINUTE, "Product Added", "{\"product_id\":\"p2\",\"price\":19.99}");
+    track(p, T0 + 3 * MINUTE, "Product Added",
+          "{\"product_id\":\"p3\",\"price\":0.1,\"quantity\":3}");
+    track(p, T0 + 2 * HOUR, "Order Completed",
+          "{\"products\":[{\"product_id\":\"p9\",\"price\":0.1,\"quantity\":3,"
+          "\"category\":\"Misc\"}]}");
+    track(p, T0 + 3 * HOUR, "Product Added", "{\"product_id\":\"p4\",\"price\":1e-7}");
+    track(p, T0 + 4 * HOUR, "Products Searched", "{\"query\":\"sofa\\nbed ü\"}");
+    apply_json(p, BSP_EV_PAGE, T0 + 5 * HOUR, "{\"type\":\"page\"}");
+    return p;
+}
+
+static void assert_round_trip(const bsp_profile *p) {
+    bsp_buf first = {0}, second = {0};
+    assert_int_equal(profile_to_json(p, &first), BSP_OK);
+    bsp_profile *copy = NULL;
+    assert_int_equal(profile_from_json(first.data, first.len, &copy), BSP_OK);
+    assert_non_null(copy);
+    assert_int_equal(profile_to_json(copy, &second), BSP_OK);
+    assert_string_equal(first.data, second.data);
+    cJSON *a = profile_public_json(p), *b = profile_public_json(copy);
+    assert_true(cJSON_Compare(a, b, true));
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    profile_free(copy);
+    bsp_buf_free(&first);
+    bsp_buf_free(&second);
+}
+
+static void test_storage_round_trip(void **state) {
+    (void)state;
+    bsp_profile *p = rich_profile();
+    assert_round_trip(p);
+    bsp_profile *empty = profile_new(7);
+    assert_round_trip(empty);
+    profile_free(empty);
+    profile_free(p);
+}
+
+/* A profile read back keeps computing as if it had never been stored. */
+static void test_storage_continues_computing(void **state) {
+    (void)state;
+    bsp_profile *p = rich_profile();
+    bsp_buf buf = {0};
+    assert_int_equal(profile_to_json(p, &buf), BSP_OK);
+    bsp_profile *copy = NULL;
+    assert_int_equal(profile_from_json(buf.data, buf.len, &copy), BSP_OK);
+    bsp_profile *both[2] = {p, copy};
+    for (int i = 0; i < 2; i++) {
+        track(both[i], T0 + 6 * HOUR, "Product Viewed",
+              "{\"product_id\":\"p1\",\"category\":\"Chairs\"}");
+        track(both[i], T0 + 6 * HOUR, "Order Completed", "{\"revenue\":0.2}");
+    }
+    bsp_buf a = {0}, b = {0};
+    assert_int_equal(profile_to_json(p, &a), BSP_OK);
+    assert_int_equal(profile_to_json(copy, &b), BSP_OK);
+    assert_string_equal(a.data, b.data);
+    bsp_buf_free(&a);
+    bsp_buf_free(&b);
+    bsp_buf_free(&buf);
+    profile_free(copy);
+    profile_free(p);
+}
+
+static void test_public_form_shape(void **state) {
+    (void)state;
+    bsp_profile *empty = profile_new(42);
+    cJSON *pub = profile_public_json(empty);
+    assert_str(pub, "profile_id", "42");
+    const cJSON *ids = cJSON_GetObjectItem(pub, "ids");
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(ids, "userId")));
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(ids, "anonymousId")));
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(pub, "traits")));
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(pub, "consent")));
+    const cJSON *c = cJSON_GetObjectItem(pub, "computed");
+    static const char *const null_keys[] = {
+        "first_seen",        "last_seen",   "last_order_at", "favorite_brand",
+        "favorite_category", "last_search", "country",       "device"};
+    for (size_t i = 0; i < sizeof null_keys / sizeof null_keys[0]; i++)
+        assert_true(cJSON_IsNull(cJSON_GetObjectItem(c, null_keys[i])));
+    static const char *const zero_keys[] = {"sessions",     "page_views", "product_views",
+                                            "add_to_carts", "cart_items", "cart_value",
+                                            "orders",       "revenue",    "aov"};
+    for (size_t i = 0; i < sizeof zero_keys / sizeof zero_keys[0]; i++)
+        assert_int_equal(num(c, zero_keys[i]), 0);
+    static const char *const list_keys[] = {"cart", "recently_viewed", "purchased"};
+    for (size_t i = 0; i < sizeof list_keys / sizeof list_keys[0]; i++)
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, list_keys[i])), 0);
+    assert_int_equal(cJSON_GetArraySize(c), 20);
+    cJSON_Delete(pub);
+    profile_free(empty);
+
+    bsp_profile *p = rich_profile();
+    pub = profile_public_json(p);
+    assert_str(pub, "profile_id", "12345678901");
+    assert_list(cJSON_GetObjectItem(pub, "ids"), "userId", (const char *const[]){"u1", NULL});
+    c = cJSON_GetObjectItem(pub, "computed");
+    assert_str(c, "device", "mobile");
+    assert_str(c, "country", "DE");
+    assert_str(c, "last_search", "sofa\nbed ü");
+    assert_num_near(num(c, "revenue"), 0.3);
+    assert_num_near(num(c, "cart_value"), 0); /* cleared by the order, then 1e-7 */
+    assert_int_equal(num(c, "cart_items"), 1);
+    assert_str(c, "favorite_category", "Misc");
+    assert_list(c, "recently_viewed", (const char *const[]){"p2", "p1", NULL});
+    cJSON_Delete(pub);
+    profile_free(p);
+}
+
+static void test_from_json_rejects_malformed(void **state) {
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "{",
+        "[]",
+        "null",
+        "\"text\"",
+        "{\"v\":1}",
+        "{\"pid\":\"1\"}",
+        "{\"v\":2,\"pid\":\"1\"}",
+        "{\"v\":1,\"pid\":1}",
+        "{\"v\":1,\"pid\":\"1x\"}",
+        "{\"v\":1,\"pid\":\"-1\"}",
+        "{\"v\":1,\"pid\":\"1\",\"uid\":5}",
+        "{\"v\":1,\"pid\":\"1\",\"aid\":[1]}",
+        "{\"v\":1,\"pid\":\"1\",\"traits\":[]}",
+        "{\"v\":1,\"pid\":\"1\",\"consent\":true}",
+        "{\"v\":1,\"pid\":\"1\",\"first\":\"x\",\"last\":1}",
+        "{\"v\":1,\"pid\":\"1\",\"first\":1}",
+        "{\"v\":1,\"pid\":\"1\",\"sessions\":-1}",
+        "{\"v\":1,\"pid\":\"1\",\"orders\":1.5}",
+        "{\"v\":1,\"pid\":\"1\",\"revenue\":5}",
+        "{\"v\":1,\"pid\":\"1\",\"revenue\":[5]}",
+        "{\"v\":1,\"pid\":\"1\",\"cart\":{}}",
+        "{\"v\":1,\"pid\":\"1\",\"cart\":[[\"p\",0,1]]}",
+        "{\"v\":1,\"pid\":\"1\",\"cart\":[[\"p\",1]]}",
+        "{\"v\":1,\"pid\":\"1\",\"cart\":[[\"p\",1,1],[\"p\",1,1]]}",
+        "{\"v\":1,\"pid\":\"1\",\"cart\":[5]}",
+        "{\"v\":1,\"pid\":\"1\",\"recent\":[null]}",
+        "{\"v\":1,\"pid\":\"1\",\"cat\":{\"ref\":1}}",
+        "{\"v\":1,\"pid\":\"1\",\"cat\":{\"ref\":1,\"e\":[[\"a\"]]}}",
+        "{\"v\":1,\"pid\":\"1\",\"brand\":{\"ref\":1,\"e\":[[1,2]]}}",
+        "{\"v\":1,\"pid\":\"1\",\"search\":3}",
+        "{\"v\":1,\"pid\":\"1\",\"device\":\"phone\"}",
+        "{\"v\":1,\"pid\":\"1\",\"device\":null}",
+        "{\"v\":1,\"pid\":\"1\"} trailing",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        bsp_profile *p = (bsp_profile *)&p; /* must be reset to NULL */
+        bsp_err rc = profile_from_json(bad[i], strlen(bad[i]), &p);
+        if (rc == BSP_OK) fail_msg("accepted: %s", bad[i]);
+        assert_null(p);
+    }
+    char deep[200];
+    memset(deep, '[', sizeof deep);
+    bsp_profile *p = NULL;
+    assert_int_not_equal(profile_from_json(deep, sizeof deep, &p), BSP_OK);
+    assert_int_not_equal(profile_from_json(NULL, 0, &p), BSP_OK);
+    assert_null(p);
+    const char *minimal = "{\"v\":1,\"pid\":\"9\"}";
+    assert_int_equal(profile_from_json(minimal, strlen(minimal), &p), BSP_OK);
+    assert_int_equal(profile_pid(p), 9);
+    profile_free(p);
+}
+
+/* Every truncation and many one-byte corruptions of a real storage form:
+ * each is either read (and then writes again) or refused, never a crash. */
+static void test_from_json_survives_corruption(void **state) {
+    (void)state;
+    bsp_profile *p = rich_profile();
+    bsp_buf good = {0}, again = {0};
+    assert_int_equal(profile_to_json(p, &good), BSP_OK);
+    profile_free(p);
+    static const char replacements[] = {'0', '"', '[', '{', '}', ',', '-', 'x', '\\'};
+    char *text = malloc(good.len + 1);
+    assert_non_null(text);
+    for (size_t at = 0; at < good.len; at++) {
+        for (size_t r = 0; r <= sizeof replacements; r++) {
+            memcpy(text, good.data, good.len + 1);
+            size_t len = r == sizeof replacements ? at : good.len; /* last: truncate */
+            if (r < sizeof replacements) text[at] = replacements[r];
+            bsp_profile *q = NULL;
+            if (profile_from_json(text, len, &q) != BSP_OK) {
+                assert_null(q);
+                continue;
+            }
+            bsp_buf_reset(&again);
+            assert_int_equal(profile_to_json(q, &again), BSP_OK);
+            profile_free(q);
+        }
+    }
+    free(text);
+    bsp_buf_free(&good);
+    bsp_buf_free(&again);
+}
+
+/* --- merge ---------------------------------------------------------------- */
+
+static void build_merge_pair(bsp_profile *into, bsp_profile *from) {
+    apply_json(into, BSP_EV_IDENTIFY, T0,
+               "{\"type\":\"identify\",\"userId\":\"u1\",\"anonymousId\":\"a1\","
+               "\"traits\":{\"email\":\"known@example.com\",\"quiz\":{\"style\":\"minimal\"}},"
+               "\"context\":{\"location\":{\"country\":\"DE\"}}}");
+    track(into, T0 + MINUTE, "Product Added",
+          "{\"product_id\":\"p1\",\"price\":10,\"category\":\"Chairs\"}");
+    view(into, T0 + 2 * MINUTE, "v1", "Chairs", "Acme");
+    track(into, T0 + HOUR, "Order Completed", "{\"revenue\":50}");
+    track(into, T0 + HOUR + MINUTE, "Product Added", "{\"product_id\":\"p1\",\"price\":10}");
+
+    apply_json(
+        from, BSP_EV_IDENTIFY, T0 - DAY,
+        "{\"type\":\"identify\",\"anonymousId\":\"a2\",\"traits\":{\"email\":"
+        "\"anon@example.com\",\"name\":\"Zed\",\"quiz\":{\"style\":\"bold\",\"size\":\"M\"}}}");
+    apply_json(from, BSP_EV_PAGE, T0 - DAY + 1, "{\"type\":\"page\",\"anonymousId\":\"a2\"}");
+    view(from, T0 - DAY + 2, "v2", "Lamps", "Lux");
+    view(from, T0 - DAY + 3, "v1", "Lamps", "Lux");
+    track(from, T0 + 2 * HOUR, "Order Completed", "{\"revenue\":30}");
+    track(from, T0 + 2 * HOUR + 1, "Order Completed", "{\"revenue\":30.01}");
+    track(from, T0 + 3 * HOUR, "Product Added",
+          "{\"product_id\":\"p1\",\"price\":12,\"quantity\":2}");
+    track(from, T0 + 3 * HOUR, "Product Added", "{\"product_id\":\"p2\",\"price\":5}");
+    track(from, T0 + 3 * HOUR, "Products Searched", "{\"query\":\"lamp\"}");
+    track_ctx(from, T0 + 3 * HOUR, "X", "{\"location\":{\"country\":\"FR\"}}");
+}
+
+static void test_merge(void **state) {
+    (void)state;
+    bsp_profile *into = profile_new(1), *from = profile_new(2);
+    build_merge_pair(into, from);
+    profile_merge(into, from);
+    assert_int_equal(profile_pid(into), 1);
+
+    assert_int_equal(profile_id_count(into, 'u'), 1);
+    assert_int_equal(profile_id_count(into, 'a'), 2);
+    assert_string_equal(profile_id_at(into, 'a', 1), "a2");
+
+    const cJSON *traits = profile_traits(into);
+    assert_string_equal(json_get_string(traits, "email"), "known@example.com");
+    assert_string_equal(json_get_string(traits, "name"), "Zed");
+    assert_string_equal(json_get_string(json_path(traits, "quiz"), "style"), "minimal");
+    assert_string_equal(json_get_string(json_path(traits, "quiz"), "size"), "M");
+
+    cJSON *c = computed(into);
+    assert_int_equal(num(c, "orders"), 3);
+    assert_num_near(num(c, "revenue"), 110.01);
+    assert_num_near(num(c, "aov"), 36.67);
+    assert_int_equal(num(c, "page_views"), 1);
+    assert_int_equal(num(c, "product_views"), 3);
+    assert_int_equal(num(c, "add_to_carts"), 4);
+    assert_int_equal(num(c, "sessions"), 2 + 3); /* into: T0, T0+1h; from: T0-1d, T0+2h, T0+3h */
+    assert_str(c, "first_seen", "2023-11-13T22:13:20.000Z");
+    assert_str(c, "last_seen", "2023-11-15T01:13:20.000Z");
+    assert_str(c, "last_order_at", "2023-11-15T00:13:20.001Z");
+    assert_str(c, "country", "FR"); /* from was seen later */
+    assert_str(c, "last_search", "lamp");
+    assert_int_equal(num(c, "cart_items"), 4); /* p1: 1 + 2, p2: 1 */
+    const cJSON *cart = cJSON_GetObjectItem(c, "cart");
+    assert_int_equal(cJSON_GetArraySize(cart), 2);
+    assert_str(cJSON_GetArrayItem(cart, 0), "product_id", "p1");
+    assert_int_equal(num(cJSON_GetArrayItem(cart, 0), "quantity"), 3);
+    assert_num_near(num(cJSON_GetArrayItem(cart, 0), "price"), 10); /* into's price */
+    assert_num_near(num(c, "cart_value"), 35);
+    assert_list(c, "recently_viewed", (const char *const[]){"v1", "v2", NULL});
+    /* Chairs: add 3 + view 1 at T0; Lamps: 2 views a day earlier. */
+    assert_str(c, "favorite_category", "Chairs");
+    assert_str(c, "favorite_brand", "Lux"); /* Acme: 1 view at T0; Lux: 2 * 2^(-1/30) */
+    cJSON_Delete(c);
+    profile_free(from);
+    profile_free(into);
+}
+
+static void test_merge_into_empty_and_decay_reference(void **state) {
+    (void)state;
+    bsp_profile *into = profile_new(1), *from = profile_new(2);
+    /* into: one Chairs view now; from: three Lamps views 60 days (two
+     * half-lives) earlier, worth 0.75 now, so Chairs stays the favorite. */
+    view(into, T0, "a", "Chairs", "A");
+    for (int i = 0; i < 3; i++)
+        view(from, T0 - 60 * DAY, "b", "Lamps", "B");
+    profile_merge(into, from);
+    cJSON *c = computed(into);
+    assert_str(c, "favorite_category", "Chairs");
+    cJSON_Delete(c);
+
+    /* Five more fresh Lamps views in from: 0.75 + 5 beats 1. */
+    bsp_profile *later = profile_new(3);
+    for (int i = 0; i < 5; i++)
+        view(later, T0 + DAY, "b", "Lamps", "B");
+    profile_merge(into, later);
+    c = computed(into);
+    assert_str(c, "favorite_category", "Lamps");
+    cJSON_Delete(c);
+
+    bsp_profile *empty = profile_new(4);
+    profile_merge(empty, into);
+    c = computed(empty);
+    cJSON *d = computed(into);
+    assert_true(cJSON_Compare(c, d, true));
+    cJSON_Delete(c);
+    cJSON_Delete(d);
+    profile_free(empty);
+    profile_free(later);
+    profile_free(from);
+    profile_free(into);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sessions_31_minute_gap),
+        cmocka_unit_test(test_sessions_29_minute_gap),
+        cmocka_unit_test(test_late_events_start_no_session),
+        cmocka_unit_test(test_page_and_screen_views),
+        cmocka_unit_test(test_cart_add_remove_clear),
+        cmocka_unit_test(test_revenue_from_revenue_total_products),
+        cmocka_unit_test(test_refund_and_cancel_subtract),
+        cmocka_unit_test(test_aov_without_orders),
+        cmocka_unit_test(test_revenue_sums_to_the_cent),
+        cmocka_unit_test(test_recently_viewed_order_and_cap),
+        cmocka_unit_test(test_purchased_set_and_cap),
+        cmocka_unit_test(test_old_burst_loses_to_recent_views),
+        cmocka_unit_test(test_favorite_weights),
+        cmocka_unit_test(test_decayed_counts_keep_top_32),
+        cmocka_unit_test(test_last_search_and_country),
+        cmocka_unit_test(test_device),
+        cmocka_unit_test(test_identify_traits_nested_quiz),
+        cmocka_unit_test(test_consent_latest_wins),
+        cmocka_unit_test(test_ids_unique_and_capped),
+        cmocka_unit_test(test_storage_round_trip),
+        cmocka_unit_test(test_storage_continues_computing),
+        cmocka_unit_test(test_public_form_shape),
+        cmocka_unit_test(test_from_json_rejects_malformed),
+        cmocka_unit_test(test_from_json_survives_corruption),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_merge_into_empty_and_decay_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
