@@ -6,8 +6,8 @@ CC       ?= cc
 BUILD    ?= build
 SAN      ?=
 PKGS      = libmicrohttpd libcjson libzstd zlib
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
+OPT      ?= -O2 -g
+CFLAGS   := $(OPT) -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDFLAGS  += $(SAN) -pthread
 LDLIBS    = -lmicrohttpd -lcjson -llmdb -lzstd -lz -lxxhash -lm
@@ -28,18 +28,21 @@ deps:
 
 $(BUILD)/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libbespoke.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/bespoke: $(BUILD)/src/main.o $(BUILD)/libbespoke.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbespoke.a $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbespoke.a $(LDLIBS) -lcmocka
+	@echo "  TEST    $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbespoke.a $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN) $(BUILD)/bespoke
 
@@ -50,13 +53,14 @@ FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -pthread \
 fuzz: $(FUZZ_BIN)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	@echo "  FUZZ    $@"
+	@clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 # The sanitizer build used by `make test` for unit and integration suites.
 asan:
 	$(MAKE) BUILD=$(BUILD)/asan CC=clang \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-	  CFLAGS="-O1 -g" unit
+	  OPT="-O1 -g" unit
 
 test: deps
 	$(MAKE) unit

@@ -11,15 +11,17 @@
 -- and sends it in request(); once the thread's share is handed out, delay()
 -- parks the connection for an hour, so nothing else is sent.
 --
--- Progress goes to DIR/progress.<i> (answers so far) every 25 answers; when the
--- thread is done it writes DIR/done.<i>. bench/run.sh watches those files to
--- detect a stall and interrupts wrk (SIGINT) when every thread is done. done()
--- prints `batch_*` lines that run.sh parses.
+-- Progress goes to DIR/progress.<i> (answers so far: first at the end of
+-- init, then every 25 answers); when the thread is done it writes DIR/done.<i>.
+-- bench/run.sh watches those files to detect a stall and interrupts wrk
+-- (SIGINT) when every thread is done. done() prints `batch_*` lines that
+-- run.sh parses.
 
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } bsp_bench_timespec;
 int clock_gettime(int clk, bsp_bench_timespec *ts);
+int usleep(unsigned int usec);
 ]]
 local ts = ffi.new("bsp_bench_timespec")
 local function now()
@@ -45,12 +47,13 @@ sent = 0             -- bodies given to wrk by request()
 answered = 0
 ok = 0
 status = {}          -- status code -> count
+rejected = 0         -- messages refused inside 200 answers
 extra = 0            -- bodies taken without a claim (wrk re-asks after a socket error)
 fillers = 0          -- GET /healthz sent because wrk asked for more than the share
 t_first = 0
 t_last = 0
 finished = false
-local dir
+local dir, nthreads
 local started = false
 local filler
 
@@ -72,8 +75,8 @@ local function finish()
 end
 
 function init(args)
-   local file, nthreads = args[1], tonumber(args[3])
-   dir = args[2]
+   local file = args[1]
+   dir, nthreads = args[2], tonumber(args[3])
    local headers = { ["Content-Type"] = "application/json", ["Authorization"] = args[4] }
    local i = 0
    for line in io.lines(file) do
@@ -87,8 +90,23 @@ function init(args)
    write_file("progress." .. tid, "0\n")
 end
 
+-- wrk starts each thread as soon as its init is done, and loads the next
+-- thread's share meanwhile; every thread waits until all have loaded (each
+-- writes its progress file at the end of init), so the clock starts together.
+-- The wait blocks the thread's event loop before its first request: whatever
+-- delay() returns, wrk sends a request after it.
+local function loaded()
+   for i = 0, nthreads - 1 do
+      local f = io.open(dir .. "/progress." .. i, "r")
+      if not f then return false end
+      f:close()
+   end
+   return true
+end
+
 function delay()
    if not started then
+      while not loaded() do ffi.C.usleep(20000) end
       started = true
       t_first = now()
       if share == 0 then finish() end
@@ -117,14 +135,22 @@ end
 function response(code, headers, body)
    answered = answered + 1
    status[code] = (status[code] or 0) + 1
-   if code == 200 then ok = ok + 1 end
+   if code == 200 then
+      ok = ok + 1
+      -- 200 with some messages refused: {"success":true,"accepted":N,"rejected":[{"index":..
+      if body:find('"rejected"', 1, true) then
+         local _, n = body:gsub('"index":', "")
+         rejected = rejected + n
+      end
+   end
    if answered % 25 == 0 then write_file("progress." .. tid, tostring(answered) .. "\n") end
    if sent >= share and answered >= sent + fillers then finish() end
 end
 
 function done(summary, latency, requests)
    local first, last = math.huge, 0
-   local tot = { share = 0, sent = 0, answered = 0, ok = 0, extra = 0, fillers = 0, finished = 0 }
+   local tot = { share = 0, sent = 0, answered = 0, ok = 0, rejected = 0, extra = 0, fillers = 0,
+                 finished = 0 }
    local codes = {}
    for _, t in ipairs(threads) do
       for k, _ in pairs(tot) do
@@ -142,6 +168,7 @@ function done(summary, latency, requests)
    io.write(string.format("batch_threads %d\nbatch_threads_finished %d\n", #threads, tot.finished))
    io.write(string.format("batch_bodies %d\nbatch_sent %d\nbatch_answered %d\nbatch_ok %d\n",
       tot.share, tot.sent, tot.answered, tot.ok))
+   io.write(string.format("batch_rejected_messages %d\n", tot.rejected))
    io.write(string.format("batch_extra_requests %d\nbatch_fillers %d\nbatch_elapsed_s %.6f\n",
       tot.extra, tot.fillers, elapsed))
    for code, n in pairs(codes) do

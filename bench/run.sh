@@ -245,6 +245,11 @@ stop_server() { # NAME
   if [ "$STOP_RC" != 0 ]; then
     note "server ($1) exit on SIGTERM: $STOP_RC; log tail: $(tail -n 3 "$SRV_LOG" | tr '\n' ' ')"
   fi
+  local n
+  n=$(grep -c . "$SRV_LOG")
+  if [ "$n" -gt 0 ]; then
+    note "server ($1) logged $n lines at warn or worse, first: $(grep -m1 . "$SRV_LOG")"
+  fi
   SRV_PID=""
 }
 server_alive() { [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; }
@@ -340,15 +345,13 @@ bench_ingest() {
   PIDS+=("$wpid")
   # Watch: all threads done -> interrupt wrk (it otherwise sleeps its full
   # duration); no progress for STALL_S seconds -> a stall, reported.
-  local last=-1 still=0 stalled="" now_p ndone f
+  local last=-1 still=0 stalled="" now_p ndone
   while kill -0 "$wpid" 2>/dev/null; do
     sleep 1
     ndone=$(ls "$prog" 2>/dev/null | grep -c '^done\.')
     if [ "$ndone" -ge "$WRK_T" ]; then break; fi
-    now_p=0
-    for f in "$prog"/progress.*; do
-      [ -e "$f" ] && now_p=$((now_p + $(cat "$f" 2>/dev/null || echo 0)))
-    done
+    # (a file being rewritten may read empty: it then counts 0 this once)
+    now_p=$(cat "$prog"/progress.* 2>/dev/null | awk '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }')
     if [ "$(ls "$prog" | grep -c '^progress\.')" -lt "$WRK_T" ]; then continue; fi # still loading
     if [ "$now_p" -ne "$last" ]; then
       last=$now_p
@@ -392,9 +395,11 @@ bench_ingest() {
   [ -z "$stalled" ] || elapsed=$(awk -v a="$wall0" -v b="$wall1" 'BEGIN { print b - a }')
   non200=$((answered - ok))
   # Every body holds PER_BATCH events but the last; acknowledged events:
-  local acked
-  acked=$(awk -v ok="$ok" -v nb="$nbodies" -v ne="$nevents" -v pb="$PER_BATCH" \
-    'BEGIN { a = ok * pb; if (ok == nb) a = ne; print a }')
+  local acked rejected
+  rejected=$(awk '$1 == "batch_rejected_messages" { print $2 }' "$TMP/wrk-batch.txt")
+  rejected=${rejected:-0}
+  acked=$(awk -v ok="$ok" -v nb="$nbodies" -v ne="$nevents" -v pb="$PER_BATCH" -v rj="$rejected" \
+    'BEGIN { a = ok * pb; if (ok == nb) a = ne; print a - rj }')
   local eps rps
   eps=$(awk -v a="$acked" -v e="$elapsed" 'BEGIN { if (e > 0) print a / e; else print 0 }')
   rps=$(awk -v a="$ok" -v e="$elapsed" 'BEGIN { if (e > 0) print a / e; else print 0 }')
@@ -402,6 +407,7 @@ bench_ingest() {
   row "ingest POST /v1/batch x$PER_BATCH (requests/s)" "$(num "$rps")" "$(num "$NGX_RPS") nginx" "$(ratio "$rps" "$NGX_RPS")"
   row "ingest: bodies answered 200 / sent" "$(num "$ok") / $(num "$sent")" "$(num "$nbodies") bodies"
   row "ingest: non-200 answers" "$non200${codes:+ ($codes)}" "0"
+  row "ingest: messages refused inside 200 answers" "$rejected" "0"
   [ "${sockerr:-0}" -gt 0 ] && note "ingest: wrk socket errors (connect+read+write): $sockerr"
   [ "${extra:-0}" -gt 0 ] && note "ingest: wrk re-asked for $extra requests after socket errors"
   [ "${fillers:-0}" -gt 0 ] && note "ingest: $fillers filler GETs were sent after the share (socket errors)"

@@ -128,10 +128,22 @@ static bsp_err load_profile(bsp_txn *txn, const char *id, uint64_t *pid, cJSON *
     return BSP_OK;
 }
 
+/* A read transaction that sees every event acknowledged before the request:
+ * waits for the writer's next checkpoint (profiles and timelines are
+ * written in checkpoints, the event log at once). */
+static bsp_err admin_read_begin(api_req *req, bsp_txn **txn) {
+    if (api_ingest_acquire(req->srv)) {
+        bsp_err rc = ingest_sync(req->srv->ingest);
+        api_ingest_release(req->srv);
+        if (rc) return rc;
+    }
+    return store_txn_begin(req->srv->store, false, txn);
+}
+
 static enum MHD_Result profile_get(api_req *req) {
     bsp_error err;
     bsp_txn *txn = NULL;
-    bsp_err rc = store_txn_begin(req->srv->store, false, &txn);
+    bsp_err rc = admin_read_begin(req, &txn);
     if (rc != BSP_OK) return reply_store_error(req, rc);
     uint64_t pid;
     cJSON *profile = NULL;
@@ -196,7 +208,7 @@ static bsp_err profile_events_body(api_req *req, bsp_txn *txn, bsp_buf *out, bsp
 static enum MHD_Result profile_events(api_req *req) {
     bsp_error err;
     bsp_txn *txn = NULL;
-    bsp_err rc = store_txn_begin(req->srv->store, false, &txn);
+    bsp_err rc = admin_read_begin(req, &txn);
     if (rc != BSP_OK) return reply_store_error(req, rc);
     bsp_buf out = {0};
     rc = profile_events_body(req, txn, &out, &err);
@@ -229,7 +241,7 @@ static bsp_err profile_export_body(api_req *req, bsp_txn *txn, bsp_buf *out, bsp
 static enum MHD_Result profile_export(api_req *req) {
     bsp_error err;
     bsp_txn *txn = NULL;
-    bsp_err rc = store_txn_begin(req->srv->store, false, &txn);
+    bsp_err rc = admin_read_begin(req, &txn);
     if (rc != BSP_OK) return reply_store_error(req, rc);
     bsp_buf out = {0};
     rc = profile_export_body(req, txn, &out, &err);
@@ -277,7 +289,7 @@ static enum MHD_Result profile_route(api_req *req) {
 
 static enum MHD_Result stats_get(api_req *req) {
     bsp_txn *txn = NULL;
-    bsp_err rc = store_txn_begin(req->srv->store, false, &txn);
+    bsp_err rc = admin_read_begin(req, &txn);
     if (rc != BSP_OK) return reply_store_error(req, rc);
     bsp_store_stats stats;
     memset(&stats, 0, sizeof stats);

@@ -64,6 +64,13 @@ static char *join_category(const cJSON *arr, int *bad) {
     return buf.data;
 }
 
+/* Adds item (owned) as obj[key]; on failure item is freed. */
+static bool add_owned(cJSON *obj, const char *key, cJSON *item) {
+    if (item && cJSON_AddItemToObject(obj, key, item)) return true;
+    cJSON_Delete(item);
+    return false;
+}
+
 static bool add_string(cJSON *obj, const char *key, const char *value) {
     return cJSON_AddStringToObject(obj, key, value) != NULL;
 }
@@ -132,8 +139,7 @@ static bsp_err put_tags(cJSON *out, const cJSON *v, bsp_error *err) {
         snprintf(at, sizeof at, "tags[%d]", i);
         return type_error(err, at, "tags must be strings");
     }
-    cJSON *copy = cJSON_Duplicate(v, true);
-    return copy && cJSON_AddItemToObject(out, "tags", copy) ? BSP_OK : BSP_ENOMEM;
+    return add_owned(out, "tags", cJSON_Duplicate(v, true)) ? BSP_OK : BSP_ENOMEM;
 }
 
 static bsp_err put_price(cJSON *out, const cJSON *v, bsp_error *err) {
@@ -164,8 +170,7 @@ static bsp_err put_plain_string(cJSON *out, const cJSON *v, bsp_error *err) {
 
 static bsp_err put_attributes(cJSON *out, const cJSON *v, bsp_error *err) {
     if (!cJSON_IsObject(v)) return type_error(err, "attributes", "attributes must be an object");
-    cJSON *copy = cJSON_Duplicate(v, true);
-    return copy && cJSON_AddItemToObject(out, "attributes", copy) ? BSP_OK : BSP_ENOMEM;
+    return add_owned(out, "attributes", cJSON_Duplicate(v, true)) ? BSP_OK : BSP_ENOMEM;
 }
 
 typedef bsp_err (*put_fn)(cJSON *out, const cJSON *v, bsp_error *err);
@@ -203,8 +208,7 @@ static bsp_err put_unknown(cJSON *out, const cJSON *v) {
         if (!attrs) return BSP_ENOMEM;
     }
     if (cJSON_GetObjectItemCaseSensitive(attrs, v->string)) return BSP_OK;
-    cJSON *copy = cJSON_Duplicate(v, true);
-    return copy && cJSON_AddItemToObject(attrs, v->string, copy) ? BSP_OK : BSP_ENOMEM;
+    return add_owned(attrs, v->string, cJSON_Duplicate(v, true)) ? BSP_OK : BSP_ENOMEM;
 }
 
 /* Known fields first (so explicit attributes exist before unknown ones

@@ -2,13 +2,15 @@
  * analytics-node and RudderStack's SDKs send them) into normalized events,
  * and whole HTTP bodies (one message or a batch) into event lists.
  *
- * Each message goes through two steps. validate_message reads the borrowed
- * message without copying anything, so a bad message costs no allocation,
- * and finds the event time. normalize_copy then works on the one copy of the
- * message: ids become strings, writeKey goes, batch-level context and
- * integrations are merged under the message's own, RudderStack's
- * context.traits feed identify traits, timestamps become ISO strings. The
- * copy is printed once into ev->text, which is what gets stored. */
+ * Each message goes through two steps. validate_message only reads the
+ * message, so a bad message costs no allocation, and finds its type and
+ * time. normalize_in_place then rewrites the message's tree: ids become
+ * strings, writeKey goes, batch-level context and integrations are merged
+ * under the message's own, RudderStack's context.traits feed identify
+ * traits, timestamps become ISO strings. That tree is the body's own (a
+ * batch message is detached from the parsed body; nothing is copied) or,
+ * for event_from_json's borrowed message, its one copy. It is printed once
+ * into ev->text, which is what gets stored. */
 #include "event/event.h"
 
 #include <math.h>
@@ -215,11 +217,12 @@ static bsp_err check_names(const msg_fields *f, bsp_event_type type, const char 
 
 /* The event time: timestamp, else originalTimestamp, else received_ms. */
 static bsp_err event_time(const msg_fields *f, int64_t received_ms, const char *prefix,
-                          int64_t *ts_ms, bsp_error *err) {
+                          int64_t *ts_ms, bool *ts_given, bsp_error *err) {
     const cJSON *v = f->timestamp;
     const char *field = "timestamp";
     if (is_absent(v)) v = f->original_timestamp, field = "originalTimestamp";
-    if (is_absent(v)) {
+    *ts_given = !is_absent(v);
+    if (!*ts_given) {
         *ts_ms = received_ms;
         return BSP_OK;
     }
@@ -235,24 +238,45 @@ static bsp_err check_write_key(const cJSON *v, const char *prefix, bsp_error *er
     return check_string(v, "writeKey", BSP_WRITE_KEY_MAX_BYTES, false, prefix, err);
 }
 
-static bsp_err validate_message(const cJSON *msg, msg_fields *f, bsp_event_type forced,
-                                int64_t received_ms, const char *prefix, bsp_event_type *type,
-                                int64_t *ts_ms, bsp_error *err) {
+/* What a message is normalized with: what validation found (type, event
+ * time) and what the body around it gives (receipt time, batch defaults). */
+typedef struct norm_args {
+    bsp_event_type type;
+    int64_t ts_ms;
+    bool ts_given;
+    int64_t received_ms;
+    const cJSON *batch_ctx;
+    const cJSON *batch_integrations;
+    const char *prefix;
+} norm_args;
+
+/* Checks msg without changing it; fills a->type and a->ts_ms. */
+static bsp_err validate_message(const cJSON *msg, bsp_event_type forced, norm_args *a,
+                                bsp_error *err) {
+    const char *prefix = a->prefix;
     if (!cJSON_IsObject(msg))
         return bsp_error_set(err, BSP_ETYPE, prefix, "a message must be a JSON object");
-    collect_fields(msg, f);
-    if (resolve_type(f, forced, prefix, type, err) || check_ids(f, *type, prefix, err) ||
-        check_message_id(f->message_id, prefix, err) || check_objects(f, prefix, err) ||
-        check_names(f, *type, prefix, err) || check_write_key(f->write_key, prefix, err) ||
-        event_time(f, received_ms, prefix, ts_ms, err))
+    msg_fields f;
+    collect_fields(msg, &f);
+    if (resolve_type(&f, forced, prefix, &a->type, err) || check_ids(&f, a->type, prefix, err) ||
+        check_message_id(f.message_id, prefix, err) || check_objects(&f, prefix, err) ||
+        check_names(&f, a->type, prefix, err) || check_write_key(f.write_key, prefix, err) ||
+        event_time(&f, a->received_ms, prefix, &a->ts_ms, &a->ts_given, err))
         return err->code;
     return BSP_OK;
 }
 
-/* ---- normalization of the copy ------------------------------------------ */
+/* ---- normalization in place --------------------------------------------- */
 
 static void delete_item(cJSON *obj, cJSON *item) {
     if (item) cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
+}
+
+/* Adds item (owned) as obj[key]; on failure item is freed. */
+static bool add_owned(cJSON *obj, const char *key, cJSON *item) {
+    if (item && cJSON_AddItemToObject(obj, key, item)) return true;
+    cJSON_Delete(item);
+    return false;
 }
 
 /* Replaces item, obj's first member named key (NULL: adds one), with a new
@@ -262,7 +286,7 @@ static bool put_string(cJSON *obj, cJSON *item, const char *key, const char *val
     if (!s) return false;
     /* By key, so the new item gets its name; item is the key's first match. */
     if (item) return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, s);
-    return cJSON_AddItemToObject(obj, key, s);
+    return add_owned(obj, key, s);
 }
 
 /* A number id as text: integers without a fraction, others round-tripping. */
@@ -301,11 +325,7 @@ static bool merge_under(cJSON *dst, const cJSON *src) {
             if (cJSON_IsObject(cur) && cJSON_IsObject(it) && !merge_under(cur, it)) return false;
             continue;
         }
-        cJSON *copy = cJSON_Duplicate(it, true);
-        if (!copy || !cJSON_AddItemToObject(dst, it->string, copy)) {
-            cJSON_Delete(copy);
-            return false;
-        }
+        if (!add_owned(dst, it->string, cJSON_Duplicate(it, true))) return false;
     }
     return true;
 }
@@ -314,12 +334,7 @@ static bool merge_under(cJSON *dst, const cJSON *src) {
 static bool merge_defaults(cJSON *obj, cJSON *item, const char *key, const cJSON *defaults) {
     if (!cJSON_IsObject(defaults)) return true;
     if (item) return merge_under(item, defaults);
-    cJSON *copy = cJSON_Duplicate(defaults, true);
-    if (!copy || !cJSON_AddItemToObject(obj, key, copy)) {
-        cJSON_Delete(copy);
-        return false;
-    }
-    return true;
+    return add_owned(obj, key, cJSON_Duplicate(defaults, true));
 }
 
 static void remove_write_keys(cJSON *obj) {
@@ -344,9 +359,21 @@ static bool put_time(cJSON *obj, cJSON *item, const char *key, int64_t ms) {
     return put_string(obj, item, key, iso);
 }
 
-/* Rewrites the copy in place; false only when memory runs out. */
-static bool normalize_copy(cJSON *j, bsp_event_type type, int64_t ts_ms, int64_t received_ms,
-                           const cJSON *batch_ctx, const cJSON *batch_integrations) {
+/* receivedAt is the same for every message of a body and for the bodies of
+ * one millisecond: formatted once per thread and millisecond. */
+static bool put_received_at(cJSON *obj, cJSON *item, int64_t ms) {
+    static _Thread_local int64_t cached_ms = INT64_MIN;
+    static _Thread_local char cached_iso[40];
+    if (ms != cached_ms) {
+        bsp_time_format(ms, cached_iso, sizeof cached_iso);
+        cached_ms = ms;
+    }
+    return put_string(obj, item, "receivedAt", cached_iso);
+}
+
+/* Rewrites a validated message in place; false only when memory runs out. */
+static bool normalize_in_place(cJSON *j, const norm_args *a) {
+    bsp_event_type type = a->type;
     msg_fields f;
     remove_write_keys(j);
     collect_fields(j, &f);
@@ -357,13 +384,13 @@ static bool normalize_copy(cJSON *j, bsp_event_type type, int64_t ts_ms, int64_t
     if (!put_string(j, f.type, "type", event_type_name(type)) || !normalize_id(j, f.user_id) ||
         !normalize_id(j, f.anonymous_id) || !normalize_id(j, f.previous_id) ||
         !normalize_id(j, f.group_id) || !put_message_id(j, f.message_id) ||
-        !put_time(j, f.timestamp, "timestamp", ts_ms) ||
-        !put_time(j, f.received_at, "receivedAt", received_ms))
+        !put_time(j, f.timestamp, "timestamp", a->ts_ms) ||
+        !put_received_at(j, f.received_at, a->received_ms))
         return false;
     cJSON *context = json_get_object(j, "context");
     cJSON *integrations = json_get_object(j, "integrations");
-    if (!merge_defaults(j, context, "context", batch_ctx) ||
-        !merge_defaults(j, integrations, "integrations", batch_integrations))
+    if (!merge_defaults(j, context, "context", a->batch_ctx) ||
+        !merge_defaults(j, integrations, "integrations", a->batch_integrations))
         return false;
     if (type != BSP_EV_IDENTIFY) return true;
     /* RudderStack sends identify traits in context.traits. */
@@ -389,40 +416,52 @@ static void point_into_json(bsp_event *ev) {
         ev->name = NULL;
 }
 
+/* Turns a validated message into *out, taking ownership of j (kept in the
+ * event, or freed on error). */
+static bsp_err finish_event(cJSON *j, const norm_args *a, bsp_event *out, bsp_error *err) {
+    if (!normalize_in_place(j, a)) {
+        cJSON_Delete(j);
+        return bsp_error_set(err, BSP_ENOMEM, a->prefix, "out of memory");
+    }
+    char *text = cJSON_PrintUnformatted(j);
+    if (!text) {
+        cJSON_Delete(j);
+        return bsp_error_set(err, BSP_ENOMEM, a->prefix, "out of memory");
+    }
+    size_t text_len = strlen(text);
+    if (text_len > BSP_EVENT_MAX_BYTES) {
+        cJSON_free(text);
+        cJSON_Delete(j);
+        return bsp_error_set(err, BSP_ETOOBIG, a->prefix,
+                             "event is %zu bytes, over the limit of %d", text_len,
+                             BSP_EVENT_MAX_BYTES);
+    }
+    *out = (bsp_event){
+        .type = a->type,
+        .ts_ms = a->ts_ms,
+        .ts_given = a->ts_given,
+        .json = j,
+        .text = text,
+        .text_len = text_len};
+    point_into_json(out);
+    return BSP_OK;
+}
+
 bsp_err event_from_json(const cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
                         const cJSON *batch_integrations, int64_t received_ms, const char *at_prefix,
                         bsp_event *out, bsp_error *err) {
     bsp_error scratch;
     if (!err) err = &scratch;
     memset(out, 0, sizeof *out);
-    const char *prefix = at_prefix ? at_prefix : "";
-    if (!msg) return bsp_error_set(err, BSP_EINVAL, prefix, "no message");
-    msg_fields f;
-    bsp_event_type type;
-    int64_t ts_ms;
-    if (validate_message(msg, &f, forced_type, received_ms, prefix, &type, &ts_ms, err))
-        return err->code;
-
+    norm_args a = {.received_ms = received_ms,
+                   .batch_ctx = batch_ctx,
+                   .batch_integrations = batch_integrations,
+                   .prefix = at_prefix ? at_prefix : ""};
+    if (!msg) return bsp_error_set(err, BSP_EINVAL, a.prefix, "no message");
+    if (validate_message(msg, forced_type, &a, err)) return err->code;
     cJSON *j = cJSON_Duplicate(msg, true);
-    if (!j || !normalize_copy(j, type, ts_ms, received_ms, batch_ctx, batch_integrations)) {
-        cJSON_Delete(j);
-        return bsp_error_set(err, BSP_ENOMEM, prefix, "out of memory");
-    }
-    char *text = cJSON_PrintUnformatted(j);
-    if (!text) {
-        cJSON_Delete(j);
-        return bsp_error_set(err, BSP_ENOMEM, prefix, "out of memory");
-    }
-    size_t text_len = strlen(text);
-    if (text_len > BSP_EVENT_MAX_BYTES) {
-        cJSON_free(text);
-        cJSON_Delete(j);
-        return bsp_error_set(err, BSP_ETOOBIG, prefix, "event is %zu bytes, over the limit of %d",
-                             text_len, BSP_EVENT_MAX_BYTES);
-    }
-    *out = (bsp_event){.type = type, .ts_ms = ts_ms, .json = j, .text = text, .text_len = text_len};
-    point_into_json(out);
-    return BSP_OK;
+    if (!j) return bsp_error_set(err, BSP_ENOMEM, a.prefix, "out of memory");
+    return finish_event(j, &a, out, err);
 }
 
 void event_free(bsp_event *ev) {
@@ -466,15 +505,20 @@ static bsp_err add_reject(bsp_event_list *list, size_t index, const bsp_error *e
     return BSP_OK;
 }
 
-static bsp_err parse_single(const cJSON *root, bsp_event_type type, int64_t received_ms,
+/* One message, the whole body. The body's tree becomes the event's (no
+ * copy): *root is taken when the message is valid. */
+static bsp_err parse_single(cJSON **root, bsp_event_type type, int64_t received_ms,
                             bsp_event_list *out, bsp_error *err) {
-    if (!cJSON_IsObject(root))
+    if (!cJSON_IsObject(*root))
         return bsp_error_set(err, BSP_EINVAL, "", "the body must be a JSON object (one message)");
-    take_write_key(out, cJSON_GetObjectItemCaseSensitive(root, "writeKey"));
+    take_write_key(out, cJSON_GetObjectItemCaseSensitive(*root, "writeKey"));
+    norm_args a = {.received_ms = received_ms, .prefix = ""};
+    if (validate_message(*root, type, &a, err)) return err->code;
     out->items = calloc(1, sizeof *out->items);
     if (!out->items) return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
-    if (event_from_json(root, type, NULL, NULL, received_ms, "", &out->items[0], err))
-        return err->code;
+    cJSON *msg = *root;
+    *root = NULL;
+    if (finish_event(msg, &a, &out->items[0], err)) return err->code;
     out->count = 1;
     return BSP_OK;
 }
@@ -482,13 +526,13 @@ static bsp_err parse_single(const cJSON *root, bsp_event_type type, int64_t rece
 /* The batch envelope: the messages, the batch-level context and
  * integrations, and the name errors use for the array ("batch" or ""). */
 typedef struct batch_envelope {
-    const cJSON *messages;
+    cJSON *messages;
     const cJSON *context;
     const cJSON *integrations;
     const char *array_name;
 } batch_envelope;
 
-static bsp_err open_envelope(const cJSON *root, batch_envelope *env, bsp_event_list *out,
+static bsp_err open_envelope(cJSON *root, batch_envelope *env, bsp_event_list *out,
                              bsp_error *err) {
     memset(env, 0, sizeof *env);
     if (cJSON_IsArray(root)) {
@@ -516,8 +560,32 @@ static bsp_err open_envelope(const cJSON *root, batch_envelope *env, bsp_event_l
     return BSP_OK;
 }
 
-static bsp_err parse_batch(const cJSON *root, int64_t received_ms, bsp_event_list *out,
-                           bsp_error *err) {
+/* Validates one message of a batch; a valid one is detached from the body
+ * and becomes the next event (no copy), an invalid one a reject. Fails only
+ * when memory runs out. */
+static bsp_err add_batch_message(const batch_envelope *env, cJSON *msg, size_t index,
+                                 int64_t received_ms, bsp_event_list *out) {
+    if (cJSON_IsObject(msg)) take_write_key(out, cJSON_GetObjectItemCaseSensitive(msg, "writeKey"));
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "%s[%zu]", env->array_name, index);
+    norm_args a = {.received_ms = received_ms,
+                   .batch_ctx = env->context,
+                   .batch_integrations = env->integrations,
+                   .prefix = prefix};
+    bsp_error e;
+    bsp_error_clear(&e);
+    if (validate_message(msg, BSP_EV_TYPE_COUNT, &a, &e) == BSP_OK) {
+        cJSON_DetachItemViaPointer(env->messages, msg);
+        if (finish_event(msg, &a, &out->items[out->count], &e) == BSP_OK) {
+            out->count++;
+            return BSP_OK;
+        }
+    }
+    if (e.code == BSP_ENOMEM) return BSP_ENOMEM;
+    return add_reject(out, index, &e);
+}
+
+static bsp_err parse_batch(cJSON *root, int64_t received_ms, bsp_event_list *out, bsp_error *err) {
     batch_envelope env;
     if (open_envelope(root, &env, out, err)) return err->code;
     size_t n = (size_t)cJSON_GetArraySize(env.messages);
@@ -529,18 +597,10 @@ static bsp_err parse_batch(const cJSON *root, int64_t received_ms, bsp_event_lis
     out->items = calloc(n, sizeof *out->items);
     if (!out->items) return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
     size_t index = 0;
-    for (const cJSON *msg = env.messages->child; msg; msg = msg->next, index++) {
-        if (cJSON_IsObject(msg)) take_write_key(out, cJSON_GetObjectItem(msg, "writeKey"));
-        char prefix[48];
-        snprintf(prefix, sizeof prefix, "%s[%zu]", env.array_name, index);
-        bsp_error e;
-        bsp_error_clear(&e);
-        if (event_from_json(msg, BSP_EV_TYPE_COUNT, env.context, env.integrations, received_ms,
-                            prefix, &out->items[out->count], &e) == BSP_OK) {
-            out->count++;
-        } else if (e.code == BSP_ENOMEM || add_reject(out, index, &e)) {
+    for (cJSON *msg = env.messages->child, *next; msg; msg = next, index++) {
+        next = msg->next;
+        if (add_batch_message(&env, msg, index, received_ms, out))
             return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
-        }
     }
     if (out->count == 0) {
         *err = out->rejects[0].error;
@@ -562,7 +622,7 @@ bsp_err event_parse_body(const char *body, size_t len, bsp_event_type route_type
     cJSON *root = json_parse(body ? body : "", len, BSP_JSON_MAX_DEPTH, err);
     if (!root) return err->code;
     bsp_err rc = route_type < BSP_EV_TYPE_COUNT
-                     ? parse_single(root, route_type, received_ms, out, err)
+                     ? parse_single(&root, route_type, received_ms, out, err)
                      : parse_batch(root, received_ms, out, err);
     cJSON_Delete(root);
     if (rc) {

@@ -48,8 +48,8 @@ int csv_split(char *line, size_t len, char **fields, int max_fields) {
         }
         n++;
         if (p >= end) break;
-        *p++ = '\0'; /* the comma */
-        if (p == end) {  /* a trailing comma: one more, empty field */
+        *p++ = '\0';    /* the comma */
+        if (p == end) { /* a trailing comma: one more, empty field */
             if (n >= max_fields) return -1;
             fields[n++] = p;
             break;
@@ -62,21 +62,23 @@ int csv_split(char *line, size_t len, char **fields, int max_fields) {
 
 enum { OR_INVOICE, OR_STOCK, OR_DESC, OR_QTY, OR_DATE, OR_PRICE, OR_CUSTOMER, OR_COUNTRY, OR_N };
 
-static const char *const or_header_2011[OR_N] = {
-    "InvoiceNo", "StockCode", "Description", "Quantity",
-    "InvoiceDate", "UnitPrice", "CustomerID", "Country"};
-static const char *const or_header_ii[OR_N] = {
-    "Invoice", "StockCode", "Description", "Quantity",
-    "InvoiceDate", "Price", "Customer ID", "Country"};
+static const char *const or_header_2011[OR_N] = {"InvoiceNo",  "StockCode",   "Description",
+                                                 "Quantity",   "InvoiceDate", "UnitPrice",
+                                                 "CustomerID", "Country"};
+static const char *const or_header_ii[OR_N] = {"Invoice",     "StockCode",   "Description",
+                                               "Quantity",    "InvoiceDate", "Price",
+                                               "Customer ID", "Country"};
 
-#define MAX_QTY 10000000LL                            /* exclusive */
-#define MAX_PRICE (10000000LL * BSP_OR_PRICE_SCALE)    /* exclusive, scaled */
-#define MAX_FIELD_ID 64                               /* invoice, stock code */
+#define MAX_QTY 10000000LL                          /* exclusive */
+#define MAX_PRICE (10000000LL * BSP_OR_PRICE_SCALE) /* exclusive, scaled */
+#define MAX_FIELD_ID 64                             /* invoice, stock code */
 
 static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t') s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
     size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
     return s;
 }
 
@@ -137,7 +139,8 @@ static bool parse_money(const char *s, int64_t *out) {
         if (v >= MAX_PRICE) return false;
     }
     if (digits == 0) return false;
-    for (int d = decimals < 0 ? 0 : decimals; d < 4; d++) v *= 10;
+    for (int d = decimals < 0 ? 0 : decimals; d < 4; d++)
+        v *= 10;
     if (v >= MAX_PRICE) return false;
     *out = neg ? -v : v;
     return true;
@@ -160,7 +163,8 @@ bsp_err online_retail_parse_row(char *line, size_t len, bsp_or_row *row, bsp_err
     int n = csv_split(line, len, f, BSP_CSV_MAX_FIELDS);
     if (n < 0) return bsp_error_set(err, BSP_EPARSE, "", "broken CSV quoting");
     if (n != OR_N) return bsp_error_set(err, BSP_EPARSE, "", "%d fields, expected 8", n);
-    for (int i = 0; i < OR_N; i++) f[i] = trim(f[i]);
+    for (int i = 0; i < OR_N; i++)
+        f[i] = trim(f[i]);
     memset(row, 0, sizeof *row);
     row->invoice = f[OR_INVOICE];
     row->stock_code = f[OR_STOCK];

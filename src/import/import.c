@@ -2,7 +2,8 @@
  * the reader, turns what it reads into normalized events (event.h) and hands
  * them to the ingest writer in chunks, waiting for each commit, so an import
  * goes through exactly the same de-duplication, identity and profile code as
- * the server. Also the progress bar and the summary.
+ * the server; at the end it waits for a checkpoint (ingest_sync), so profiles
+ * are in the store when it returns. Also the progress bar and the summary.
  *
  * Online Retail grouping: consecutive rows with the same invoice number form
  * one invoice and one event. An invoice number that reappears after other
@@ -37,11 +38,12 @@ static void progress_draw(bsp_importer *im, bool final) {
     double pct = size ? 100.0 * (double)(in > size ? size : in) / (double)size : 0;
     char bar[31];
     int fill = (int)(pct * 30 / 100);
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : ' ';
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : ' ';
     bar[30] = '\0';
     if (size)
-        fprintf(stderr, "\r[%s] %5.1f%%  %" PRIu64 " rows  %.0f events/s", bar, pct,
-                im->sum->rows, rate);
+        fprintf(stderr, "\r[%s] %5.1f%%  %" PRIu64 " rows  %.0f events/s", bar, pct, im->sum->rows,
+                rate);
     else
         fprintf(stderr, "\r%" PRIu64 " rows  %.0f events/s", im->sum->rows, rate);
     if (final) fputc('\n', stderr);
@@ -78,6 +80,11 @@ bsp_err importer_flush(bsp_importer *im) {
     im->batch = NULL;
     im->nbatch = 0;
     bsp_err rc = ingest_submit_wait(im->ing, evs, n, &res);
+    if (rc == BSP_EUNAVAIL || rc == BSP_EBUSY) { /* not taken: still ours */
+        for (size_t i = 0; i < n; i++)
+            event_free(&evs[i]);
+        free(evs);
+    }
     if (rc == BSP_OK) rc = res.code;
     if (rc != BSP_OK)
         return bsp_error_set(im->err, rc, "", "ingest failed after %" PRIu64 " events: %s",
@@ -153,7 +160,8 @@ static bsp_err import_jsonl(bsp_importer *im) {
 
 static void importer_done(bsp_importer *im) {
     if (im->batch) {
-        for (size_t i = 0; i < im->nbatch; i++) event_free(&im->batch[i]);
+        for (size_t i = 0; i < im->nbatch; i++)
+            event_free(&im->batch[i]);
         free(im->batch);
     }
     im->batch = NULL;
@@ -164,8 +172,8 @@ static bsp_err open_reader(const char *path, bsp_reader **rd, bsp_error *err) {
     bsp_err rc = reader_open(path, rd);
     if (rc == BSP_OK) return BSP_OK;
     if (rc == BSP_ENOTFOUND) return bsp_error_set(err, BSP_EIO, path, "no such file: %s", path);
-    return bsp_error_set(err, rc == BSP_ENOMEM ? BSP_ENOMEM : BSP_EIO, path,
-                         "cannot open %s: %s", path, bsp_err_name(rc));
+    return bsp_error_set(err, rc == BSP_ENOMEM ? BSP_ENOMEM : BSP_EIO, path, "cannot open %s: %s",
+                         path, bsp_err_name(rc));
 }
 
 bsp_err import_run(bsp_ingest *ing, bsp_import_format fmt, const char *path, bool progress,
@@ -180,11 +188,15 @@ bsp_err import_run(bsp_ingest *ing, bsp_import_format fmt, const char *path, boo
     rc = fmt == BSP_IMPORT_ONLINE_RETAIL ? import_online_retail(&im) : import_jsonl(&im);
     if (rc == BSP_OK) rc = importer_flush(&im);
     if (rc == BSP_OK && reader_error(im.rd) != BSP_OK)
-        rc = bsp_error_set(err, reader_error(im.rd), path, "read failed after %" PRIu64 " rows: %s",
-                           sum->rows,
-                           reader_error(im.rd) == BSP_EPARSE ? "corrupt or truncated zstd data"
-                                                             : "I/O error");
+        rc = bsp_error_set(
+            err, reader_error(im.rd), path, "read failed after %" PRIu64 " rows: %s", sum->rows,
+            reader_error(im.rd) == BSP_EPARSE ? "corrupt or truncated zstd data" : "I/O error");
     if (rc == BSP_OK && fmt == BSP_IMPORT_ONLINE_RETAIL) rc = online_retail_catalog(&im);
+    /* Profiles reach the store in checkpoints: wait for one, so whoever
+     * reads after the import sees all of it. */
+    if (rc == BSP_OK && (rc = ingest_sync(ing)) != BSP_OK)
+        bsp_error_set(err, rc, "", "waiting for profiles to be stored failed: %s",
+                      bsp_err_name(rc));
     progress_draw(&im, true);
     importer_done(&im);
     online_retail_state_free(&im);

@@ -10,7 +10,24 @@
  * as a positive revenue; rows without a customer become anonymous orders
  * (anonymousId "guest-<invoice>"); stock codes become catalog products.
  * messageIds are derived from the file's content, so re-importing adds
- * nothing. */
+ * nothing.
+ *
+ * Grouping: consecutive rows with the same invoice number are one invoice.
+ * An invoice number that reappears later (not contiguous) becomes a second
+ * event with the same order_id; its messageId, "or-<invoice>-<16 hex of a
+ * hash of the rows' text>", differs, so neither part is lost as a duplicate.
+ * Revenue is summed exactly (1/10000 of a pound) over every row of the
+ * invoice, product or not; 'A' (bad-debt adjustment) invoices stay Order
+ * Completed with their negative revenue, so the net total matches the file.
+ * products[] lists only product-like stock codes (5 digits and optional
+ * letters) with a positive quantity (cancelled quantity for 'C'), and is cut
+ * short (properties.products_omitted) to keep an event under
+ * BSP_EVENT_MAX_BYTES. Catalog: name = first non-empty description, price =
+ * latest positive unit price, currency GBP, written after the events. Rows
+ * that fail to parse are rejected (counted, first reason kept) and left out.
+ *
+ * Segment JSONL: one message per line with its own "type"; blank lines are
+ * skipped; bad lines are rejects ("line N: reason"). */
 #ifndef BSP_IMPORT_H
 #define BSP_IMPORT_H
 
@@ -81,8 +98,13 @@ bsp_err online_retail_parse_row(char *line, size_t len, bsp_or_row *row, bsp_err
  * letters (85123A); false for POST, D, M, C2, BANK CHARGES, gift_0001_10... */
 bool online_retail_is_product_code(const char *code);
 
-/* Runs an import into an open ingest pipeline. progress: draw a progress bar
- * on stderr (when it is a terminal). */
+/* Runs an import into an open ingest pipeline: events go in chunks of 2000
+ * through ingest_submit_wait, products through ingest_put_products, and it
+ * returns after ingest_sync, so profiles are stored. progress: draw a
+ * progress bar on stderr (when it is a terminal). Rejected rows or lines do
+ * not make it fail (see sum->rejects); failing to open or read the input
+ * (BSP_EIO, BSP_EPARSE for corrupt zstd data or an unknown CSV header) or
+ * the ingest does, with err filled. */
 bsp_err import_run(bsp_ingest *ing, bsp_import_format fmt, const char *path, bool progress,
                    bsp_import_summary *sum, bsp_error *err);
 

@@ -170,9 +170,12 @@ const char *reader_line(bsp_reader *r, size_t *len, bool *too_long) {
         char *nl = avail ? memchr(r->buf + r->pos, '\n', avail) : NULL;
         if (r->skipping) {
             r->pos = nl ? (size_t)(nl - r->buf) + 1 : r->end;
-            if (nl) r->skipping = false;
-            else if (r->done) return NULL;
-            else fill(r);
+            if (nl)
+                r->skipping = false;
+            else if (r->done)
+                return NULL;
+            else
+                fill(r);
             continue;
         }
         if (nl) {

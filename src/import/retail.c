@@ -60,7 +60,8 @@ static bool catalog_grow(or_state *s) {
     for (size_t i = 0; i < s->cap; i++) {
         if (!s->slots[i].code) continue;
         size_t j = bsp_hash64(s->slots[i].code, strlen(s->slots[i].code)) & (cap - 1);
-        while (slots[j].code) j = (j + 1) & (cap - 1);
+        while (slots[j].code)
+            j = (j + 1) & (cap - 1);
         slots[j] = s->slots[i];
     }
     free(s->slots);
@@ -112,7 +113,8 @@ static cJSON *catalog_object(const or_product *p) {
 
 static bsp_err put_chunk(bsp_importer *im, cJSON **objs, size_t n) {
     bsp_err rc = ingest_put_products(im->ing, objs, n);
-    for (size_t i = 0; i < n; i++) cJSON_Delete(objs[i]);
+    for (size_t i = 0; i < n; i++)
+        cJSON_Delete(objs[i]);
     if (rc != BSP_OK)
         return bsp_error_set(im->err, rc, "", "writing products failed: %s", bsp_err_name(rc));
     im->sum->products += n;
@@ -127,7 +129,8 @@ bsp_err online_retail_catalog(bsp_importer *im) {
     for (size_t i = 0; i < s->cap; i++) {
         if (!s->slots[i].code) continue;
         if (!(objs[n] = catalog_object(&s->slots[i]))) {
-            for (size_t k = 0; k < n; k++) cJSON_Delete(objs[k]);
+            for (size_t k = 0; k < n; k++)
+                cJSON_Delete(objs[k]);
             return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
         }
         if (++n == CATALOG_CHUNK) {
@@ -194,7 +197,8 @@ static bool invoice_add(or_state *s, const bsp_or_row *row, uint64_t row_hash) {
         return false;
     s->total = amount;
     s->hash = (s->hash ^ row_hash) * 0x100000001B3ull + 1;
-    if (!s->customer[0] && row->customer[0]) copy_str(s->customer, sizeof s->customer, row->customer);
+    if (!s->customer[0] && row->customer[0])
+        copy_str(s->customer, sizeof s->customer, row->customer);
     return true;
 }
 

@@ -44,6 +44,14 @@ static bool has_other_user(const bsp_profile *p, const char *user_id) {
     return false;
 }
 
+static bsp_err store_profile_write(bsp_txn *txn, const pentry *e) {
+    bsp_buf text = {0};
+    bsp_err rc = profile_to_json(e->profile, &text);
+    if (!rc) rc = store_profile_put(txn, e->pid, text.data, text.len);
+    bsp_buf_free(&text);
+    return rc;
+}
+
 static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, uint64_t from_pid) {
     pentry *into, *from;
     bsp_err rc = writer_profile(ing, txn, into_pid, &into);
@@ -56,7 +64,11 @@ static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, 
     }
     if (rc) return rc;
     profile_merge(into->profile, from->profile);
+    writer_relink(ing, from_pid, into_pid);
     rc = store_events_rekey(txn, from_pid, into_pid);
+    /* The merged profile is stored now, in the transaction that deletes the
+     * other: a replay after a crash must not find half of the person gone. */
+    if (!rc) rc = store_profile_write(txn, into);
     if (!rc) rc = store_profile_del(txn, from_pid);
     if (rc == BSP_ENOTFOUND) rc = BSP_OK; /* created in this transaction */
     if (rc) return rc;

@@ -1,9 +1,11 @@
 /* ingest.h - the write path: a bounded queue in front of one writer thread
  * that applies batches of work in one store transaction each (group commit):
- * de-duplicating on messageId, resolving identities (merging anonymous
- * profiles into known ones), appending to the event log, updating profiles
- * (coalesced: many events of one visitor, one profile write per commit) and
- * learning products. Callers are told only after the commit is durable.
+ * de-duplicating on messageId, appending to the event log, resolving
+ * identities (merging anonymous profiles into known ones), updating profiles
+ * and learning products. Callers are told only after the log is durable;
+ * profiles and timelines reach the store in checkpoints that coalesce many
+ * events of one visitor into one write, and are rebuilt from the log after a
+ * crash (see log.c). ingest_sync waits for a checkpoint.
  *
  * Admin writes (products, erasure) run on the same thread as jobs, so every
  * write is serialized and no reader ever waits. */
@@ -20,6 +22,8 @@ typedef struct bsp_ingest_opts {
     size_t queue_max_events;  /* events waiting before submit says BSP_EBUSY; 0 = 200000 */
     size_t commit_max_events; /* most events in one transaction; 0 = 20000 */
     size_t cache_profiles;    /* profiles kept parsed between commits; 0 = 100000 */
+    uint64_t checkpoint_ms;     /* longest wait before profiles are stored; 0 = 1000 */
+    uint64_t checkpoint_events; /* most events between checkpoints; 0 = 200000 */
 } bsp_ingest_opts;
 
 /* What a completed submission reports. accepted counts events newly stored,
@@ -45,6 +49,11 @@ bsp_err ingest_submit(bsp_ingest *ing, bsp_event *events, size_t count, ingest_d
 /* Like ingest_submit but waits for room, then for the commit (import). */
 bsp_err ingest_submit_wait(bsp_ingest *ing, bsp_event *events, size_t count,
                            bsp_ingest_result *res);
+
+/* Waits until everything committed before the call is reflected in stored
+ * profiles and timelines (a checkpoint), so a reader sees its own writes.
+ * BSP_EUNAVAIL if ingest stops first. */
+bsp_err ingest_sync(bsp_ingest *ing);
 
 /* A job runs on the writer thread inside the current write transaction. */
 typedef bsp_err (*ingest_job_fn)(bsp_ingest *ing, bsp_txn *txn, void *arg);
@@ -73,6 +82,7 @@ typedef struct bsp_ingest_metrics {
     uint64_t events_duplicate;
     uint64_t commits;
     uint64_t commit_failures;
+    uint64_t checkpoints;
     uint64_t queue_depth;                            /* events waiting now */
     uint64_t lat_counts[BSP_INGEST_LAT_BUCKETS + 1]; /* last = +Inf */
     double lat_sum_us;

@@ -52,38 +52,67 @@ typedef struct work {
     struct work *next;
 } work;
 
+typedef struct link {
+    uint64_t pid, seq;
+} link;
+
 struct bsp_ingest {
     bsp_store *st;
     size_t queue_max;
     size_t commit_max;
+    uint64_t ckpt_interval_ns; /* longest time changes wait for a checkpoint */
+    uint64_t ckpt_max_events;  /* most events between checkpoints */
     pthread_mutex_t mu;
-    pthread_cond_t cv_work; /* the writer waits for work */
-    pthread_cond_t cv_room; /* blocking submitters wait for room */
+    pthread_cond_t cv_work;   /* the writer waits for work */
+    pthread_cond_t cv_room;   /* blocking submitters wait for room */
+    pthread_cond_t cv_synced; /* ingest_sync callers wait for a checkpoint */
     work *head, *tail;
     size_t queued_events;
     bool stopping;
+    size_t sync_waiters;
+    uint64_t committed_seq;    /* newest seq durable in the log (under mu) */
+    uint64_t checkpointed_seq; /* newest seq reflected in stored profiles (under mu) */
     pthread_t writer;
 
     /* Writer-thread state. */
     pcache cache;
-    uint64_t *dirty; /* pids written in the current transaction */
+    uint64_t *dirty; /* pids changed since the last checkpoint */
     size_t dirty_len, dirty_cap;
+    link *links; /* timeline entries not yet stored */
+    size_t links_len, links_cap;
+    uint64_t log_seq;      /* newest seq appended (this transaction included) */
+    uint64_t ckpt_seq;     /* newest seq covered by the last checkpoint */
+    uint64_t last_ckpt_ns; /* when it was taken */
 
     /* Metrics. */
-    _Atomic uint64_t m_events, m_dups, m_commits, m_failures;
+    _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints;
     _Atomic uint64_t m_lat[BSP_INGEST_LAT_BUCKETS + 1];
     _Atomic uint64_t m_lat_sum_us;
 };
 
-/* --- writer helpers (writer.c, identity.c) --------------------------------- */
+/* --- writer helpers (writer.c, apply.c, identity.c) ------------------------ */
 /* Loads pid's profile into the cache (from the store, or new when absent). */
 bsp_err writer_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, pentry **out);
 bsp_err writer_mark_dirty(bsp_ingest *ing, pentry *e);
-/* Writes every dirty cached profile into txn. */
-bsp_err writer_flush(bsp_ingest *ing, bsp_txn *txn);
+/* Remembers that event seq belongs to pid's timeline (stored at checkpoint). */
+bsp_err writer_link(bsp_ingest *ing, uint64_t pid, uint64_t seq);
+/* Points the not yet stored timeline entries of from_pid at to_pid. */
+void writer_relink(bsp_ingest *ing, uint64_t from_pid, uint64_t to_pid);
+/* Writes every dirty profile and pending timeline entry into txn and
+ * records the checkpoint's seq; ckpt_seq moves only after the commit. */
+bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn);
+void writer_checkpoint_done(bsp_ingest *ing);
+
+/* Applies an event already appended to the log as seq: identity, profile,
+ * timeline. When replaying, a profile that already holds seq is left alone. */
+bsp_err apply_logged_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t seq);
+/* Replays the log after the last checkpoint into profiles and checkpoints:
+ * at start, and after a failed transaction dropped the writer's state. */
+bsp_err writer_recover(bsp_ingest *ing);
 
 /* Finds or creates the profile an event belongs to, linking and merging
  * identities as Segment does. */
-bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t *pid);
+bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev,
+                               uint64_t *pid);
 
 #endif

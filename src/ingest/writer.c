@@ -1,155 +1,39 @@
 /* writer.c - the ingest queue and its one writer thread (group commit).
  *
  * Submitters append work to a bounded queue; the writer takes everything
- * waiting (up to commit_max events), applies it in one write transaction,
- * writes each touched profile once, commits durably and only then calls the
- * submitters back. A failed commit fails every item of that transaction and
- * drops the profile cache, whose entries may hold the lost updates. */
+ * waiting (up to commit_max events), appends it to the event log in one write
+ * transaction, commits durably and only then calls the submitters back.
+ * Profiles and timelines follow in checkpoints (log.c): when changes are
+ * older than the checkpoint interval, when many events wait, when the writer
+ * is idle, when a reader asks for them (ingest_sync), before a job, and on
+ * stop. A failed transaction fails every item in it and rebuilds the
+ * writer's state from the log, so no half-applied update survives. */
 #include "ingest/ingest_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static void ingest_free(bsp_ingest *ing);
 
 const double bsp_ingest_lat_bounds_us[BSP_INGEST_LAT_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
 
-/* --- the profile working set ---------------------------------------------- */
+bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, bool *dup);
 
-bsp_err writer_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, pentry **out) {
-    pentry *e = pcache_get(&ing->cache, pid);
-    if (e) {
-        *out = e;
-        return BSP_OK;
-    }
-    bsp_profile *p = NULL;
-    bsp_slice raw;
-    bsp_err rc = store_profile_get(txn, pid, &raw);
-    if (rc == BSP_OK) {
-        rc = profile_from_json(raw.data, raw.len, &p);
-        if (rc) bsp_warn("profile %llu unreadable, starting afresh", (unsigned long long)pid);
-    }
-    if (rc == BSP_ENOTFOUND || (rc != BSP_OK && rc != BSP_ESTORE && rc != BSP_ENOMEM)) {
-        p = profile_new(pid);
-        rc = p ? BSP_OK : BSP_ENOMEM;
-    }
-    if (rc) return rc;
-    e = pcache_put(&ing->cache, p);
-    if (!e) {
-        profile_free(p);
-        return BSP_ENOMEM;
-    }
-    *out = e;
-    return BSP_OK;
-}
-
-bsp_err writer_mark_dirty(bsp_ingest *ing, pentry *e) {
-    if (e->dirty) return BSP_OK;
-    if (ing->dirty_len == ing->dirty_cap) {
-        size_t cap = ing->dirty_cap ? ing->dirty_cap * 2 : 1024;
-        uint64_t *d = realloc(ing->dirty, cap * sizeof *d);
-        if (!d) return BSP_ENOMEM; /* fails the transaction: no update is lost */
-        ing->dirty = d;
-        ing->dirty_cap = cap;
-    }
-    e->dirty = true;
-    ing->dirty[ing->dirty_len++] = e->pid;
-    return BSP_OK;
-}
-
-bsp_err writer_flush(bsp_ingest *ing, bsp_txn *txn) {
-    bsp_buf text = {0};
-    bsp_err rc = BSP_OK;
-    for (size_t i = 0; i < ing->dirty_len && !rc; i++) {
-        pentry *e = pcache_get(&ing->cache, ing->dirty[i]);
-        if (!e || !e->dirty) continue; /* merged away, or already written */
-        bsp_buf_reset(&text);
-        rc = profile_to_json(e->profile, &text);
-        if (!rc) rc = store_profile_put(txn, e->pid, text.data, text.len);
-        e->dirty = false;
-    }
-    ing->dirty_len = 0;
-    bsp_buf_free(&text);
-    return rc;
-}
-
-/* --- applying events ------------------------------------------------------ */
-
-typedef struct learn_ctx {
-    bsp_txn *txn;
-    bsp_err rc;
-} learn_ctx;
-
-/* Merges product facts an event carried into the catalog, writing only when
- * something changed and never over a product the shop sent explicitly. */
-static void learn_product(void *arg, cJSON *learnt) {
-    learn_ctx *lc = arg;
-    const char *id = json_get_string(learnt, "id");
-    if (lc->rc || !id) goto done;
-    bsp_slice raw;
-    cJSON *stored = NULL;
-    bsp_err rc = store_product_get(lc->txn, id, &raw);
-    if (rc == BSP_OK) {
-        stored = json_parse(raw.data, raw.len, BSP_JSON_MAX_DEPTH, NULL);
-        const char *source = json_get_string(stored, "source");
-        if (stored && (!source || strcmp(source, "events") != 0)) {
-            cJSON_Delete(stored);
-            goto done;
-        }
-    } else if (rc != BSP_ENOTFOUND) {
-        lc->rc = rc;
-        goto done;
-    }
-    cJSON *merged = catalog_merge_learnt(stored, learnt);
-    char *text = merged ? cJSON_PrintUnformatted(merged) : NULL;
-    if (text && !(rc == BSP_OK && strlen(text) == raw.len && !memcmp(text, raw.data, raw.len)))
-        lc->rc = store_product_put(lc->txn, id, text, strlen(text));
-    cJSON_free(text);
-    cJSON_Delete(merged);
-    cJSON_Delete(stored);
-done:
-    cJSON_Delete(learnt);
-}
-
-static bool is_duplicate(bsp_txn *txn, const bsp_event *ev, bsp_err *rc) {
-    uint64_t seq;
-    *rc = store_msgid_get(txn, ev->message_id, strlen(ev->message_id), &seq);
-    if (*rc == BSP_OK) return true;
-    if (*rc == BSP_ENOTFOUND) *rc = BSP_OK;
-    return false;
-}
-
-/* Applies one event; sets *dup when its messageId was already stored. */
-static bsp_err apply_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, bool *dup) {
-    bsp_err rc;
-    *dup = is_duplicate(txn, ev, &rc);
-    if (*dup || rc) return rc;
-    uint64_t pid, seq;
-    rc = identity_resolve_event(ing, txn, ev, &pid);
-    if (rc) return rc;
-    pentry *e;
-    rc = writer_profile(ing, txn, pid, &e);
-    if (rc) return rc;
-    profile_apply_event(e->profile, ev);
-    rc = writer_mark_dirty(ing, e);
-    if (!rc) rc = store_event_append(txn, pid, ev->text, ev->text_len, &seq);
-    if (!rc) rc = store_msgid_add(txn, ev->message_id, strlen(ev->message_id), seq);
-    if (rc) return rc;
-    learn_ctx lc = {txn, BSP_OK};
-    catalog_learn_from_event(ev, learn_product, &lc);
-    return lc.rc;
-}
-
-static bsp_err apply_work(bsp_ingest *ing, bsp_txn *txn, work *w) {
+static bsp_err apply_work(bsp_ingest *ing, bsp_txn *txn, work *w, bool *checkpointed) {
     if (w->kind == WORK_JOB) {
-        bsp_err rc = writer_flush(ing, txn);
+        /* Jobs see and change stored state: bring it up to date first. */
+        bsp_err rc = writer_checkpoint(ing, txn);
         if (rc) return rc;
+        *checkpointed = true;
         w->job_rc = w->job(ing, txn, w->job_arg);
         /* A job's own refusal (not found, invalid) leaves the txn usable. */
         return (w->job_rc == BSP_ESTORE || w->job_rc == BSP_ENOMEM) ? w->job_rc : BSP_OK;
     }
     for (size_t i = 0; i < w->count; i++) {
         bool dup;
-        bsp_err rc = apply_event(ing, txn, &w->events[i], &dup);
+        bsp_err rc = writer_ingest_event(ing, txn, &w->events[i], &dup);
         if (rc) return rc;
         if (dup)
             w->res.duplicates++;
@@ -180,26 +64,51 @@ static void free_work(work *w) {
 static bsp_err commit_works(bsp_ingest *ing, work *list) {
     uint64_t t0 = bsp_mono_ns();
     bsp_txn *txn;
+    bool checkpointed = false;
     bsp_err rc = store_txn_begin(ing->st, true, &txn);
     if (rc) return rc;
-    for (work *w = list; w && !rc; w = w->next)
-        rc = apply_work(ing, txn, w);
-    if (!rc) rc = writer_flush(ing, txn);
+    for (work *w = list; w && !rc; w = w->next) rc = apply_work(ing, txn, w, &checkpointed);
+    /* A job's checkpoint must cover what later works of the batch did. */
+    if (!rc && checkpointed) rc = writer_checkpoint(ing, txn);
+    if (rc) store_txn_abort(txn);
+    else rc = store_txn_commit(txn);
     if (rc) {
-        store_txn_abort(txn);
-    } else {
-        rc = store_txn_commit(txn);
-    }
-    if (rc) {
-        pcache_clear(&ing->cache);
-        ing->dirty_len = 0;
         atomic_fetch_add(&ing->m_failures, 1);
-        bsp_error_log("ingest: transaction failed: %s", bsp_err_name(rc));
+        bsp_error_log("ingest: transaction failed: %s; rebuilding from the log", bsp_err_name(rc));
+        if (writer_recover(ing) != BSP_OK) bsp_error_log("ingest: rebuilding failed");
         return rc;
     }
+    if (checkpointed) writer_checkpoint_done(ing);
+    pthread_mutex_lock(&ing->mu);
+    ing->committed_seq = ing->log_seq;
+    pthread_mutex_unlock(&ing->mu);
     record_latency(ing, (bsp_mono_ns() - t0) / 1000);
     atomic_fetch_add(&ing->m_commits, 1);
     return BSP_OK;
+}
+
+/* A checkpoint of its own, when one is due. */
+static void checkpoint_now(bsp_ingest *ing) {
+    bsp_txn *txn;
+    bsp_err rc = store_txn_begin(ing->st, true, &txn);
+    if (!rc) rc = writer_checkpoint(ing, txn);
+    if (!rc) rc = store_txn_commit(txn);
+    else store_txn_abort(txn);
+    if (!rc) {
+        writer_checkpoint_done(ing);
+        return;
+    }
+    atomic_fetch_add(&ing->m_failures, 1);
+    bsp_error_log("ingest: checkpoint failed: %s; rebuilding from the log", bsp_err_name(rc));
+    if (writer_recover(ing) != BSP_OK) bsp_error_log("ingest: rebuilding failed");
+}
+
+/* Whether to checkpoint now; called with mu held. */
+static bool checkpoint_due(const bsp_ingest *ing, uint64_t now_ns) {
+    uint64_t pending = ing->log_seq - ing->ckpt_seq;
+    if (pending == 0 && ing->links_len == 0) return false;
+    if (ing->sync_waiters || ing->stopping || pending >= ing->ckpt_max_events) return true;
+    return now_ns - ing->last_ckpt_ns >= ing->ckpt_interval_ns;
 }
 
 /* Takes queued works up to commit_max events (at least one work). */
@@ -234,23 +143,60 @@ static void finish_works(bsp_ingest *ing, work *list, bsp_err rc) {
     }
 }
 
+static void wait_for_work(bsp_ingest *ing) {
+    while (!ing->head && !ing->stopping) {
+        if (checkpoint_due(ing, bsp_mono_ns())) return;
+        if (ing->log_seq == ing->ckpt_seq && ing->links_len == 0) {
+            pthread_cond_wait(&ing->cv_work, &ing->mu);
+            continue;
+        }
+        uint64_t due_ns = ing->last_ckpt_ns + ing->ckpt_interval_ns;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t wait_ns = due_ns > bsp_mono_ns() ? due_ns - bsp_mono_ns() : 0;
+        until.tv_sec += (time_t)(wait_ns / 1000000000u);
+        until.tv_nsec += (long)(wait_ns % 1000000000u);
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&ing->cv_work, &ing->mu, &until);
+    }
+}
+
 static void *writer_main(void *arg) {
     bsp_ingest *ing = arg;
     pthread_mutex_lock(&ing->mu);
     for (;;) {
-        while (!ing->head && !ing->stopping)
-            pthread_cond_wait(&ing->cv_work, &ing->mu);
-        if (!ing->head) break; /* stopping and drained */
-        work *batch = take_batch(ing);
-        pthread_cond_broadcast(&ing->cv_room);
-        pthread_mutex_unlock(&ing->mu);
-        bsp_err rc = commit_works(ing, batch);
-        finish_works(ing, batch, rc);
-        pcache_evict(&ing->cache);
-        pthread_mutex_lock(&ing->mu);
+        wait_for_work(ing);
+        if (ing->head) {
+            work *batch = take_batch(ing);
+            pthread_cond_broadcast(&ing->cv_room);
+            pthread_mutex_unlock(&ing->mu);
+            bsp_err rc = commit_works(ing, batch);
+            finish_works(ing, batch, rc);
+            pthread_mutex_lock(&ing->mu);
+        }
+        if (checkpoint_due(ing, bsp_mono_ns())) {
+            pthread_mutex_unlock(&ing->mu);
+            checkpoint_now(ing);
+            pcache_evict(&ing->cache);
+            pthread_mutex_lock(&ing->mu);
+        }
+        if (ing->stopping && !ing->head && !checkpoint_due(ing, bsp_mono_ns())) break;
     }
     pthread_mutex_unlock(&ing->mu);
     return NULL;
+}
+
+bsp_err ingest_sync(bsp_ingest *ing) {
+    pthread_mutex_lock(&ing->mu);
+    uint64_t target = ing->committed_seq;
+    ing->sync_waiters++;
+    pthread_cond_signal(&ing->cv_work);
+    while (ing->checkpointed_seq < target && !ing->stopping)
+        pthread_cond_wait(&ing->cv_synced, &ing->mu);
+    ing->sync_waiters--;
+    bsp_err rc = ing->checkpointed_seq >= target ? BSP_OK : BSP_EUNAVAIL;
+    pthread_mutex_unlock(&ing->mu);
+    return rc;
 }
 
 /* --- the public face ------------------------------------------------------ */
@@ -261,6 +207,9 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
     ing->st = st;
     ing->queue_max = opts && opts->queue_max_events ? opts->queue_max_events : 200000;
     ing->commit_max = opts && opts->commit_max_events ? opts->commit_max_events : 20000;
+    uint64_t interval_ms = opts && opts->checkpoint_ms ? opts->checkpoint_ms : 1000;
+    ing->ckpt_interval_ns = interval_ms * 1000000u;
+    ing->ckpt_max_events = opts && opts->checkpoint_events ? opts->checkpoint_events : 200000;
     size_t cache = opts && opts->cache_profiles ? opts->cache_profiles : 100000;
     if (pcache_init(&ing->cache, cache)) {
         free(ing);
@@ -269,13 +218,26 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
     pthread_mutex_init(&ing->mu, NULL);
     pthread_cond_init(&ing->cv_work, NULL);
     pthread_cond_init(&ing->cv_room, NULL);
-    if (pthread_create(&ing->writer, NULL, writer_main, ing) != 0) {
-        pcache_free(&ing->cache);
-        free(ing);
-        return BSP_ENOMEM;
+    pthread_cond_init(&ing->cv_synced, NULL);
+    bsp_err rc = writer_recover(ing);
+    if (!rc && pthread_create(&ing->writer, NULL, writer_main, ing) != 0) rc = BSP_ENOMEM;
+    if (rc) {
+        ingest_free(ing);
+        return rc;
     }
     *out = ing;
     return BSP_OK;
+}
+
+static void ingest_free(bsp_ingest *ing) {
+    pcache_free(&ing->cache);
+    free(ing->dirty);
+    free(ing->links);
+    pthread_mutex_destroy(&ing->mu);
+    pthread_cond_destroy(&ing->cv_work);
+    pthread_cond_destroy(&ing->cv_room);
+    pthread_cond_destroy(&ing->cv_synced);
+    free(ing);
 }
 
 void ingest_stop(bsp_ingest *ing) {
@@ -284,14 +246,10 @@ void ingest_stop(bsp_ingest *ing) {
     ing->stopping = true;
     pthread_cond_broadcast(&ing->cv_work);
     pthread_cond_broadcast(&ing->cv_room);
+    pthread_cond_broadcast(&ing->cv_synced);
     pthread_mutex_unlock(&ing->mu);
     pthread_join(ing->writer, NULL);
-    pcache_free(&ing->cache);
-    free(ing->dirty);
-    pthread_mutex_destroy(&ing->mu);
-    pthread_cond_destroy(&ing->cv_work);
-    pthread_cond_destroy(&ing->cv_room);
-    free(ing);
+    ingest_free(ing);
 }
 
 /* Appends w to the queue; wait: block for room instead of failing. */
@@ -392,6 +350,7 @@ void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {
     out->events_duplicate = atomic_load(&ing->m_dups);
     out->commits = atomic_load(&ing->m_commits);
     out->commit_failures = atomic_load(&ing->m_failures);
+    out->checkpoints = atomic_load(&ing->m_checkpoints);
     pthread_mutex_lock(&ing->mu);
     out->queue_depth = ing->queued_events;
     pthread_mutex_unlock(&ing->mu);

@@ -205,6 +205,7 @@ static void w_identity(writer *w, const bsp_profile *p) {
 static void w_activity(writer *w, const bsp_profile *p) {
     w_time_field(w, "first", p->first_seen_ms);
     w_time_field(w, "last", p->last_seen_ms);
+    w_int_field(w, "seq", p->applied_seq);
     w_int_field(w, "sessions", p->sessions);
     w_int_field(w, "pages", p->page_views);
     w_int_field(w, "views", p->product_views);
@@ -401,6 +402,7 @@ static void r_activity(reader *r) {
     r_int(r, "last", &p->last_seen_ms);
     if ((p->first_seen_ms == PROFILE_TIME_UNSET) != (p->last_seen_ms == PROFILE_TIME_UNSET))
         r_fail(r);
+    r_count(r, "seq", &p->applied_seq);
     r_count(r, "sessions", &p->sessions);
     r_count(r, "pages", &p->page_views);
     r_count(r, "views", &p->product_views);

@@ -111,6 +111,7 @@ void profile_merge(bsp_profile *into, const bsp_profile *from) {
     if (!into || !from || into == from) return;
     merge_latest(into, from); /* before last_seen takes the max */
     merge_ids(into, from);
+    if (from->applied_seq > into->applied_seq) into->applied_seq = from->applied_seq;
     merge_traits(into, from);
     merge_consent(into, from);
     merge_activity(into, from);

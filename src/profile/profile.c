@@ -372,3 +372,11 @@ double profile_cart_value(const bsp_profile *p) {
         money_add(&value, (double)p->cart.lines[i].quantity * p->cart.lines[i].price);
     return money_value(&value);
 }
+
+uint64_t profile_applied_seq(const bsp_profile *p) {
+    return (uint64_t)p->applied_seq;
+}
+
+void profile_set_applied_seq(bsp_profile *p, uint64_t seq) {
+    p->applied_seq = (int64_t)seq;
+}

@@ -53,6 +53,12 @@ const cJSON *profile_traits(const bsp_profile *p);
 int profile_consent(const bsp_profile *p, const char *category);
 int64_t profile_last_seen_ms(const bsp_profile *p);
 
+/* The newest event-log sequence number applied to this profile, kept in the
+ * storage form so that replaying the log after a crash skips what a stored
+ * profile already holds. profile_merge keeps the larger. */
+uint64_t profile_applied_seq(const bsp_profile *p);
+void profile_set_applied_seq(bsp_profile *p, uint64_t seq);
+
 /* Ids: kind 'u' (userId) or 'a' (anonymousId). Adding a present id is a
  * no-op; beyond BSP_PROFILE_MAX_IDS of a kind, new ids are not kept. */
 void profile_add_id(bsp_profile *p, char kind, const char *id);

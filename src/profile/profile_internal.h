@@ -137,6 +137,7 @@ struct bsp_profile {
     char *last_search; /* NULL when unset */
     char *country;
     profile_device device;
+    int64_t applied_seq; /* newest event-log seq applied (ingest's checkpoints) */
 };
 
 /* Replaces *slot with a copy of s (NULL clears) unless it already equals s. */

@@ -49,7 +49,8 @@ static uint64_t splitmix64(uint64_t *x) {
 
 static void rng_seed(rng *r, uint64_t seed, uint64_t stream) {
     uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ull);
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
 }
 
 static inline uint64_t rotl(uint64_t x, int k) {
@@ -96,8 +97,8 @@ typedef struct out {
     char *buf;
     size_t len;
     bool failed;
-    int64_t day;     /* day number cached in date[] */
-    char date[11];   /* "YYYY-MM-DD" */
+    int64_t day;   /* day number cached in date[] */
+    char date[11]; /* "YYYY-MM-DD" */
 } out;
 
 static void out_flush(out *o) {
@@ -123,7 +124,8 @@ static void put_u64(out *o, uint64_t v) {
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    while (n) o->buf[o->len++] = tmp[--n];
+    while (n)
+        o->buf[o->len++] = tmp[--n];
 }
 
 static void put_cents(out *o, int64_t cents) {
@@ -138,7 +140,8 @@ static void put_cents(out *o, int64_t cents) {
 }
 
 static void put_digits(char *p, unsigned v, int n) {
-    for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
 }
 
 /* Days since 1970-01-01 to y-m-d (H. Hinnant's civil_from_days). */
@@ -193,7 +196,7 @@ typedef struct product {
     float rel_price; /* ln(price / category median): > 0 is dearer than usual */
     char *frag;      /* "product_id":...,"image_url":"..." for event properties */
     size_t frag_len;
-    char *line;      /* the catalog JSONL line, with its newline */
+    char *line; /* the catalog JSONL line, with its newline */
 } product;
 
 typedef struct catalog {
@@ -206,7 +209,8 @@ typedef struct catalog {
 
 static void lower_into(char *dst, size_t cap, const char *src) {
     size_t i = 0;
-    for (; src[i] && i + 1 < cap; i++) dst[i] = (char)tolower((unsigned char)src[i]);
+    for (; src[i] && i + 1 < cap; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
     dst[i] = '\0';
 }
 
@@ -228,7 +232,8 @@ static void slugify(char *dst, size_t cap, const char *src) {
 
 static const char *pick_noun(rng *r, const sim_category *c) {
     uint32_t n = 0;
-    while (n < SIM_COUNT(c->nouns) && c->nouns[n]) n++;
+    while (n < SIM_COUNT(c->nouns) && c->nouns[n])
+        n++;
     return c->nouns[rng_below(r, n)];
 }
 
@@ -256,8 +261,8 @@ static bsp_err product_texts(product *p, const char *brand, const char *adj, con
                             "\"price\":%s,\"currency\":\"GBP\",\"in_stock\":%s,"
                             "\"url\":\"" SITE "/p/%s\",\"image\":\"" SITE "/img/%s.jpg\","
                             "\"tags\":[\"%s\",\"%s\",\"%s\"]}\n",
-                            p->id, name, c->path, brand, price, in_stock ? "true" : "false",
-                            p->id, p->id, leaf, tag_col, tag_adj);
+                            p->id, name, c->path, brand, price, in_stock ? "true" : "false", p->id,
+                            p->id, leaf, tag_col, tag_adj);
     if (rc != BSP_OK) {
         bsp_buf_free(&f);
         bsp_buf_free(&l);
@@ -320,7 +325,8 @@ static bsp_err catalog_build(catalog *c, uint32_t count, uint64_t seed) {
     }
     uint32_t fill[SIM_NCAT];
     memcpy(fill, c->cat_first, sizeof fill);
-    for (uint32_t i = 0; i < count; i++) c->by_cat[fill[c->items[i].cat]++] = i;
+    for (uint32_t i = 0; i < count; i++)
+        c->by_cat[fill[c->items[i].cat]++] = i;
     return BSP_OK;
 }
 
@@ -339,7 +345,8 @@ typedef struct visitor {
 
 static uint8_t pick_country(rng *r) {
     int total = 0;
-    for (size_t i = 0; i < SIM_COUNT(SIM_COUNTRIES); i++) total += SIM_COUNTRIES[i].weight;
+    for (size_t i = 0; i < SIM_COUNT(SIM_COUNTRIES); i++)
+        total += SIM_COUNTRIES[i].weight;
     int x = (int)rng_below(r, (uint32_t)total);
     for (size_t i = 0; i < SIM_COUNT(SIM_COUNTRIES); i++) {
         if (x < SIM_COUNTRIES[i].weight) return (uint8_t)i;
@@ -357,7 +364,8 @@ static void visitor_make(visitor *v, rng *r, int64_t start_ms) {
         do { /* distinct favourites */
             c = (uint8_t)rng_below(r, SIM_NCAT);
             again = false;
-            for (int k = 0; k < i; k++) again |= v->fav[k] == c;
+            for (int k = 0; k < i; k++)
+                again |= v->fav[k] == c;
         } while (again);
         v->fav[i] = c;
     }
@@ -562,7 +570,8 @@ static void do_view(sim *s) {
     ev_page(s, "Product", path, p->name);
     ev_track_product(s, "Product Viewed", pi, 0);
     bool fav = false;
-    for (int i = 0; i < s->v->nfav; i++) fav |= s->v->fav[i] == p->cat;
+    for (int i = 0; i < s->v->nfav; i++)
+        fav |= s->v->fav[i] == p->cat;
     double p_add = (fav ? 0.25 : 0.06) * (p->rel_price > 0 ? exp(-s->v->sens * p->rel_price) : 1);
     if (s->v->cart_n < CART_MAX && rng_chance(&s->r, p_add)) {
         int qty = rng_chance(&s->r, 0.85) ? 1 : 2 + (int)rng_below(&s->r, 3);
@@ -588,7 +597,8 @@ static void do_order(sim *s) {
     if (sim_done(s)) return;
     out *o = &s->o;
     int64_t total = 0;
-    for (int i = 0; i < v->cart_n; i++) total += s->cat.items[v->cart[i]].cents * v->qty[i];
+    for (int i = 0; i < v->cart_n; i++)
+        total += s->cat.items[v->cart[i]].cents * v->qty[i];
     s->orders++;
     ev_begin(s, "track");
     PUTS(o, ",\"event\":\"Order Completed\",\"properties\":{\"order_id\":\"sim-");
@@ -634,13 +644,15 @@ static void session(sim *s, uint32_t vi) {
     int actions = 1 + (int)rng_exp(&s->r, 6);
     for (int a = 0; a < actions && !sim_done(s); a++) {
         double r = rng_unit(&s->r);
-        if (r < 0.15) do_search(s);
+        if (r < 0.15)
+            do_search(s);
         else if (r < 0.22) {
             uint8_t c = pick_category(s);
             char path[64];
             snprintf(path, sizeof path, "/c/%s", s->cat.slug[c]);
             ev_page(s, "Category", path, SIM_CATEGORIES[c].path);
-        } else do_view(s);
+        } else
+            do_view(s);
         if (v->cart_n && rng_chance(&s->r, 0.04)) do_remove(s);
     }
     double p_order = v->cart_n ? 0.3 + 0.05 * v->cart_n : 0;
@@ -673,8 +685,10 @@ static bsp_err write_events(sim *s, uint32_t nvis, int64_t start_ms) {
         if (s->vis[i].next_ms < first) first = s->vis[i].next_ms;
         h.a[i] = i;
     }
-    for (uint32_t i = 0; i < nvis; i++) s->vis[i].next_ms -= first - start_ms; /* first at start */
-    for (uint32_t i = nvis / 2; i-- > 0;) heap_down(&h, i);
+    for (uint32_t i = 0; i < nvis; i++)
+        s->vis[i].next_ms -= first - start_ms; /* first at start */
+    for (uint32_t i = nvis / 2; i-- > 0;)
+        heap_down(&h, i);
     rng_seed(&s->r, s->seed, 3);
     while (!sim_done(s)) {
         session(s, h.a[0]); /* moves the visitor's next_ms later */

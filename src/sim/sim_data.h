@@ -7,9 +7,9 @@
 #define BSP_SIM_DATA_H
 
 typedef struct sim_category {
-    const char *path;        /* "Home > Lighting" */
-    double median_price;     /* pounds */
-    const char *nouns[5];    /* product kinds, NULL-terminated when fewer */
+    const char *path;     /* "Home > Lighting" */
+    double median_price;  /* pounds */
+    const char *nouns[5]; /* product kinds, NULL-terminated when fewer */
 } sim_category;
 
 static const sim_category SIM_CATEGORIES[] = {
@@ -41,14 +41,14 @@ static const sim_category SIM_CATEGORIES[] = {
 #define SIM_NCAT (sizeof SIM_CATEGORIES / sizeof *SIM_CATEGORIES)
 
 static const char *const SIM_BRANDS[] = {
-    "Northwind", "Aster", "Brightwell", "Calder", "Duneview", "Elmstead", "Fenwick",
-    "Greyhaven", "Hollow Pine", "Ivory Lane", "Juniper", "Kestrel", "Larkspur", "Meadowcroft",
-    "Nimbus", "Oakridge", "Pebble", "Quill", "Rowan", "Saltmarsh"};
+    "Northwind", "Aster",       "Brightwell", "Calder",  "Duneview", "Elmstead", "Fenwick",
+    "Greyhaven", "Hollow Pine", "Ivory Lane", "Juniper", "Kestrel",  "Larkspur", "Meadowcroft",
+    "Nimbus",    "Oakridge",    "Pebble",     "Quill",   "Rowan",    "Saltmarsh"};
 static const char *const SIM_ADJECTIVES[] = {
     "Classic", "Modern", "Rustic", "Organic", "Vintage", "Deluxe", "Everyday", "Compact",
-    "Nordic", "Soft", "Bold", "Eco", "Premium", "Little", "Grand", "Coastal"};
-static const char *const SIM_COLOURS[] = {"Black", "White", "Sage", "Navy", "Terracotta",
-                                          "Oat", "Charcoal", "Blush", "Mustard", "Teal"};
+    "Nordic",  "Soft",   "Bold",   "Eco",     "Premium", "Little", "Grand",    "Coastal"};
+static const char *const SIM_COLOURS[] = {"Black", "White",    "Sage",  "Navy",    "Terracotta",
+                                          "Oat",   "Charcoal", "Blush", "Mustard", "Teal"};
 /* Countries with rough weights (per mille). */
 static const struct {
     const char *code;
@@ -65,12 +65,12 @@ static const char *const SIM_AGENTS[] = {
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.2 Safari/605.1.15",
     "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"};
-static const char *const SIM_FIRST[] = {"Ann", "Ben", "Chloe", "David", "Emma", "Farid",
-                                        "Grace", "Harry", "Isla", "Jack", "Kofi", "Lena",
-                                        "Mia", "Noah", "Olivia", "Priya", "Ravi", "Sofia"};
-static const char *const SIM_LAST[] = {"Smith", "Jones", "Taylor", "Brown", "Williams",
-                                       "Wilson", "Khan", "Patel", "Evans", "Murphy",
-                                       "Garcia", "Muller", "Rossi", "Novak"};
+static const char *const SIM_FIRST[] = {"Ann",   "Ben",   "Chloe",  "David", "Emma", "Farid",
+                                        "Grace", "Harry", "Isla",   "Jack",  "Kofi", "Lena",
+                                        "Mia",   "Noah",  "Olivia", "Priya", "Ravi", "Sofia"};
+static const char *const SIM_LAST[] = {"Smith",  "Jones",  "Taylor", "Brown", "Williams",
+                                       "Wilson", "Khan",   "Patel",  "Evans", "Murphy",
+                                       "Garcia", "Muller", "Rossi",  "Novak"};
 static const char *const SIM_PLANS[] = {"free", "free", "free", "plus", "premium"};
 
 #define SIM_COUNT(a) (sizeof(a) / sizeof *(a))

@@ -442,19 +442,23 @@ bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t 
     bsp_err err = last_seq_load(txn);
     if (err != BSP_OK) return err;
     uint64_t seq = txn->last_seq + 1;
-    uint8_t key[8], tkey[TIMELINE_KEY_LEN];
+    uint8_t key[8];
     be64_put(key, seq);
-    timeline_key(tkey, pid, seq);
     err =
         db_put(txn, txn->st->events, val_of(key, 8), val_of(json, len), MDB_APPEND, "event append");
-    if (err == BSP_OK)
-        err = db_put(txn, txn->st->pevents, val_of(tkey, sizeof tkey), val_of(NULL, 0), 0,
-                     "timeline put");
+    if (err == BSP_OK && pid) err = store_event_link(txn, pid, seq);
     if (err == BSP_OK) err = counter_write(txn, META_LAST_SEQ, seq);
     if (err != BSP_OK) return err;
     txn->last_seq = seq;
     if (seq_out) *seq_out = seq;
     return BSP_OK;
+}
+
+bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq) {
+    uint8_t tkey[TIMELINE_KEY_LEN];
+    timeline_key(tkey, pid, seq);
+    return db_put(txn, txn->st->pevents, val_of(tkey, sizeof tkey), val_of(NULL, 0), 0,
+                  "timeline put");
 }
 
 bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out) {
@@ -572,19 +576,33 @@ bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, vo
 
 /* --- de-duplication ------------------------------------------------------ */
 
-bsp_err store_msgid_add(bsp_txn *txn, const char *msgid, size_t len, uint64_t seq) {
+/* Key: the bucket (big-endian, so one time window's ids sit together and
+ * inserts touch few pages) and 12 bytes of the id's XXH3-128. */
+static void msgid_key(uint8_t key[16], uint32_t bucket, const char *msgid, size_t len) {
+    uint8_t h[16];
+    bsp_hash128(msgid, len, h);
+    key[0] = (uint8_t)(bucket >> 24);
+    key[1] = (uint8_t)(bucket >> 16);
+    key[2] = (uint8_t)(bucket >> 8);
+    key[3] = (uint8_t)bucket;
+    memcpy(key + 4, h, 12);
+}
+
+bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
+                        uint64_t seq) {
     if (!msgid && len) return BSP_EINVAL;
     uint8_t key[16], val[8];
-    bsp_hash128(msgid, len, key);
+    msgid_key(key, bucket, msgid, len);
     be64_put(val, seq);
     return db_put(txn, txn->st->msgids, val_of(key, 16), val_of(val, 8), MDB_NOOVERWRITE,
                   "msgid add");
 }
 
-bsp_err store_msgid_get(bsp_txn *txn, const char *msgid, size_t len, uint64_t *seq) {
+bsp_err store_msgid_get(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
+                        uint64_t *seq) {
     if (!msgid && len) return BSP_EINVAL;
     uint8_t key[16];
-    bsp_hash128(msgid, len, key);
+    msgid_key(key, bucket, msgid, len);
     MDB_val val;
     bsp_err err = db_get(txn, txn->st->msgids, val_of(key, 16), &val, "msgid get");
     if (err != BSP_OK) return err;

@@ -8,7 +8,7 @@
  *   profiles  pid             -> profile JSON   (profile/ owns the format)
  *   events    seq             -> event JSON     the append-only event log
  *   pevents   pid|seq         -> (empty)        a profile's timeline index
- *   msgids    hash128(msgId)  -> seq            de-duplication of resends
+ *   msgids    bucket|hash(msgId) -> seq         de-duplication of resends
  *   products  product id      -> product JSON   (catalog/ owns the format)
  *
  * Concurrency: one write transaction at a time (the ingest writer thread);
@@ -76,10 +76,12 @@ bsp_err store_profiles_scan(bsp_txn *txn, store_profile_fn fn, void *ctx);
 
 /* --- events -------------------------------------------------------------- */
 /* Appends to the log under the next sequence number (1, 2, 3, ...; never
- * reused, even after the newest events were deleted) and indexes it under pid.
- * seq_out may be NULL. */
+ * reused, even after the newest events were deleted) and indexes it under pid
+ * (pid 0: log only, linked later with store_event_link). seq_out may be NULL. */
 bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t len,
                            uint64_t *seq_out);
+/* Indexes event seq under pid's timeline (idempotent). */
+bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq);
 bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out); /* BSP_ENOTFOUND */
 /* A profile's events, newest first, starting strictly below before_seq
  * (UINT64_MAX = from the newest), at most limit (0 = none). fn returns non-OK
@@ -97,9 +99,13 @@ bsp_err store_events_delete(bsp_txn *txn, uint64_t pid, uint64_t *deleted);
 bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, void *ctx);
 
 /* --- de-duplication ------------------------------------------------------ */
-/* Records msgid with seq. BSP_EEXISTS (and nothing written) if already seen. */
-bsp_err store_msgid_add(bsp_txn *txn, const char *msgid, size_t len, uint64_t seq);
-bsp_err store_msgid_get(bsp_txn *txn, const char *msgid, size_t len, uint64_t *seq);
+/* Records msgid with seq under a bucket (the ingest writer uses the hour of
+ * the event's timestamp: resends carry the same timestamp, and ids of one
+ * window stay together on disk). BSP_EEXISTS (nothing written) if present. */
+bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
+                        uint64_t seq);
+bsp_err store_msgid_get(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
+                        uint64_t *seq);
 
 /* --- products ------------------------------------------------------------ */
 /* Product ids are 1..511 bytes; the scan is in byte order of the id. */

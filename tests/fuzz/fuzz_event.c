@@ -1,12 +1,26 @@
 /* fuzz_event.c - libFuzzer target for event/: every input is parsed as a
  * /v1/batch body and as a /v1/track body, and every event produced is
  * checked against the invariants the rest of Bespoke relies on (ids inside
- * the normalized json, text within the size limit, no writeKey stored). */
+ * the normalized json, text within the size limit, no writeKey stored).
+ * Each event then goes through catalog/'s product learning and merging, as
+ * it does on the write path. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/catalog.h"
 #include "event/event.h"
+
+/* Merges each learnt product into the previous one, as ingest does. */
+static void merge_learnt(void *ctx, cJSON *product) {
+    cJSON **stored = ctx;
+    if (!cJSON_GetObjectItemCaseSensitive(product, "id")) abort();
+    cJSON *merged = catalog_merge_learnt(*stored, product);
+    cJSON_Delete(product);
+    if (!merged) abort();
+    cJSON_Delete(*stored);
+    *stored = merged;
+}
 
 static void check_list(const bsp_event_list *list, bsp_err rc) {
     if (rc != BSP_OK && list->count != 0) abort();
@@ -17,6 +31,9 @@ static void check_list(const bsp_event_list *list, bsp_err rc) {
         if (ev->text_len > BSP_EVENT_MAX_BYTES) abort();
         if (!ev->message_id || (!ev->user_id && !ev->anonymous_id)) abort();
         if (cJSON_GetObjectItemCaseSensitive(ev->json, "writeKey")) abort();
+        cJSON *stored = NULL;
+        catalog_learn_from_event(ev, merge_learnt, &stored);
+        cJSON_Delete(stored);
     }
     for (size_t i = 0; i < list->reject_count; i++)
         if (list->rejects[i].error.code == BSP_OK) abort();

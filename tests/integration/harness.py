@@ -6,6 +6,7 @@ functions of a suite, ending with the one line run-all.sh reads:
 Python 3 standard library only. Every suite takes the bespoke binary as argv[1].
 """
 
+import atexit
 import base64
 import gzip
 import http.client
@@ -27,6 +28,17 @@ SANITIZED = os.environ.get("BESPOKE_SANITIZED") == "1"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _temp_dirs = []
+_live = []  # servers started, killed at exit if a suite dies before stopping them
+
+
+def _kill_leftovers():
+    for s in _live:
+        if s.proc is not None and s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+atexit.register(_kill_leftovers)
 
 
 def free_port():
@@ -115,6 +127,7 @@ class Server:
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
                                      stdin=subprocess.DEVNULL)
         log.close()
+        _live.append(self)
         self.exit_code = None
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -222,6 +235,8 @@ class Server:
         if not data:
             raise AssertionError("%s %s: connection closed without an answer" % (method, path))
         head, _, rest = data.partition(b"\r\n\r\n")
+        while head.startswith(b"HTTP/1.1 1") and rest:  # 100 Continue and friends
+            head, _, rest = rest.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         code = int(lines[0].split()[1])
         headers = {}
@@ -327,6 +342,10 @@ def close_money(got, want, what="", tol=0.005):
         raise AssertionError("%s: expected %.4f, got %r" % (what or "amount", want, got))
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run here (missing data); counted as skipped."""
+
+
 # -- the test registry ----------------------------------------------------
 def run(namespace, setup=None, teardown=None, name=None):
     """Runs every function named test_* in namespace (in definition order).
@@ -336,7 +355,7 @@ def run(namespace, setup=None, teardown=None, name=None):
     failed."""
     tests = [(k, v) for k, v in namespace.items()
              if k.startswith("test_") and callable(v)]
-    passed = failed = 0
+    passed = failed = skipped = 0
     suite = name or os.path.basename(sys.argv[0])
     t0 = time.time()
     try:
@@ -356,6 +375,9 @@ def run(namespace, setup=None, teardown=None, name=None):
                 fn()
                 passed += 1
                 print("ok   %s (%.2f s)" % (tname, time.time() - start))
+            except Skip as e:
+                skipped += 1
+                print("SKIP %s: %s" % (tname, e))
             except AssertionError as e:
                 failed += 1
                 print("FAIL %s: %s" % (tname, e))
@@ -369,7 +391,6 @@ def run(namespace, setup=None, teardown=None, name=None):
         if teardown:
             try:
                 teardown()
-                passed += 1
                 print("ok   teardown (servers stopped with exit code 0)")
             except AssertionError as e:
                 failed += 1
@@ -379,7 +400,10 @@ def run(namespace, setup=None, teardown=None, name=None):
                 print("FAIL teardown: exception\n%s" % traceback.format_exc())
         cleanup_temp_dirs()
     print("# %s took %.1f s" % (suite, time.time() - t0))
-    print("%d passed, %d failed" % (passed, failed))
+    if skipped:
+        print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    else:
+        print("%d passed, %d failed" % (passed, failed))
     sys.stdout.flush()
     sys.exit(1 if failed else 0)
 

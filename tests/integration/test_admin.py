@@ -10,6 +10,7 @@ import os
 import re
 import sys
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
@@ -365,6 +366,9 @@ def test_events_pagination():
     h.eq(ev.get("type"), "track", "event type")
     h.eq(ev.get("userId"), u, "event userId")
     h.eq(ev.get("event"), "Consent Changed", "event name")
+    dflt = S.admin("GET", "/v1/admin/profiles/%s/events" % u)
+    h.status(dflt, 200, "events without limit")
+    h.eq(dflt.json["events"], allev, "events with the default limit")
     one = S.admin("GET", "/v1/admin/profiles/%s/events?limit=1" % u)
     h.eq(one.json["events"], allev[:1], "limit=1")
     h.eq(one.json["next_cursor"], str(allev[0]["seq"]), "cursor after limit=1")
@@ -571,8 +575,10 @@ def test_sigterm_and_restart_keeps_everything():
     h.eq(prof("anon-carol"), before_carol, "profile after restart")
     h.eq(S.all_events("carol"), before_events, "timeline after restart")
     h.eq(S.admin("GET", "/v1/admin/products/sku-1").json, before_product, "product")
-    # and it keeps working, with de-duplication remembered
+    # and it keeps working, with de-duplication remembered: an SDK resends the
+    # same message, timestamp included (the dedup key is messageId + its hour)
     h.success(S.collect("/v1/track", {"userId": "carol", "event": "Order Completed",
+                                      "timestamp": "2024-07-01T12:02:00.000Z",
                                       "messageId": "ca-11", "properties": {"revenue": 65}}))
     h.eq(S.stats()["events"], before_stats["events"], "resent messageId after restart")
     track("ca-20", "2024-07-02T09:08:00.000Z", "Product Viewed", {"product_id": "p9"}, user="carol")

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
@@ -166,6 +167,15 @@ def test_numeric_user_id_becomes_string():
     h.eq(r.json["ids"]["userId"], [str(n)], "ids.userId")
 
 
+def test_ids_with_reserved_characters():
+    user = "user/with slash?&=%20 \u00e9\u4e2d"
+    h.success(S.collect("/v1/identify", {"userId": user, "traits": {"ok": True}}))
+    r = S.profile(user)
+    h.status(r, 200, "profile by a percent-encoded id")
+    h.eq(r.json["ids"]["userId"], [user], "id round trip")
+    h.eq(len(timeline(user)), 1, "timeline by a percent-encoded id")
+
+
 def test_anonymous_only():
     anon = uid("anon")
     h.success(S.collect("/v1/page", {"anonymousId": anon, "name": "Home"}))
@@ -235,6 +245,39 @@ def test_text_plain_body():
     user2 = uid("noct")
     h.success(S.request("POST", "/v1/t", json.dumps({"userId": user2, "event": "NoCT"}),
                         {"Authorization": h.basic_auth(h.WRITE_KEY)}))
+    only_event(user2)
+
+
+def test_form_content_type_is_still_json():
+    user = uid("form")
+    body = json.dumps({"userId": user, "event": "Form", "writeKey": h.WRITE_KEY})
+    h.success(S.request("POST", "/v1/track", body,
+                        {"Content-Type": "application/x-www-form-urlencoded"}))
+    h.eq(only_event(user).get("event"), "Form", "event")
+
+
+def test_chunked_upload_and_expect_continue():
+    user = uid("chunked")
+    body = {"batch": [{"type": "track", "userId": user, "event": "C%d" % i,
+                       "properties": {"pad": "z" * 500}} for i in range(40)]}
+    data = json.dumps(body).encode()
+    conn = h.http.client.HTTPConnection("127.0.0.1", S.port, timeout=60)
+    try:
+        conn.request("POST", "/v1/batch", body=iter([data[i:i + 4096]
+                                                    for i in range(0, len(data), 4096)]),
+                     headers={"Authorization": h.basic_auth(h.WRITE_KEY),
+                              "Transfer-Encoding": "chunked"}, encode_chunked=True)
+        r = conn.getresponse()
+        rb = r.read()
+    finally:
+        conn.close()
+    h.eq(r.status, 200, "chunked upload status (%r)" % rb[:200])
+    h.eq(len(timeline(user)), 40, "events from a chunked upload")
+    user2 = uid("expect")
+    r = S.raw_request("POST", "/v1/track", {"userId": user2, "event": "Expect",
+                                            "properties": {"pad": "e" * 3000}},
+                      {"Authorization": h.basic_auth(h.WRITE_KEY), "Expect": "100-continue"})
+    h.success(r, "Expect: 100-continue")
     only_event(user2)
 
 

@@ -213,9 +213,9 @@ static void test_row_parse(void **state) {
     assert_int_equal(row.quantity, 6);
     assert_int_equal(row.unit_price, 25500);
     assert_int_equal(row.ts_ms, 1291191960000LL);
-    assert_int_equal(parse_row("A900005,B,Adjust bad debt,1,2011-08-12 14:50:00,-1062.06,,UK",
-                               buf, &row, &e),
-                     BSP_OK);
+    assert_int_equal(
+        parse_row("A900005,B,Adjust bad debt,1,2011-08-12 14:50:00,-1062.06,,UK", buf, &row, &e),
+        BSP_OK);
     assert_int_equal(row.unit_price, -10620600);
     assert_string_equal(row.customer, "");
     assert_int_equal(parse_row("1,2,3,-4,2011-01-01 00:00:00,0.001,,x", buf, &row, &e), BSP_OK);
@@ -229,11 +229,16 @@ static void test_row_bad(void **state) {
     bsp_or_row row;
     bsp_error e;
     const char *bad[] = {
-        "1,2,3,abc,2011-01-01 00:00:00,1.0,,x",       "1,2,3,4,2011-13-01 00:00:00,1.0,,x",
-        "1,2,3,4,2011-01-01 00:00:00,1.2.3,,x",       "1,2,3,4,2011-01-01 00:00:00,1.23456,,x",
-        "1,2,3,4,2011-01-01 00:00:00,,,x",            "1,2,3,4,2011-01-01 00:00:00,1",
-        ",2,3,4,2011-01-01 00:00:00,1,,x",            "1,2,\"3,4,2011-01-01 00:00:00,1,,x",
-        "1,2,3,99999999999,2011-01-01 00:00:00,1,,x", "1,2,3,4,2011-01-01 00:00:00,1e5,,x",
+        "1,2,3,abc,2011-01-01 00:00:00,1.0,,x",
+        "1,2,3,4,2011-13-01 00:00:00,1.0,,x",
+        "1,2,3,4,2011-01-01 00:00:00,1.2.3,,x",
+        "1,2,3,4,2011-01-01 00:00:00,1.23456,,x",
+        "1,2,3,4,2011-01-01 00:00:00,,,x",
+        "1,2,3,4,2011-01-01 00:00:00,1",
+        ",2,3,4,2011-01-01 00:00:00,1,,x",
+        "1,2,\"3,4,2011-01-01 00:00:00,1,,x",
+        "1,2,3,99999999999,2011-01-01 00:00:00,1,,x",
+        "1,2,3,4,2011-01-01 00:00:00,1e5,,x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         bsp_error_clear(&e);
@@ -415,9 +420,9 @@ static void test_retail_bad_header(void **state) {
     assert_int_equal(import_run(p.ing, BSP_IMPORT_ONLINE_RETAIL, path, false, &sum, &err),
                      BSP_EPARSE);
     assert_non_null(strstr(err.message, "not an Online Retail CSV"));
-    assert_int_equal(import_run(p.ing, BSP_IMPORT_ONLINE_RETAIL, "/nonexistent.csv", false, &sum,
-                                &err),
-                     BSP_EIO);
+    assert_int_equal(
+        import_run(p.ing, BSP_IMPORT_ONLINE_RETAIL, "/nonexistent.csv", false, &sum, &err),
+        BSP_EIO);
     pipeline_close(&p);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ingest/ingest.h"
@@ -62,6 +63,7 @@ static bsp_ingest_result send(fixture *f, const char *batch_json) {
 
 /* Loads the public form of the profile that id resolves to (NULL if none). */
 static cJSON *profile_of(fixture *f, const char *id) {
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
     bsp_txn *txn;
     assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
     uint64_t pid;
@@ -84,6 +86,7 @@ static double computed_num(const cJSON *prof, const char *key) {
 }
 
 static bsp_store_stats stats_of(fixture *f) {
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
     bsp_txn *txn;
     bsp_store_stats s;
     assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
@@ -152,6 +155,7 @@ static void test_identify_merges_anonymous_history(void **state) {
     cJSON_Delete(p);
     cJSON_Delete(q);
     /* The timeline holds all three events under the merged profile. */
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
     bsp_txn *txn;
     uint64_t pid;
     assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
@@ -290,6 +294,57 @@ static void test_stop_drains_queue(void **state) {
     assert_int_equal(stats_of(f).events, 50);
 }
 
+/* A writer that dies after acknowledging events but before any checkpoint:
+ * the next start rebuilds profiles and timelines from the log, merges
+ * included, without counting anything twice. */
+static void test_replay_after_crash(void **state) {
+    fixture *f = *state;
+    send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m0\"}]}");
+    assert_int_equal(stats_of(f).profiles, 1); /* checkpointed */
+    ingest_stop(f->ing);
+    store_close(f->st);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        bsp_store_opts so = {.no_sync = false};
+        bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
+        if (store_open(f->dir, &so, &f->st) || ingest_start(f->st, &io, &f->ing)) _exit(3);
+        send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m1\"},"
+                "{\"type\":\"page\",\"userId\":\"y\",\"messageId\":\"m2\"},"
+                "{\"type\":\"identify\",\"userId\":\"y\",\"anonymousId\":\"x\","
+                "\"messageId\":\"m3\"},"
+                "{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m4\"}]}");
+        _exit(0); /* no stop, no checkpoint */
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    bsp_store_opts so = {.no_sync = true};
+    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    cJSON *p = profile_of(f, "x");
+    assert_non_null(p);
+    assert_int_equal((int)computed_num(p, "page_views"), 4);
+    cJSON_Delete(p);
+    bsp_store_stats s = stats_of(f);
+    assert_int_equal(s.profiles, 1);
+    assert_int_equal(s.events, 5);
+    bsp_txn *txn;
+    uint64_t pid;
+    size_t n = 0;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_resolve(txn, "y", &pid), BSP_OK);
+    assert_int_equal(store_profile_events(txn, pid, UINT64_MAX, 100, count, &n), BSP_OK);
+    store_txn_abort(txn);
+    assert_int_equal(n, 5);
+    /* Starting again replays nothing more. */
+    ingest_stop(f->ing);
+    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    p = profile_of(f, "y");
+    assert_int_equal((int)computed_num(p, "page_views"), 4);
+    cJSON_Delete(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),
@@ -302,6 +357,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_products_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
     };
     return cmocka_run_group_tests_name("ingest", tests, NULL, NULL);
 }

@@ -28,7 +28,8 @@ static void run_sim(const bsp_sim_opts *opts, char **text, size_t *len) {
 
 static size_t count_lines(const char *text, size_t len) {
     size_t n = 0;
-    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == '\n';
     return n;
 }
 

@@ -1,0 +1,295 @@
+/* log.c - the writer's two-speed durability. Every event is made durable by
+ * appending it to the event log (sequential keys, cheap) in the transaction
+ * that acknowledges it; its effect on the profile and the profile's timeline
+ * is applied to the writer's in-memory working set at once, and written to
+ * the store by periodic checkpoints, which coalesce many events of the same
+ * visitor into one profile write. meta "applied_seq" records the newest seq a
+ * checkpoint covers; after a crash the log beyond it is replayed, and each
+ * stored profile's own applied seq makes the replay skip what it holds. */
+#include "ingest/ingest_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define META_APPLIED_SEQ "applied_seq"
+#define REPLAY_CHUNK 8192
+
+/* --- the working set ------------------------------------------------------ */
+
+bsp_err writer_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, pentry **out) {
+    pentry *e = pcache_get(&ing->cache, pid);
+    if (e) {
+        *out = e;
+        return BSP_OK;
+    }
+    bsp_profile *p = NULL;
+    bsp_slice raw;
+    bsp_err rc = store_profile_get(txn, pid, &raw);
+    if (rc == BSP_OK) {
+        rc = profile_from_json(raw.data, raw.len, &p);
+        if (rc == BSP_EPARSE || rc == BSP_ETYPE)
+            bsp_warn("profile %llu unreadable, starting afresh", (unsigned long long)pid);
+    }
+    if (rc == BSP_ENOTFOUND || rc == BSP_EPARSE || rc == BSP_ETYPE) {
+        p = profile_new(pid);
+        rc = p ? BSP_OK : BSP_ENOMEM;
+    }
+    if (rc) return rc;
+    e = pcache_put(&ing->cache, p);
+    if (!e) {
+        profile_free(p);
+        return BSP_ENOMEM;
+    }
+    *out = e;
+    return BSP_OK;
+}
+
+static bsp_err grow(void **items, size_t *cap, size_t len, size_t size) {
+    if (len < *cap) return BSP_OK;
+    size_t n = *cap ? *cap * 2 : 4096;
+    void *bigger = realloc(*items, n * size);
+    if (!bigger) return BSP_ENOMEM;
+    *items = bigger;
+    *cap = n;
+    return BSP_OK;
+}
+
+bsp_err writer_mark_dirty(bsp_ingest *ing, pentry *e) {
+    if (e->dirty) return BSP_OK;
+    if (grow((void **)&ing->dirty, &ing->dirty_cap, ing->dirty_len, sizeof *ing->dirty))
+        return BSP_ENOMEM; /* fails the transaction: no update is lost */
+    e->dirty = true;
+    ing->dirty[ing->dirty_len++] = e->pid;
+    return BSP_OK;
+}
+
+bsp_err writer_link(bsp_ingest *ing, uint64_t pid, uint64_t seq) {
+    if (grow((void **)&ing->links, &ing->links_cap, ing->links_len, sizeof *ing->links))
+        return BSP_ENOMEM;
+    ing->links[ing->links_len++] = (link){pid, seq};
+    return BSP_OK;
+}
+
+void writer_relink(bsp_ingest *ing, uint64_t from_pid, uint64_t to_pid) {
+    for (size_t i = 0; i < ing->links_len; i++)
+        if (ing->links[i].pid == from_pid) ing->links[i].pid = to_pid;
+}
+
+/* --- checkpoints ---------------------------------------------------------- */
+
+static int link_order(const void *a, const void *b) {
+    const link *x = a, *y = b;
+    if (x->pid != y->pid) return x->pid < y->pid ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bsp_err put_seq(bsp_txn *txn, const char *name, uint64_t v) {
+    uint8_t be[8];
+    for (int i = 0; i < 8; i++) be[i] = (uint8_t)(v >> (56 - 8 * i));
+    return store_meta_put(txn, name, be, sizeof be);
+}
+
+static uint64_t get_seq(bsp_txn *txn, const char *name) {
+    bsp_slice v;
+    if (store_meta_get(txn, name, &v) != BSP_OK || v.len != 8) return 0;
+    uint64_t out = 0;
+    for (int i = 0; i < 8; i++) out = out << 8 | (uint8_t)v.data[i];
+    return out;
+}
+
+bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
+    bsp_buf text = {0};
+    bsp_err rc = BSP_OK;
+    for (size_t i = 0; i < ing->dirty_len && !rc; i++) {
+        pentry *e = pcache_get(&ing->cache, ing->dirty[i]);
+        if (!e || !e->dirty) continue; /* merged away, or already written */
+        bsp_buf_reset(&text);
+        rc = profile_to_json(e->profile, &text);
+        if (!rc) rc = store_profile_put(txn, e->pid, text.data, text.len);
+        e->dirty = false;
+    }
+    bsp_buf_free(&text);
+    ing->dirty_len = 0;
+    /* In key order, so each timeline page is visited once. */
+    qsort(ing->links, ing->links_len, sizeof *ing->links, link_order);
+    for (size_t i = 0; i < ing->links_len && !rc; i++)
+        rc = store_event_link(txn, ing->links[i].pid, ing->links[i].seq);
+    if (!rc) rc = put_seq(txn, META_APPLIED_SEQ, ing->log_seq);
+    return rc;
+}
+
+void writer_checkpoint_done(bsp_ingest *ing) {
+    ing->links_len = 0;
+    ing->ckpt_seq = ing->log_seq;
+    ing->last_ckpt_ns = bsp_mono_ns();
+    atomic_fetch_add(&ing->m_checkpoints, 1);
+    pthread_mutex_lock(&ing->mu);
+    ing->checkpointed_seq = ing->ckpt_seq;
+    pthread_cond_broadcast(&ing->cv_synced);
+    pthread_mutex_unlock(&ing->mu);
+}
+
+/* --- applying ------------------------------------------------------------- */
+
+typedef struct learn_ctx {
+    bsp_txn *txn;
+    bsp_err rc;
+} learn_ctx;
+
+/* Merges product facts an event carried into the catalog, writing only when
+ * something changed and never over a product the shop sent explicitly. */
+static void learn_product(void *arg, cJSON *learnt) {
+    learn_ctx *lc = arg;
+    const char *id = json_get_string(learnt, "id");
+    bsp_slice raw = {0};
+    cJSON *stored = NULL, *merged = NULL;
+    char *text = NULL;
+    if (lc->rc || !id) goto done;
+    bsp_err rc = store_product_get(lc->txn, id, &raw);
+    if (rc == BSP_OK) {
+        stored = json_parse(raw.data, raw.len, BSP_JSON_MAX_DEPTH, NULL);
+        const char *source = json_get_string(stored, "source");
+        if (stored && (!source || strcmp(source, "events") != 0)) goto done;
+    } else if (rc != BSP_ENOTFOUND) {
+        lc->rc = rc;
+        goto done;
+    }
+    merged = catalog_merge_learnt(stored, learnt);
+    text = merged ? cJSON_PrintUnformatted(merged) : NULL;
+    if (!text) lc->rc = BSP_ENOMEM;
+    else if (!(rc == BSP_OK && strlen(text) == raw.len && !memcmp(text, raw.data, raw.len)))
+        lc->rc = store_product_put(lc->txn, id, text, strlen(text));
+done:
+    cJSON_free(text);
+    cJSON_Delete(merged);
+    cJSON_Delete(stored);
+    cJSON_Delete(learnt);
+}
+
+bsp_err apply_logged_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t seq) {
+    uint64_t pid;
+    bsp_err rc = identity_resolve_event(ing, txn, ev, &pid);
+    pentry *e = NULL;
+    if (!rc) rc = writer_profile(ing, txn, pid, &e);
+    if (rc) return rc;
+    if (profile_applied_seq(e->profile) < seq) {
+        profile_apply_event(e->profile, ev);
+        profile_set_applied_seq(e->profile, seq);
+        rc = writer_mark_dirty(ing, e);
+    }
+    if (!rc) rc = writer_link(ing, pid, seq);
+    return rc;
+}
+
+/* Stage one of an event: de-duplicate, append to the log, apply. */
+bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, bool *dup) {
+    /* SDKs resend with the event's own timestamp, so its hour finds them and
+     * the ids of one hour sit together on disk. Without a timestamp a resend
+     * has a new receipt time: those ids share bucket 0 (exact, but random
+     * writes), which hours since 1970 never reach. */
+    uint32_t bucket = ev->ts_given && ev->ts_ms >= 3600000 ? (uint32_t)(ev->ts_ms / 3600000) : 0;
+    size_t id_len = strlen(ev->message_id);
+    uint64_t seq;
+    bsp_err rc = store_msgid_get(txn, bucket, ev->message_id, id_len, &seq);
+    *dup = rc == BSP_OK;
+    if (rc != BSP_ENOTFOUND) return rc;
+    rc = store_event_append(txn, 0, ev->text, ev->text_len, &seq);
+    if (!rc) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, seq);
+    if (rc) return rc;
+    ing->log_seq = seq;
+    rc = apply_logged_event(ing, txn, ev, seq);
+    if (rc) return rc;
+    learn_ctx lc = {txn, BSP_OK};
+    catalog_learn_from_event(ev, learn_product, &lc);
+    return lc.rc;
+}
+
+/* --- recovery ------------------------------------------------------------- */
+
+typedef struct logged {
+    uint64_t seq;
+    char *text;
+    size_t len;
+} logged;
+
+typedef struct chunk {
+    logged items[REPLAY_CHUNK];
+    size_t count;
+} chunk;
+
+static bsp_err collect(void *ctx, uint64_t seq, bsp_slice json) {
+    chunk *c = ctx;
+    if (c->count == REPLAY_CHUNK) return BSP_EEXISTS; /* full: stop the scan */
+    char *copy = malloc(json.len + 1);
+    if (!copy) return BSP_ENOMEM;
+    memcpy(copy, json.data, json.len);
+    copy[json.len] = '\0';
+    c->items[c->count++] = (logged){seq, copy, json.len};
+    return BSP_OK;
+}
+
+static bsp_err replay_one(bsp_ingest *ing, bsp_txn *txn, const logged *l) {
+    bsp_error err;
+    cJSON *msg = json_parse(l->text, l->len, BSP_JSON_MAX_DEPTH, &err);
+    bsp_event ev = {0};
+    bsp_err rc = msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", &ev,
+                                       &err)
+                     : BSP_EPARSE;
+    cJSON_Delete(msg);
+    if (rc) {
+        bsp_warn("replay: event %llu unreadable (%s), skipped", (unsigned long long)l->seq,
+                 err.message);
+        return BSP_OK;
+    }
+    rc = apply_logged_event(ing, txn, &ev, l->seq);
+    event_free(&ev);
+    return rc;
+}
+
+/* Replays one chunk after `from`; sets *next past it, *done at the end. */
+static bsp_err replay_chunk(bsp_ingest *ing, bsp_txn *txn, uint64_t from, uint64_t *next,
+                            size_t *replayed) {
+    chunk *c = calloc(1, sizeof *c);
+    if (!c) return BSP_ENOMEM;
+    bsp_err rc = store_events_scan(txn, from, collect, c);
+    if (rc == BSP_EEXISTS) rc = BSP_OK;
+    for (size_t i = 0; i < c->count && !rc; i++) {
+        rc = replay_one(ing, txn, &c->items[i]);
+        ing->log_seq = c->items[i].seq;
+    }
+    *next = c->count ? c->items[c->count - 1].seq + 1 : 0;
+    *replayed = c->count;
+    for (size_t i = 0; i < c->count; i++) free(c->items[i].text);
+    free(c);
+    return rc;
+}
+
+bsp_err writer_recover(bsp_ingest *ing) {
+    pcache_clear(&ing->cache);
+    ing->dirty_len = ing->links_len = 0;
+    size_t total = 0, n = 0;
+    bsp_err rc = BSP_OK;
+    do {
+        bsp_txn *txn;
+        rc = store_txn_begin(ing->st, true, &txn);
+        if (rc) return rc;
+        ing->log_seq = ing->ckpt_seq = get_seq(txn, META_APPLIED_SEQ);
+        uint64_t next;
+        rc = replay_chunk(ing, txn, ing->ckpt_seq + 1, &next, &n);
+        if (!rc) rc = writer_checkpoint(ing, txn);
+        if (rc) store_txn_abort(txn);
+        else rc = store_txn_commit(txn);
+        if (rc) {
+            pcache_clear(&ing->cache);
+            ing->dirty_len = ing->links_len = 0;
+            return rc;
+        }
+        writer_checkpoint_done(ing);
+        total += n;
+    } while (n == REPLAY_CHUNK);
+    pthread_mutex_lock(&ing->mu);
+    ing->committed_seq = ing->log_seq;
+    pthread_mutex_unlock(&ing->mu);
+    if (total) bsp_info("ingest: replayed %zu logged events into profiles", total);
+    return BSP_OK;
+}
