@@ -5,12 +5,9 @@
  * the server; at the end it waits for a checkpoint (ingest_sync), so profiles
  * are in the store when it returns. Also the progress bar and the summary.
  *
- * Online Retail grouping: consecutive rows with the same invoice number form
- * one invoice and one event. An invoice number that reappears after other
- * invoices starts a new event (the files keep an invoice's rows together; the
- * 2010-2011 file has one exception, the 2009-2010 file several hundred). Its
- * messageId, "or-<invoice>-<hash of its rows' text>", keeps both parts apart
- * while making a re-import of the same file add nothing. Rows that fail to
+ * Online Retail grouping (retail.c): all rows of an invoice number form one
+ * invoice and one event, even when a few rows of other invoices interrupt
+ * them; see import.h. Rows that fail to
  * parse are rejected and left out of their invoice. */
 #include "import/import.h"
 

@@ -18,6 +18,7 @@
 #include "import/import_int.h"
 
 #define INVOICE_MAX 64
+#define OPEN_MAX 16 /* invoices collected at once */
 #define COUNTRY_MAX 100
 #define PRODUCTS_BUDGET (20 * 1024) /* bytes of products[] in one event */
 #define CATALOG_MAX 1000000         /* distinct product codes remembered */
@@ -29,9 +30,8 @@ typedef struct or_product {
     int64_t price, price_ts;
 } or_product;
 
-struct or_state {
-    /* the open invoice */
-    bool open;
+/* One invoice being collected. */
+typedef struct or_invoice {
     char invoice[INVOICE_MAX + 1];
     char customer[BSP_ID_MAX_BYTES + 1];
     char country[COUNTRY_MAX + 1];
@@ -39,6 +39,15 @@ struct or_state {
     int64_t ts_ms, total;
     cJSON *products;
     size_t products_bytes, omitted;
+} or_invoice;
+
+struct or_state {
+    /* Invoices still open, oldest first. The files list an invoice's rows
+     * together, but now and then another invoice's rows interrupt them
+     * (542806 around C542805 in the 2010-2011 file): an invoice stays open
+     * until OPEN_MAX newer ones have started, so such a split joins up. */
+    or_invoice open[OPEN_MAX];
+    size_t open_count;
     /* the catalog, open addressing on the code's hash */
     or_product *slots;
     size_t cap, count;
@@ -150,63 +159,65 @@ void online_retail_state_free(bsp_importer *im) {
         free(s->slots[i].name);
     }
     free(s->slots);
-    cJSON_Delete(s->products);
+    for (size_t i = 0; i < s->open_count; i++)
+        cJSON_Delete(s->open[i].products);
     free(s);
     im->retail = NULL;
 }
 
 /* --- invoices ------------------------------------------------------------ */
 
-static bool add_line_item(or_state *s, const bsp_or_row *row) {
-    bool cancel = s->invoice[0] == 'C';
+static bool add_line_item(or_invoice *inv, const bsp_or_row *row) {
+    bool cancel = inv->invoice[0] == 'C';
     int64_t qty = cancel ? -row->quantity : row->quantity;
     if (qty <= 0 || !online_retail_is_product_code(row->stock_code)) return true;
     size_t cost = strlen(row->stock_code) + strlen(row->description) * 2 + 80;
-    if (s->products_bytes + cost > PRODUCTS_BUDGET) {
-        s->omitted++;
+    if (inv->products_bytes + cost > PRODUCTS_BUDGET) {
+        inv->omitted++;
         return true;
     }
-    s->products_bytes += cost;
+    inv->products_bytes += cost;
     cJSON *p = cJSON_CreateObject();
     if (!p) return false;
-    cJSON_AddItemToArray(s->products, p);
+    cJSON_AddItemToArray(inv->products, p);
     return cJSON_AddStringToObject(p, "product_id", row->stock_code) &&
            (!row->description[0] || cJSON_AddStringToObject(p, "name", row->description)) &&
            cJSON_AddNumberToObject(p, "price", (double)row->unit_price / BSP_OR_PRICE_SCALE) &&
            cJSON_AddNumberToObject(p, "quantity", (double)qty);
 }
 
-static void invoice_open(or_state *s, const bsp_or_row *row, uint64_t line_no) {
-    s->open = true;
-    copy_str(s->invoice, sizeof s->invoice, row->invoice);
-    s->customer[0] = '\0';
-    copy_str(s->country, sizeof s->country, row->country);
-    s->first_line = line_no;
-    s->hash = 0x9E3779B97F4A7C15ull;
-    s->ts_ms = row->ts_ms;
-    s->total = 0;
-    s->products_bytes = 0;
-    s->omitted = 0;
+static bool invoice_open(or_invoice *inv, const bsp_or_row *row, uint64_t line_no) {
+    memset(inv, 0, sizeof *inv);
+    copy_str(inv->invoice, sizeof inv->invoice, row->invoice);
+    copy_str(inv->country, sizeof inv->country, row->country);
+    inv->first_line = line_no;
+    inv->hash = 0x9E3779B97F4A7C15ull;
+    inv->ts_ms = row->ts_ms;
+    inv->products = cJSON_CreateArray();
+    return inv->products != NULL;
 }
 
-/* Adds a row to the open invoice; false when its money overflows. */
-static bool invoice_add(or_state *s, const bsp_or_row *row, uint64_t row_hash) {
+/* Adds a row to an open invoice; false when its money overflows. */
+static bool invoice_add(or_invoice *inv, const bsp_or_row *row, uint64_t row_hash) {
     int64_t amount;
     if (__builtin_mul_overflow(row->quantity, row->unit_price, &amount) ||
-        __builtin_add_overflow(s->total, amount, &amount))
+        __builtin_add_overflow(inv->total, amount, &amount))
         return false;
-    s->total = amount;
-    s->hash = (s->hash ^ row_hash) * 0x100000001B3ull + 1;
-    if (!s->customer[0] && row->customer[0])
-        copy_str(s->customer, sizeof s->customer, row->customer);
+    inv->total = amount;
+    inv->hash = (inv->hash ^ row_hash) * 0x100000001B3ull + 1;
+    if (!inv->customer[0] && row->customer[0])
+        copy_str(inv->customer, sizeof inv->customer, row->customer);
     return true;
 }
 
-static cJSON *invoice_message(or_state *s, cJSON *products) {
-    bool cancel = s->invoice[0] == 'C';
+/* The Segment message of an invoice; takes its products array. */
+static cJSON *invoice_message(or_invoice *inv) {
+    bool cancel = inv->invoice[0] == 'C';
     char mid[INVOICE_MAX + 32], ts[40], anon[INVOICE_MAX + 8];
-    snprintf(mid, sizeof mid, "or-%s-%016" PRIx64, s->invoice, s->hash);
-    bsp_time_format(s->ts_ms, ts, sizeof ts);
+    snprintf(mid, sizeof mid, "or-%s-%016" PRIx64, inv->invoice, inv->hash);
+    bsp_time_format(inv->ts_ms, ts, sizeof ts);
+    cJSON *products = inv->products;
+    inv->products = NULL;
     cJSON *m = cJSON_CreateObject(), *props = cJSON_CreateObject(), *ctx = cJSON_CreateObject();
     cJSON *loc = cJSON_CreateObject();
     if (!m || !props || !ctx || !loc || !products) {
@@ -224,34 +235,31 @@ static cJSON *invoice_message(or_state *s, cJSON *products) {
     cJSON_AddStringToObject(m, "type", "track");
     cJSON_AddStringToObject(m, "event", cancel ? "Order Cancelled" : "Order Completed");
     cJSON_AddStringToObject(m, "messageId", mid);
-    if (s->customer[0]) {
-        cJSON_AddStringToObject(m, "userId", s->customer);
+    if (inv->customer[0]) {
+        cJSON_AddStringToObject(m, "userId", inv->customer);
     } else {
-        snprintf(anon, sizeof anon, "guest-%s", s->invoice);
+        snprintf(anon, sizeof anon, "guest-%s", inv->invoice);
         cJSON_AddStringToObject(m, "anonymousId", anon);
     }
     cJSON_AddStringToObject(m, "timestamp", ts);
-    cJSON_AddStringToObject(props, "order_id", s->invoice);
-    double revenue = (double)(cancel ? -s->total : s->total) / BSP_OR_PRICE_SCALE;
+    cJSON_AddStringToObject(props, "order_id", inv->invoice);
+    double revenue = (double)(cancel ? -inv->total : inv->total) / BSP_OR_PRICE_SCALE;
     cJSON_AddNumberToObject(props, "revenue", revenue);
     cJSON_AddStringToObject(props, "currency", "GBP");
-    if (s->omitted) cJSON_AddNumberToObject(props, "products_omitted", (double)s->omitted);
-    if (s->country[0]) cJSON_AddStringToObject(loc, "country", s->country);
+    if (inv->omitted) cJSON_AddNumberToObject(props, "products_omitted", (double)inv->omitted);
+    if (inv->country[0]) cJSON_AddStringToObject(loc, "country", inv->country);
     return m;
 }
 
-/* Emits the open invoice as one event. */
-static bsp_err invoice_close(bsp_importer *im) {
+/* Emits the oldest open invoice as one event. */
+static bsp_err invoice_close_oldest(bsp_importer *im) {
     or_state *s = im->retail;
-    if (!s->open) return BSP_OK;
-    s->open = false;
-    cJSON *products = s->products;
-    s->products = cJSON_CreateArray();
-    cJSON *msg = invoice_message(s, products);
-    if (!s->products || !msg) {
-        cJSON_Delete(msg);
-        return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
-    }
+    if (s->open_count == 0) return BSP_OK;
+    or_invoice inv = s->open[0];
+    memmove(&s->open[0], &s->open[1], (s->open_count - 1) * sizeof s->open[0]);
+    s->open_count--;
+    cJSON *msg = invoice_message(&inv);
+    if (!msg) return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
     bsp_event ev = {0};
     bsp_error e;
     bsp_error_clear(&e);
@@ -259,10 +267,41 @@ static bsp_err invoice_close(bsp_importer *im) {
     cJSON_Delete(msg);
     if (rc == BSP_ENOMEM) return bsp_error_set(im->err, rc, "", "out of memory");
     if (rc != BSP_OK) {
-        importer_reject(im, s->first_line, &e);
+        importer_reject(im, inv.first_line, &e);
         return BSP_OK;
     }
     return importer_add(im, &ev);
+}
+
+/* The open invoice a row belongs to, opening one (and closing the oldest
+ * when all slots are taken) if needed. *fresh tells whether it is new. */
+static bsp_err invoice_for(bsp_importer *im, const bsp_or_row *row, uint64_t line_no,
+                           or_invoice **out, bool *fresh) {
+    or_state *s = im->retail;
+    for (size_t i = s->open_count; i-- > 0;) {
+        if (strcmp(s->open[i].invoice, row->invoice) == 0) {
+            *out = &s->open[i];
+            *fresh = false;
+            return BSP_OK;
+        }
+    }
+    if (s->open_count == OPEN_MAX) {
+        bsp_err rc = invoice_close_oldest(im);
+        if (rc != BSP_OK) return rc;
+    }
+    or_invoice *inv = &s->open[s->open_count];
+    if (!invoice_open(inv, row, line_no))
+        return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
+    s->open_count++;
+    *out = inv;
+    *fresh = true;
+    return BSP_OK;
+}
+
+/* Forgets the newest open invoice (its only row was refused). */
+static void invoice_drop_newest(or_state *s) {
+    s->open_count--;
+    cJSON_Delete(s->open[s->open_count].products);
 }
 
 /* --- rows ---------------------------------------------------------------- */
@@ -277,19 +316,17 @@ static bsp_err retail_row(bsp_importer *im, char *line, size_t len, uint64_t lin
         importer_reject(im, line_no, &e);
         return BSP_OK;
     }
-    if (s->open && strcmp(s->invoice, row.invoice) != 0) {
-        bsp_err rc = invoice_close(im);
-        if (rc != BSP_OK) return rc;
-    }
-    bool fresh = !s->open;
-    if (fresh) invoice_open(s, &row, line_no);
-    if (!invoice_add(s, &row, row_hash)) {
+    or_invoice *inv = NULL;
+    bool fresh = false;
+    bsp_err rc = invoice_for(im, &row, line_no, &inv, &fresh);
+    if (rc != BSP_OK) return rc;
+    if (!invoice_add(inv, &row, row_hash)) {
         bsp_error_set(&e, BSP_EPARSE, "", "amount overflows the invoice total");
         importer_reject(im, line_no, &e);
-        if (fresh) s->open = false;
+        if (fresh) invoice_drop_newest(s);
         return BSP_OK;
     }
-    if (!add_line_item(s, &row)) return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
+    if (!add_line_item(inv, &row)) return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
     if (online_retail_is_product_code(row.stock_code)) catalog_note(s, &row);
     return BSP_OK;
 }
@@ -312,7 +349,7 @@ bsp_err import_online_retail(bsp_importer *im) {
     or_state *s = calloc(1, sizeof *s);
     if (!s) return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
     im->retail = s;
-    if (!(s->products = cJSON_CreateArray()) || !catalog_grow(s))
+    if (!catalog_grow(s))
         return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
     bsp_err rc = read_header(im);
     uint64_t line_no = 1;
@@ -332,5 +369,6 @@ bsp_err import_online_retail(bsp_importer *im) {
         }
         rc = retail_row(im, (char *)line, len, line_no);
     }
-    return rc == BSP_OK ? invoice_close(im) : rc;
+    while (rc == BSP_OK && s->open_count) rc = invoice_close_oldest(im);
+    return rc;
 }

@@ -111,7 +111,7 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
     bsp_buf_free(&text);
     ing->dirty_len = 0;
     /* In key order, so each timeline page is visited once. */
-    qsort(ing->links, ing->links_len, sizeof *ing->links, link_order);
+    if (ing->links_len) qsort(ing->links, ing->links_len, sizeof *ing->links, link_order);
     for (size_t i = 0; i < ing->links_len && !rc; i++)
         rc = store_event_link(txn, ing->links[i].pid, ing->links[i].seq);
     if (!rc) rc = put_seq(txn, META_APPLIED_SEQ, ing->log_seq);

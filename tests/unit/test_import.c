@@ -21,6 +21,7 @@
 #include "import/import.h"
 #include "json/json.h"
 #include "profile/profile.h"
+#include "sim/sim.h"
 #include "store/store.h"
 
 #define REAL_DATA "../shared/data/online-retail/online_retail.csv.zst"
@@ -454,6 +455,28 @@ static void test_jsonl(void **state) {
     pipeline_close(&p);
 }
 
+/* The simulator's stream imports without a reject, and again as duplicates. */
+static void test_jsonl_from_sim(void **state) {
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/sim.jsonl", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    bsp_sim_opts opts = {.events = 5000, .seed = 11, .products = 200};
+    assert_int_equal(sim_write(&opts, f), BSP_OK);
+    assert_int_equal(fclose(f), 0);
+    pipeline p;
+    pipeline_open(&p, "store-sim");
+    bsp_import_summary sum;
+    run_import(&p, BSP_IMPORT_SEGMENT_JSONL, path, &sum);
+    assert_int_equal(sum.rows, 5000);
+    assert_int_equal(sum.rejects, 0);
+    assert_int_equal(sum.accepted, 5000);
+    run_import(&p, BSP_IMPORT_SEGMENT_JSONL, path, &sum);
+    assert_int_equal(sum.duplicates, 5000);
+    pipeline_close(&p);
+}
+
 /* --- the real file ------------------------------------------------------- */
 
 typedef struct totals {
@@ -524,6 +547,7 @@ int main(void) {
         cmocka_unit_test(test_retail_ii_zstd),
         cmocka_unit_test(test_retail_bad_header),
         cmocka_unit_test(test_jsonl),
+        cmocka_unit_test(test_jsonl_from_sim),
         cmocka_unit_test(test_real_online_retail),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
