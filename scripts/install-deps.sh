@@ -8,7 +8,7 @@ PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libcjson-dev liblmdb-dev lmdb-utils libzstd-dev zstd
   zlib1g-dev libxxhash-dev libcmocka-dev
-  curl python3 nodejs npm wrk nginx-light valgrind clang-format cppcheck
+  curl python3 wrk nginx-light valgrind clang-format cppcheck
 )
 
 missing=()
@@ -17,6 +17,11 @@ for p in "${PKGS[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node.js may come from another packaging of it (with npm inside): ask for
+# the commands, and install Debian's packages only when they are absent.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"

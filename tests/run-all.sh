@@ -44,6 +44,7 @@ run_suite() {
     "$@" >"$log" 2>&1
     local rc=$?
     cat "$log"
+    local p f s
     read -r p f s < <(count_output "$log")
     if [ "$rc" -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
     passed=$((passed + p))
@@ -81,12 +82,12 @@ for f in "$BUILD"/fuzz/fuzz_*; do
     run_suite "$name" run_fuzz "$f" "${name#fuzz_}"
 done
 
-for s in tests/integration/test_*; do
-    [ -x "$s" ] || continue
-    run_suite "integration-$(basename "$s")" "$s" "$BUILD/bespoke"
+for suite in tests/integration/test_*; do
+    [ -x "$suite" ] || continue
+    run_suite "integration-$(basename "$suite")" "$suite" "$BUILD/bespoke"
     if [ -x "$BUILD/asan/bespoke" ]; then
-        run_suite "asan-integration-$(basename "$s")" \
-            env ASAN_OPTIONS=detect_leaks=1 BESPOKE_SANITIZED=1 "$s" "$BUILD/asan/bespoke"
+        run_suite "asan-integration-$(basename "$suite")" \
+            env ASAN_OPTIONS=detect_leaks=1 BESPOKE_SANITIZED=1 "$suite" "$BUILD/asan/bespoke"
     fi
 done
 

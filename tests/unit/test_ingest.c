@@ -285,7 +285,8 @@ static void test_stop_drains_queue(void **state) {
             event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list, &err),
             BSP_OK);
         assert_int_equal(ingest_submit(f->ing, list.items, list.count, on_done, NULL), BSP_OK);
-        list.items = NULL;
+        list.items = NULL; /* the events now belong to ingest */
+        list.count = 0;
         event_list_free(&list);
     }
     ingest_stop(f->ing);
