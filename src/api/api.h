@@ -8,13 +8,13 @@
 #include "core/core.h"
 
 typedef struct bsp_serve_opts {
-    const char *listen;     /* "127.0.0.1:8080" */
-    const char *data_dir;   /* store directory */
-    const char *write_key;  /* NULL: from store, or generated */
-    const char *admin_key;  /* NULL: from store, or generated */
-    unsigned threads;       /* HTTP threads; 0 = number of cores */
-    size_t queue_max;       /* ingest queue bound in events; 0 = default */
-    const char *web_dir;    /* static files served under / (may be NULL) */
+    const char *listen;    /* "127.0.0.1:8080" */
+    const char *data_dir;  /* store directory */
+    const char *write_key; /* NULL: from store, or generated */
+    const char *admin_key; /* NULL: from store, or generated */
+    unsigned threads;      /* HTTP threads; 0 = number of cores */
+    size_t queue_max;      /* ingest queue bound in events; 0 = default */
+    const char *web_dir;   /* static files served under / (may be NULL) */
 } bsp_serve_opts;
 
 /* Runs until SIGTERM or SIGINT, then drains in-flight work. Returns the

@@ -436,13 +436,12 @@ static bsp_err finish_event(cJSON *j, const norm_args *a, bsp_event *out, bsp_er
                              "event is %zu bytes, over the limit of %d", text_len,
                              BSP_EVENT_MAX_BYTES);
     }
-    *out = (bsp_event){
-        .type = a->type,
-        .ts_ms = a->ts_ms,
-        .ts_given = a->ts_given,
-        .json = j,
-        .text = text,
-        .text_len = text_len};
+    *out = (bsp_event){.type = a->type,
+                       .ts_ms = a->ts_ms,
+                       .ts_given = a->ts_given,
+                       .json = j,
+                       .text = text,
+                       .text_len = text_len};
     point_into_json(out);
     return BSP_OK;
 }

@@ -349,8 +349,7 @@ bsp_err import_online_retail(bsp_importer *im) {
     or_state *s = calloc(1, sizeof *s);
     if (!s) return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
     im->retail = s;
-    if (!catalog_grow(s))
-        return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
+    if (!catalog_grow(s)) return bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
     bsp_err rc = read_header(im);
     uint64_t line_no = 1;
     const char *line;
@@ -369,6 +368,7 @@ bsp_err import_online_retail(bsp_importer *im) {
         }
         rc = retail_row(im, (char *)line, len, line_no);
     }
-    while (rc == BSP_OK && s->open_count) rc = invoice_close_oldest(im);
+    while (rc == BSP_OK && s->open_count)
+        rc = invoice_close_oldest(im);
     return rc;
 }

@@ -19,9 +19,9 @@
 typedef struct bsp_ingest bsp_ingest;
 
 typedef struct bsp_ingest_opts {
-    size_t queue_max_events;  /* events waiting before submit says BSP_EBUSY; 0 = 200000 */
-    size_t commit_max_events; /* most events in one transaction; 0 = 20000 */
-    size_t cache_profiles;    /* profiles kept parsed between commits; 0 = 100000 */
+    size_t queue_max_events;    /* events waiting before submit says BSP_EBUSY; 0 = 200000 */
+    size_t commit_max_events;   /* most events in one transaction; 0 = 20000 */
+    size_t cache_profiles;      /* profiles kept parsed between commits; 0 = 100000 */
     uint64_t checkpoint_ms;     /* longest wait before profiles are stored; 0 = 1000 */
     uint64_t checkpoint_events; /* most events between checkpoints; 0 = 200000 */
 } bsp_ingest_opts;

@@ -112,7 +112,6 @@ bsp_err writer_recover(bsp_ingest *ing);
 
 /* Finds or creates the profile an event belongs to, linking and merging
  * identities as Segment does. */
-bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev,
-                               uint64_t *pid);
+bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t *pid);
 
 #endif

@@ -85,7 +85,8 @@ static int link_order(const void *a, const void *b) {
 
 static bsp_err put_seq(bsp_txn *txn, const char *name, uint64_t v) {
     uint8_t be[8];
-    for (int i = 0; i < 8; i++) be[i] = (uint8_t)(v >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        be[i] = (uint8_t)(v >> (56 - 8 * i));
     return store_meta_put(txn, name, be, sizeof be);
 }
 
@@ -93,7 +94,8 @@ static uint64_t get_seq(bsp_txn *txn, const char *name) {
     bsp_slice v;
     if (store_meta_get(txn, name, &v) != BSP_OK || v.len != 8) return 0;
     uint64_t out = 0;
-    for (int i = 0; i < 8; i++) out = out << 8 | (uint8_t)v.data[i];
+    for (int i = 0; i < 8; i++)
+        out = out << 8 | (uint8_t)v.data[i];
     return out;
 }
 
@@ -156,7 +158,8 @@ static void learn_product(void *arg, cJSON *learnt) {
     }
     merged = catalog_merge_learnt(stored, learnt);
     text = merged ? cJSON_PrintUnformatted(merged) : NULL;
-    if (!text) lc->rc = BSP_ENOMEM;
+    if (!text)
+        lc->rc = BSP_ENOMEM;
     else if (!(rc == BSP_OK && strlen(text) == raw.len && !memcmp(text, raw.data, raw.len)))
         lc->rc = store_product_put(lc->txn, id, text, strlen(text));
 done:
@@ -224,7 +227,11 @@ static bsp_err collect(void *ctx, uint64_t seq, bsp_slice json) {
     if (!copy) return BSP_ENOMEM;
     memcpy(copy, json.data, json.len);
     copy[json.len] = '\0';
-    c->items[c->count++] = (logged){seq, copy, json.len};
+    /* The chunk owns copy now; replay_chunk frees it. */
+    c->items[c->count].seq = seq;
+    c->items[c->count].text = copy;
+    c->items[c->count].len = json.len;
+    c->count++;
     return BSP_OK;
 }
 
@@ -232,9 +239,9 @@ static bsp_err replay_one(bsp_ingest *ing, bsp_txn *txn, const logged *l) {
     bsp_error err;
     cJSON *msg = json_parse(l->text, l->len, BSP_JSON_MAX_DEPTH, &err);
     bsp_event ev = {0};
-    bsp_err rc = msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", &ev,
-                                       &err)
-                     : BSP_EPARSE;
+    bsp_err rc =
+        msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", &ev, &err)
+            : BSP_EPARSE;
     cJSON_Delete(msg);
     if (rc) {
         bsp_warn("replay: event %llu unreadable (%s), skipped", (unsigned long long)l->seq,
@@ -259,7 +266,8 @@ static bsp_err replay_chunk(bsp_ingest *ing, bsp_txn *txn, uint64_t from, uint64
     }
     *next = c->count ? c->items[c->count - 1].seq + 1 : 0;
     *replayed = c->count;
-    for (size_t i = 0; i < c->count; i++) free(c->items[i].text);
+    for (size_t i = 0; i < c->count; i++)
+        free(c->items[i].text);
     free(c);
     return rc;
 }
@@ -277,8 +285,10 @@ bsp_err writer_recover(bsp_ingest *ing) {
         uint64_t next;
         rc = replay_chunk(ing, txn, ing->ckpt_seq + 1, &next, &n);
         if (!rc) rc = writer_checkpoint(ing, txn);
-        if (rc) store_txn_abort(txn);
-        else rc = store_txn_commit(txn);
+        if (rc)
+            store_txn_abort(txn);
+        else
+            rc = store_txn_commit(txn);
         if (rc) {
             pcache_clear(&ing->cache);
             ing->dirty_len = ing->links_len = 0;

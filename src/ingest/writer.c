@@ -67,11 +67,14 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
     bool checkpointed = false;
     bsp_err rc = store_txn_begin(ing->st, true, &txn);
     if (rc) return rc;
-    for (work *w = list; w && !rc; w = w->next) rc = apply_work(ing, txn, w, &checkpointed);
+    for (work *w = list; w && !rc; w = w->next)
+        rc = apply_work(ing, txn, w, &checkpointed);
     /* A job's checkpoint must cover what later works of the batch did. */
     if (!rc && checkpointed) rc = writer_checkpoint(ing, txn);
-    if (rc) store_txn_abort(txn);
-    else rc = store_txn_commit(txn);
+    if (rc)
+        store_txn_abort(txn);
+    else
+        rc = store_txn_commit(txn);
     if (rc) {
         atomic_fetch_add(&ing->m_failures, 1);
         bsp_error_log("ingest: transaction failed: %s; rebuilding from the log", bsp_err_name(rc));
@@ -92,8 +95,10 @@ static void checkpoint_now(bsp_ingest *ing) {
     bsp_txn *txn;
     bsp_err rc = store_txn_begin(ing->st, true, &txn);
     if (!rc) rc = writer_checkpoint(ing, txn);
-    if (!rc) rc = store_txn_commit(txn);
-    else store_txn_abort(txn);
+    if (!rc)
+        rc = store_txn_commit(txn);
+    else
+        store_txn_abort(txn);
     if (!rc) {
         writer_checkpoint_done(ing);
         return;
@@ -114,12 +119,14 @@ static bool checkpoint_due(const bsp_ingest *ing, uint64_t now_ns) {
 /* Takes queued works up to commit_max events (at least one work). */
 static work *take_batch(bsp_ingest *ing) {
     work *first = ing->head, *last = NULL;
+    if (!first) return NULL;
     size_t events = 0;
     for (work *w = ing->head; w; w = w->next) {
         if (last && events + w->count > ing->commit_max) break;
         events += w->count;
         last = w;
     }
+    if (!last) return NULL; /* cannot happen: first is taken */
     ing->head = last->next;
     if (!ing->head) ing->tail = NULL;
     last->next = NULL;
@@ -309,6 +316,8 @@ static bsp_err submit_and_wait(bsp_ingest *ing, work *w, bsp_ingest_result *res)
     pthread_mutex_init(&wt.mu, NULL);
     pthread_cond_init(&wt.cv, NULL);
     w->done = waiter_done;
+    /* wt outlives w: this function returns only after the writer called back. */
+    // cppcheck-suppress autoVariables
     w->done_ctx = &wt;
     bsp_err rc = enqueue(ing, w, true);
     if (rc) free(w); /* not queued: the caller keeps what w pointed at */

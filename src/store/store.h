@@ -102,8 +102,7 @@ bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, vo
 /* Records msgid with seq under a bucket (the ingest writer uses the hour of
  * the event's timestamp: resends carry the same timestamp, and ids of one
  * window stay together on disk). BSP_EEXISTS (nothing written) if present. */
-bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
-                        uint64_t seq);
+bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len, uint64_t seq);
 bsp_err store_msgid_get(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
                         uint64_t *seq);
 
