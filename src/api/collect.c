@@ -33,7 +33,18 @@ static bsp_event_type route_event_type(api_route r) {
     }
 }
 
+/* The events go back to the allocator on the HTTP thread that made them:
+ * freeing them on the writer thread would make every free a cross-thread
+ * one, which glibc serializes on the arena lock. */
+static void free_events(api_req *req) {
+    for (size_t i = 0; req->events && i < req->submitted; i++)
+        event_free(&req->events[i]);
+    free(req->events);
+    req->events = NULL;
+}
+
 void collect_req_free(api_req *req) {
+    free_events(req);
     free(req->rejects);
     req->rejects = NULL;
     req->reject_count = 0;
@@ -104,6 +115,7 @@ static enum MHD_Result reply_accepted(api_req *req, size_t accepted) {
 enum MHD_Result collect_answer(api_req *req) {
     bsp_err code = req->result.code;
     atomic_store(&req->async, ASYNC_NONE);
+    free_events(req);
     switch (code) {
     case BSP_OK:
         return reply_accepted(req, req->submitted);
@@ -128,7 +140,7 @@ static void on_ingest_done(void *ctx, const bsp_ingest_result *res) {
 }
 
 /* Suspends, submits, and resumes at once if ingest refused the events.
- * On success the events array belongs to ingest. */
+ * The request keeps the events; ingest borrows them until it calls back. */
 static enum MHD_Result submit_events(api_req *req, bsp_event_list *list) {
     api_server *srv = req->srv;
     if (!api_ingest_acquire(srv))
@@ -138,15 +150,14 @@ static enum MHD_Result submit_events(api_req *req, bsp_event_list *list) {
     list->rejects = NULL;
     list->reject_count = 0;
     req->submitted = list->count;
+    req->events = list->items;
+    list->items = NULL;
+    list->count = 0;
     atomic_store(&req->async, ASYNC_WAITING);
     MHD_suspend_connection(req->conn);
-    bsp_err rc = ingest_submit(srv->ingest, list->items, list->count, on_ingest_done, req);
+    bsp_err rc = ingest_submit(srv->ingest, req->events, req->submitted, on_ingest_done, req);
     api_ingest_release(srv);
-    if (rc == BSP_OK) {
-        list->items = NULL;
-        list->count = 0;
-        return MHD_YES;
-    }
+    if (rc == BSP_OK) return MHD_YES;
     req->result = (bsp_ingest_result){.code = rc};
     atomic_store(&req->async, ASYNC_DONE);
     MHD_resume_connection(req->conn);

@@ -69,27 +69,99 @@ static bsp_err batch_new(bsp_importer *im) {
     return im->batch ? BSP_OK : BSP_ENOMEM;
 }
 
-bsp_err importer_flush(bsp_importer *im) {
-    if (im->nbatch == 0) return BSP_OK;
-    bsp_ingest_result res = {0};
-    size_t n = im->nbatch;
-    bsp_event *evs = im->batch;
-    im->batch = NULL;
-    im->nbatch = 0;
-    bsp_err rc = ingest_submit_wait(im->ing, evs, n, &res);
-    if (rc == BSP_EUNAVAIL || rc == BSP_EBUSY) { /* not taken: still ours */
-        for (size_t i = 0; i < n; i++)
-            event_free(&evs[i]);
-        free(evs);
-    }
-    if (rc == BSP_OK) rc = res.code;
+/* Writer thread: note the result; the importer frees the events. */
+static void chunk_done(void *ctx, const bsp_ingest_result *res) {
+    import_chunk *c = ctx;
+    pthread_mutex_lock(&c->im->mu);
+    c->res = *res;
+    c->done = true;
+    pthread_cond_signal(&c->im->cv);
+    pthread_mutex_unlock(&c->im->mu);
+}
+
+/* Frees one stored chunk and counts its result. */
+static bsp_err chunk_reap(bsp_importer *im, import_chunk *c) {
+    for (size_t i = 0; i < c->n; i++)
+        event_free(&c->evs[i]);
+    free(c->evs);
+    bsp_err rc = c->res.code;
+    im->sum->accepted += c->res.accepted;
+    im->sum->duplicates += c->res.duplicates;
+    *c = (import_chunk){.im = im};
     if (rc != BSP_OK)
         return bsp_error_set(im->err, rc, "", "ingest failed after %" PRIu64 " events: %s",
                              im->sum->events, bsp_err_name(rc));
-    im->sum->events += n;
-    im->sum->accepted += res.accepted;
-    im->sum->duplicates += res.duplicates;
     progress_draw(im, false);
+    return BSP_OK;
+}
+
+/* Reaps finished chunks; with all, waits for every busy one. Returns a
+ * free slot (or NULL when none and !all) and the first failure in *rc. */
+static import_chunk *chunks_reap(bsp_importer *im, bool all, bsp_err *rc) {
+    import_chunk *free_slot = NULL;
+    *rc = BSP_OK;
+    for (size_t i = 0; i < IMPORT_INFLIGHT; i++) {
+        import_chunk *c = &im->chunks[i];
+        pthread_mutex_lock(&im->mu);
+        while (all && c->busy && !c->done)
+            pthread_cond_wait(&im->cv, &im->mu);
+        bool finished = c->busy && c->done;
+        pthread_mutex_unlock(&im->mu);
+        if (finished) {
+            bsp_err r = chunk_reap(im, c);
+            if (*rc == BSP_OK) *rc = r;
+        }
+        if (!c->busy && !free_slot) free_slot = c;
+    }
+    return free_slot;
+}
+
+/* A free slot, waiting for the writer when all are busy. */
+static import_chunk *chunk_slot(bsp_importer *im, bsp_err *rc) {
+    import_chunk *slot;
+    while (!(slot = chunks_reap(im, false, rc)) && *rc == BSP_OK) {
+        pthread_mutex_lock(&im->mu);
+        bool any_done = false;
+        for (size_t i = 0; i < IMPORT_INFLIGHT; i++)
+            any_done |= im->chunks[i].done;
+        if (!any_done) pthread_cond_wait(&im->cv, &im->mu);
+        pthread_mutex_unlock(&im->mu);
+    }
+    return slot;
+}
+
+bsp_err importer_drain(bsp_importer *im) {
+    bsp_err rc;
+    chunks_reap(im, true, &rc);
+    return rc;
+}
+
+/* Hands the current batch to the writer and goes on parsing; at most
+ * IMPORT_INFLIGHT chunks are in the writer's hands at once. */
+bsp_err importer_flush(bsp_importer *im) {
+    if (im->nbatch == 0) return BSP_OK;
+    bsp_err rc;
+    import_chunk *c = chunk_slot(im, &rc);
+    if (rc != BSP_OK) return rc;
+    *c = (import_chunk){.im = im, .evs = im->batch, .n = im->nbatch, .busy = true};
+    im->batch = NULL;
+    im->nbatch = 0;
+    im->sum->events += c->n;
+    rc = ingest_submit(im->ing, c->evs, c->n, chunk_done, c);
+    if (rc == BSP_EBUSY) { /* the queue is full of others' work: wait our turn */
+        rc = ingest_submit_wait(im->ing, c->evs, c->n, &c->res);
+        if (rc == BSP_OK) rc = c->res.code;
+        c->res.code = rc;
+        c->done = true;
+    } else if (rc != BSP_OK) {
+        c->res.code = rc;
+        c->done = true;
+    }
+    if (rc != BSP_OK) {
+        bsp_err ignored;
+        chunks_reap(im, true, &ignored);
+        return im->err->code ? im->err->code : rc;
+    }
     return batch_new(im) == BSP_OK ? BSP_OK
                                    : bsp_error_set(im->err, BSP_ENOMEM, "", "out of memory");
 }
@@ -156,6 +228,10 @@ static bsp_err import_jsonl(bsp_importer *im) {
 /* --- the run ------------------------------------------------------------- */
 
 static void importer_done(bsp_importer *im) {
+    bsp_err ignored;
+    chunks_reap(im, true, &ignored);
+    pthread_mutex_destroy(&im->mu);
+    pthread_cond_destroy(&im->cv);
     if (im->batch) {
         for (size_t i = 0; i < im->nbatch; i++)
             event_free(&im->batch[i]);
@@ -182,8 +258,13 @@ bsp_err import_run(bsp_ingest *ing, bsp_import_format fmt, const char *path, boo
     im.progress = progress && isatty(STDERR_FILENO);
     bsp_err rc = open_reader(path, &im.rd, err);
     if (rc != BSP_OK) return rc;
+    pthread_mutex_init(&im.mu, NULL);
+    pthread_cond_init(&im.cv, NULL);
+    for (size_t i = 0; i < IMPORT_INFLIGHT; i++)
+        im.chunks[i].im = &im;
     rc = fmt == BSP_IMPORT_ONLINE_RETAIL ? import_online_retail(&im) : import_jsonl(&im);
     if (rc == BSP_OK) rc = importer_flush(&im);
+    if (rc == BSP_OK) rc = importer_drain(&im);
     if (rc == BSP_OK && reader_error(im.rd) != BSP_OK)
         rc = bsp_error_set(
             err, reader_error(im.rd), path, "read failed after %" PRIu64 " rows: %s", sum->rows,

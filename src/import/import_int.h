@@ -4,11 +4,26 @@
 #ifndef BSP_IMPORT_INT_H
 #define BSP_IMPORT_INT_H
 
+#include <pthread.h>
+
 #include "import/import.h"
 
 typedef struct or_state or_state;
+typedef struct bsp_importer bsp_importer;
 
-typedef struct bsp_importer {
+/* A chunk of events the writer is working on; the importer parses the next
+ * ones meanwhile, and frees these on its own thread once they are stored. */
+#define IMPORT_INFLIGHT 4
+typedef struct import_chunk {
+    bsp_importer *im;
+    bsp_event *evs;
+    size_t n;
+    bool busy; /* submitted, not yet reaped */
+    bool done; /* the writer called back */
+    bsp_ingest_result res;
+} import_chunk;
+
+struct bsp_importer {
     bsp_ingest *ing;
     bsp_reader *rd;
     bsp_import_summary *sum;
@@ -18,12 +33,17 @@ typedef struct bsp_importer {
     bsp_event *batch; /* malloc'd, CHUNK_EVENTS long; moves to ingest */
     size_t nbatch;
     or_state *retail; /* Online Retail state, NULL otherwise */
-} bsp_importer;
+    import_chunk chunks[IMPORT_INFLIGHT];
+    pthread_mutex_t mu; /* guards chunks[].done and .res */
+    pthread_cond_t cv;
+};
 
 /* Queues one event (its contents move into the batch, *ev is zeroed);
  * submits the batch when full. Errors are filled into im->err. */
 bsp_err importer_add(bsp_importer *im, bsp_event *ev);
 bsp_err importer_flush(bsp_importer *im);
+/* Waits until every submitted chunk is stored; the first failure, if any. */
+bsp_err importer_drain(bsp_importer *im);
 void importer_reject(bsp_importer *im, uint64_t line_no, const bsp_error *e);
 void importer_tick(bsp_importer *im);
 

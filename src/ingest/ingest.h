@@ -41,12 +41,14 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
 /* Stops taking work, finishes everything queued, joins the writer, frees. */
 void ingest_stop(bsp_ingest *ing);
 
-/* Queues events (ownership of the array's contents moves to ingest; the array
- * itself too: it must come from malloc). BSP_EBUSY when the queue is full,
- * BSP_EUNAVAIL when stopping; in both cases nothing was taken. */
+/* Queues events. They stay the caller's: ingest borrows them until it
+ * calls done, and the caller frees them after that (on its own thread,
+ * where they were allocated). BSP_EBUSY when they do not fit the queue
+ * bound, BSP_EUNAVAIL when stopping; done is then never called. */
 bsp_err ingest_submit(bsp_ingest *ing, bsp_event *events, size_t count, ingest_done_fn done,
                       void *ctx);
-/* Like ingest_submit but waits for room, then for the commit (import). */
+/* Like ingest_submit but waits for room, then for the commit (import); the
+ * events may be freed when it returns. */
 bsp_err ingest_submit_wait(bsp_ingest *ing, bsp_event *events, size_t count,
                            bsp_ingest_result *res);
 

@@ -52,6 +52,8 @@ typedef struct work {
     struct work *next;
 } work;
 
+#define LEARN_MEMO 65536 /* slots of the learnt-products memo, a power of two */
+
 typedef struct link {
     uint64_t pid, seq;
 } link;
@@ -83,6 +85,7 @@ struct bsp_ingest {
     uint64_t log_seq;      /* newest seq appended (this transaction included) */
     uint64_t ckpt_seq;     /* newest seq covered by the last checkpoint */
     uint64_t last_ckpt_ns; /* when it was taken */
+    uint64_t *learnt;      /* hashes of product facts already merged (LEARN_MEMO slots) */
 
     /* Metrics. */
     _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints;
@@ -102,6 +105,8 @@ void writer_relink(bsp_ingest *ing, uint64_t from_pid, uint64_t to_pid);
  * records the checkpoint's seq; ckpt_seq moves only after the commit. */
 bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn);
 void writer_checkpoint_done(bsp_ingest *ing);
+/* Forgets which product facts were merged (after a job changed products). */
+void writer_forget_learnt(bsp_ingest *ing);
 
 /* Applies an event already appended to the log as seq: identity, profile,
  * timeline. When replaying, a profile that already holds seq is left alone. */

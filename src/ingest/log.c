@@ -134,9 +134,26 @@ void writer_checkpoint_done(bsp_ingest *ing) {
 /* --- applying ------------------------------------------------------------- */
 
 typedef struct learn_ctx {
+    bsp_ingest *ing;
     bsp_txn *txn;
     bsp_err rc;
 } learn_ctx;
+
+void writer_forget_learnt(bsp_ingest *ing) {
+    if (ing->learnt) memset(ing->learnt, 0, LEARN_MEMO * sizeof *ing->learnt);
+}
+
+/* Whether these exact facts were merged before; remembers them if not. Most
+ * product events repeat what the catalog already has, and the memo spares
+ * them a read, a parse and a print of the stored product. */
+static bool learnt_before(bsp_ingest *ing, const char *facts) {
+    if (!ing->learnt && !(ing->learnt = calloc(LEARN_MEMO, sizeof *ing->learnt))) return false;
+    uint64_t h = bsp_hash64(facts, strlen(facts)) | 1;
+    uint64_t *slot = &ing->learnt[h & (LEARN_MEMO - 1)];
+    if (*slot == h) return true;
+    *slot = h;
+    return false;
+}
 
 /* Merges product facts an event carried into the catalog, writing only when
  * something changed and never over a product the shop sent explicitly. */
@@ -145,8 +162,10 @@ static void learn_product(void *arg, cJSON *learnt) {
     const char *id = json_get_string(learnt, "id");
     bsp_slice raw = {0};
     cJSON *stored = NULL, *merged = NULL;
-    char *text = NULL;
+    char *text = NULL, *facts = NULL;
     if (lc->rc || !id) goto done;
+    facts = cJSON_PrintUnformatted(learnt);
+    if (facts && learnt_before(lc->ing, facts)) goto done;
     bsp_err rc = store_product_get(lc->txn, id, &raw);
     if (rc == BSP_OK) {
         stored = json_parse(raw.data, raw.len, BSP_JSON_MAX_DEPTH, NULL);
@@ -163,6 +182,7 @@ static void learn_product(void *arg, cJSON *learnt) {
     else if (!(rc == BSP_OK && strlen(text) == raw.len && !memcmp(text, raw.data, raw.len)))
         lc->rc = store_product_put(lc->txn, id, text, strlen(text));
 done:
+    cJSON_free(facts);
     cJSON_free(text);
     cJSON_Delete(merged);
     cJSON_Delete(stored);
@@ -202,7 +222,7 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
     ing->log_seq = seq;
     rc = apply_logged_event(ing, txn, ev, seq);
     if (rc) return rc;
-    learn_ctx lc = {txn, BSP_OK};
+    learn_ctx lc = {ing, txn, BSP_OK};
     catalog_learn_from_event(ev, learn_product, &lc);
     return lc.rc;
 }
@@ -273,6 +293,7 @@ static bsp_err replay_chunk(bsp_ingest *ing, bsp_txn *txn, uint64_t from, uint64
 }
 
 bsp_err writer_recover(bsp_ingest *ing) {
+    writer_forget_learnt(ing);
     pcache_clear(&ing->cache);
     ing->dirty_len = ing->links_len = 0;
     size_t total = 0, n = 0;

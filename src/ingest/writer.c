@@ -27,6 +27,7 @@ static bsp_err apply_work(bsp_ingest *ing, bsp_txn *txn, work *w, bool *checkpoi
         bsp_err rc = writer_checkpoint(ing, txn);
         if (rc) return rc;
         *checkpointed = true;
+        writer_forget_learnt(ing); /* the job may change products */
         w->job_rc = w->job(ing, txn, w->job_arg);
         /* A job's own refusal (not found, invalid) leaves the txn usable. */
         return (w->job_rc == BSP_ESTORE || w->job_rc == BSP_ENOMEM) ? w->job_rc : BSP_OK;
@@ -54,10 +55,7 @@ static void record_latency(bsp_ingest *ing, uint64_t us) {
 }
 
 static void free_work(work *w) {
-    for (size_t i = 0; i < w->count; i++)
-        event_free(&w->events[i]);
-    free(w->events);
-    free(w);
+    free(w); /* the events are the submitter's */
 }
 
 /* Runs one transaction over the list of works; returns the outcome. */
@@ -240,6 +238,7 @@ static void ingest_free(bsp_ingest *ing) {
     pcache_free(&ing->cache);
     free(ing->dirty);
     free(ing->links);
+    free(ing->learnt);
     pthread_mutex_destroy(&ing->mu);
     pthread_cond_destroy(&ing->cv_work);
     pthread_cond_destroy(&ing->cv_room);
@@ -290,7 +289,7 @@ bsp_err ingest_submit(bsp_ingest *ing, bsp_event *events, size_t count, ingest_d
     *w = (work){
         .kind = WORK_EVENTS, .events = events, .count = count, .done = done, .done_ctx = ctx};
     bsp_err rc = enqueue(ing, w, false);
-    if (rc) free(w); /* the caller keeps the events */
+    if (rc) free(w);
     return rc;
 }
 
