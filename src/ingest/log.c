@@ -164,7 +164,10 @@ static void learn_product(void *arg, cJSON *learnt) {
     cJSON *stored = NULL, *merged = NULL;
     char *text = NULL, *facts = NULL;
     if (lc->rc || !id) goto done;
+    /* The facts without the time they were seen, which every event changes. */
+    cJSON *seen_at = cJSON_DetachItemFromObjectCaseSensitive(learnt, "updated_at");
     facts = cJSON_PrintUnformatted(learnt);
+    if (seen_at) cJSON_AddItemToObject(learnt, "updated_at", seen_at);
     if (facts && learnt_before(lc->ing, facts)) goto done;
     bsp_err rc = store_product_get(lc->txn, id, &raw);
     if (rc == BSP_OK) {
