@@ -184,6 +184,22 @@ static bool blank(const char *s, size_t len) {
     return true;
 }
 
+const char *importer_next_line(bsp_importer *im, size_t *len, uint64_t *line_no) {
+    const char *line;
+    bool too_long;
+    while ((line = reader_line(im->rd, len, &too_long))) {
+        (*line_no)++;
+        if (blank(line, *len)) continue;
+        im->sum->rows++;
+        importer_tick(im);
+        if (!too_long) return line;
+        bsp_error e;
+        bsp_error_set(&e, BSP_ETOOBIG, "", "line longer than %d bytes", BSP_CSV_MAX_LINE);
+        importer_reject(im, *line_no, &e);
+    }
+    return NULL;
+}
+
 /* One line: a message; bad ones are rejects, not errors. */
 static bsp_err jsonl_line(bsp_importer *im, const char *line, size_t len, uint64_t line_no) {
     bsp_error e;
@@ -206,19 +222,8 @@ static bsp_err jsonl_line(bsp_importer *im, const char *line, size_t len, uint64
 static bsp_err import_jsonl(bsp_importer *im) {
     const char *line;
     size_t len;
-    bool too_long;
     uint64_t line_no = 0;
-    while ((line = reader_line(im->rd, &len, &too_long))) {
-        line_no++;
-        if (blank(line, len)) continue;
-        im->sum->rows++;
-        importer_tick(im);
-        if (too_long) {
-            bsp_error e;
-            bsp_error_set(&e, BSP_ETOOBIG, "", "line longer than %d bytes", BSP_CSV_MAX_LINE);
-            importer_reject(im, line_no, &e);
-            continue;
-        }
+    while ((line = importer_next_line(im, &len, &line_no))) {
         bsp_err rc = jsonl_line(im, line, len, line_no);
         if (rc != BSP_OK) return rc;
     }

@@ -46,6 +46,10 @@ bsp_err importer_flush(bsp_importer *im);
 bsp_err importer_drain(bsp_importer *im);
 void importer_reject(bsp_importer *im, uint64_t line_no, const bsp_error *e);
 void importer_tick(bsp_importer *im);
+/* The next non-blank line, counted as a row (progress drawn); lines over
+ * BSP_CSV_MAX_LINE are rejected and skipped. *line_no counts every line
+ * read. NULL at the end (or on a read error: see reader_error). */
+const char *importer_next_line(bsp_importer *im, size_t *len, uint64_t *line_no);
 
 bsp_err import_online_retail(bsp_importer *im);
 /* Writes the products collected by import_online_retail. */

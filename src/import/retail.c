@@ -354,20 +354,8 @@ bsp_err import_online_retail(bsp_importer *im) {
     uint64_t line_no = 1;
     const char *line;
     size_t len;
-    bool too_long;
-    while (rc == BSP_OK && (line = reader_line(im->rd, &len, &too_long))) {
-        line_no++;
-        if (len == 0) continue;
-        im->sum->rows++;
-        importer_tick(im);
-        if (too_long) {
-            bsp_error e;
-            bsp_error_set(&e, BSP_ETOOBIG, "", "line longer than %d bytes", BSP_CSV_MAX_LINE);
-            importer_reject(im, line_no, &e);
-            continue;
-        }
+    while (rc == BSP_OK && (line = importer_next_line(im, &len, &line_no)))
         rc = retail_row(im, (char *)line, len, line_no);
-    }
     while (rc == BSP_OK && s->open_count)
         rc = invoice_close_oldest(im);
     return rc;
