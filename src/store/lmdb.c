@@ -33,10 +33,14 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define STORE_DEFAULT_MAP_SIZE (64ULL << 30)
 #define STORE_MIN_MAP_SIZE (1ULL << 30)
@@ -52,6 +56,7 @@
 #define TIMELINE_KEY_LEN 16
 
 struct bsp_store {
+    int lock_fd; /* DIR/bespoke.lock, flock'ed: one Bespoke process a store */
     MDB_env *env;
     MDB_dbi meta, ids, profiles, events, pevents, msgids, products;
     size_t max_key; /* LMDB's largest key, 511 bytes in Debian's build */
@@ -237,6 +242,22 @@ static bsp_err dbs_open(bsp_store *st) {
     return map_err(mdb_txn_commit(txn), "open databases");
 }
 
+/* The writer keeps state between transactions (its profile cache, the
+ * checkpoint position), so two processes writing one store would undo each
+ * other: the second one is refused with BSP_EBUSY. */
+static bsp_err lock_dir(bsp_store *st, const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/bespoke.lock", dir) >= (int)sizeof path) return BSP_EINVAL;
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (st->lock_fd < 0) return BSP_EIO;
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) == 0) return BSP_OK;
+    bsp_err err = errno == EWOULDBLOCK ? BSP_EBUSY : BSP_EIO;
+    if (err == BSP_EBUSY) bsp_error_log("store: %s is in use by another bespoke process", dir);
+    close(st->lock_fd);
+    st->lock_fd = -1;
+    return err;
+}
+
 bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out) {
     *out = NULL;
     if (!dir || !*dir) return BSP_EINVAL;
@@ -244,10 +265,12 @@ bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out)
     if (err != BSP_OK) return err;
     bsp_store *st = calloc(1, sizeof *st);
     if (!st) return BSP_ENOMEM;
-    err = env_open(st, dir, opts);
+    err = lock_dir(st, dir);
+    if (err == BSP_OK) err = env_open(st, dir, opts);
     if (err == BSP_OK) err = dbs_open(st);
     if (err != BSP_OK) {
         if (st->env) mdb_env_close(st->env);
+        if (st->lock_fd >= 0) close(st->lock_fd);
         free(st);
         return err;
     }
@@ -258,6 +281,7 @@ bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out)
 void store_close(bsp_store *st) {
     if (!st) return;
     mdb_env_close(st->env);
+    close(st->lock_fd); /* releases the lock */
     free(st);
 }
 

@@ -112,6 +112,19 @@ static void test_open_creates_nested_dirs(void **state) {
     store_close(NULL); /* a no-op */
 }
 
+/* One process at a time: a second open of the same store is refused until
+ * the first closes it. */
+static void test_second_open_refused(void **state) {
+    fixture *f = *state;
+    bsp_store *other = NULL;
+    assert_int_equal(store_open(f->dir, &fast_opts, &other), BSP_EBUSY);
+    assert_null(other);
+    store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(store_open(f->dir, &fast_opts, &other), BSP_OK);
+    f->st = other;
+}
+
 static void test_open_fails_on_bad_dir(void **state) {
     fixture *f = *state;
     char file[320], under[400];
@@ -696,6 +709,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_open_creates_nested_dirs),
         T(test_open_fails_on_bad_dir),
+        T(test_second_open_refused),
         T(test_abort_discards_writes),
         T(test_read_txn_sees_snapshot),
         T(test_read_txn_ends_on_other_thread),
