@@ -423,14 +423,23 @@ static bsp_err finish_event(cJSON *j, const norm_args *a, bsp_event *out, bsp_er
         cJSON_Delete(j);
         return bsp_error_set(err, BSP_ENOMEM, a->prefix, "out of memory");
     }
-    char *text = cJSON_PrintUnformatted(j);
+    /* One allocation for a typical event (cJSON's printer doubles from 256
+     * bytes); the buffer becomes ev->text. */
+    bsp_buf printed = {0};
+    char *text = NULL;
+    size_t text_len = 0;
+    if (bsp_buf_reserve(&printed, 1024) == BSP_OK && json_write(&printed, j) == BSP_OK) {
+        text = printed.data;
+        text_len = printed.len;
+    } else {
+        bsp_buf_free(&printed);
+    }
     if (!text) {
         cJSON_Delete(j);
         return bsp_error_set(err, BSP_ENOMEM, a->prefix, "out of memory");
     }
-    size_t text_len = strlen(text);
     if (text_len > BSP_EVENT_MAX_BYTES) {
-        cJSON_free(text);
+        free(text);
         cJSON_Delete(j);
         return bsp_error_set(err, BSP_ETOOBIG, a->prefix,
                              "event is %zu bytes, over the limit of %d", text_len,
@@ -466,7 +475,7 @@ bsp_err event_from_json(const cJSON *msg, bsp_event_type forced_type, const cJSO
 void event_free(bsp_event *ev) {
     if (!ev) return;
     cJSON_Delete(ev->json);
-    cJSON_free(ev->text);
+    free(ev->text);
     memset(ev, 0, sizeof *ev);
 }
 

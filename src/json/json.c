@@ -1,6 +1,7 @@
 /* json.c - cJSON with limits, positions, paths and writers. */
 #include "json/json.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,47 +141,110 @@ void json_merge(cJSON *dst, const cJSON *src) {
     }
 }
 
+/* Integers (the common case: counts, prices in whole units, ids) without
+ * printf; other numbers in the shortest of %.15g / %.17g that reads back
+ * exactly, as cJSON does; NaN and infinities, which JSON lacks, as null. */
+static bsp_err write_number(bsp_buf *out, double d) {
+    if (isnan(d) || isinf(d)) return bsp_buf_append(out, "null", 4);
+    char tmp[32];
+    int n;
+    if (d == trunc(d) && fabs(d) < 9007199254740992.0) {
+        int64_t v = (int64_t)d;
+        uint64_t u = v < 0 ? (uint64_t)(-v) : (uint64_t)v;
+        char *p = tmp + sizeof tmp;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (v < 0) *--p = '-';
+        return bsp_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
+    }
+    n = snprintf(tmp, sizeof tmp, "%.15g", d);
+    if (strtod(tmp, NULL) != d) n = snprintf(tmp, sizeof tmp, "%.17g", d);
+    return bsp_buf_append(out, tmp, (size_t)n);
+}
+
+static bsp_err write_item(bsp_buf *out, const cJSON *item);
+
+static bsp_err write_container(bsp_buf *out, const cJSON *item, bool object) {
+    bsp_err rc = bsp_buf_append(out, object ? "{" : "[", 1);
+    for (const cJSON *it = item->child; it && !rc; it = it->next) {
+        if (it != item->child) rc = bsp_buf_append(out, ",", 1);
+        if (!rc && object) {
+            rc = json_write_string(out, it->string ? it->string : "");
+            if (!rc) rc = bsp_buf_append(out, ":", 1);
+        }
+        if (!rc) rc = write_item(out, it);
+    }
+    return rc ? rc : bsp_buf_append(out, object ? "}" : "]", 1);
+}
+
+static bsp_err write_item(bsp_buf *out, const cJSON *item) {
+    switch (item->type & 0xFF) {
+    case cJSON_False:
+        return bsp_buf_append(out, "false", 5);
+    case cJSON_True:
+        return bsp_buf_append(out, "true", 4);
+    case cJSON_NULL:
+        return bsp_buf_append(out, "null", 4);
+    case cJSON_Number:
+        return write_number(out, item->valuedouble);
+    case cJSON_String:
+        return json_write_string(out, item->valuestring ? item->valuestring : "");
+    case cJSON_Raw:
+        return bsp_buf_puts(out, item->valuestring ? item->valuestring : "");
+    case cJSON_Array:
+        return write_container(out, item, false);
+    case cJSON_Object:
+        return write_container(out, item, true);
+    default:
+        return BSP_EINVAL;
+    }
+}
+
 bsp_err json_write(bsp_buf *out, const cJSON *item) {
-    char *s = cJSON_PrintUnformatted(item);
-    if (!s) return BSP_ENOMEM;
-    bsp_err rc = bsp_buf_puts(out, s);
-    cJSON_free(s);
-    return rc;
+    if (!item) return BSP_EINVAL;
+    return write_item(out, item);
 }
 
 bsp_err json_write_string(bsp_buf *out, const char *s) {
     static const char hex[] = "0123456789abcdef";
     if (bsp_buf_append(out, "\"", 1)) return BSP_ENOMEM;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[7];
-        const char *piece = NULL;
-        size_t n = 0;
-        switch (*p) {
+    const unsigned char *run = (const unsigned char *)s, *p = run;
+    for (;; p++) {
+        unsigned char c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (p > run && bsp_buf_append(out, run, (size_t)(p - run))) return BSP_ENOMEM;
+        run = p + 1;
+        if (c == '\0') break;
+        char esc[7] = {'\\', (char)c, 0};
+        size_t n = 2;
+        switch (c) {
         case '"':
-            piece = "\\\"", n = 2;
-            break;
         case '\\':
-            piece = "\\\\", n = 2;
             break;
         case '\n':
-            piece = "\\n", n = 2;
+            esc[1] = 'n';
             break;
         case '\r':
-            piece = "\\r", n = 2;
+            esc[1] = 'r';
             break;
         case '\t':
-            piece = "\\t", n = 2;
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
             break;
         default:
-            if (*p < 0x20) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[*p >> 4];
-                esc[5] = hex[*p & 15];
-                piece = esc, n = 6;
-            }
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
         }
-        bsp_err rc = piece ? bsp_buf_append(out, piece, n) : bsp_buf_append(out, p, 1);
-        if (rc) return rc;
+        if (bsp_buf_append(out, esc, n)) return BSP_ENOMEM;
     }
     return bsp_buf_append(out, "\"", 1);
 }

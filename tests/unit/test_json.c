@@ -1,0 +1,165 @@
+/* test_json.c - the cJSON helpers: parsing with limits and positions, paths,
+ * merges, and the compact writer (which must read back to the same value). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/json.h"
+
+static bsp_buf written_text; /* the last text written(), freed by the next */
+
+static char *written(const cJSON *item) {
+    bsp_buf_free(&written_text);
+    assert_int_equal(json_write(&written_text, item), BSP_OK);
+    return written_text.data;
+}
+
+static void test_parse_reports_line_and_column(void **state) {
+    (void)state;
+    bsp_error err;
+    const char *text = "{\n  \"a\": 1,\n  \"b\": tru\n}";
+    assert_null(json_parse(text, strlen(text), BSP_JSON_MAX_DEPTH, &err));
+    assert_int_equal(err.code, BSP_EPARSE);
+    assert_string_equal(err.at, "line 3, column 8");
+}
+
+static void test_parse_refuses_trailing_text_and_depth(void **state) {
+    (void)state;
+    bsp_error err;
+    assert_null(json_parse("{} x", 4, BSP_JSON_MAX_DEPTH, &err));
+    assert_int_equal(err.code, BSP_EPARSE);
+    assert_string_equal(err.at, "line 1, column 4");
+    char deep[80];
+    memset(deep, '[', 40);
+    memset(deep + 40, ']', 40);
+    assert_null(json_parse(deep, sizeof deep, 32, &err));
+    assert_int_equal(err.code, BSP_ETOOBIG);
+    cJSON *ok = json_parse(deep, sizeof deep, 40, &err);
+    assert_non_null(ok);
+    cJSON_Delete(ok);
+    /* Brackets inside strings do not count. */
+    const char *s = "{\"a\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}";
+    ok = json_parse(s, strlen(s), 2, &err);
+    assert_non_null(ok);
+    cJSON_Delete(ok);
+}
+
+static void test_paths_and_getters(void **state) {
+    (void)state;
+    cJSON *j = cJSON_Parse("{\"context\":{\"traits\":{\"email\":\"a@b\"}},\"n\":3,\"t\":true}");
+    assert_string_equal(json_get_string(json_path(j, "context.traits"), "email"), "a@b");
+    assert_null(json_path(j, "context.nope.email"));
+    assert_null(json_path(j, "n.x"));
+    assert_true(json_get_number(j, "n", 0) == 3);
+    assert_true(json_get_number(j, "t", 7) == 7);
+    assert_true(json_get_bool(j, "t", false));
+    assert_null(json_get_object(j, "n"));
+    cJSON_Delete(j);
+}
+
+static void test_merge_is_deep_and_src_wins(void **state) {
+    (void)state;
+    cJSON *dst = cJSON_Parse("{\"a\":{\"x\":1,\"y\":2},\"b\":1}");
+    cJSON *src = cJSON_Parse("{\"a\":{\"y\":3,\"z\":4},\"b\":{\"k\":1}}");
+    json_merge(dst, src);
+    assert_string_equal(written(dst), "{\"a\":{\"x\":1,\"y\":3,\"z\":4},\"b\":{\"k\":1}}");
+    cJSON_Delete(dst);
+    cJSON_Delete(src);
+}
+
+static void test_write_numbers_read_back_exactly(void **state) {
+    (void)state;
+    const double values[] = {0,
+                             -0.0,
+                             1,
+                             -1,
+                             42,
+                             2.55,
+                             0.1,
+                             1e300,
+                             -1e-300,
+                             123456789012345.0,
+                             9007199254740993.0,
+                             3.141592653589793,
+                             9747747.93,
+                             -17.5};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        cJSON *n = cJSON_CreateNumber(values[i]);
+        char *text = written(n);
+        assert_true(strtod(text, NULL) == values[i]);
+        cJSON_Delete(n);
+    }
+    cJSON *n = cJSON_CreateNumber(42);
+    assert_string_equal(written(n), "42");
+    cJSON_Delete(n);
+    n = cJSON_CreateNumber(2.55);
+    assert_string_equal(written(n), "2.55");
+    cJSON_Delete(n);
+    n = cJSON_CreateNumber(NAN);
+    assert_string_equal(written(n), "null");
+    cJSON_Delete(n);
+}
+
+static void test_write_escapes_strings(void **state) {
+    (void)state;
+    cJSON *s = cJSON_CreateString("a\"b\\c\n\t\x01 é");
+    assert_string_equal(written(s), "\"a\\\"b\\\\c\\n\\t\\u0001 é\"");
+    cJSON_Delete(s);
+}
+
+static void test_write_matches_cjson_round_trip(void **state) {
+    (void)state;
+    const char *text = "{\"type\":\"track\",\"n\":[1,2.5,-3,true,false,null,{}],\"o\":{\"k\":[]},"
+                       "\"s\":\"x\\u0000y\",\"e\":\"\"}";
+    cJSON *j = cJSON_Parse(text);
+    cJSON *back = cJSON_Parse(written(j));
+    assert_non_null(back);
+    assert_true(cJSON_Compare(j, back, true));
+    char *theirs = cJSON_PrintUnformatted(j);
+    assert_string_equal(written(j), theirs);
+    cJSON_free(theirs);
+    cJSON_Delete(back);
+    cJSON_Delete(j);
+}
+
+static void test_error_body_shape(void **state) {
+    (void)state;
+    bsp_error err;
+    bsp_error_set(&err, BSP_ETYPE, "batch[3].properties", "must be an \"object\"");
+    bsp_buf out = {0};
+    assert_int_equal(json_write_error(&out, &err), BSP_OK);
+    assert_string_equal(out.data, "{\"error\":{\"code\":\"invalid_field\",\"message\":\"must be an "
+                                  "\\\"object\\\"\",\"at\":\"batch[3].properties\"}}");
+    bsp_buf_free(&out);
+    bsp_error_set(&err, BSP_EAUTH, "", "no key");
+    assert_int_equal(json_write_error(&out, &err), BSP_OK);
+    assert_string_equal(
+        out.data, "{\"error\":{\"code\":\"unauthorized\",\"message\":\"no key\",\"at\":null}}");
+    bsp_buf_free(&out);
+}
+
+static int free_written(void **state) {
+    (void)state;
+    bsp_buf_free(&written_text);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_reports_line_and_column),
+        cmocka_unit_test(test_parse_refuses_trailing_text_and_depth),
+        cmocka_unit_test(test_paths_and_getters),
+        cmocka_unit_test(test_merge_is_deep_and_src_wins),
+        cmocka_unit_test(test_write_numbers_read_back_exactly),
+        cmocka_unit_test(test_write_escapes_strings),
+        cmocka_unit_test(test_write_matches_cjson_round_trip),
+        cmocka_unit_test(test_error_body_shape),
+    };
+    return cmocka_run_group_tests_name("json", tests, NULL, free_written);
+}
