@@ -17,6 +17,11 @@ typedef struct bsp_serve_opts {
     const char *web_dir;   /* static files served under / (may be NULL) */
 } bsp_serve_opts;
 
+/* Inflates a gzip or zlib body (what Content-Encoding: gzip/deflate
+ * requests carry) into out, refusing more than max bytes of output with
+ * BSP_ETOOBIG and broken streams with BSP_EINVAL. Public for the fuzzer. */
+bsp_err api_body_inflate(const char *data, size_t len, size_t max, bsp_buf *out, bsp_error *err);
+
 /* Runs until SIGTERM or SIGINT, then drains in-flight work. Returns the
  * process exit code (0 on a clean stop). */
 int api_serve(const bsp_serve_opts *opts);

@@ -299,6 +299,11 @@ static bsp_err inflate_into(const bsp_buf *src, int window_bits, size_t max, bsp
     return rc;
 }
 
+bsp_err api_body_inflate(const char *data, size_t len, size_t max, bsp_buf *out, bsp_error *err) {
+    bsp_buf src = {.data = (char *)data, .len = len, .cap = len};
+    return inflate_into(&src, 15 + 32, max, out, err);
+}
+
 static bsp_err decode_body(api_req *req, bsp_error *err) {
     if (req->encoding == ENCODING_NONE || req->body.len == 0) return BSP_OK;
     bsp_buf out = {0};

@@ -62,6 +62,9 @@ static bsp_err write_ingest(const bsp_ingest_metrics *m, bsp_buf *out) {
     if (!rc)
         rc = write_metric(out, "bespoke_ingest_commit_failures_total", "counter",
                           "Store transactions that failed.", m->commit_failures);
+    if (!rc)
+        rc = write_metric(out, "bespoke_ingest_checkpoints_total", "counter",
+                          "Checkpoints that wrote changed profiles and timelines.", m->checkpoints);
     return rc;
 }
 
