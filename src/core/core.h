@@ -74,6 +74,9 @@ void bsp_hash128(const void *data, size_t len, uint8_t out[16]);
 
 /* Random bytes from the kernel, as lowercase hex (2*nbytes chars + NUL). */
 bsp_err bsp_random_hex(char *out, size_t nbytes);
+/* 32 lowercase hex chars + NUL, unique for ids (generated messageIds): a
+ * per-thread generator seeded once from the kernel, no syscall per call. */
+void bsp_unique_hex(char out[33]);
 
 /* A growable byte buffer, always NUL-terminated when data != NULL. */
 typedef struct bsp_buf {

@@ -89,6 +89,39 @@ bsp_err bsp_random_hex(char *out, size_t nbytes) {
     return BSP_OK;
 }
 
+/* splitmix64: a full-period 64-bit generator; two of them, seeded from the
+ * kernel per thread, give 128 bits an id. */
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void bsp_unique_hex(char out[33]) {
+    static _Thread_local uint64_t state[2];
+    static _Thread_local bool seeded;
+    if (!seeded) {
+        size_t got = 0;
+        while (got < sizeof state) {
+            ssize_t n = getrandom((char *)state + got, sizeof state - got, 0);
+            if (n < 0 && errno != EINTR) {
+                state[0] ^= bsp_mono_ns(); /* no kernel randomness: time and address */
+                state[1] ^= (uint64_t)(uintptr_t)&state ^ (uint64_t)bsp_now_ms();
+                break;
+            }
+            if (n > 0) got += (size_t)n;
+        }
+        seeded = true;
+    }
+    static const char hex[] = "0123456789abcdef";
+    uint64_t parts[2] = {splitmix64(&state[0]), splitmix64(&state[1])};
+    for (int p = 0; p < 2; p++)
+        for (int i = 0; i < 16; i++)
+            out[p * 16 + i] = hex[(parts[p] >> (60 - 4 * i)) & 15];
+    out[32] = '\0';
+}
+
 const char *bsp_opt(const char *flag_value, const char *env_name, const char *dflt) {
     if (flag_value) return flag_value;
     const char *env = env_name ? getenv(env_name) : NULL;

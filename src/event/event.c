@@ -244,6 +244,7 @@ typedef struct norm_args {
     bsp_event_type type;
     int64_t ts_ms;
     bool ts_given;
+    bool id_generated;
     int64_t received_ms;
     const cJSON *batch_ctx;
     const cJSON *batch_integrations;
@@ -346,10 +347,14 @@ static void remove_write_keys(cJSON *obj) {
     }
 }
 
-static bool put_message_id(cJSON *obj, cJSON *item) {
+/* A message without messageId gets one; *generated tells the writer that
+ * no resend can carry it, so it needs no de-duplication. */
+static bool put_message_id(cJSON *obj, cJSON *item, bool *generated) {
+    *generated = false;
     if (cJSON_IsString(item) && item->valuestring[0]) return true;
     char id[4 + 32 + 1] = "bsp-";
-    if (bsp_random_hex(id + 4, 16) != BSP_OK) return false;
+    bsp_unique_hex(id + 4);
+    *generated = true;
     return put_string(obj, item, "messageId", id);
 }
 
@@ -372,7 +377,7 @@ static bool put_received_at(cJSON *obj, cJSON *item, int64_t ms) {
 }
 
 /* Rewrites a validated message in place; false only when memory runs out. */
-static bool normalize_in_place(cJSON *j, const norm_args *a) {
+static bool normalize_in_place(cJSON *j, norm_args *a) {
     bsp_event_type type = a->type;
     msg_fields f;
     remove_write_keys(j);
@@ -383,7 +388,7 @@ static bool normalize_in_place(cJSON *j, const norm_args *a) {
     delete_if_null(j, f.integrations);
     if (!put_string(j, f.type, "type", event_type_name(type)) || !normalize_id(j, f.user_id) ||
         !normalize_id(j, f.anonymous_id) || !normalize_id(j, f.previous_id) ||
-        !normalize_id(j, f.group_id) || !put_message_id(j, f.message_id) ||
+        !normalize_id(j, f.group_id) || !put_message_id(j, f.message_id, &a->id_generated) ||
         !put_time(j, f.timestamp, "timestamp", a->ts_ms) ||
         !put_received_at(j, f.received_at, a->received_ms))
         return false;
@@ -418,7 +423,7 @@ static void point_into_json(bsp_event *ev) {
 
 /* Turns a validated message into *out, taking ownership of j (kept in the
  * event, or freed on error). */
-static bsp_err finish_event(cJSON *j, const norm_args *a, bsp_event *out, bsp_error *err) {
+static bsp_err finish_event(cJSON *j, norm_args *a, bsp_event *out, bsp_error *err) {
     if (!normalize_in_place(j, a)) {
         cJSON_Delete(j);
         return bsp_error_set(err, BSP_ENOMEM, a->prefix, "out of memory");
@@ -448,6 +453,7 @@ static bsp_err finish_event(cJSON *j, const norm_args *a, bsp_event *out, bsp_er
     *out = (bsp_event){.type = a->type,
                        .ts_ms = a->ts_ms,
                        .ts_given = a->ts_given,
+                       .id_generated = a->id_generated,
                        .json = j,
                        .text = text,
                        .text_len = text_len};

@@ -51,6 +51,7 @@ typedef struct bsp_event {
     bsp_event_type type;
     int64_t ts_ms;          /* event time (see timestamp above) */
     bool ts_given;          /* the sender set timestamp/originalTimestamp */
+    bool id_generated;      /* messageId made by Bespoke: no resend can repeat it */
     const char *message_id; /* the strings below point into json */
     const char *user_id;    /* NULL when anonymous */
     const char *anonymous_id;

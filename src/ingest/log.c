@@ -216,11 +216,14 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
     uint32_t bucket = ev->ts_given && ev->ts_ms >= 3600000 ? (uint32_t)(ev->ts_ms / 3600000) : 0;
     size_t id_len = strlen(ev->message_id);
     uint64_t seq;
-    bsp_err rc = store_msgid_get(txn, bucket, ev->message_id, id_len, &seq);
+    bsp_err rc = BSP_ENOTFOUND;
+    /* An id Bespoke generated was never seen by the sender: nothing can
+     * resend it, so it is neither looked up nor indexed. */
+    if (!ev->id_generated) rc = store_msgid_get(txn, bucket, ev->message_id, id_len, &seq);
     *dup = rc == BSP_OK;
     if (rc != BSP_ENOTFOUND) return rc;
     rc = store_event_append(txn, 0, ev->text, ev->text_len, &seq);
-    if (!rc) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, seq);
+    if (!rc && !ev->id_generated) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, seq);
     if (rc) return rc;
     ing->log_seq = seq;
     rc = apply_logged_event(ing, txn, ev, seq);
