@@ -423,9 +423,19 @@ static void test_message_id_generated(void **state) {
     for (size_t i = 0; i < 3; i++) {
         check_event(&list.items[i]);
         assert_true(is_generated_id(list.items[i].message_id));
+        assert_true(list.items[i].id_generated);
     }
     assert_string_not_equal(list.items[0].message_id, list.items[1].message_id);
     assert_string_not_equal(list.items[1].message_id, list.items[2].message_id);
+    event_list_free(&list);
+}
+
+static void test_message_id_sent_is_not_generated(void **state) {
+    (void)state;
+    bsp_event_list list =
+        parse_ok("{\"event\":\"E\",\"userId\":\"u\",\"messageId\":\"m-1\"}", BSP_EV_TRACK, 1);
+    assert_false(list.items[0].id_generated);
+    assert_string_equal(list.items[0].message_id, "m-1");
     event_list_free(&list);
 }
 
@@ -839,6 +849,7 @@ int main(void) {
         cmocka_unit_test(test_timestamp_sources),
         cmocka_unit_test(test_bad_timestamps),
         cmocka_unit_test(test_message_id_generated),
+        cmocka_unit_test(test_message_id_sent_is_not_generated),
         cmocka_unit_test(test_message_id_must_be_string),
         cmocka_unit_test(test_rudderstack_context_traits),
         cmocka_unit_test(test_context_traits_only_for_identify),
