@@ -343,6 +343,146 @@ static void test_replay_after_crash(void **state) {
     cJSON_Delete(p);
 }
 
+/* --- replay equals live: a mixed stream with merges, half checkpointed ---- */
+
+#define MIX_EVENTS 2000
+#define MIX_ANON 30  /* anonymous visitors at a time; new ones every 500 events */
+#define MIX_USERS 10 /* known users at a time; new ones every 1000 events */
+#define MIX_ANON_ALL (MIX_ANON * (MIX_EVENTS / 500))
+#define MIX_USERS_ALL (MIX_USERS * (MIX_EVENTS / 1000))
+
+static uint64_t mix_hash(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* Event i of a deterministic stream: pages, product views, cart adds,
+ * orders, searches, identifies and aliases over a few visitors. */
+static void mix_event(int i, bsp_buf *out) {
+    uint64_t r = mix_hash((uint64_t)i);
+    int anon = (int)(r % MIX_ANON) + i / 500 * MIX_ANON;
+    int user = (int)(r / MIX_ANON % MIX_USERS) + i / 1000 * MIX_USERS;
+    char ts[40];
+    bsp_time_format(1700000000000LL + (int64_t)i * 97000, ts, sizeof ts);
+    bsp_buf_printf(out, "%s{\"messageId\":\"mix-%d\",\"timestamp\":\"%s\",", i % 100 ? "," : "", i,
+                   ts);
+    switch (r / 7 % 10) {
+    case 0:
+        bsp_buf_printf(out,
+                       "\"type\":\"identify\",\"userId\":\"u%d\",\"anonymousId\":\"a%d\","
+                       "\"traits\":{\"n\":%d,\"quiz\":{\"style\":\"s%d\"}}}",
+                       user, anon, i, i % 3);
+        break;
+    case 1:
+        bsp_buf_printf(out, "\"type\":\"alias\",\"previousId\":\"a%d\",\"userId\":\"u%d\"}", anon,
+                       user);
+        break;
+    case 5:
+        bsp_buf_printf(out,
+                       "\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":"
+                       "\"a%d\",\"properties\":{\"product_id\":\"p%d\",\"price\":%d.5,"
+                       "\"category\":\"c%d\"}}",
+                       anon, (int)(r % 7), (int)(r % 40), (int)(r % 3));
+        break;
+    case 6:
+        bsp_buf_printf(out,
+                       "\"type\":\"track\",\"event\":\"Product Added\",\"%s\":\"%c%d\","
+                       "\"properties\":{\"product_id\":\"p%d\",\"price\":4,\"quantity\":2}}",
+                       r & 1 ? "userId" : "anonymousId", r & 1 ? 'u' : 'a', r & 1 ? user : anon,
+                       (int)(r % 7));
+        break;
+    case 7:
+        bsp_buf_printf(out,
+                       "\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"u%d\","
+                       "\"properties\":{\"revenue\":%d,\"products\":[{\"product_id\":\"p%d\","
+                       "\"price\":3,\"quantity\":1}]}}",
+                       user, i % 50, (int)(r % 7));
+        break;
+    case 8:
+        bsp_buf_printf(out,
+                       "\"type\":\"track\",\"event\":\"Products Searched\",\"anonymousId\":"
+                       "\"a%d\",\"properties\":{\"query\":\"q%d\"}}",
+                       anon, i);
+        break;
+    case 9:
+        bsp_buf_printf(out, "\"type\":\"page\",\"userId\":\"u%d\"}", user);
+        break;
+    default:
+        bsp_buf_printf(out, "\"type\":\"page\",\"anonymousId\":\"a%d\"}", anon);
+    }
+}
+
+static void mix_send(fixture *f, int from, int to) {
+    for (int start = from; start < to; start += 100) {
+        bsp_buf body = {0};
+        bsp_buf_puts(&body, "{\"batch\":[");
+        for (int i = start; i < start + 100 && i < to; i++)
+            mix_event(i, &body);
+        bsp_buf_puts(&body, "]}");
+        send(f, body.data);
+        bsp_buf_free(&body);
+    }
+}
+
+/* Every visitor's public profile, in id order, as one text. */
+static char *mix_snapshot(fixture *f) {
+    bsp_buf all = {0};
+    char id[16];
+    for (int k = 0; k < MIX_ANON_ALL + MIX_USERS_ALL; k++) {
+        snprintf(id, sizeof id, k < MIX_ANON_ALL ? "a%d" : "u%d",
+                 k < MIX_ANON_ALL ? k : k - MIX_ANON_ALL);
+        cJSON *p = profile_of(f, id);
+        bsp_buf_printf(&all, "%s=", id);
+        if (p) json_write(&all, p);
+        bsp_buf_puts(&all, "\n");
+        cJSON_Delete(p);
+    }
+    bsp_buf_printf(&all, "events=%llu profiles=%llu\n", (unsigned long long)stats_of(f).events,
+                   (unsigned long long)stats_of(f).profiles);
+    return all.data;
+}
+
+static void test_replay_equals_live(void **state) {
+    fixture *f = *state;
+    mix_send(f, 0, MIX_EVENTS);
+    char *live = mix_snapshot(f);
+    ingest_stop(f->ing);
+    store_close(f->st);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir %s", f->dir, f->dir);
+    assert_int_equal(system(cmd), 0);
+
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        bsp_store_opts so = {.no_sync = true}; /* a process crash keeps written pages */
+        bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 10000000};
+        if (store_open(f->dir, &so, &f->st) || ingest_start(f->st, &io, &f->ing)) _exit(3);
+        mix_send(f, 0, MIX_EVENTS / 2);
+        if (ingest_sync(f->ing) != BSP_OK) _exit(4); /* one checkpoint half-way */
+        mix_send(f, MIX_EVENTS / 2, MIX_EVENTS);
+        _exit(0); /* the second half only in the log */
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    bsp_store_opts so = {.no_sync = true};
+    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    char *replayed = mix_snapshot(f);
+    assert_string_equal(replayed, live);
+    /* And once more: a second start replays nothing twice. */
+    ingest_stop(f->ing);
+    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    char *again = mix_snapshot(f);
+    assert_string_equal(again, live);
+    free(live);
+    free(replayed);
+    free(again);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),
@@ -356,6 +496,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown),
     };
     return cmocka_run_group_tests_name("ingest", tests, NULL, NULL);
 }
