@@ -67,6 +67,9 @@ struct bsp_txn {
     bsp_store *st;
     bool seq_known; /* last_seq holds the value for this transaction */
     bool pid_known; /* next_pid holds the value for this transaction */
+    bool writable;
+    bool seq_dirty; /* last_seq / next_pid changed: written once, at commit */
+    bool pid_dirty;
     uint64_t last_seq;
     uint64_t next_pid;
 };
@@ -297,11 +300,30 @@ bsp_err store_txn_begin(bsp_store *st, bool write, bsp_txn **out) {
         return map_err(rc, "begin");
     }
     txn->st = st;
+    txn->writable = write;
     *out = txn;
     return BSP_OK;
 }
 
+static bsp_err counter_write(bsp_txn *txn, const char *name, uint64_t v);
+
+/* The counters change with every event and every new profile; they are
+ * written once a transaction (before commit, or before meta is touched). */
+static bsp_err counters_flush(bsp_txn *txn) {
+    bsp_err err = BSP_OK;
+    if (txn->seq_dirty) err = counter_write(txn, META_LAST_SEQ, txn->last_seq);
+    if (err == BSP_OK && txn->pid_dirty) err = counter_write(txn, META_NEXT_PID, txn->next_pid);
+    if (err == BSP_OK) txn->seq_dirty = txn->pid_dirty = false;
+    return err;
+}
+
 bsp_err store_txn_commit(bsp_txn *txn) {
+    bsp_err err = counters_flush(txn);
+    if (err != BSP_OK) {
+        mdb_txn_abort(txn->mt);
+        free(txn);
+        return err;
+    }
     int rc = mdb_txn_commit(txn->mt); /* frees the MDB_txn even on error */
     free(txn);
     return map_err(rc, "commit");
@@ -318,13 +340,16 @@ void store_txn_abort(bsp_txn *txn) {
 bsp_err store_meta_get(bsp_txn *txn, const char *name, bsp_slice *out) {
     if (!name || !key_ok(txn->st, name, strlen(name))) return BSP_EINVAL;
     MDB_val val;
-    bsp_err err = db_get(txn, txn->st->meta, val_of(name, strlen(name)), &val, "meta get");
+    bsp_err err = counters_flush(txn);
+    if (err == BSP_OK) err = db_get(txn, txn->st->meta, val_of(name, strlen(name)), &val, "meta get");
     if (err == BSP_OK) *out = slice_of(val);
     return err;
 }
 
 bsp_err store_meta_put(bsp_txn *txn, const char *name, const void *val, size_t len) {
     if (!name || !key_ok(txn->st, name, strlen(name))) return BSP_EINVAL;
+    bsp_err err = counters_flush(txn);
+    if (err != BSP_OK) return err;
     txn->seq_known = txn->pid_known = false; /* the caller may have set a counter */
     return db_put(txn, txn->st->meta, val_of(name, strlen(name)), val_of(val, len), 0, "meta put");
 }
@@ -370,6 +395,7 @@ static bsp_err last_seq_load(bsp_txn *txn) {
 }
 
 bsp_err store_pid_next(bsp_txn *txn, uint64_t *pid) {
+    if (!txn->writable) return BSP_EINVAL;
     if (!txn->pid_known) {
         uint64_t next = 1;
         bsp_err err = counter_read(txn, META_NEXT_PID, &next);
@@ -377,9 +403,8 @@ bsp_err store_pid_next(bsp_txn *txn, uint64_t *pid) {
         txn->next_pid = next;
         txn->pid_known = true;
     }
-    bsp_err err = counter_write(txn, META_NEXT_PID, txn->next_pid + 1);
-    if (err != BSP_OK) return err;
     *pid = txn->next_pid++;
+    txn->pid_dirty = true;
     return BSP_OK;
 }
 
@@ -471,9 +496,9 @@ bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t 
     err =
         db_put(txn, txn->st->events, val_of(key, 8), val_of(json, len), MDB_APPEND, "event append");
     if (err == BSP_OK && pid) err = store_event_link(txn, pid, seq);
-    if (err == BSP_OK) err = counter_write(txn, META_LAST_SEQ, seq);
     if (err != BSP_OK) return err;
     txn->last_seq = seq;
+    txn->seq_dirty = true;
     if (seq_out) *seq_out = seq;
     return BSP_OK;
 }
