@@ -39,7 +39,7 @@ $(BUILD)/bespoke: $(BUILD)/src/main.o $(BUILD)/libbespoke.a
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbespoke.a $(wildcard src/*/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbespoke.a $(wildcard src/*/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libbespoke.a $(LDLIBS) -lcmocka
@@ -75,7 +75,7 @@ demo: deps all
 	scripts/demo.sh $(BUILD)
 
 lint:
-	clang-format --dry-run -Werror $(wildcard src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c)
+	clang-format --dry-run -Werror $(wildcard src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c bench/*.c)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -Isrc src
 

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,22 +54,6 @@ static void product_fails(const char *text, const char *id_from_path, bsp_err co
 static const char *str_at(const cJSON *obj, const char *path) {
     const cJSON *v = json_path(obj, path);
     return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static char *repeat(char c, size_t n) {
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    memset(s, c, n);
-    s[n] = '\0';
-    return s;
-}
-
-static char *format_body(const char *fmt, const char *arg) {
-    size_t cap = strlen(fmt) + strlen(arg) + 1;
-    char *body = malloc(cap);
-    assert_non_null(body);
-    snprintf(body, cap, fmt, arg);
-    return body;
 }
 
 /* ---- catalog_product_from_json ------------------------------------------- */

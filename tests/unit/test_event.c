@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,23 +74,6 @@ static void check_event(const bsp_event *ev) {
     assert_true(bsp_time_parse(json_get_string(ev->json, "timestamp"), &ts));
     assert_true(ts == ev->ts_ms);
     assert_string_equal(json_get_string(ev->json, "receivedAt"), NOW_ISO);
-}
-
-/* A string of n copies of c. */
-static char *repeat(char c, size_t n) {
-    char *s = malloc(n + 1);
-    assert_non_null(s);
-    memset(s, c, n);
-    s[n] = '\0';
-    return s;
-}
-
-static char *format_body(const char *fmt, const char *arg) {
-    size_t cap = strlen(fmt) + strlen(arg) + 1;
-    char *body = malloc(cap);
-    assert_non_null(body);
-    snprintf(body, cap, fmt, arg);
-    return body;
 }
 
 /* ---- types --------------------------------------------------------------- */
