@@ -341,7 +341,8 @@ bsp_err store_meta_get(bsp_txn *txn, const char *name, bsp_slice *out) {
     if (!name || !key_ok(txn->st, name, strlen(name))) return BSP_EINVAL;
     MDB_val val;
     bsp_err err = counters_flush(txn);
-    if (err == BSP_OK) err = db_get(txn, txn->st->meta, val_of(name, strlen(name)), &val, "meta get");
+    if (err == BSP_OK)
+        err = db_get(txn, txn->st->meta, val_of(name, strlen(name)), &val, "meta get");
     if (err == BSP_OK) *out = slice_of(val);
     return err;
 }
