@@ -14,6 +14,7 @@
 
 #include "core/core.h"
 #include "event/event.h"
+#include "profile/profile.h"
 #include "store/store.h"
 
 typedef struct bsp_ingest bsp_ingest;
@@ -75,6 +76,12 @@ bsp_err ingest_erase_profile(bsp_ingest *ing, const char *id, uint64_t *events_d
 
 /* Resolves a userId or anonymousId to a profile id in a read transaction. */
 bsp_err ingest_resolve(bsp_txn *txn, const char *id, uint64_t *pid);
+
+/* The freshest copy of a profile for a reader that must not wait for the
+ * writer (decisions): the version published by the writer's last commit
+ * when there is one, else the stored one read through rtxn. The caller owns
+ * *out. BSP_ENOTFOUND when the profile exists in neither. */
+bsp_err ingest_profile_read(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, bsp_profile **out);
 
 /* Counters for /metrics. Latency buckets are upper bounds in microseconds. */
 #define BSP_INGEST_LAT_BUCKETS 12

@@ -270,5 +270,7 @@ void profile_apply_event(bsp_profile *p, const bsp_event *ev) {
     if (ev->type == BSP_EV_PAGE || ev->type == BSP_EV_SCREEN) p->page_views++;
     if (ev->type != BSP_EV_TRACK) return;
     const char *name = ev->name ? ev->name : json_get_string(ev->json, "event");
-    if (name) apply_track(p, name, props, ev->ts_ms, latest);
+    if (!name) return;
+    apply_track(p, name, props, ev->ts_ms, latest);
+    extras_apply_track(p, ev, name, props);
 }

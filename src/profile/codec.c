@@ -238,6 +238,13 @@ bsp_err profile_to_json(const bsp_profile *p, bsp_buf *out) {
     w_identity(&w, p);
     w_activity(&w, p);
     w_shopping(&w, p);
+    cJSON *extras = NULL;
+    if (!w.rc) w.rc = extras_to_storage(p, &extras);
+    if (extras) {
+        w_key(&w, "x");
+        w_json(&w, extras);
+        cJSON_Delete(extras);
+    }
     w_close(&w, '}');
     return w.rc;
 }
@@ -438,6 +445,8 @@ bsp_err profile_from_json(const char *json, size_t len, bsp_profile **out) {
     r_identity(&r);
     r_activity(&r);
     r_shopping(&r);
+    const cJSON *extras = r.rc ? NULL : cJSON_GetObjectItemCaseSensitive(root, "x");
+    if (extras) r.rc = extras_from_storage(r.p, extras);
     cJSON_Delete(root);
     if (r.rc) {
         profile_free(r.p);
@@ -545,6 +554,7 @@ cJSON *profile_computed_json(const bsp_profile *p) {
     computed_activity(&b, o, p);
     computed_orders(&b, o, p);
     computed_tastes(&b, o, p);
+    if (b.ok && !extras_public_computed(p, o)) b.ok = false;
     if (b.ok) return o;
     cJSON_Delete(o);
     return NULL;
@@ -585,6 +595,7 @@ cJSON *profile_public_json(const bsp_profile *p) {
     b_add(&b, o, "traits", object_or_empty(p->traits));
     b_add(&b, o, "computed", profile_computed_json(p));
     b_add(&b, o, "consent", consent_json(p));
+    if (b.ok && !extras_public(p, o)) b.ok = false;
     if (b.ok) return o;
     cJSON_Delete(o);
     return NULL;

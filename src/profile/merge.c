@@ -117,4 +117,5 @@ void profile_merge(bsp_profile *into, const bsp_profile *from) {
     merge_activity(into, from);
     merge_cart(into, from);
     merge_products(into, from);
+    extras_merge(into, from);
 }

@@ -304,6 +304,7 @@ void profile_free(bsp_profile *p) {
     decay_free(&p->brands);
     free(p->last_search);
     free(p->country);
+    extras_free(p);
     free(p);
 }
 

@@ -13,7 +13,9 @@
  * orders, revenue (net of Order Refunded / Order Cancelled), aov,
  * last_order_at, favorite_category, favorite_brand (decayed counts),
  * recently_viewed (last 20 product ids), purchased (product ids),
- * last_search, country, device. Times are ISO 8601 strings in the public
+ * last_search, country, device, engaged_seconds / engaged_category /
+ * engaged_product (time on product pages from "Product Engaged" events with
+ * properties.seconds, decayed). Times are ISO 8601 strings in the public
  * form. */
 #ifndef BSP_PROFILE_H
 #define BSP_PROFILE_H
@@ -76,5 +78,46 @@ void profile_apply_event(bsp_profile *p, const bsp_event *ev);
  * known profile): ids united, traits filled in where into lacks them,
  * counters summed, carts and product lists united, times min/max. */
 void profile_merge(bsp_profile *into, const bsp_profile *from);
+
+/* --- what later phases keep on a profile (extras.c) ----------------------- */
+
+/* Score sections written by batch jobs and read by conditions as rfm.* and
+ * predicted.*: name is "rfm" or "predicted" (else BSP_EINVAL). set takes
+ * ownership of obj (an object; NULL removes the section). */
+const cJSON *profile_section(const bsp_profile *p, const char *name);
+bsp_err profile_set_section(bsp_profile *p, const char *name, cJSON *obj);
+
+/* Segment membership as last evaluated (segment/ decides; the profile only
+ * remembers). set returns true when membership changed. */
+bool profile_in_segment(const bsp_profile *p, const char *segment_id);
+bool profile_set_segment(bsp_profile *p, const char *segment_id, bool member);
+size_t profile_segment_count(const bsp_profile *p);
+const char *profile_segment_at(const bsp_profile *p, size_t i);
+
+/* Campaign exposure, counted from "Promotion Viewed" and "Promotion
+ * Clicked" events by properties.promotion_id (the campaign id): views on
+ * the UTC day of now_ms, views in total, clicks in total. Zeros if none. */
+typedef struct profile_exposure {
+    uint32_t views_today;
+    uint32_t views_total;
+    uint32_t clicks_total;
+} profile_exposure;
+profile_exposure profile_campaign_exposure(const bsp_profile *p, const char *campaign_id,
+                                           int64_t now_ms);
+
+/* Recent events for the event functions of conditions (did, count, sum).
+ * Only events whose name is watched are kept: at most
+ * PROFILE_RECENT_PER_NAME of each name, none older than the watch window.
+ * The watch list is process-wide and must be set from the thread that
+ * applies events (the ingest writer) or before any is applied. names are
+ * copied; window_ms 0 keeps nothing. */
+#define PROFILE_RECENT_PER_NAME 200
+#define PROFILE_RECENT_PROPS_MAX 4096 /* properties larger than this are kept as {} */
+bsp_err profile_watch_events(const char *const *names, size_t count, int64_t window_ms);
+/* Visits kept events of that name at or after since_ms, newest first, as
+ * objects {"event", "timestamp" (ms), "properties"}; stops when visit
+ * returns false. */
+void profile_each_recent(const bsp_profile *p, const char *name, int64_t since_ms,
+                         bool (*visit)(void *vctx, const cJSON *event), void *vctx);
 
 #endif

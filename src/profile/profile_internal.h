@@ -112,6 +112,18 @@ typedef enum profile_device {
 
 const char *profile_device_name(profile_device d); /* NULL for NONE */
 
+/* Exposure to one campaign, from Promotion Viewed / Promotion Clicked. */
+typedef struct exposure {
+    char *campaign;
+    int64_t day; /* UTC day number of views_day */
+    uint32_t views_day;
+    uint32_t views_total;
+    uint32_t clicks_total;
+} exposure;
+#define PROFILE_EXPOSURES_MAX 64      /* campaigns remembered; least viewed dropped */
+#define PROFILE_RECENT_WINDOW_DAYS 400 /* recent events older than this are dropped */
+#define PROFILE_DWELL_MAX_SECONDS 3600 /* one Product Engaged report counts at most this */
+
 struct bsp_profile {
     uint64_t pid;
     strlist user_ids; /* first BSP_PROFILE_MAX_IDS kept */
@@ -138,7 +150,32 @@ struct bsp_profile {
     char *country;
     profile_device device;
     int64_t applied_seq; /* newest event-log seq applied (ingest's checkpoints) */
+
+    /* Kept by extras.c for segments, campaigns and scores. */
+    cJSON *rfm;       /* section objects set by jobs, or NULL */
+    cJSON *predicted;
+    strlist segments; /* ids of segments the profile is in */
+    exposure *exposures;
+    size_t exposure_count;
+    size_t exposure_cap;
+    decay_table dwell_products; /* seconds on product pages, decayed */
+    decay_table dwell_categories;
+    double dwell_seconds; /* all seconds reported, not decayed */
+    cJSON *recent;        /* watched events, newest first, or NULL */
 };
+
+/* extras.c: the hooks the rest of the profile calls. */
+void extras_apply_track(bsp_profile *p, const bsp_event *ev, const char *name, const cJSON *props);
+void extras_merge(bsp_profile *into, const bsp_profile *from);
+void extras_free(bsp_profile *p);
+/* The storage form of the extras ("x"); *out is NULL when there are none. */
+bsp_err extras_to_storage(const bsp_profile *p, cJSON **out);
+/* Reads "x"; BSP_ETYPE when its shape is wrong, BSP_ENOMEM. */
+bsp_err extras_from_storage(bsp_profile *p, const cJSON *x);
+/* Adds engaged_* to a computed object; segments, rfm, predicted and
+ * campaigns to a public profile object. false on OOM. */
+bool extras_public_computed(const bsp_profile *p, cJSON *computed);
+bool extras_public(const bsp_profile *p, cJSON *profile);
 
 /* Replaces *slot with a copy of s (NULL clears) unless it already equals s. */
 void profile_set_string(char **slot, const char *s);

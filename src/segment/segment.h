@@ -70,4 +70,33 @@ unsigned cond_inputs(const bsp_cond *c);
 size_t cond_event_names(const bsp_cond *c, const char **names, size_t max);
 size_t cond_segment_refs(const bsp_cond *c, const char **ids, size_t max);
 
+/* --- conditions over a profile (env.c) ------------------------------------ */
+
+#include "profile/profile.h"
+
+/* Binds a cond_env to one profile and, for decisions, the request context
+ * (context.*; may be NULL): traits, computed (built on first use), rfm,
+ * predicted, the profile's recent events and its segment memberships.
+ * Free with segment_env_free; the profile and context must outlive it. */
+typedef struct segment_env {
+    cond_env env;
+    const bsp_profile *profile;
+    const cJSON *context;
+    cJSON *computed; /* owned, built lazily */
+} segment_env;
+void segment_env_init(segment_env *se, const bsp_profile *p, const cJSON *context, int64_t now_ms);
+void segment_env_free(segment_env *se);
+
+/* --- automatic segments (clusters, RFM groups) ---------------------------- */
+
+#include "store/store.h"
+
+/* Creates or replaces, in a write transaction, the definition of a segment
+ * whose members a job assigns itself (kind "automatic", no condition). The
+ * job then marks members with profile_set_segment and store_member_put and
+ * removes leavers likewise. A running server picks the definition up on
+ * its next segment reload (segment_registry_reload). */
+bsp_err segment_save_automatic(bsp_txn *txn, const char *id, const char *name,
+                               const char *description);
+
 #endif

@@ -4,7 +4,7 @@
  * block the single writer, and ordered keys written with MDB_APPEND go in at
  * over a million a second, which is what an append-only event log needs.
  *
- * Layout. One MDB_env per store directory holds seven named databases, all
+ * Layout. One MDB_env per store directory holds nine named databases, all
  * opened (and created if missing) in one write transaction at store_open, so
  * that later transactions only use the handles:
  *
@@ -15,6 +15,8 @@
  *   pevents   pid (8 BE) | seq (8) -> empty, a profile's timeline
  *   msgids    XXH3-128(messageId)  -> seq (8 BE)
  *   products  product id bytes     -> product JSON
+ *   config    kind | 0 | id        -> JSON (segments, campaigns, placements)
+ *   members   segment | 0 | pid(8) -> empty, a segment's member index
  *
  * Numbers are big-endian so that LMDB's byte order is numeric order: the log
  * is read in sequence order and a timeline is a contiguous key range that is
@@ -58,7 +60,7 @@
 struct bsp_store {
     int lock_fd; /* DIR/bespoke.lock, flock'ed: one Bespoke process a store */
     MDB_env *env;
-    MDB_dbi meta, ids, profiles, events, pevents, msgids, products;
+    MDB_dbi meta, ids, profiles, events, pevents, msgids, products, config, members;
     size_t max_key; /* LMDB's largest key, 511 bytes in Debian's build */
 };
 
@@ -228,10 +230,10 @@ static bsp_err env_open(bsp_store *st, const char *dir, const bsp_store_opts *op
 }
 
 static bsp_err dbs_open(bsp_store *st) {
-    static const char *names[] = {"meta",    "ids",    "profiles", "events",
-                                  "pevents", "msgids", "products"};
-    MDB_dbi *handles[] = {&st->meta,    &st->ids,    &st->profiles, &st->events,
-                          &st->pevents, &st->msgids, &st->products};
+    static const char *names[] = {"meta",   "ids",      "profiles", "events", "pevents",
+                                  "msgids", "products", "config",   "members"};
+    MDB_dbi *handles[] = {&st->meta,   &st->ids,      &st->profiles, &st->events, &st->pevents,
+                          &st->msgids, &st->products, &st->config,   &st->members};
     MDB_txn *txn;
     int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (rc != MDB_SUCCESS) return map_err(rc, "open databases");
@@ -694,6 +696,156 @@ bsp_err store_products_scan(bsp_txn *txn, store_product_fn fn, void *ctx) {
     }
     mdb_cursor_close(cur);
     return err != BSP_OK ? err : walk_end(rc, "products scan");
+}
+
+/* --- configuration ------------------------------------------------------- */
+
+#define CONFIG_KEY_MAX (2 * STORE_MAX_ID_LEN + 2)
+
+/* kind | 0 | id; 0 when either part is empty, too long or holds a NUL. */
+static size_t pair_key(const char *a, const char *b, uint8_t *out) {
+    size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0;
+    if (la == 0 || la > STORE_MAX_ID_LEN || lb > STORE_MAX_ID_LEN) return 0;
+    memcpy(out, a, la);
+    out[la] = 0;
+    if (lb) memcpy(out + la + 1, b, lb);
+    return la + 1 + lb;
+}
+
+bsp_err store_config_get(bsp_txn *txn, const char *kind, const char *id, bsp_slice *out) {
+    uint8_t key[CONFIG_KEY_MAX];
+    size_t klen = pair_key(kind, id, key);
+    if (klen == 0 || !id || !*id) return BSP_EINVAL;
+    MDB_val val;
+    bsp_err err = db_get(txn, txn->st->config, val_of(key, klen), &val, "config get");
+    if (err == BSP_OK) *out = slice_of(val);
+    return err;
+}
+
+bsp_err store_config_put(bsp_txn *txn, const char *kind, const char *id, const char *json,
+                         size_t len) {
+    uint8_t key[CONFIG_KEY_MAX];
+    size_t klen = pair_key(kind, id, key);
+    if (klen == 0 || !id || !*id) return BSP_EINVAL;
+    return db_put(txn, txn->st->config, val_of(key, klen), val_of(json, len), 0, "config put");
+}
+
+bsp_err store_config_del(bsp_txn *txn, const char *kind, const char *id) {
+    uint8_t key[CONFIG_KEY_MAX];
+    size_t klen = pair_key(kind, id, key);
+    if (klen == 0 || !id || !*id) return BSP_EINVAL;
+    return db_del(txn, txn->st->config, val_of(key, klen), "config del");
+}
+
+bsp_err store_config_scan(bsp_txn *txn, const char *kind, store_config_fn fn, void *ctx) {
+    uint8_t prefix[CONFIG_KEY_MAX];
+    size_t plen = pair_key(kind, NULL, prefix);
+    if (plen == 0) return BSP_EINVAL;
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->config, &cur);
+    if (err != BSP_OK) return err;
+    MDB_val key = val_of(prefix, plen), val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (rc == MDB_SUCCESS && err == BSP_OK && key.mv_size >= plen &&
+           memcmp(key.mv_data, prefix, plen) == 0) {
+        bsp_slice id = {(const char *)key.mv_data + plen, key.mv_size - plen};
+        err = fn(ctx, id, slice_of(val));
+        if (err == BSP_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return err != BSP_OK ? err : walk_end(rc, "config scan");
+}
+
+/* --- segment members ----------------------------------------------------- */
+
+static size_t member_key(const char *segment, uint64_t pid, uint8_t *out) {
+    size_t plen = pair_key(segment, NULL, out);
+    if (plen == 0) return 0;
+    be64_put(out + plen, pid);
+    return plen + 8;
+}
+
+bsp_err store_member_put(bsp_txn *txn, const char *segment, uint64_t pid) {
+    uint8_t key[CONFIG_KEY_MAX + 8];
+    size_t klen = member_key(segment, pid, key);
+    if (klen == 0) return BSP_EINVAL;
+    return db_put(txn, txn->st->members, val_of(key, klen), val_of(NULL, 0), 0, "member put");
+}
+
+bsp_err store_member_del(bsp_txn *txn, const char *segment, uint64_t pid) {
+    uint8_t key[CONFIG_KEY_MAX + 8];
+    size_t klen = member_key(segment, pid, key);
+    if (klen == 0) return BSP_EINVAL;
+    bsp_err err = db_del(txn, txn->st->members, val_of(key, klen), "member del");
+    return err == BSP_ENOTFOUND ? BSP_OK : err;
+}
+
+bool store_member_has(bsp_txn *txn, const char *segment, uint64_t pid) {
+    uint8_t key[CONFIG_KEY_MAX + 8];
+    size_t klen = member_key(segment, pid, key);
+    MDB_val val;
+    return klen && db_get(txn, txn->st->members, val_of(key, klen), &val, "member get") == BSP_OK;
+}
+
+bsp_err store_members_scan(bsp_txn *txn, const char *segment, uint64_t after_pid,
+                           store_member_fn fn, void *ctx) {
+    uint8_t start[CONFIG_KEY_MAX + 8];
+    size_t klen = member_key(segment, after_pid, start);
+    if (klen == 0) return BSP_EINVAL;
+    size_t plen = klen - 8;
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->members, &cur);
+    if (err != BSP_OK) return err;
+    MDB_val key = val_of(start, klen), val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (rc == MDB_SUCCESS && err == BSP_OK && key.mv_size == klen &&
+           memcmp(key.mv_data, start, plen) == 0) {
+        uint64_t pid = be64_get((const uint8_t *)key.mv_data + plen);
+        if (pid > after_pid) err = fn(ctx, pid);
+        if (err == BSP_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return err != BSP_OK ? err : walk_end(rc, "members scan");
+}
+
+static bsp_err member_count_one(void *ctx, uint64_t pid) {
+    (void)pid;
+    (*(uint64_t *)ctx)++;
+    return BSP_OK;
+}
+
+bsp_err store_members_count(bsp_txn *txn, const char *segment, uint64_t *count) {
+    *count = 0;
+    return store_members_scan(txn, segment, 0, member_count_one, count);
+}
+
+typedef struct member_clear {
+    bsp_txn *txn;
+    const char *segment;
+    uint64_t *pids;
+    size_t n, cap;
+} member_clear;
+
+static bsp_err member_collect(void *ctx, uint64_t pid) {
+    member_clear *mc = ctx;
+    if (mc->n == mc->cap) {
+        size_t cap = mc->cap ? mc->cap * 2 : 1024;
+        uint64_t *p = realloc(mc->pids, cap * sizeof *p);
+        if (!p) return BSP_ENOMEM;
+        mc->pids = p;
+        mc->cap = cap;
+    }
+    mc->pids[mc->n++] = pid;
+    return BSP_OK;
+}
+
+bsp_err store_members_clear(bsp_txn *txn, const char *segment) {
+    member_clear mc = {.txn = txn, .segment = segment};
+    bsp_err err = store_members_scan(txn, segment, 0, member_collect, &mc);
+    for (size_t i = 0; err == BSP_OK && i < mc.n; i++)
+        err = store_member_del(txn, segment, mc.pids[i]);
+    free(mc.pids);
+    return err;
 }
 
 /* --- statistics ---------------------------------------------------------- */

@@ -10,6 +10,8 @@
  *   pevents   pid|seq         -> (empty)        a profile's timeline index
  *   msgids    bucket|hash(msgId) -> seq         de-duplication of resends
  *   products  product id      -> product JSON   (catalog/ owns the format)
+ *   config    kind, id        -> JSON           segments, campaigns, placements, ...
+ *   members   segment, pid    -> (empty)        who is in a segment
  *
  * Concurrency: one write transaction at a time (the ingest writer thread);
  * any number of read transactions that see a consistent snapshot and never
@@ -113,6 +115,30 @@ bsp_err store_product_put(bsp_txn *txn, const char *id, const char *json, size_t
 bsp_err store_product_del(bsp_txn *txn, const char *id);
 typedef bsp_err (*store_product_fn)(void *ctx, bsp_slice id, bsp_slice json);
 bsp_err store_products_scan(bsp_txn *txn, store_product_fn fn, void *ctx);
+
+/* --- configuration ------------------------------------------------------- */
+/* Administrative objects by kind ("segment", "campaign", "placement", ...)
+ * and id, each 1..255 bytes without NUL (else BSP_EINVAL). The scan visits
+ * one kind in byte order of the id. */
+bsp_err store_config_get(bsp_txn *txn, const char *kind, const char *id, bsp_slice *out);
+bsp_err store_config_put(bsp_txn *txn, const char *kind, const char *id, const char *json,
+                         size_t len);
+bsp_err store_config_del(bsp_txn *txn, const char *kind, const char *id); /* BSP_ENOTFOUND */
+typedef bsp_err (*store_config_fn)(void *ctx, bsp_slice id, bsp_slice json);
+bsp_err store_config_scan(bsp_txn *txn, const char *kind, store_config_fn fn, void *ctx);
+
+/* --- segment members ----------------------------------------------------- */
+/* An index of who is in each segment (segment id 1..255 bytes). Put and del
+ * are idempotent. The scan visits pids above after_pid in increasing order,
+ * so a listing can be paged by passing the last pid seen. */
+bsp_err store_member_put(bsp_txn *txn, const char *segment, uint64_t pid);
+bsp_err store_member_del(bsp_txn *txn, const char *segment, uint64_t pid);
+bool store_member_has(bsp_txn *txn, const char *segment, uint64_t pid);
+typedef bsp_err (*store_member_fn)(void *ctx, uint64_t pid);
+bsp_err store_members_scan(bsp_txn *txn, const char *segment, uint64_t after_pid,
+                           store_member_fn fn, void *ctx);
+bsp_err store_members_count(bsp_txn *txn, const char *segment, uint64_t *count);
+bsp_err store_members_clear(bsp_txn *txn, const char *segment);
 
 /* --- statistics ---------------------------------------------------------- */
 typedef struct bsp_store_stats {

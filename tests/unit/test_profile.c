@@ -618,7 +618,7 @@ static void test_public_form_shape(void **state) {
     static const char *const list_keys[] = {"cart", "recently_viewed", "purchased"};
     for (size_t i = 0; i < sizeof list_keys / sizeof list_keys[0]; i++)
         assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, list_keys[i])), 0);
-    assert_int_equal(cJSON_GetArraySize(c), 20);
+    assert_int_equal(cJSON_GetArraySize(c), 23); /* 20 + engaged_* */
     cJSON_Delete(pub);
     profile_free(empty);
 
@@ -836,6 +836,126 @@ static void test_merge_into_empty_and_decay_reference(void **state) {
     profile_free(into);
 }
 
+/* --- extras: segments, sections, exposure, engagement, recent events ------ */
+
+static bool count_visit(void *vctx, const cJSON *ev) {
+    (void)ev;
+    (*(int *)vctx)++;
+    return true;
+}
+
+static int recent_count(const bsp_profile *p, const char *name, int64_t since) {
+    int n = 0;
+    profile_each_recent(p, name, since, count_visit, &n);
+    return n;
+}
+
+static void test_sections_and_segments(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(9);
+    assert_null(profile_section(p, "rfm"));
+    assert_int_equal(profile_set_section(p, "rfm", cJSON_Parse("{\"segment\":\"champions\"}")),
+                     BSP_OK);
+    assert_int_equal(profile_set_section(p, "nope", cJSON_CreateObject()), BSP_EINVAL);
+    assert_int_equal(profile_set_section(p, "predicted", cJSON_CreateArray()), BSP_EINVAL);
+    assert_str(profile_section(p, "rfm"), "segment", "champions");
+    assert_true(profile_set_segment(p, "vip", true));
+    assert_false(profile_set_segment(p, "vip", true));
+    assert_true(profile_set_segment(p, "new", true));
+    assert_true(profile_in_segment(p, "vip"));
+    assert_int_equal(profile_segment_count(p), 2);
+    assert_true(profile_set_segment(p, "vip", false));
+    assert_false(profile_set_segment(p, "vip", false));
+    assert_false(profile_in_segment(p, "vip"));
+    assert_string_equal(profile_segment_at(p, 0), "new");
+    assert_null(profile_segment_at(p, 1));
+    assert_round_trip(p);
+    cJSON *pub = profile_public_json(p);
+    assert_list(pub, "segments", (const char *const[]){"new", NULL});
+    assert_str(cJSON_GetObjectItem(pub, "rfm"), "segment", "champions");
+    cJSON_Delete(pub);
+    assert_int_equal(profile_set_section(p, "rfm", NULL), BSP_OK);
+    assert_null(profile_section(p, "rfm"));
+    profile_free(p);
+}
+
+static void test_campaign_exposure_by_day(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    const char *props = "{\"promotion_id\":\"c1\",\"creative\":\"home_hero\"}";
+    track(p, T0, "Promotion Viewed", props);
+    track(p, T0 + HOUR, "Promotion Viewed", props);
+    track(p, T0 + HOUR, "Promotion Clicked", props);
+    track(p, T0 + DAY, "Promotion Viewed", props);
+    track(p, T0 + DAY, "Promotion Viewed", "{\"creative\":\"no id\"}");
+    profile_exposure e = profile_campaign_exposure(p, "c1", T0 + DAY + HOUR);
+    assert_int_equal(e.views_today, 1);
+    assert_int_equal(e.views_total, 3);
+    assert_int_equal(e.clicks_total, 1);
+    e = profile_campaign_exposure(p, "c1", T0 + 3 * DAY);
+    assert_int_equal(e.views_today, 0);
+    e = profile_campaign_exposure(p, "other", T0);
+    assert_int_equal(e.views_total, 0);
+    assert_round_trip(p);
+    bsp_profile *q = profile_new(2);
+    track(q, T0 + DAY, "Promotion Viewed", props);
+    profile_merge(q, p);
+    e = profile_campaign_exposure(q, "c1", T0 + DAY);
+    assert_int_equal(e.views_today, 2);
+    assert_int_equal(e.views_total, 4);
+    profile_free(q);
+    profile_free(p);
+}
+
+static void test_engagement(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Product Engaged", "{\"product_id\":\"a\",\"category\":\"Lamps\",\"seconds\":30}");
+    track(p, T0, "Product Engaged", "{\"product_id\":\"b\",\"category\":\"Rugs\",\"seconds\":10}");
+    track(p, T0, "Product Engaged", "{\"product_id\":\"b\",\"seconds\":-5}");
+    track(p, T0, "Product Engaged", "{\"product_id\":\"c\",\"seconds\":99999}");
+    cJSON *c = computed(p);
+    assert_int_equal(num(c, "engaged_seconds"), 30 + 10 + 3600);
+    assert_str(c, "engaged_category", "Lamps");
+    assert_str(c, "engaged_product", "c");
+    cJSON_Delete(c);
+    assert_round_trip(p);
+    profile_free(p);
+}
+
+static void test_recent_events_watched_only(void **state) {
+    (void)state;
+    const char *names[] = {"Products Searched", "Order Completed"};
+    assert_int_equal(profile_watch_events(names, 2, 30 * DAY), BSP_OK);
+    bsp_profile *p = profile_new(1);
+    track(p, T0, "Products Searched", "{\"query\":\"lamp\"}");
+    track(p, T0 + 2 * HOUR, "Products Searched", "{\"query\":\"rug\"}");
+    track(p, T0 + HOUR, "Product Viewed", "{\"product_id\":\"x\"}");
+    track(p, T0 + HOUR, "Order Completed", "{\"revenue\":5}");
+    assert_int_equal(recent_count(p, "Products Searched", 0), 2);
+    assert_int_equal(recent_count(p, "Products Searched", T0 + HOUR), 1);
+    assert_int_equal(recent_count(p, "Product Viewed", 0), 0);
+    assert_int_equal(recent_count(p, "Order Completed", 0), 1);
+    assert_round_trip(p);
+    /* Per-name cap and the age window. */
+    for (int i = 0; i < PROFILE_RECENT_PER_NAME + 10; i++)
+        track(p, T0 + 3 * HOUR + i, "Products Searched", "{}");
+    assert_int_equal(recent_count(p, "Products Searched", 0), PROFILE_RECENT_PER_NAME);
+    track(p, T0 + 500 * DAY, "Products Searched", "{\"query\":\"new\"}");
+    assert_int_equal(recent_count(p, "Products Searched", 0), 1);
+    assert_int_equal(recent_count(p, "Order Completed", 0), 0);
+    /* Merging interleaves by time. */
+    bsp_profile *q = profile_new(2);
+    track(q, T0 + 499 * DAY, "Products Searched", "{\"query\":\"older\"}");
+    profile_merge(q, p);
+    assert_int_equal(recent_count(q, "Products Searched", T0 + 499 * DAY), 2);
+    profile_free(q);
+    assert_int_equal(profile_watch_events(NULL, 0, 0), BSP_OK);
+    track(p, T0 + 501 * DAY, "Products Searched", "{}");
+    assert_int_equal(recent_count(p, "Products Searched", 0), 1);
+    profile_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sessions_31_minute_gap),
@@ -864,6 +984,10 @@ int main(void) {
         cmocka_unit_test(test_from_json_survives_corruption),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_merge_into_empty_and_decay_reference),
+        cmocka_unit_test(test_sections_and_segments),
+        cmocka_unit_test(test_campaign_exposure_by_day),
+        cmocka_unit_test(test_engagement),
+        cmocka_unit_test(test_recent_events_watched_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
