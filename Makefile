@@ -10,7 +10,7 @@ OPT      ?= -O2 -g
 CFLAGS   := $(OPT) -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDFLAGS  += $(SAN) -pthread
-LDLIBS    = -lmicrohttpd -lcjson -llmdb -lzstd -lz -lxxhash -lm
+LDLIBS    = -lmicrohttpd -lcjson -llmdb -lzstd -lz -lxxhash -lcurl -lcrypto -llapacke -lopenblas -lm
 
 LIB_SRC   = $(sort $(wildcard src/*/*.c))
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)

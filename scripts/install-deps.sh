@@ -7,8 +7,10 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libmicrohttpd-dev libcjson-dev liblmdb-dev lmdb-utils libzstd-dev zstd
-  zlib1g-dev libxxhash-dev libcmocka-dev
+  zlib1g-dev libxxhash-dev libcmocka-dev libcurl4-openssl-dev libssl-dev
+  libopenblas-dev liblapacke-dev
   curl python3 wrk nginx-light valgrind clang-format cppcheck
+  chromium
 )
 
 missing=()
@@ -36,5 +38,12 @@ fi
 if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules/@segment/analytics-node ]; then
   echo "install-deps: npm install in tests/node"
   (cd tests/node && npm install --no-audit --no-fund --loglevel=error)
+fi
+# The browser test drives Debian's chromium with playwright-core, and
+# measures web/bespoke.js minified with terser: both from npm.
+if [ -f tests/browser/package.json ] && { [ ! -d tests/browser/node_modules/playwright-core ] ||
+    [ ! -d tests/browser/node_modules/terser ]; }; then
+  echo "install-deps: npm install in tests/browser"
+  (cd tests/browser && npm install --no-audit --no-fund --loglevel=error)
 fi
 exit 0

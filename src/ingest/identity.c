@@ -63,6 +63,9 @@ static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, 
             rc = store_id_put(txn, kind, profile_id_at(from->profile, kind, i), into_pid);
     }
     if (rc) return rc;
+    if (ing->has_hooks && ing->hooks.profile_gone)
+        rc = ing->hooks.profile_gone(ing->hooks.ctx, txn, from->profile);
+    if (rc) return rc;
     profile_merge(into->profile, from->profile);
     writer_relink(ing, from_pid, into_pid);
     rc = store_events_rekey(txn, from_pid, into_pid);
@@ -73,7 +76,9 @@ static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, 
     if (rc == BSP_ENOTFOUND) rc = BSP_OK; /* created in this transaction */
     if (rc) return rc;
     pcache_remove(&ing->cache, from_pid);
+    overlay_forget(&ing->over, from_pid);
     rc = writer_mark_dirty(ing, into);
+    if (!rc) rc = writer_touch(ing, into, INGEST_TOUCH_MERGED | INGEST_TOUCH_TRAITS, ~0ull);
     if (rc) return rc;
     bsp_debug("merged profile %llu into %llu", (unsigned long long)from_pid,
               (unsigned long long)into_pid);

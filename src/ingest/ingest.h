@@ -20,11 +20,12 @@
 typedef struct bsp_ingest bsp_ingest;
 
 typedef struct bsp_ingest_opts {
-    size_t queue_max_events;    /* events waiting before submit says BSP_EBUSY; 0 = 200000 */
-    size_t commit_max_events;   /* most events in one transaction; 0 = 20000 */
-    size_t cache_profiles;      /* profiles kept parsed between commits; 0 = 100000 */
-    uint64_t checkpoint_ms;     /* longest wait before profiles are stored; 0 = 1000 */
-    uint64_t checkpoint_events; /* most events between checkpoints; 0 = 200000 */
+    size_t queue_max_events;          /* events waiting before submit says BSP_EBUSY; 0 = 200000 */
+    size_t commit_max_events;         /* most events in one transaction; 0 = 20000 */
+    size_t cache_profiles;            /* profiles kept parsed between commits; 0 = 100000 */
+    uint64_t checkpoint_ms;           /* longest wait before profiles are stored; 0 = 1000 */
+    uint64_t checkpoint_events;       /* most events between checkpoints; 0 = 200000 */
+    const struct ingest_hooks *hooks; /* installed before the log is replayed; may be NULL */
 } bsp_ingest_opts;
 
 /* What a completed submission reports. accepted counts events newly stored,
@@ -76,6 +77,48 @@ bsp_err ingest_erase_profile(bsp_ingest *ing, const char *id, uint64_t *events_d
 
 /* Resolves a userId or anonymousId to a profile id in a read transaction. */
 bsp_err ingest_resolve(bsp_txn *txn, const char *id, uint64_t *pid);
+
+/* --- hooks: segment membership and the like ------------------------------ */
+
+/* What the events of one transaction did to a profile: INGEST_TOUCH_* flags
+ * and a 64-bit set of event names (ingest_name_bit of each track event's
+ * name), so a hook re-evaluates only what those events can change. */
+enum {
+    INGEST_TOUCH_EVENT = 1u << 0,  /* any event was applied */
+    INGEST_TOUCH_TRAITS = 1u << 1, /* identify, or traits in context */
+    INGEST_TOUCH_MERGED = 1u << 2, /* another profile was merged into it */
+};
+uint64_t ingest_name_bit(const char *event_name);
+
+typedef struct ingest_hooks {
+    void *ctx;
+    /* On the writer thread inside the write transaction, once per profile
+     * the transaction's events changed, after all of them were applied (and
+     * also while the log is replayed after a crash). May change p (it is the
+     * writer's working copy and is stored by the next checkpoint) and write
+     * in txn; an error fails the transaction. */
+    bsp_err (*profile_changed)(void *ctx, bsp_txn *txn, bsp_profile *p, unsigned flags,
+                               uint64_t names);
+    /* A profile leaves the store (merged into another, or erased), inside
+     * the transaction that removes it. */
+    bsp_err (*profile_gone)(void *ctx, bsp_txn *txn, const bsp_profile *p);
+    /* After the transaction committed, or after it failed (nothing it did
+     * persists): a hook that queued side effects sends or drops them. */
+    void (*committed)(void *ctx);
+    void (*aborted)(void *ctx);
+} ingest_hooks;
+
+/* Installs hooks (copied; NULL removes them). Call before submitting work
+ * or from a job. */
+void ingest_set_hooks(bsp_ingest *ing, const ingest_hooks *hooks);
+
+/* For jobs that change profiles themselves (a segment saved, RFM scores):
+ * the writer's working copy of pid, loaded if needed, which the next
+ * checkpoint stores. BSP_ENOTFOUND if the profile does not exist. */
+bsp_err ingest_job_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, bsp_profile **out);
+/* Tells the writer a job changed that working copy, so it is stored and
+ * readers of ingest_profile_read see it. */
+bsp_err ingest_job_profile_changed(bsp_ingest *ing, uint64_t pid);
 
 /* The freshest copy of a profile for a reader that must not wait for the
  * writer (decisions): the version published by the writer's last commit

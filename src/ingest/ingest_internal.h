@@ -16,6 +16,9 @@ typedef struct pentry {
     uint64_t pid;
     bsp_profile *profile;
     bool dirty;
+    bool touched;         /* in ing->touched for this transaction */
+    unsigned touch_flags; /* INGEST_TOUCH_* */
+    uint64_t touch_names; /* ingest_name_bit of the events applied */
     struct pentry *hash_next;
     struct pentry *lru_prev, *lru_next;
 } pentry;
@@ -52,6 +55,40 @@ typedef struct work {
     struct work *next;
 } work;
 
+/* --- the read overlay (overlay.c) -----------------------------------------
+ * Profiles that readers such as decisions ask for are published here by the
+ * writer after each commit, so they see an event's effect before the next
+ * checkpoint stores it, without waiting for the writer. */
+typedef struct oentry {
+    uint64_t pid;
+    int64_t read_ms; /* last time a reader asked for it */
+    uint64_t gen;    /* checkpoint generation when json was published */
+    char *json;      /* storage form, or NULL */
+    size_t len;
+    struct oentry *next;
+} oentry;
+
+typedef struct overlay {
+    pthread_mutex_t mu;
+    oentry **buckets;
+    size_t nbuckets;
+    size_t count;
+    uint64_t gen;
+} overlay;
+
+bsp_err overlay_init(overlay *o);
+void overlay_free(overlay *o);
+/* Reader side: copies the published json (caller frees) or NULL, and marks
+ * pid as read now. */
+char *overlay_read(overlay *o, uint64_t pid, size_t *len);
+/* Writer side: whether pid was read recently enough to publish. */
+bool overlay_wanted(overlay *o, uint64_t pid, int64_t now_ms);
+void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len); /* takes json */
+void overlay_forget(overlay *o, uint64_t pid);
+/* After a checkpoint: drops copies older than the previous checkpoint and
+ * entries nobody read for a while. */
+void overlay_checkpointed(overlay *o, int64_t now_ms);
+
 #define LEARN_MEMO 65536 /* slots of the learnt-products memo, a power of two */
 
 typedef struct link {
@@ -86,6 +123,11 @@ struct bsp_ingest {
     uint64_t ckpt_seq;     /* newest seq covered by the last checkpoint */
     uint64_t last_ckpt_ns; /* when it was taken */
     uint64_t *learnt;      /* hashes of product facts already merged (LEARN_MEMO slots) */
+    uint64_t *touched;     /* pids the current transaction's events changed */
+    size_t touched_len, touched_cap;
+    ingest_hooks hooks;
+    bool has_hooks;
+    overlay over;
 
     /* Metrics. */
     _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints;
@@ -107,6 +149,15 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn);
 void writer_checkpoint_done(bsp_ingest *ing);
 /* Forgets which product facts were merged (after a job changed products). */
 void writer_forget_learnt(bsp_ingest *ing);
+
+/* Records what an event did to a cached profile (for hooks and the overlay). */
+bsp_err writer_touch(bsp_ingest *ing, pentry *e, unsigned flags, uint64_t names);
+/* Runs the profile_changed hook over the touched profiles (before commit). */
+bsp_err writer_touched_hooks(bsp_ingest *ing, bsp_txn *txn);
+/* After commit: publishes touched profiles readers want; clears the list. */
+void writer_touched_publish(bsp_ingest *ing);
+/* After a failed transaction: forgets the list. */
+void writer_touched_drop(bsp_ingest *ing);
 
 /* Applies an event already appended to the log as seq: identity, profile,
  * timeline. When replaying, a profile that already holds seq is left alone. */

@@ -63,7 +63,9 @@ static bsp_err erase_job_run(bsp_ingest *ing, bsp_txn *txn, void *arg) {
     pentry *e;
     rc = writer_profile(ing, txn, pid, &e);
     if (rc) return rc;
-    rc = delete_ids(txn, e->profile);
+    if (ing->has_hooks && ing->hooks.profile_gone)
+        rc = ing->hooks.profile_gone(ing->hooks.ctx, txn, e->profile);
+    if (!rc) rc = delete_ids(txn, e->profile);
     /* The id asked for goes too, even if the profile no longer lists it. */
     if (!rc) rc = store_id_del(txn, 'u', job->id);
     if (rc == BSP_ENOTFOUND) rc = store_id_del(txn, 'a', job->id);

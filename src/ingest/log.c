@@ -125,6 +125,7 @@ void writer_checkpoint_done(bsp_ingest *ing) {
     ing->ckpt_seq = ing->log_seq;
     ing->last_ckpt_ns = bsp_mono_ns();
     atomic_fetch_add(&ing->m_checkpoints, 1);
+    overlay_checkpointed(&ing->over, bsp_now_ms());
     pthread_mutex_lock(&ing->mu);
     ing->checkpointed_seq = ing->ckpt_seq;
     pthread_cond_broadcast(&ing->cv_synced);
@@ -192,6 +193,18 @@ done:
     cJSON_Delete(learnt);
 }
 
+static unsigned touch_flags_of(const bsp_event *ev) {
+    unsigned flags = INGEST_TOUCH_EVENT;
+    if (ev->type == BSP_EV_IDENTIFY ||
+        json_get_object(json_get_object(ev->json, "context"), "traits"))
+        flags |= INGEST_TOUCH_TRAITS;
+    return flags;
+}
+
+static uint64_t touch_names_of(const bsp_event *ev) {
+    return ev->type == BSP_EV_TRACK && ev->name ? ingest_name_bit(ev->name) : 0;
+}
+
 bsp_err apply_logged_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t seq) {
     uint64_t pid;
     bsp_err rc = identity_resolve_event(ing, txn, ev, &pid);
@@ -202,6 +215,7 @@ bsp_err apply_logged_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, u
         profile_apply_event(e->profile, ev);
         profile_set_applied_seq(e->profile, seq);
         rc = writer_mark_dirty(ing, e);
+        if (!rc) rc = writer_touch(ing, e, touch_flags_of(ev), touch_names_of(ev));
     }
     if (!rc) rc = writer_link(ing, pid, seq);
     return rc;
@@ -300,6 +314,7 @@ static bsp_err replay_chunk(bsp_ingest *ing, bsp_txn *txn, uint64_t from, uint64
 
 bsp_err writer_recover(bsp_ingest *ing) {
     writer_forget_learnt(ing);
+    writer_touched_drop(ing);
     pcache_clear(&ing->cache);
     ing->dirty_len = ing->links_len = 0;
     size_t total = 0, n = 0;
@@ -311,16 +326,19 @@ bsp_err writer_recover(bsp_ingest *ing) {
         ing->log_seq = ing->ckpt_seq = get_seq(txn, META_APPLIED_SEQ);
         uint64_t next;
         rc = replay_chunk(ing, txn, ing->ckpt_seq + 1, &next, &n);
+        if (!rc) rc = writer_touched_hooks(ing, txn);
         if (!rc) rc = writer_checkpoint(ing, txn);
         if (rc)
             store_txn_abort(txn);
         else
             rc = store_txn_commit(txn);
         if (rc) {
+            writer_touched_drop(ing);
             pcache_clear(&ing->cache);
             ing->dirty_len = ing->links_len = 0;
             return rc;
         }
+        writer_touched_publish(ing);
         writer_checkpoint_done(ing);
         total += n;
     } while (n == REPLAY_CHUNK);

@@ -24,7 +24,8 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
 static bsp_err apply_work(bsp_ingest *ing, bsp_txn *txn, work *w, bool *checkpointed) {
     if (w->kind == WORK_JOB) {
         /* Jobs see and change stored state: bring it up to date first. */
-        bsp_err rc = writer_checkpoint(ing, txn);
+        bsp_err rc = writer_touched_hooks(ing, txn);
+        if (!rc) rc = writer_checkpoint(ing, txn);
         if (rc) return rc;
         *checkpointed = true;
         writer_forget_learnt(ing); /* the job may change products */
@@ -67,6 +68,7 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
     if (rc) return rc;
     for (work *w = list; w && !rc; w = w->next)
         rc = apply_work(ing, txn, w, &checkpointed);
+    if (!rc) rc = writer_touched_hooks(ing, txn);
     /* A job's checkpoint must cover what later works of the batch did. */
     if (!rc && checkpointed) rc = writer_checkpoint(ing, txn);
     if (rc)
@@ -74,11 +76,13 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
     else
         rc = store_txn_commit(txn);
     if (rc) {
+        writer_touched_drop(ing);
         atomic_fetch_add(&ing->m_failures, 1);
         bsp_error_log("ingest: transaction failed: %s; rebuilding from the log", bsp_err_name(rc));
         if (writer_recover(ing) != BSP_OK) bsp_error_log("ingest: rebuilding failed");
         return rc;
     }
+    writer_touched_publish(ing);
     if (checkpointed) writer_checkpoint_done(ing);
     pthread_mutex_lock(&ing->mu);
     ing->committed_seq = ing->log_seq;
@@ -220,10 +224,16 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
         free(ing);
         return BSP_ENOMEM;
     }
+    if (overlay_init(&ing->over)) {
+        pcache_free(&ing->cache);
+        free(ing);
+        return BSP_ENOMEM;
+    }
     pthread_mutex_init(&ing->mu, NULL);
     pthread_cond_init(&ing->cv_work, NULL);
     pthread_cond_init(&ing->cv_room, NULL);
     pthread_cond_init(&ing->cv_synced, NULL);
+    if (opts && opts->hooks) ingest_set_hooks(ing, opts->hooks);
     bsp_err rc = writer_recover(ing);
     if (!rc && pthread_create(&ing->writer, NULL, writer_main, ing) != 0) rc = BSP_ENOMEM;
     if (rc) {
@@ -239,6 +249,8 @@ static void ingest_free(bsp_ingest *ing) {
     free(ing->dirty);
     free(ing->links);
     free(ing->learnt);
+    free(ing->touched);
+    overlay_free(&ing->over);
     pthread_mutex_destroy(&ing->mu);
     pthread_cond_destroy(&ing->cv_work);
     pthread_cond_destroy(&ing->cv_room);
@@ -350,6 +362,7 @@ bsp_err ingest_run_job(bsp_ingest *ing, ingest_job_fn fn, void *arg) {
 
 void ingest_forget_profile(bsp_ingest *ing, uint64_t pid) {
     pcache_remove(&ing->cache, pid);
+    overlay_forget(&ing->over, pid);
 }
 
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {

@@ -241,8 +241,7 @@ static void recent_trim(bsp_profile *p, const char *name) {
     }
 }
 
-static void recent_add(bsp_profile *p, const bsp_event *ev, const char *name,
-                       const cJSON *props) {
+static void recent_add(bsp_profile *p, const bsp_event *ev, const char *name, const cJSON *props) {
     if (!p->recent && !(p->recent = cJSON_CreateArray())) return;
     cJSON *item = recent_item(ev, name, props);
     if (!item) return;
@@ -307,8 +306,6 @@ static void merge_section(cJSON **into, const cJSON *from) {
 void extras_merge(bsp_profile *into, const bsp_profile *from) {
     merge_section(&into->rfm, from->rfm);
     merge_section(&into->predicted, from->predicted);
-    for (size_t i = 0; i < from->segments.count; i++)
-        profile_set_segment(into, from->segments.items[i], true);
     merge_exposures(into, from);
     decay_merge(&into->dwell_products, &from->dwell_products);
     decay_merge(&into->dwell_categories, &from->dwell_categories);

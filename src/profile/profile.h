@@ -47,6 +47,17 @@ cJSON *profile_public_json(const bsp_profile *p);
  * computed.*); the caller owns it. NULL on OOM. */
 cJSON *profile_computed_json(const bsp_profile *p);
 
+/* The computed object for conditions, built without allocating: a view
+ * reuses its nodes for every profile it shows. The result is valid until
+ * the next call on the same view or profile_view_free, holds pointers into
+ * p (keep p unchanged meanwhile), and must not be passed to cJSON_Delete.
+ * Same members and values as profile_computed_json. NULL on OOM. One view
+ * belongs to one thread at a time. */
+typedef struct profile_view profile_view;
+profile_view *profile_view_new(void);
+void profile_view_free(profile_view *v);
+const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p);
+
 /* Borrowed views for conditions and decisions. traits is NULL until the
  * first trait arrives. profile_consent answers for one category of the
  * latest context.consent.categoryPreferences: 1 granted, 0 denied, -1 not
@@ -88,7 +99,8 @@ const cJSON *profile_section(const bsp_profile *p, const char *name);
 bsp_err profile_set_section(bsp_profile *p, const char *name, cJSON *obj);
 
 /* Segment membership as last evaluated (segment/ decides; the profile only
- * remembers). set returns true when membership changed. */
+ * remembers). set returns true when membership changed. profile_merge does
+ * not unite memberships: the merged profile is evaluated afresh. */
 bool profile_in_segment(const bsp_profile *p, const char *segment_id);
 bool profile_set_segment(bsp_profile *p, const char *segment_id, bool member);
 size_t profile_segment_count(const bsp_profile *p);

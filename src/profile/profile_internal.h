@@ -120,7 +120,7 @@ typedef struct exposure {
     uint32_t views_total;
     uint32_t clicks_total;
 } exposure;
-#define PROFILE_EXPOSURES_MAX 64      /* campaigns remembered; least viewed dropped */
+#define PROFILE_EXPOSURES_MAX 64       /* campaigns remembered; least viewed dropped */
 #define PROFILE_RECENT_WINDOW_DAYS 400 /* recent events older than this are dropped */
 #define PROFILE_DWELL_MAX_SECONDS 3600 /* one Product Engaged report counts at most this */
 
@@ -152,7 +152,7 @@ struct bsp_profile {
     int64_t applied_seq; /* newest event-log seq applied (ingest's checkpoints) */
 
     /* Kept by extras.c for segments, campaigns and scores. */
-    cJSON *rfm;       /* section objects set by jobs, or NULL */
+    cJSON *rfm; /* section objects set by jobs, or NULL */
     cJSON *predicted;
     strlist segments; /* ids of segments the profile is in */
     exposure *exposures;

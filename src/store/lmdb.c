@@ -474,11 +474,18 @@ bsp_err store_profile_del(bsp_txn *txn, uint64_t pid) {
 }
 
 bsp_err store_profiles_scan(bsp_txn *txn, store_profile_fn fn, void *ctx) {
+    return store_profiles_scan_from(txn, 0, fn, ctx);
+}
+
+bsp_err store_profiles_scan_from(bsp_txn *txn, uint64_t after_pid, store_profile_fn fn, void *ctx) {
+    if (after_pid == UINT64_MAX) return BSP_OK;
     MDB_cursor *cur;
     bsp_err err = cursor_open(txn, txn->st->profiles, &cur);
     if (err != BSP_OK) return err;
-    MDB_val key, val;
-    int rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    uint8_t start[8];
+    be64_put(start, after_pid + 1);
+    MDB_val key = val_of(start, 8), val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
     while (rc == MDB_SUCCESS && err == BSP_OK) {
         if (key.mv_size == 8) err = fn(ctx, be64_get(key.mv_data), slice_of(val));
         if (err == BSP_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
@@ -708,7 +715,7 @@ static size_t pair_key(const char *a, const char *b, uint8_t *out) {
     if (la == 0 || la > STORE_MAX_ID_LEN || lb > STORE_MAX_ID_LEN) return 0;
     memcpy(out, a, la);
     out[la] = 0;
-    if (lb) memcpy(out + la + 1, b, lb);
+    if (b && lb) memcpy(out + la + 1, b, lb);
     return la + 1 + lb;
 }
 

@@ -75,6 +75,8 @@ bsp_err store_profile_del(bsp_txn *txn, uint64_t pid);
  * and is returned. */
 typedef bsp_err (*store_profile_fn)(void *ctx, uint64_t pid, bsp_slice json);
 bsp_err store_profiles_scan(bsp_txn *txn, store_profile_fn fn, void *ctx);
+/* The same, from the first pid above after_pid. */
+bsp_err store_profiles_scan_from(bsp_txn *txn, uint64_t after_pid, store_profile_fn fn, void *ctx);
 
 /* --- events -------------------------------------------------------------- */
 /* Appends to the log under the next sequence number (1, 2, 3, ...; never

@@ -836,6 +836,37 @@ static void test_merge_into_empty_and_decay_reference(void **state) {
     profile_free(into);
 }
 
+/* The allocation-free view shows exactly what profile_computed_json does,
+ * reusing its nodes across profiles of different sizes. */
+static void test_view_equals_computed_json(void **state) {
+    (void)state;
+    profile_view *v = profile_view_new();
+    assert_non_null(v);
+    bsp_profile *rich = rich_profile(), *empty = profile_new(3), *big = profile_new(4);
+    for (int i = 0; i < 600; i++) {
+        char props[128];
+        snprintf(props, sizeof props,
+                 "{\"products\":[{\"product_id\":\"p%d\",\"price\":1}],\"revenue\":1}", i);
+        track(big, T0 + i, "Order Completed", props);
+    }
+    track(big, T0 + 700, "Product Engaged", "{\"product_id\":\"e\",\"seconds\":7}");
+    bsp_profile *all[] = {rich, big, empty, rich};
+    for (size_t i = 0; i < 4; i++) {
+        cJSON *want = profile_computed_json(all[i]);
+        const cJSON *got = profile_view_computed(v, all[i]);
+        assert_non_null(got);
+        if (!cJSON_Compare(want, got, true)) {
+            char *a = cJSON_PrintUnformatted(want), *b = cJSON_PrintUnformatted(got);
+            fail_msg("view differs:\n%s\n%s", a, b);
+        }
+        cJSON_Delete(want);
+    }
+    profile_free(rich);
+    profile_free(empty);
+    profile_free(big);
+    profile_view_free(v);
+}
+
 /* --- extras: segments, sections, exposure, engagement, recent events ------ */
 
 static bool count_visit(void *vctx, const cJSON *ev) {
@@ -984,6 +1015,7 @@ int main(void) {
         cmocka_unit_test(test_from_json_survives_corruption),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_merge_into_empty_and_decay_reference),
+        cmocka_unit_test(test_view_equals_computed_json),
         cmocka_unit_test(test_sections_and_segments),
         cmocka_unit_test(test_campaign_exposure_by_day),
         cmocka_unit_test(test_engagement),

@@ -1,0 +1,156 @@
+/* overlay.c - the read overlay: the writer's newest copy of the profiles
+ * that readers asked for recently, so a decision made right after an event
+ * was acknowledged sees that event, although profiles reach the store only
+ * at checkpoints.
+ *
+ * A reader (ingest_profile_read) marks the pid as wanted and copies the
+ * published bytes under a mutex held only for the lookup and the copy; it
+ * never waits for a transaction. The writer publishes, after each commit,
+ * the storage form of every profile the commit changed that was read in the
+ * last OVERLAY_WANT_MS. A copy is dropped two checkpoints after it was
+ * published: by then the store holds it, even for a read transaction that
+ * began just before the first of those checkpoints. */
+#include "ingest/ingest_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OVERLAY_BUCKETS 65536              /* a power of two */
+#define OVERLAY_MAX_ENTRIES 1000000        /* pids remembered as wanted */
+#define OVERLAY_WANT_MS (30LL * 60 * 1000) /* a visitor's page views within a session */
+
+bsp_err overlay_init(overlay *o) {
+    o->buckets = calloc(OVERLAY_BUCKETS, sizeof *o->buckets);
+    if (!o->buckets) return BSP_ENOMEM;
+    o->nbuckets = OVERLAY_BUCKETS;
+    o->count = 0;
+    o->gen = 0;
+    pthread_mutex_init(&o->mu, NULL);
+    return BSP_OK;
+}
+
+void overlay_free(overlay *o) {
+    if (!o->buckets) return;
+    for (size_t i = 0; i < o->nbuckets; i++) {
+        oentry *e = o->buckets[i];
+        while (e) {
+            oentry *next = e->next;
+            free(e->json);
+            free(e);
+            e = next;
+        }
+    }
+    free(o->buckets);
+    o->buckets = NULL;
+    pthread_mutex_destroy(&o->mu);
+}
+
+static oentry **slot_of(overlay *o, uint64_t pid) {
+    oentry **slot = &o->buckets[bsp_hash64(&pid, sizeof pid) & (o->nbuckets - 1)];
+    while (*slot && (*slot)->pid != pid)
+        slot = &(*slot)->next;
+    return slot;
+}
+
+char *overlay_read(overlay *o, uint64_t pid, size_t *len) {
+    char *copy = NULL;
+    pthread_mutex_lock(&o->mu);
+    oentry **slot = slot_of(o, pid);
+    oentry *e = *slot;
+    if (!e && o->count < OVERLAY_MAX_ENTRIES && (e = calloc(1, sizeof *e))) {
+        e->pid = pid;
+        *slot = e;
+        o->count++;
+    }
+    if (e) {
+        e->read_ms = bsp_now_ms();
+        /* Older than two checkpoints: the store holds something as new. */
+        bool current = e->gen + 2 > o->gen;
+        if (e->json && current && (copy = malloc(e->len + 1))) {
+            memcpy(copy, e->json, e->len);
+            copy[e->len] = '\0';
+            *len = e->len;
+        }
+    }
+    pthread_mutex_unlock(&o->mu);
+    return copy;
+}
+
+bool overlay_wanted(overlay *o, uint64_t pid, int64_t now_ms) {
+    pthread_mutex_lock(&o->mu);
+    oentry *e = *slot_of(o, pid);
+    bool wanted = e && now_ms - e->read_ms < OVERLAY_WANT_MS;
+    pthread_mutex_unlock(&o->mu);
+    return wanted;
+}
+
+void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len) {
+    pthread_mutex_lock(&o->mu);
+    oentry *e = *slot_of(o, pid);
+    if (e) {
+        free(e->json);
+        e->json = json;
+        e->len = len;
+        e->gen = o->gen;
+        json = NULL;
+    }
+    pthread_mutex_unlock(&o->mu);
+    free(json);
+}
+
+void overlay_forget(overlay *o, uint64_t pid) {
+    pthread_mutex_lock(&o->mu);
+    oentry **slot = slot_of(o, pid);
+    oentry *e = *slot;
+    if (e) {
+        *slot = e->next;
+        free(e->json);
+        free(e);
+        o->count--;
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* Drops old copies; unlinks entries neither published nor read lately. */
+static void sweep_bucket(overlay *o, oentry **slot, int64_t now_ms) {
+    while (*slot) {
+        oentry *e = *slot;
+        if (e->json && e->gen + 2 <= o->gen) {
+            free(e->json);
+            e->json = NULL;
+        }
+        if (!e->json && now_ms - e->read_ms >= OVERLAY_WANT_MS) {
+            *slot = e->next;
+            free(e);
+            o->count--;
+            continue;
+        }
+        slot = &e->next;
+    }
+}
+
+void overlay_checkpointed(overlay *o, int64_t now_ms) {
+    pthread_mutex_lock(&o->mu);
+    o->gen++;
+    /* A full sweep is cheap while few pids are wanted; with many, one
+     * sixteenth of the table per checkpoint. */
+    size_t step = o->count < 4096 ? 1 : 16;
+    for (size_t i = o->gen % step; i < o->nbuckets; i += step)
+        sweep_bucket(o, &o->buckets[i], now_ms);
+    pthread_mutex_unlock(&o->mu);
+}
+
+bsp_err ingest_profile_read(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, bsp_profile **out) {
+    *out = NULL;
+    size_t len = 0;
+    char *copy = overlay_read(&ing->over, pid, &len);
+    if (copy) {
+        bsp_err rc = profile_from_json(copy, len, out);
+        free(copy);
+        return rc;
+    }
+    bsp_slice raw;
+    bsp_err rc = store_profile_get(rtxn, pid, &raw);
+    if (rc) return rc;
+    return profile_from_json(raw.data, raw.len, out);
+}

@@ -1,0 +1,360 @@
+/* test_segment.c - segments below HTTP: the store's config and members
+ * databases, definition validation, the registry's set (references,
+ * cycles, built-ins), membership kept by the ingest hooks (only relevant
+ * segments evaluated, merges, erasure, failed transactions leave nothing),
+ * backfill of a new segment, the read overlay, notifications after commit
+ * only, and replay after a crash re-deriving memberships. Real LMDB in a
+ * temp dir. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest/ingest.h"
+#include "json/json.h"
+#include "segment/segment.h"
+
+typedef struct fixture {
+    char dir[64];
+    bsp_store *st;
+    bsp_segments *segs;
+    bsp_ingest *ing;
+    int notices;
+    char last_notice[512];
+} fixture;
+
+static void on_notice(void *ctx, const char *url, const char *secret, const char *body,
+                      size_t len) {
+    fixture *f = ctx;
+    (void)url;
+    (void)secret;
+    f->notices++;
+    snprintf(f->last_notice, sizeof f->last_notice, "%.*s", (int)len, body);
+}
+
+static void start(fixture *f) {
+    bsp_store_opts so = {.no_sync = true};
+    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+    segments_opts sg = {.sweep_ms = 3600000, .rescan_ms = 3600000};
+    assert_int_equal(segments_open(f->st, &sg, &f->segs), BSP_OK);
+    segments_set_notifier(f->segs, on_notice, f);
+    ingest_hooks hooks = segments_hooks(f->segs);
+    bsp_ingest_opts io = {.hooks = &hooks};
+    assert_int_equal(ingest_start(f->st, &io, &f->ing), BSP_OK);
+    assert_int_equal(segments_attach(f->segs, f->ing), BSP_OK);
+}
+
+static void stop(fixture *f) {
+    segments_stop(f->segs);
+    ingest_stop(f->ing);
+    segments_close(f->segs);
+    store_close(f->st);
+}
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/bsp-segment-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    start(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    stop(f);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void send(fixture *f, const char *batch_json) {
+    bsp_event_list list = {0};
+    bsp_error err;
+    bsp_error_clear(&err);
+    bsp_err rc = event_parse_body(batch_json, strlen(batch_json), BSP_EV_TYPE_COUNT, bsp_now_ms(),
+                                  &list, &err);
+    if (rc) fail_msg("parse: %s at %s", err.message, err.at);
+    bsp_ingest_result res = {0};
+    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
+    event_list_free(&list);
+}
+
+static bsp_err put(fixture *f, const char *id, const char *condition, bsp_error *err) {
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "condition", condition);
+    bsp_error_clear(err);
+    bsp_err rc = segments_put(f->segs, body, id, false, NULL, err);
+    cJSON_Delete(body);
+    return rc;
+}
+
+static void put_ok(fixture *f, const char *id, const char *condition) {
+    bsp_error err;
+    bsp_err rc = put(f, id, condition, &err);
+    if (rc) fail_msg("put %s: %s at %s", id, err.message, err.at);
+}
+
+/* Membership as the profile says (after a checkpoint). */
+static bool member(fixture *f, const char *uid, const char *segment) {
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    bsp_txn *txn;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    uint64_t pid;
+    bool in = false;
+    if (ingest_resolve(txn, uid, &pid) == BSP_OK) {
+        bsp_slice raw;
+        bsp_profile *p;
+        assert_int_equal(store_profile_get(txn, pid, &raw), BSP_OK);
+        assert_int_equal(profile_from_json(raw.data, raw.len, &p), BSP_OK);
+        in = profile_in_segment(p, segment);
+        assert_int_equal(in, store_member_has(txn, segment, pid)); /* index agrees */
+        profile_free(p);
+    }
+    store_txn_abort(txn);
+    return in;
+}
+
+static uint64_t count(fixture *f, const char *segment) {
+    bsp_txn *txn;
+    uint64_t n = 0;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(store_members_count(txn, segment, &n), BSP_OK);
+    store_txn_abort(txn);
+    return n;
+}
+
+/* Waits until the background thread finished filling segment id in. */
+static void wait_ready(fixture *f, const char *id) {
+    for (int i = 0; i < 2000; i++) {
+        bsp_txn *txn;
+        cJSON *o = NULL;
+        assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+        assert_int_equal(segments_get(f->segs, txn, id, &o), BSP_OK);
+        store_txn_abort(txn);
+        bool ready = strcmp(json_get_string(o, "status"), "ready") == 0;
+        cJSON_Delete(o);
+        if (ready) return;
+        usleep(5000);
+    }
+    fail_msg("segment %s never ready", id);
+}
+
+/* --- store: config and members ------------------------------------------------ */
+
+static bsp_err count_config(void *ctx, bsp_slice id, bsp_slice json) {
+    (void)id;
+    (void)json;
+    (*(int *)ctx)++;
+    return BSP_OK;
+}
+
+static void test_store_config_and_members(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn;
+    assert_int_equal(store_txn_begin(f->st, true, &txn), BSP_OK);
+    assert_int_equal(store_config_put(txn, "campaign", "c1", "{}", 2), BSP_OK);
+    assert_int_equal(store_config_put(txn, "campaign", "c2", "{}", 2), BSP_OK);
+    assert_int_equal(store_config_put(txn, "campaignx", "c3", "{}", 2), BSP_OK);
+    assert_int_equal(store_config_put(txn, "", "c", "{}", 2), BSP_EINVAL);
+    assert_int_equal(store_config_put(txn, "campaign", "", "{}", 2), BSP_EINVAL);
+    int n = 0;
+    assert_int_equal(store_config_scan(txn, "campaign", count_config, &n), BSP_OK);
+    assert_int_equal(n, 2); /* "campaignx" is another kind */
+    assert_int_equal(store_config_del(txn, "campaign", "c1"), BSP_OK);
+    assert_int_equal(store_config_del(txn, "campaign", "c1"), BSP_ENOTFOUND);
+    for (uint64_t pid = 1; pid <= 300; pid++)
+        assert_int_equal(store_member_put(txn, "s", pid * 3), BSP_OK);
+    assert_int_equal(store_member_put(txn, "s", 3), BSP_OK); /* idempotent */
+    assert_int_equal(store_member_put(txn, "s2", 1), BSP_OK);
+    assert_int_equal(store_member_del(txn, "s", 6), BSP_OK);
+    assert_int_equal(store_member_del(txn, "s", 7), BSP_OK); /* absent: fine */
+    uint64_t c;
+    assert_int_equal(store_members_count(txn, "s", &c), BSP_OK);
+    assert_int_equal(c, 299);
+    assert_true(store_member_has(txn, "s", 9));
+    assert_false(store_member_has(txn, "s", 6));
+    assert_int_equal(store_members_clear(txn, "s"), BSP_OK);
+    assert_int_equal(store_members_count(txn, "s", &c), BSP_OK);
+    assert_int_equal(c, 0);
+    assert_int_equal(store_members_count(txn, "s2", &c), BSP_OK);
+    assert_int_equal(c, 1);
+    store_txn_abort(txn);
+}
+
+/* --- definitions ------------------------------------------------------------------ */
+
+static void test_validation(void **state) {
+    fixture *f = *state;
+    bsp_error err;
+    assert_int_equal(put(f, "x", "computed.orders >=", &err), BSP_ETYPE);
+    assert_non_null(strstr(err.at, "line 1"));
+    assert_int_equal(put(f, "x", "context.page.type = \"cart\"", &err), BSP_ETYPE);
+    assert_int_equal(put(f, "bad id", "true", &err), BSP_ETYPE);
+    assert_string_equal(err.at, "id");
+    assert_int_equal(put(f, "x", "in_segment(\"missing\")", &err), BSP_ETYPE);
+    put_ok(f, "a", "computed.orders >= 0");
+    put_ok(f, "b", "in_segment(\"a\")");
+    assert_int_equal(put(f, "a", "in_segment(\"b\")", &err), BSP_ETYPE);
+    assert_non_null(strstr(err.message, "cycle"));
+    assert_int_equal(put(f, "a", "in_segment(\"a\")", &err), BSP_ETYPE);
+    assert_int_equal(segments_delete(f->segs, "a", &err), BSP_EEXISTS);
+    assert_int_equal(segments_delete(f->segs, "new_visitors", &err), BSP_EFORBIDDEN);
+    assert_int_equal(segments_delete(f->segs, "nope", &err), BSP_ENOTFOUND);
+    assert_int_equal(segments_delete(f->segs, "b", &err), BSP_OK);
+    assert_int_equal(segments_delete(f->segs, "a", &err), BSP_OK);
+    assert_false(segments_exists(f->segs, "a"));
+    assert_true(segments_exists(f->segs, "high_value"));
+}
+
+/* --- membership ---------------------------------------------------------------------- */
+
+static void test_membership_follows_events(void **state) {
+    fixture *f = *state;
+    put_ok(f, "searched", "did(\"Products Searched\", 1h, properties.query contains \"lamp\")");
+    put_ok(f, "buyer_searched", "in_segment(\"searched\") and computed.orders >= 1");
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"a1\",\"event\":\"Products "
+            "Searched\",\"properties\":{\"query\":\"lamp shade\"}}]}");
+    assert_true(member(f, "a1", "searched"));
+    assert_false(member(f, "a1", "buyer_searched"));
+    assert_true(member(f, "a1", "new_visitors"));
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"a1\",\"event\":\"Order "
+            "Completed\",\"properties\":{\"revenue\":9}}]}");
+    assert_true(member(f, "a1", "buyer_searched"));
+    assert_true(member(f, "a1", "first_time_buyers"));
+    assert_false(member(f, "a1", "new_visitors"));
+    assert_int_equal(count(f, "searched"), 1);
+    assert_true(f->notices == 0); /* no webhooks configured */
+}
+
+static void test_merge_and_erasure(void **state) {
+    fixture *f = *state;
+    put_ok(f, "gold", "traits.tier = \"gold\"");
+    send(f, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"u1\",\"traits\":{\"tier\":\"gold\"}},"
+            "{\"type\":\"track\",\"anonymousId\":\"an\",\"event\":\"Order Completed\","
+            "\"properties\":{\"revenue\":1}}]}");
+    assert_true(member(f, "an", "first_time_buyers"));
+    assert_int_equal(count(f, "first_time_buyers"), 1);
+    send(f, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"u1\",\"anonymousId\":\"an\"}]}");
+    assert_true(member(f, "u1", "gold"));
+    assert_true(member(f, "u1", "first_time_buyers"));
+    assert_int_equal(count(f, "first_time_buyers"), 1); /* the merged-away pid left */
+    assert_int_equal(count(f, "gold"), 1);
+    assert_int_equal(ingest_erase_profile(f->ing, "u1", NULL), BSP_OK);
+    assert_int_equal(count(f, "gold"), 0);
+    assert_int_equal(count(f, "first_time_buyers"), 0);
+}
+
+static void test_backfill_and_notices(void **state) {
+    fixture *f = *state;
+    for (int i = 0; i < 30; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"v%d\",\"event\":\"Product "
+                 "Added\",\"properties\":{\"product_id\":\"p\",\"price\":%d}}]}",
+                 i, i);
+        send(f, body);
+    }
+    cJSON *body = cJSON_Parse("{\"condition\":\"computed.cart_value >= 10\",\"webhook\":"
+                              "{\"url\":\"http://127.0.0.1:9/x\",\"on\":[\"enter\"]}}");
+    bsp_error err;
+    assert_int_equal(segments_put(f->segs, body, "big_cart", false, NULL, &err), BSP_OK);
+    cJSON_Delete(body);
+    wait_ready(f, "big_cart");
+    assert_int_equal(count(f, "big_cart"), 20);
+    assert_int_equal(f->notices, 20);
+    assert_non_null(strstr(f->last_notice, "\"type\":\"segment.entered\""));
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"v0\",\"event\":\"Product "
+            "Added\",\"properties\":{\"product_id\":\"q\",\"price\":50}}]}");
+    assert_int_equal(f->notices, 21);
+    assert_non_null(strstr(f->last_notice, "\"anonymousId\":\"v0\""));
+    /* Exits are not announced for this segment (on: enter only). */
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"v0\",\"event\":\"Product "
+            "Removed\",\"properties\":{\"product_id\":\"q\"}}]}");
+    assert_false(member(f, "v0", "big_cart"));
+    assert_int_equal(f->notices, 21);
+}
+
+/* Only segments whose inputs an event touched are evaluated. */
+static void test_only_relevant_segments_run(void **state) {
+    fixture *f = *state;
+    put_ok(f, "t1", "traits.plan = \"pro\"");
+    put_ok(f, "e1", "did(\"Signed Up\", 1d)");
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"r1\",\"event\":\"Warm\"}]}");
+    wait_ready(f, "t1"); /* their backfills evaluate too: let them finish */
+    wait_ready(f, "e1");
+    segments_metrics before, after;
+    segments_metrics_get(f->segs, &before);
+    /* A track event with no traits: computed segments (7 built-ins) run,
+     * the traits segment and the Signed Up segment do not. */
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"r1\",\"event\":\"Other\"}]}");
+    segments_metrics_get(f->segs, &after);
+    assert_int_equal(after.evaluations - before.evaluations, 7);
+    before = after;
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"r1\",\"event\":\"Signed Up\"}]}");
+    segments_metrics_get(f->segs, &after);
+    assert_int_equal(after.evaluations - before.evaluations, 8);
+    assert_true(member(f, "r1", "e1"));
+}
+
+/* The overlay: a reader sees a commit before the checkpoint stores it. */
+static void test_overlay_sees_commits(void **state) {
+    fixture *f = *state;
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"o1\",\"event\":\"x\"}]}");
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    bsp_txn *txn;
+    uint64_t pid;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_resolve(txn, "o1", &pid), BSP_OK);
+    bsp_profile *p;
+    assert_int_equal(ingest_profile_read(f->ing, txn, pid, &p), BSP_OK); /* now wanted */
+    profile_free(p);
+    store_txn_abort(txn);
+    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"o1\",\"event\":\"Order "
+            "Completed\",\"properties\":{\"revenue\":3}}]}");
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_profile_read(f->ing, txn, pid, &p), BSP_OK);
+    cJSON *c = profile_computed_json(p);
+    assert_int_equal((int)json_get_number(c, "orders", -1), 1);
+    assert_true(profile_in_segment(p, "first_time_buyers"));
+    cJSON_Delete(c);
+    profile_free(p);
+    store_txn_abort(txn);
+}
+
+/* A restart keeps definitions and memberships; replay re-derives what the
+ * last checkpoint had not stored. */
+static void test_restart(void **state) {
+    fixture *f = *state;
+    put_ok(f, "keep", "computed.orders >= 2");
+    send(f, "{\"batch\":[{\"type\":\"track\",\"userId\":\"k\",\"event\":\"Order Completed\"},"
+            "{\"type\":\"track\",\"userId\":\"k\",\"event\":\"Order Completed\"}]}");
+    assert_true(member(f, "k", "keep"));
+    stop(f);
+    start(f);
+    assert_true(segments_exists(f->segs, "keep"));
+    assert_true(member(f, "k", "keep"));
+    assert_int_equal(count(f, "keep"), 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_config_and_members, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership_follows_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_and_erasure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backfill_and_notices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_only_relevant_segments_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlay_sees_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
