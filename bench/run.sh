@@ -458,6 +458,47 @@ bench_profiles() {
 }
 
 # ================================================================================
+# 7. Decisions on the ingested store (runs after 6, same server): 50 segments
+#    and 100 active campaigns over 4 placements (bench/decide_setup.py), one
+#    POST /v1/decide a page asking for the 4 placements.
+# ================================================================================
+bench_decide() {
+  if [ -z "$IDS_FILE" ] || ! server_alive; then
+    note "decisions skipped: no ingested store"
+    return
+  fi
+  if ! python3 "$HERE/decide_setup.py" "http://127.0.0.1:$SRV_PORT" "$ADMIN_AUTH" >"$TMP/decide-setup.txt" 2>&1; then
+    note "decide setup failed: $(tail -n 3 "$TMP/decide-setup.txt" | tr '\n' ' ')"
+    return
+  fi
+  log "decide: $(cat "$TMP/decide-setup.txt"); wrk -t$WRK_T -c16 -d${SECONDS_RUN}s --latency"
+  wrk -t"$WRK_T" -c16 -d"${SECONDS_RUN}s" --latency -s "$HERE/decide.lua" \
+    "http://127.0.0.1:$SRV_PORT/v1/decide" -- "$IDS_FILE" "$WRITE_AUTH" >"$TMP/wrk-decide.txt" 2>&1
+  local rps p50 p99 bad se server_us
+  rps=$(wrk_rps "$TMP/wrk-decide.txt")
+  if [ -z "$rps" ] || [ "$(wrk_requests "$TMP/wrk-decide.txt")" = 0 ]; then
+    note "decide: no answers: $(tail -n 3 "$TMP/wrk-decide.txt" | tr '\n' ' ')"
+    return
+  fi
+  p50=$(wrk_pct "$TMP/wrk-decide.txt" 50)
+  p99=$(wrk_pct "$TMP/wrk-decide.txt" 99)
+  bad=$(wrk_non2xx "$TMP/wrk-decide.txt")
+  se=$(wrk_sockerr "$TMP/wrk-decide.txt")
+  # server time: the share of decisions under 1 ms, and the mean, from /metrics
+  server_us=$(curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | awk '
+    $1 ~ /^bespoke_decide_latency_seconds_bucket/ && $1 ~ /le="0.001"/ { under = $2 }
+    $1 == "bespoke_decide_latency_seconds_sum" { s = $2 }
+    $1 == "bespoke_decide_latency_seconds_count" { n = $2 }
+    END { if (n > 0) printf "mean %.0f us, %.2f%% under 1 ms", s / n * 1e6, under / n * 100 }')
+  row "POST /v1/decide, 4 placements, c16 (req/s)" "$(num "$rps")" "$(num "$NGX16_RPS") nginx c16" "$(ratio "$rps" "$NGX16_RPS")"
+  row "POST /v1/decide, p50" "$(fmt_ms "$p50")" "$(fmt_ms "$NGX_P50") nginx" "$(ratio "$p50" "$NGX_P50")"
+  row "POST /v1/decide, p99" "$(fmt_ms "$p99")" "$(fmt_ms "$NGX_P99") nginx" "$(ratio "$p99" "$NGX_P99")"
+  row "POST /v1/decide, server time" "${server_us:-?}"
+  [ "$bad" != 0 ] && row "POST /v1/decide: non-2xx" "$bad of $(num "$(wrk_requests "$TMP/wrk-decide.txt")")" "0"
+  [ -n "$se" ] && note "decide: wrk socket errors: $se"
+}
+
+# ================================================================================
 # 4. Small track calls.
 # ================================================================================
 bench_track() {
@@ -520,17 +561,73 @@ bench_import() {
 }
 
 # ================================================================================
+# 6. Recommendations: training time per model beside the sgemm ceiling, and
+#    the rate and latency of POST /v1/recommendations (on the imported store).
+# ================================================================================
+SGEMM_GFLOPS=""
+bench_sgemm() {
+  local bin=$BUILD/bench/sgemm_ceiling src=$HERE/sgemm_ceiling.c
+  mkdir -p "$BUILD/bench"
+  if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+    if ! ${CC:-cc} -O2 -std=c17 -D_GNU_SOURCE -Wall -o "$bin" "$src" -lopenblas 2>"$TMP/sgemm-cc.txt"; then
+      note "sgemm_ceiling did not compile: $(head -n 3 "$TMP/sgemm-cc.txt" | tr '\n' ' ')"
+      return
+    fi
+  fi
+  log "sgemm_ceiling 2048 5"
+  SGEMM_GFLOPS=$("$bin" 2048 5 | awk '$1 == "sgemm_gflops" { print $2 }')
+  row "OpenBLAS sgemm 2048 (GFLOP/s)" "${SGEMM_GFLOPS:-?}"
+}
+
+bench_reco() {
+  bench_sgemm
+  if [ ! -d "$TMP/data-import" ]; then
+    note "recommendation rows skipped: no imported store (../shared/data absent?)"
+    return
+  fi
+  log "train --data (the imported Online Retail store)"
+  if ! "$BESPOKE" train --data "$TMP/data-import" --holdout-days 0 --no-progress \
+    >"$TMP/train.txt" 2>&1; then
+    note "train failed: $(tail -n 3 "$TMP/train.txt" | tr '\n' ' ')"
+    return
+  fi
+  local model sec entries total ease_gf
+  while read -r model sec entries; do
+    row "train $model (s, entries)" "$sec s, $(num "$entries")"
+  done < <(awk '/^model / { on = 1; next } on && NF == 3 && $2 ~ /^[0-9.]+$/ { print } /^trained/ { on = 0 }' "$TMP/train.txt")
+  total=$(sed -n 's/^trained in \([0-9.]*\) s.*/\1/p' "$TMP/train.txt")
+  row "train, all models (s)" "${total:-?} s"
+  ease_gf=$(sed -n 's/^ease: .*(\([0-9.]*\) GFLOP\/s).*/\1/p' "$TMP/train.txt")
+  row "EASE Cholesky + inverse (GFLOP/s)" "${ease_gf:-?}" "${SGEMM_GFLOPS:-?} sgemm" "$(ratio "$ease_gf" "$SGEMM_GFLOPS")"
+  start_server "$TMP/data-import" reco || return
+  log "recommendations: wrk -t$WRK_T -c16 -d${SECONDS_RUN}s"
+  wrk -t"$WRK_T" -c16 -d"${SECONDS_RUN}s" --timeout 10s --latency -s "$HERE/reco.lua" \
+    "http://127.0.0.1:$SRV_PORT/v1/recommendations" -- "$WRITE_AUTH" >"$TMP/wrk-reco.txt" 2>&1
+  local rps p50 p99 bad
+  rps=$(wrk_rps "$TMP/wrk-reco.txt")
+  p50=$(wrk_pct "$TMP/wrk-reco.txt" 50)
+  p99=$(wrk_pct "$TMP/wrk-reco.txt" 99)
+  bad=$(wrk_non2xx "$TMP/wrk-reco.txt")
+  row "POST /v1/recommendations n=20, c16 (req/s)" "$(num "$rps")" "$(num "$NGX16_RPS") nginx c16" "$(ratio "$rps" "$NGX16_RPS")"
+  row "POST /v1/recommendations, p50 / p99" "$(fmt_ms "$p50") / $(fmt_ms "$p99")"
+  [ "$bad" != 0 ] && row "POST /v1/recommendations: non-2xx" "$bad of $(num "$(wrk_requests "$TMP/wrk-reco.txt")")" "0"
+  stop_server reco
+}
+
+# ================================================================================
 bench_nginx
 bench_lmdb
 if [ -x "$BESPOKE" ]; then
   if bench_ingest; then
     bench_profiles
+    bench_decide
   else
     note "profile reads skipped: the ingest run did not complete"
   fi
   stop_server ingest
   bench_track
   bench_import
+  bench_reco
 else
   note "Bespoke rows skipped: $BESPOKE is not built"
 fi

@@ -4,11 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "api/api.h"
 #include "import/import.h"
 #include "ingest/ingest.h"
+#include "reco/reco.h"
+#include "segment/segment.h"
 #include "sim/sim.h"
 #include "store/store.h"
 
@@ -20,6 +23,9 @@ static void usage_main(FILE *out) {
                  "  serve      run the HTTP server (collection and admin API)\n"
                  "  import     bulk-import history (Segment JSONL or Online Retail CSV)\n"
                  "  simulate   write a synthetic clickstream as Segment JSONL\n"
+                 "  segment    RFM scores and behavioural clusters (rfm | cluster)\n"
+                 "  train      train the recommendation models into a snapshot\n"
+                 "  eval       offline evaluation of the recommendations on a dated history\n"
                  "  version    print the version\n\n"
                  "'bespoke <command> --help' lists a command's flags.\n");
 }
@@ -34,6 +40,16 @@ static void usage_serve(FILE *out) {
             "  --threads N          HTTP threads                BESPOKE_THREADS (cores)\n"
             "  --queue-max N        ingest queue, in events     BESPOKE_QUEUE_MAX (200000)\n"
             "  --web DIR            static files served at /    BESPOKE_WEB (none)\n"
+            "  --segment-sweep S    re-check clock-reading      BESPOKE_SEGMENT_SWEEP (60)\n"
+            "                       segments every S seconds\n"
+            "  --segment-rescan S   full pass over every profile BESPOKE_SEGMENT_RESCAN (21600)\n"
+            "                       for them every S seconds\n"
+            "  --require-consent    personalize decisions only  BESPOKE_REQUIRE_CONSENT (0)\n"
+            "                       with stated consent\n"
+            "  --rfm-interval S     RFM scoring every S seconds BESPOKE_RFM_INTERVAL (3600)\n"
+            "                       (0 = off; see bespoke segment rfm)\n"
+            "  --train-interval T   train recommendations every BESPOKE_TRAIN_INTERVAL (1h)\n"
+            "                       T (s, m, h suffixes; 0 = off)\n"
             "  --log-level LEVEL    debug|info|warn|error       BESPOKE_LOG_LEVEL (info)\n\n"
             "Keys not given are generated on first start, kept in DIR and printed once.\n"
             "SIGTERM or SIGINT drains in-flight work and exits 0.\n");
@@ -77,8 +93,46 @@ static void apply_log_level(const char *lvl) {
         bsp_log_set_level(BSP_LOG_INFO);
 }
 
+/* "1", "true", "yes", "on" (any case). */
+static bool is_yes(const char *s) {
+    return s && (!strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes") ||
+                 !strcasecmp(s, "on"));
+}
+
+/* "90", "90s", "15m", "1h" -> milliseconds. */
+static bool parse_interval(const char *s, uint64_t *ms) {
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *s == '-') return false;
+    unsigned long long unit = 1000;
+    if (*end == 'm')
+        unit = 60000;
+    else if (*end == 'h')
+        unit = 3600000;
+    else if (*end && *end != 's')
+        return false;
+    if (*end && end[1]) return false;
+    if (v > 10ull * 365 * 24 * 3600) return false;
+    *ms = v * unit;
+    return true;
+}
+
 static int cmd_serve(int argc, char **argv) {
-    enum { O_LISTEN = 1, O_DATA, O_WKEY, O_AKEY, O_THREADS, O_QUEUE, O_WEB, O_LOG };
+    enum {
+        O_LISTEN = 1,
+        O_DATA,
+        O_WKEY,
+        O_AKEY,
+        O_THREADS,
+        O_QUEUE,
+        O_WEB,
+        O_SWEEP,
+        O_RESCAN,
+        O_CONSENT,
+        O_RFM,
+        O_TRAIN,
+        O_LOG
+    };
     static const struct option longopts[] = {{"listen", required_argument, 0, O_LISTEN},
                                              {"data", required_argument, 0, O_DATA},
                                              {"write-key", required_argument, 0, O_WKEY},
@@ -86,6 +140,11 @@ static int cmd_serve(int argc, char **argv) {
                                              {"threads", required_argument, 0, O_THREADS},
                                              {"queue-max", required_argument, 0, O_QUEUE},
                                              {"web", required_argument, 0, O_WEB},
+                                             {"segment-sweep", required_argument, 0, O_SWEEP},
+                                             {"segment-rescan", required_argument, 0, O_RESCAN},
+                                             {"require-consent", no_argument, 0, O_CONSENT},
+                                             {"rfm-interval", required_argument, 0, O_RFM},
+                                             {"train-interval", required_argument, 0, O_TRAIN},
                                              {"log-level", required_argument, 0, O_LOG},
                                              {0, 0, 0, 0}};
     const char *flag[O_LOG + 1] = {0};
@@ -95,15 +154,27 @@ static int cmd_serve(int argc, char **argv) {
             usage_serve(stderr);
             return 2;
         }
-        flag[c] = optarg;
+        flag[c] = c == O_CONSENT ? "1" : optarg;
     }
     apply_log_level(bsp_opt(flag[O_LOG], "BESPOKE_LOG_LEVEL", "info"));
-    uint64_t threads = 0, queue = 0;
+    uint64_t threads = 0, queue = 0, sweep = 0, rescan = 0, rfm = 0;
     const char *threads_s = bsp_opt(flag[O_THREADS], "BESPOKE_THREADS", NULL);
     const char *queue_s = bsp_opt(flag[O_QUEUE], "BESPOKE_QUEUE_MAX", NULL);
+    const char *sweep_s = bsp_opt(flag[O_SWEEP], "BESPOKE_SEGMENT_SWEEP", NULL);
+    const char *rescan_s = bsp_opt(flag[O_RESCAN], "BESPOKE_SEGMENT_RESCAN", NULL);
     if ((threads_s && !bsp_parse_size(threads_s, &threads)) ||
-        (queue_s && !bsp_parse_size(queue_s, &queue))) {
-        fprintf(stderr, "bespoke serve: --threads and --queue-max take whole numbers\n");
+        (queue_s && !bsp_parse_size(queue_s, &queue)) ||
+        (sweep_s && !bsp_parse_size(sweep_s, &sweep)) ||
+        (rescan_s && !bsp_parse_size(rescan_s, &rescan)) ||
+        !bsp_parse_size(bsp_opt(flag[O_RFM], "BESPOKE_RFM_INTERVAL", "3600"), &rfm)) {
+        fprintf(stderr, "bespoke serve: --threads, --queue-max, --segment-sweep, "
+                        "--segment-rescan and --rfm-interval take whole numbers\n");
+        return 2;
+    }
+    uint64_t train_ms;
+    if (!parse_interval(bsp_opt(flag[O_TRAIN], "BESPOKE_TRAIN_INTERVAL", "1h"), &train_ms)) {
+        fprintf(stderr, "bespoke serve: --train-interval takes seconds, or a number with s, m "
+                        "or h (0 = off)\n");
         return 2;
     }
     bsp_serve_opts opts = {
@@ -114,6 +185,11 @@ static int cmd_serve(int argc, char **argv) {
         .threads = (unsigned)threads,
         .queue_max = (size_t)queue,
         .web_dir = bsp_opt(flag[O_WEB], "BESPOKE_WEB", NULL),
+        .segment_sweep_ms = sweep * 1000,
+        .segment_rescan_ms = rescan * 1000,
+        .rfm_interval_ms = rfm * 1000,
+        .train_interval_ms = train_ms,
+        .require_consent = is_yes(bsp_opt(flag[O_CONSENT], "BESPOKE_REQUIRE_CONSENT", "0")),
     };
     return api_serve(&opts);
 }
@@ -171,9 +247,15 @@ static int cmd_import(int argc, char **argv) {
         fprintf(stderr, "bespoke import: cannot open store %s: %s\n", data, bsp_err_name(rc));
         return 1;
     }
+    /* Imported visitors join segments as they would live. */
+    bsp_segments *segs = NULL;
+    rc = segments_open(st, NULL, &segs);
+    ingest_hooks hooks = segs ? segments_hooks(segs) : (ingest_hooks){0};
+    bsp_ingest_opts iopts = {.hooks = segs ? &hooks : NULL};
     bsp_ingest *ing;
-    rc = ingest_start(st, NULL, &ing);
+    if (!rc) rc = ingest_start(st, &iopts, &ing);
     if (rc) {
+        segments_close(segs);
         store_close(st);
         fprintf(stderr, "bespoke import: cannot start the writer: %s\n", bsp_err_name(rc));
         return 1;
@@ -183,6 +265,7 @@ static int cmd_import(int argc, char **argv) {
     bsp_error_clear(&err);
     rc = import_run(ing, fmt, argv[optind], progress, &sum, &err);
     ingest_stop(ing);
+    segments_close(segs);
     store_close(st);
     if (rc) {
         fprintf(stderr, "bespoke import: %s%s%s\n", err.message[0] ? err.message : bsp_err_name(rc),
@@ -246,6 +329,98 @@ static int cmd_simulate(int argc, char **argv) {
     return 0;
 }
 
+static void usage_train(FILE *out) {
+    fprintf(out,
+            "usage: bespoke train --data DIR [flags]\n\n"
+            "  --data DIR           store directory             BESPOKE_DATA (./bespoke-data)\n"
+            "  --holdout-days N     also report quality on the last N days, trained on what\n"
+            "                       came before (30; 0 = skip)   BESPOKE_HOLDOUT_DAYS\n"
+            "  --no-progress        no per-model progress lines on stderr\n\n"
+            "Trains every recommendation model from the store's event log and saves an\n"
+            "immutable snapshot under DIR/models/ (the server loads the newest). The store\n"
+            "must not be open in a running server.\n");
+}
+
+static void usage_eval(FILE *out) {
+    fprintf(out, "usage: bespoke eval --format online-retail --cutoff DATE FILE [flags]\n\n"
+                 "  --format FORMAT      online-retail (the UCI Online Retail CSV, .zst ok)\n"
+                 "  --cutoff DATE        ISO date: history before it, truth after it\n"
+                 "  --k N                list length scored (20)\n"
+                 "  --no-progress        no progress output on stderr\n\n"
+                 "Imports what lies before the cutoff into a temporary store, trains, and scores\n"
+                 "every customer with orders on both sides: recall@k, NDCG@k and catalog coverage\n"
+                 "of each strategy against the distinct products bought after the cutoff.\n");
+}
+
+static int cmd_train(int argc, char **argv) {
+    static const struct option longopts[] = {{"data", required_argument, 0, 'd'},
+                                             {"holdout-days", required_argument, 0, 'h'},
+                                             {"no-progress", no_argument, 0, 'n'},
+                                             {0, 0, 0, 0}};
+    const char *data = NULL, *holdout = NULL;
+    reco_cmd_opts o = {.progress = true};
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'd')
+            data = optarg;
+        else if (c == 'h')
+            holdout = optarg;
+        else if (c == 'n')
+            o.progress = false;
+        else {
+            usage_train(stderr);
+            return 2;
+        }
+    }
+    uint64_t days = 30;
+    holdout = bsp_opt(holdout, "BESPOKE_HOLDOUT_DAYS", NULL);
+    if (optind != argc || (holdout && (!bsp_parse_size(holdout, &days) || days > 3650))) {
+        usage_train(stderr);
+        return 2;
+    }
+    o.data_dir = bsp_opt(data, "BESPOKE_DATA", "./bespoke-data");
+    o.holdout = days > 0;
+    o.holdout_days = (int)days;
+    return reco_cmd_train(&o);
+}
+
+static int cmd_eval(int argc, char **argv) {
+    static const struct option longopts[] = {{"format", required_argument, 0, 'f'},
+                                             {"cutoff", required_argument, 0, 'c'},
+                                             {"k", required_argument, 0, 'k'},
+                                             {"no-progress", no_argument, 0, 'n'},
+                                             {0, 0, 0, 0}};
+    const char *format = NULL, *cutoff = NULL;
+    reco_cmd_opts o = {.progress = true, .k = 20};
+    uint64_t k = 20;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        bool ok = true;
+        if (c == 'f')
+            format = optarg;
+        else if (c == 'c')
+            cutoff = optarg;
+        else if (c == 'k')
+            ok = bsp_parse_size(optarg, &k) && k >= 1 && k <= 100;
+        else if (c == 'n')
+            o.progress = false;
+        else
+            ok = false;
+        if (!ok) {
+            usage_eval(stderr);
+            return 2;
+        }
+    }
+    if (!format || strcmp(format, "online-retail") != 0 || !cutoff || optind != argc - 1 ||
+        !bsp_time_parse(cutoff, &o.cutoff_ms)) {
+        usage_eval(stderr);
+        return 2;
+    }
+    o.file = argv[optind];
+    o.k = (size_t)k;
+    return reco_cmd_eval(&o);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage_main(stderr);
@@ -257,9 +432,10 @@ int main(int argc, char **argv) {
         int (*run)(int, char **);
         void (*usage)(FILE *);
     } command;
-    static const command commands[] = {{"serve", cmd_serve, usage_serve},
-                                       {"import", cmd_import, usage_import},
-                                       {"simulate", cmd_simulate, usage_simulate}};
+    static const command commands[] = {
+        {"serve", cmd_serve, usage_serve},          {"import", cmd_import, usage_import},
+        {"simulate", cmd_simulate, usage_simulate}, {"segment", segment_command, segment_usage},
+        {"train", cmd_train, usage_train},          {"eval", cmd_eval, usage_eval}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(cmd, commands[i].name) != 0) continue;
         if (wants_help(argc - 1, argv + 1)) {

@@ -2,7 +2,8 @@
 # Runs every test suite and ends with one line CI reads: "N passed, N failed".
 #   unit (cmocka), the same unit tests under ASan+UBSan, fuzz targets for a
 #   bounded time, integration suites against a real server (plain and
-#   ASan+UBSan builds), the Segment SDK test, the kill -9 crash test.
+#   ASan+UBSan builds), the Segment SDK test, the kill -9 crash test, the
+#   demo shop in Chromium (tests/browser).
 # Usage: tests/run-all.sh [BUILD_DIR]   (FUZZ_SECONDS=N to change fuzz time)
 set -u
 cd "$(dirname "$0")/.."
@@ -90,6 +91,13 @@ for suite in tests/integration/test_*; do
             env ASAN_OPTIONS=detect_leaks=1 BESPOKE_SANITIZED=1 "$suite" "$BUILD/asan/bespoke"
     fi
 done
+
+# The demo shop walked in Chromium, and the SDK's minified size; the Chromium
+# part skips, saying why, when Chromium cannot start. Screenshots are kept in
+# $BUILD/test-artifacts/browser.
+if [ -f tests/browser/shop_test.mjs ]; then
+    run_suite browser-shop node tests/browser/shop_test.mjs "$BUILD/bespoke" "$BUILD/test-artifacts/browser"
+fi
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then

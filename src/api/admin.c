@@ -50,7 +50,7 @@ static enum MHD_Result reply_store_error(api_req *req, bsp_err rc) {
     return api_reply_errorf(req, rc, "", "store error (%s)", bsp_err_name(rc));
 }
 
-static enum MHD_Result reply_json(api_req *req, int status, const cJSON *item) {
+enum MHD_Result admin_reply_json(api_req *req, int status, const cJSON *item) {
     bsp_buf out = {0};
     if (json_write(&out, item) != BSP_OK) {
         bsp_buf_free(&out);
@@ -131,7 +131,7 @@ static bsp_err load_profile(bsp_txn *txn, const char *id, uint64_t *pid, cJSON *
 /* A read transaction that sees every event acknowledged before the request:
  * waits for the writer's next checkpoint (profiles and timelines are
  * written in checkpoints, the event log at once). */
-static bsp_err admin_read_begin(api_req *req, bsp_txn **txn) {
+bsp_err admin_read_begin(api_req *req, bsp_txn **txn) {
     if (api_ingest_acquire(req->srv)) {
         bsp_err rc = ingest_sync(req->srv->ingest);
         api_ingest_release(req->srv);
@@ -150,7 +150,7 @@ static enum MHD_Result profile_get(api_req *req) {
     rc = load_profile(txn, req->id, &pid, &profile, &err);
     store_txn_abort(txn);
     if (rc != BSP_OK) return api_reply_error(req, &err);
-    enum MHD_Result ret = reply_json(req, 200, profile);
+    enum MHD_Result ret = admin_reply_json(req, 200, profile);
     cJSON_Delete(profile);
     return ret;
 }
@@ -340,7 +340,8 @@ static enum MHD_Result product_put(api_req *req) {
     }
     rc = ingest_put_products(req->srv->ingest, &product, 1);
     api_ingest_release(req->srv);
-    enum MHD_Result ret = rc == BSP_OK ? reply_json(req, 200, product) : reply_store_error(req, rc);
+    enum MHD_Result ret =
+        rc == BSP_OK ? admin_reply_json(req, 200, product) : reply_store_error(req, rc);
     cJSON_Delete(product);
     return ret;
 }

@@ -7,6 +7,10 @@
  *   route.c    path -> route, allowed methods, metric labels
  *   collect.c  the Segment collection endpoints (suspend/resume on ingest)
  *   admin.c    the admin API (profiles, products, stats)
+ *   segments.c the admin API of segments (CRUD, preview, members)
+ *   catalog.c  the public catalog a storefront reads (write key)
+ *   campaigns.c the admin API of campaigns and placements
+ *   decide.c   /v1/decide and /v1/events (decisions and their reports)
  *   metrics.c  request counters, /metrics and /healthz
  *   static.c   plain files under web_dir */
 #ifndef BSP_API_INTERNAL_H
@@ -16,9 +20,14 @@
 #include <stdatomic.h>
 
 #include "api/api.h"
+#include "campaign/campaign.h"
 #include "core/core.h"
+#include "decide/decide.h"
 #include "event/event.h"
 #include "ingest/ingest.h"
+#include "reco/reco.h"
+#include "segment/segment.h"
+#include "webhook/webhook.h"
 #include "store/store.h"
 
 #define API_KEY_MAX 128                           /* longest accepted key, with NUL */
@@ -39,12 +48,27 @@ typedef enum api_route {
     ROUTE_ALIAS,
     ROUTE_BATCH,
     ROUTE_BEACON_BATCH,
+    ROUTE_DECIDE,
+    ROUTE_EVENTS,
+    ROUTE_RECOMMENDATIONS,
+    ROUTE_RANK,
     ROUTE_ADMIN_PROFILE,
     ROUTE_ADMIN_PROFILE_EVENTS,
     ROUTE_ADMIN_PROFILE_EXPORT,
     ROUTE_ADMIN_STATS,
+    ROUTE_ADMIN_SEGMENTS,
+    ROUTE_ADMIN_SEGMENTS_PREVIEW,
+    ROUTE_ADMIN_SEGMENT,
+    ROUTE_ADMIN_SEGMENT_MEMBERS,
+    ROUTE_ADMIN_CAMPAIGNS,
+    ROUTE_ADMIN_CAMPAIGN,
+    ROUTE_ADMIN_PLACEMENTS,
+    ROUTE_ADMIN_PLACEMENT,
     ROUTE_ADMIN_PRODUCTS,
     ROUTE_ADMIN_PRODUCT,
+    ROUTE_CATALOG_PRODUCTS,
+    ROUTE_CATALOG_PRODUCT,
+    ROUTE_CATALOG_CATEGORIES,
     ROUTE_STATIC,
     ROUTE_COUNT
 } api_route;
@@ -78,6 +102,9 @@ typedef struct api_server {
     struct MHD_Daemon *daemon;
     bsp_store *store;
     bsp_ingest *ingest;
+    bsp_segments *segments;
+    bsp_webhook *webhooks;
+    rfm_schedule *rfm; /* periodic RFM scoring, NULL when off */
     const char *web_dir;
     char write_key[API_KEY_MAX];
     size_t write_key_len;
@@ -87,6 +114,9 @@ typedef struct api_server {
     atomic_uint ingest_users;     /* HTTP threads inside an ingest_* call */
     atomic_uint requests_open;    /* requests begun and not yet completed */
     struct MHD_Response *success; /* shared {"success":true} for callers without Origin */
+    campaign_registry *campaigns; /* the campaign snapshot decisions read */
+    bsp_decider *decider;
+    struct reco_service *reco; /* recommendation snapshots and their training */
     _Atomic uint64_t requests[ROUTE_COUNT][API_STATUS_SLOTS];
 } api_server;
 
@@ -154,10 +184,48 @@ void api_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 enum MHD_Result collect_handle(api_req *req);
 enum MHD_Result collect_answer(api_req *req); /* after the writer resumed us */
+/* Suspends and hands the list's events to ingest (taking them from list);
+ * answered by collect_answer once durable. */
+enum MHD_Result collect_submit(api_req *req, bsp_event_list *list);
+/* The write key of a non-Segment endpoint: HTTP Basic username, else
+ * body_key (may be NULL or ""), else ?writeKey=. */
+bsp_err collect_check_key(api_req *req, const char *body_key, bsp_error *err);
 void collect_req_free(api_req *req);
 
 bsp_err admin_authenticate(api_req *req, bsp_error *err);
 enum MHD_Result admin_handle(api_req *req);
+/* A read transaction that sees every event acknowledged before the call
+ * (waits for the writer's next checkpoint). */
+bsp_err admin_read_begin(api_req *req, bsp_txn **txn);
+enum MHD_Result admin_reply_json(api_req *req, int status, const cJSON *item);
+
+enum MHD_Result segments_handle(api_req *req);
+enum MHD_Result catalog_handle(api_req *req);
+
+enum MHD_Result campaigns_handle(api_req *req);
+/* The campaign registry and the decider: started after ingest, stopped
+ * before it (the registry's worker runs ingest jobs), freed at the end. */
+bsp_err campaigns_start(api_server *srv, bool require_consent);
+void campaigns_stop(api_server *srv);
+void campaigns_close(api_server *srv);
+enum MHD_Result decide_handle(api_req *req);
+/* The decision latency histogram for /metrics. */
+bsp_err decide_write_metrics(api_server *srv, bsp_buf *out);
+
+/* Recommendations (reco.c): the newest saved snapshot loaded at start, a
+ * training thread every interval_ms (0 = none); stop before ingest stops
+ * (training waits for checkpoints), close at the end. */
+typedef struct reco_service reco_service;
+bsp_err reco_service_start(api_server *srv, const char *data_dir, uint64_t interval_ms);
+void reco_service_stop(api_server *srv);
+void reco_service_close(api_server *srv);
+/* The holder other modules recommend from (reco_for_profile); may be NULL. */
+reco_holder *reco_service_holder(api_server *srv);
+enum MHD_Result reco_handle(api_req *req); /* /v1/recommendations, /v1/rank */
+/* Fills campaign product blocks from the recommendation module (ctx = the
+ * server): a decide_products_fn. */
+bsp_err reco_block_products(void *ctx, bsp_txn *txn, const bsp_profile *profile,
+                            const cJSON *context, const cJSON *block, int n, cJSON *items);
 
 void metrics_count(api_server *srv, api_route route, int status);
 enum MHD_Result metrics_handle(api_req *req);

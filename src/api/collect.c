@@ -82,6 +82,20 @@ static bsp_err check_body_or_query_key(api_req *req, const bsp_event_list *list,
     return check_write_key(req->srv, q == QUERY_FOUND ? query_key : NULL, err);
 }
 
+bsp_err collect_check_key(api_req *req, const char *body_key, bsp_error *err) {
+    char *basic_key = basic_auth_key(req);
+    if (basic_key) {
+        bsp_err rc = check_write_key(req->srv, basic_key, err);
+        MHD_free(basic_key);
+        return rc;
+    }
+    if (body_key && body_key[0]) return check_write_key(req->srv, body_key, err);
+    char query_key[API_KEY_MAX];
+    enum api_query_result q = api_query(req, "writeKey", query_key, sizeof query_key);
+    if (q == QUERY_TOO_LONG) return bsp_error_set(err, BSP_EAUTH, "", "wrong write key");
+    return check_write_key(req->srv, q == QUERY_FOUND ? query_key : NULL, err);
+}
+
 /* --- answers ------------------------------------------------------------------------ */
 
 /* {"index":i,"error":{...}} */
@@ -141,7 +155,7 @@ static void on_ingest_done(void *ctx, const bsp_ingest_result *res) {
 
 /* Suspends, submits, and resumes at once if ingest refused the events.
  * The request keeps the events; ingest borrows them until it calls back. */
-static enum MHD_Result submit_events(api_req *req, bsp_event_list *list) {
+enum MHD_Result collect_submit(api_req *req, bsp_event_list *list) {
     api_server *srv = req->srv;
     if (!api_ingest_acquire(srv))
         return api_reply_errorf(req, BSP_EUNAVAIL, "", "the server is shutting down");
@@ -193,7 +207,7 @@ enum MHD_Result collect_handle(api_req *req) {
         list.reject_count = 0;
         ret = reply_accepted(req, 0);
     } else {
-        ret = submit_events(req, &list);
+        ret = collect_submit(req, &list);
     }
     event_list_free(&list);
     return ret;

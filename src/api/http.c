@@ -221,6 +221,8 @@ static enum MHD_Result begin_request(api_server *srv, struct MHD_Connection *con
     req->route = api_route_match(url, srv->web_dir != NULL, &id_raw, &id_len);
     bool bulk = req->route == ROUTE_ADMIN_PRODUCTS && req->method == METHOD_POST;
     req->body_max = bulk ? API_BULK_MAX_BYTES : BSP_REQUEST_MAX_BYTES;
+    if (req->route == ROUTE_DECIDE) req->body_max = DECIDE_BODY_MAX;
+    if (req->route == ROUTE_EVENTS) req->body_max = DECIDE_EVENT_BODY_MAX;
     if (req->method == METHOD_OPTIONS) return MHD_YES;
     if (req->route == ROUTE_OTHER) {
         bsp_error_set(&req->pending, BSP_ENOTFOUND, "", "no such endpoint");
@@ -332,6 +334,26 @@ static enum MHD_Result dispatch(api_req *req) {
         return metrics_handle(req);
     case ROUTE_STATIC:
         return static_handle(req, req->url);
+    case ROUTE_DECIDE:
+    case ROUTE_EVENTS:
+        return decide_handle(req);
+    case ROUTE_RECOMMENDATIONS:
+    case ROUTE_RANK:
+        return reco_handle(req);
+    case ROUTE_ADMIN_SEGMENTS:
+    case ROUTE_ADMIN_SEGMENTS_PREVIEW:
+    case ROUTE_ADMIN_SEGMENT:
+    case ROUTE_ADMIN_SEGMENT_MEMBERS:
+        return segments_handle(req);
+    case ROUTE_CATALOG_PRODUCTS:
+    case ROUTE_CATALOG_PRODUCT:
+    case ROUTE_CATALOG_CATEGORIES:
+        return catalog_handle(req);
+    case ROUTE_ADMIN_CAMPAIGNS:
+    case ROUTE_ADMIN_CAMPAIGN:
+    case ROUTE_ADMIN_PLACEMENTS:
+    case ROUTE_ADMIN_PLACEMENT:
+        return campaigns_handle(req);
     case ROUTE_OTHER:
     case ROUTE_COUNT:
         break;

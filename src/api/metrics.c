@@ -7,7 +7,7 @@
 
 /* The statuses we answer with; anything else lands in the last slot. */
 static const int status_slots[API_STATUS_SLOTS] = {200, 204, 400, 401, 403, 404, 405, 409,
-                                                   413, 415, 422, 429, 500, 503, 0,   0};
+                                                   413, 415, 422, 429, 500, 503, 201, 0};
 #define STATUS_SLOT_OTHER (API_STATUS_SLOTS - 1)
 
 static int status_slot(int status) {
@@ -88,6 +88,50 @@ static bsp_err write_latency(const bsp_ingest_metrics *m, bsp_buf *out) {
     return rc;
 }
 
+static bsp_err write_segments(api_server *srv, bsp_buf *out) {
+    if (!srv->segments) return BSP_OK;
+    segments_metrics m;
+    segments_metrics_get(srv->segments, &m);
+    bsp_err rc = write_metric(out, "bespoke_segments", "gauge", "Segments defined.", m.segments);
+    if (!rc)
+        rc = write_metric(out, "bespoke_segment_evaluations_total", "counter",
+                          "Segment conditions evaluated for changed profiles.", m.evaluations);
+    if (!rc)
+        rc = bsp_buf_printf(out,
+                            "# HELP bespoke_segment_evaluation_seconds_total Time spent in them.\n"
+                            "# TYPE bespoke_segment_evaluation_seconds_total counter\n"
+                            "bespoke_segment_evaluation_seconds_total %.6f\n",
+                            (double)m.eval_ns / 1e9);
+    if (!rc)
+        rc = write_metric(out, "bespoke_segment_entries_total", "counter",
+                          "Profiles that entered a segment.", m.entered);
+    if (!rc)
+        rc = write_metric(out, "bespoke_segment_exits_total", "counter",
+                          "Profiles that left a segment.", m.exited);
+    return rc;
+}
+
+static bsp_err write_webhooks(api_server *srv, bsp_buf *out) {
+    if (!srv->webhooks) return BSP_OK;
+    bsp_webhook_metrics m;
+    webhook_metrics(srv->webhooks, &m);
+    bsp_err rc = write_metric(out, "bespoke_webhooks_sent_total", "counter",
+                              "Webhook payloads delivered (2xx).", m.sent);
+    if (!rc)
+        rc = write_metric(out, "bespoke_webhooks_failed_total", "counter",
+                          "Webhook payloads given up on.", m.failed);
+    if (!rc)
+        rc = write_metric(out, "bespoke_webhooks_retried_total", "counter",
+                          "Webhook attempts that failed and were retried.", m.retried);
+    if (!rc)
+        rc = write_metric(out, "bespoke_webhooks_dropped_total", "counter",
+                          "Webhook payloads refused because the queue was full.", m.dropped);
+    if (!rc)
+        rc = write_metric(out, "bespoke_webhooks_queued", "gauge", "Webhook payloads held now.",
+                          m.queued);
+    return rc;
+}
+
 enum MHD_Result metrics_handle(api_req *req) {
     api_server *srv = req->srv;
     bsp_buf out = {0};
@@ -99,6 +143,10 @@ enum MHD_Result metrics_handle(api_req *req) {
         rc = write_ingest(&m, &out);
         if (rc == BSP_OK) rc = write_latency(&m, &out);
     }
+    if (rc == BSP_OK) rc = decide_write_metrics(srv, &out);
+    if (rc == BSP_OK) rc = write_segments(srv, &out);
+    if (rc == BSP_OK) rc = write_webhooks(srv, &out);
+    if (rc == BSP_OK) rc = decide_write_metrics(srv, &out);
     if (rc != BSP_OK) {
         bsp_buf_free(&out);
         return api_reply_errorf(req, rc, "", "could not render metrics");

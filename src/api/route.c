@@ -25,12 +25,27 @@ static const route_info route_table[ROUTE_COUNT] = {
     [ROUTE_ALIAS] = {"/v1/alias", METHOD_POST},
     [ROUTE_BATCH] = {"/v1/batch", METHOD_POST},
     [ROUTE_BEACON_BATCH] = {"/beacon/v1/batch", METHOD_POST},
+    [ROUTE_DECIDE] = {"/v1/decide", METHOD_POST},
+    [ROUTE_EVENTS] = {"/v1/events", METHOD_POST},
+    [ROUTE_RECOMMENDATIONS] = {"/v1/recommendations", METHOD_POST},
+    [ROUTE_RANK] = {"/v1/rank", METHOD_POST},
     [ROUTE_ADMIN_PROFILE] = {"/v1/admin/profiles/{id}", GET_HEAD | METHOD_DELETE},
     [ROUTE_ADMIN_PROFILE_EVENTS] = {"/v1/admin/profiles/{id}/events", GET_HEAD},
     [ROUTE_ADMIN_PROFILE_EXPORT] = {"/v1/admin/profiles/{id}/export", GET_HEAD},
     [ROUTE_ADMIN_STATS] = {"/v1/admin/stats", GET_HEAD},
+    [ROUTE_ADMIN_SEGMENTS] = {"/v1/admin/segments", GET_HEAD | METHOD_POST},
+    [ROUTE_ADMIN_SEGMENTS_PREVIEW] = {"/v1/admin/segments/preview", METHOD_POST},
+    [ROUTE_ADMIN_SEGMENT] = {"/v1/admin/segments/{id}", GET_HEAD | METHOD_PUT | METHOD_DELETE},
+    [ROUTE_ADMIN_SEGMENT_MEMBERS] = {"/v1/admin/segments/{id}/members", GET_HEAD},
+    [ROUTE_ADMIN_CAMPAIGNS] = {"/v1/admin/campaigns", GET_HEAD | METHOD_POST},
+    [ROUTE_ADMIN_CAMPAIGN] = {"/v1/admin/campaigns/{id}", GET_HEAD | METHOD_PUT | METHOD_DELETE},
+    [ROUTE_ADMIN_PLACEMENTS] = {"/v1/admin/placements", GET_HEAD | METHOD_POST},
+    [ROUTE_ADMIN_PLACEMENT] = {"/v1/admin/placements/{id}", GET_HEAD | METHOD_PUT | METHOD_DELETE},
     [ROUTE_ADMIN_PRODUCTS] = {"/v1/admin/products", GET_HEAD | METHOD_POST},
     [ROUTE_ADMIN_PRODUCT] = {"/v1/admin/products/{id}", GET_HEAD | METHOD_PUT | METHOD_DELETE},
+    [ROUTE_CATALOG_PRODUCTS] = {"/v1/catalog/products", GET_HEAD},
+    [ROUTE_CATALOG_PRODUCT] = {"/v1/catalog/products/{id}", GET_HEAD},
+    [ROUTE_CATALOG_CATEGORIES] = {"/v1/catalog/categories", GET_HEAD},
     [ROUTE_STATIC] = {"static", GET_HEAD},
 };
 
@@ -57,6 +72,16 @@ static const struct {
     {"/metrics", ROUTE_METRICS},
     {"/v1/admin/stats", ROUTE_ADMIN_STATS},
     {"/v1/admin/products", ROUTE_ADMIN_PRODUCTS},
+    {"/v1/admin/segments", ROUTE_ADMIN_SEGMENTS},
+    {"/v1/admin/segments/preview", ROUTE_ADMIN_SEGMENTS_PREVIEW},
+    {"/v1/catalog/products", ROUTE_CATALOG_PRODUCTS},
+    {"/v1/catalog/categories", ROUTE_CATALOG_CATEGORIES},
+    {"/v1/decide", ROUTE_DECIDE},
+    {"/v1/events", ROUTE_EVENTS},
+    {"/v1/recommendations", ROUTE_RECOMMENDATIONS},
+    {"/v1/rank", ROUTE_RANK},
+    {"/v1/admin/campaigns", ROUTE_ADMIN_CAMPAIGNS},
+    {"/v1/admin/placements", ROUTE_ADMIN_PLACEMENTS},
 };
 
 unsigned api_method_parse(const char *method) {
@@ -92,6 +117,19 @@ static api_route match_profile(const char *rest, const char **id_raw, size_t *id
     return r;
 }
 
+/* "<prefix><id>" with no further '/'. */
+static api_route match_id(const char *path, const char *prefix, api_route r, const char **id_raw,
+                          size_t *id_len) {
+    size_t plen = strlen(prefix);
+    if (strncmp(path, prefix, plen) != 0) return ROUTE_OTHER;
+    const char *rest = path + plen;
+    size_t len = strlen(rest);
+    if (len == 0 || memchr(rest, '/', len)) return ROUTE_OTHER;
+    *id_raw = rest;
+    *id_len = len;
+    return r;
+}
+
 static api_route match_prefixed(const char *path, const char **id_raw, size_t *id_len) {
     static const char profiles[] = "/v1/admin/profiles/";
     static const char products[] = "/v1/admin/products/";
@@ -105,7 +143,26 @@ static api_route match_prefixed(const char *path, const char **id_raw, size_t *i
         *id_len = len;
         return ROUTE_ADMIN_PRODUCT;
     }
-    return ROUTE_OTHER;
+    static const char segments[] = "/v1/admin/segments/";
+    if (strncmp(path, segments, sizeof segments - 1) == 0) {
+        const char *rest = path + sizeof segments - 1;
+        size_t len = strlen(rest);
+        api_route sr = ROUTE_ADMIN_SEGMENT;
+        if (ends_with(rest, len, "/members")) {
+            sr = ROUTE_ADMIN_SEGMENT_MEMBERS;
+            len -= strlen("/members");
+        }
+        if (len == 0 || memchr(rest, '/', len)) return ROUTE_OTHER;
+        *id_raw = rest;
+        *id_len = len;
+        return sr;
+    }
+    api_route r = match_id(path, "/v1/catalog/products/", ROUTE_CATALOG_PRODUCT, id_raw, id_len);
+    if (r != ROUTE_OTHER) return r;
+    r = match_id(path, "/v1/admin/campaigns/", ROUTE_ADMIN_CAMPAIGN, id_raw, id_len);
+    if (r == ROUTE_OTHER)
+        r = match_id(path, "/v1/admin/placements/", ROUTE_ADMIN_PLACEMENT, id_raw, id_len);
+    return r;
 }
 
 api_route api_route_match(const char *path, bool web_files, const char **id_raw, size_t *id_len) {

@@ -251,7 +251,12 @@ static void drain(api_server *srv) {
     atomic_store(&srv->draining, true);
     while (atomic_load(&srv->ingest_users))
         sleep_ms(1);
-    ingest_stop(srv->ingest); /* commits the queue; every waiting request is resumed */
+    rfm_schedule_stop(srv->rfm); /* it runs ingest jobs */
+    srv->rfm = NULL;
+    campaigns_stop(srv);          /* its worker runs ingest jobs */
+    reco_service_stop(srv);       /* training waits for checkpoints */
+    segments_stop(srv->segments); /* its thread runs ingest jobs */
+    ingest_stop(srv->ingest);     /* commits the queue; every waiting request is resumed */
     srv->ingest = NULL;
     uint64_t deadline = bsp_mono_ns() + (uint64_t)API_DRAIN_SECONDS * 1000000000ull;
     while (atomic_load(&srv->requests_open) && bsp_mono_ns() < deadline)
@@ -276,6 +281,12 @@ static void restore_signals(const sigset_t *set, const sigset_t *old) {
     pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
+/* Segment entry/exit notifications go out through the webhook queue. */
+static void notify_webhook(void *ctx, const char *url, const char *secret, const char *body,
+                           size_t len) {
+    webhook_enqueue(ctx, url, secret, body, len);
+}
+
 static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *set) {
     bsp_err rc = store_open(opts->data_dir, NULL, &srv->store);
     if (rc != BSP_OK) {
@@ -284,15 +295,38 @@ static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *se
     }
     int exit_code = 1;
     if (keys_setup(srv, srv->store, opts) != BSP_OK) goto close_store;
-    bsp_ingest_opts ingest_opts = {.queue_max_events = opts->queue_max};
+    segments_opts seg_opts = {.sweep_ms = opts->segment_sweep_ms,
+                              .rescan_ms = opts->segment_rescan_ms};
+    rc = segments_open(srv->store, &seg_opts, &srv->segments);
+    if (!rc) rc = webhook_start(NULL, &srv->webhooks);
+    if (rc != BSP_OK) {
+        bsp_error_log("could not load segments: %s", bsp_err_name(rc));
+        goto close_store;
+    }
+    segments_set_notifier(srv->segments, notify_webhook, srv->webhooks);
+    ingest_hooks hooks = segments_hooks(srv->segments);
+    bsp_ingest_opts ingest_opts = {.queue_max_events = opts->queue_max, .hooks = &hooks};
     rc = ingest_start(srv->store, &ingest_opts, &srv->ingest);
+    if (!rc) rc = segments_attach(srv->segments, srv->ingest);
+    if (!rc) rc = campaigns_start(srv, opts->require_consent);
+    if (!rc) rc = reco_service_start(srv, opts->data_dir, opts->train_interval_ms);
+    if (!rc) decider_set_products(srv->decider, reco_block_products, srv);
+    if (!rc)
+        rc = rfm_schedule_start(srv->ingest, srv->store, srv->segments, opts->rfm_interval_ms,
+                                &srv->rfm);
     if (rc != BSP_OK) {
         bsp_error_log("could not start ingest: %s", bsp_err_name(rc));
+        reco_service_stop(srv);
+        if (srv->ingest) ingest_stop(srv->ingest);
         goto close_store;
     }
     srv->success = api_make_success_response();
     srv->daemon = srv->success ? daemon_start(srv, opts) : NULL;
     if (!srv->daemon) {
+        campaigns_stop(srv);
+        rfm_schedule_stop(srv->rfm);
+        reco_service_stop(srv);
+        segments_stop(srv->segments);
         ingest_stop(srv->ingest);
         goto free_response;
     }
@@ -305,6 +339,10 @@ static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *se
 free_response:
     if (srv->success) MHD_destroy_response(srv->success);
 close_store:
+    campaigns_close(srv);
+    reco_service_close(srv);
+    segments_close(srv->segments);
+    webhook_stop(srv->webhooks);
     store_close(srv->store);
     return exit_code;
 }

@@ -572,7 +572,12 @@ def test_sigterm_and_restart_keeps_everything():
     SERVERS.append(S2)
     S = S2
     h.eq(S.stats(), before_stats, "stats after restart")
-    h.eq(prof("anon-carol"), before_carol, "profile after restart")
+    # Segment memberships may change at a start (the high_value threshold is
+    # recomputed then); everything recorded must be the same.
+    after_carol = prof("anon-carol")
+    after_carol.pop("segments")
+    before_carol.pop("segments")
+    h.eq(after_carol, before_carol, "profile after restart")
     h.eq(S.all_events("carol"), before_events, "timeline after restart")
     h.eq(S.admin("GET", "/v1/admin/products/sku-1").json, before_product, "product")
     # and it keeps working, with de-duplication remembered: an SDK resends the
