@@ -99,4 +99,17 @@ const char *bsp_opt(const char *flag_value, const char *env_name, const char *df
 /* Parses a whole decimal number with an optional K/M/G suffix; false if bad. */
 bool bsp_parse_size(const char *s, uint64_t *out);
 
+/* --- periodic jobs (periodic.c) -------------------------------------------- */
+
+#include <stdatomic.h>
+
+/* A job run on a thread of its own: first after first_ms, then every
+ * interval_ms, until bsp_periodic_stop, which wakes the thread and waits for
+ * a run in progress (the job may watch *stop to return early). */
+typedef struct bsp_periodic bsp_periodic;
+typedef void (*bsp_periodic_fn)(void *ctx, atomic_bool *stop);
+bsp_err bsp_periodic_start(uint64_t first_ms, uint64_t interval_ms, bsp_periodic_fn fn, void *ctx,
+                           bsp_periodic **out);
+void bsp_periodic_stop(bsp_periodic *p); /* NULL is a no-op */
+
 #endif

@@ -33,15 +33,23 @@ bsp_err bsp_buf_puts(bsp_buf *b, const char *s) {
 }
 
 bsp_err bsp_buf_printf(bsp_buf *b, const char *fmt, ...) {
+    /* Format straight into the free space; only when it does not fit,
+     * grow and format again (one pass in the common case). */
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0) return BSP_EINVAL;
-    if (bsp_buf_reserve(b, (size_t)n) != BSP_OK) return BSP_ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)n >= room) {
+        if (bsp_buf_reserve(b, (size_t)n) != BSP_OK) {
+            if (b->data) b->data[b->len] = '\0';
+            return BSP_ENOMEM;
+        }
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
     return BSP_OK;
 }

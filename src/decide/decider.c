@@ -60,7 +60,8 @@ typedef struct decision {
     bsp_decider *d;
     const decide_request *req;
     bsp_txn *txn;
-    bsp_profile *profile;
+    const bsp_profile *profile; /* the thread's memoized copy, or fresh */
+    bsp_profile *fresh;         /* owned: a visitor with no profile yet */
     const campaign_set *set;
     segment_env env;
     int64_t now_ms;
@@ -81,15 +82,16 @@ static bsp_err load_profile(decision *dc) {
         bsp_err rc = ingest_resolve(dc->txn, ids[i], &pid);
         if (rc == BSP_OK) {
             known_pid = pid;
-            rc = ingest_profile_read(dc->d->ing, dc->txn, pid, &dc->profile);
+            rc = ingest_profile_peek(dc->d->ing, dc->txn, pid, &dc->profile);
         }
         if (rc != BSP_OK && rc != BSP_ENOTFOUND) return rc;
     }
     if (dc->profile) return BSP_OK;
-    dc->profile = profile_new(known_pid);
-    if (!dc->profile) return BSP_ENOMEM;
-    if (req->user_id) profile_add_id(dc->profile, 'u', req->user_id);
-    if (req->anonymous_id) profile_add_id(dc->profile, 'a', req->anonymous_id);
+    dc->fresh = profile_new(known_pid);
+    if (!dc->fresh) return BSP_ENOMEM;
+    if (req->user_id) profile_add_id(dc->fresh, 'u', req->user_id);
+    if (req->anonymous_id) profile_add_id(dc->fresh, 'a', req->anonymous_id);
+    dc->profile = dc->fresh;
     return BSP_OK;
 }
 
@@ -150,7 +152,10 @@ static bsp_err write_token(decision *dc, const campaign_rt *c, const char *place
     memcpy(tok.variant, variant, strlen(variant) + 1);
     char text[DECIDE_TOKEN_MAX];
     bsp_err rc = decide_token_sign(dc->d->key, &tok, text, sizeof text);
-    if (rc == BSP_OK) rc = bsp_buf_printf(dc->out, ",\"token\":\"%s\"}", text);
+    /* base64url and dots: nothing to escape */
+    if (rc == BSP_OK) rc = bsp_buf_puts(dc->out, ",\"token\":\"");
+    if (rc == BSP_OK) rc = bsp_buf_puts(dc->out, text);
+    if (rc == BSP_OK) rc = bsp_buf_puts(dc->out, "\"}");
     return rc;
 }
 
@@ -202,8 +207,10 @@ static bsp_err write_content(decision *dc, const campaign_rt *c, const char *cod
 
 static bsp_err write_treatment(decision *dc, const campaign_rt *c, const char *placement,
                                const char *code) {
-    bsp_err rc = bsp_buf_printf(
-        dc->out, "{\"campaign\":\"%s\",\"variant\":\"treatment\",\"content\":", c->id);
+    /* campaign and placement ids are [A-Za-z0-9_.:-]: nothing to escape */
+    bsp_err rc = bsp_buf_puts(dc->out, "{\"campaign\":\"");
+    if (rc == BSP_OK) rc = bsp_buf_puts(dc->out, c->id);
+    if (rc == BSP_OK) rc = bsp_buf_puts(dc->out, "\",\"variant\":\"treatment\",\"content\":");
     if (rc == BSP_OK) rc = write_content(dc, c, code);
     return rc == BSP_OK ? write_token(dc, c, placement, "treatment") : rc;
 }
@@ -225,7 +232,9 @@ static bsp_err decide_all(decision *dc) {
     bsp_err rc = bsp_buf_puts(dc->out, "{\"decisions\":{");
     for (size_t i = 0; rc == BSP_OK && i < dc->req->placement_count; i++) {
         const char *placement = dc->req->placements[i];
-        rc = bsp_buf_printf(dc->out, "%s\"%s\":", i ? "," : "", placement);
+        rc = bsp_buf_puts(dc->out, i ? ",\"" : "\"");
+        if (rc == BSP_OK) rc = bsp_buf_puts(dc->out, placement);
+        if (rc == BSP_OK) rc = bsp_buf_puts(dc->out, "\":");
         if (rc == BSP_OK) rc = decide_placement(dc, placement);
     }
     return rc == BSP_OK ? bsp_buf_puts(dc->out, "}}") : rc;
@@ -268,7 +277,7 @@ bsp_err decide_run(bsp_decider *d, const decide_request *req, int64_t now_ms, bs
         segment_env_free(&dc.env);
         campaign_release(d->reg, slot);
     }
-    profile_free(dc.profile);
+    profile_free(dc.fresh);
     if (dc.txn) store_txn_abort(dc.txn);
     if (rc != BSP_OK)
         return bsp_error_set(err, rc, "", "the decision failed (%s)", bsp_err_name(rc));

@@ -8,7 +8,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json/json.h"
@@ -96,21 +98,126 @@ static long b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap) 
 /* --- sign and verify ---------------------------------------------------------------------------
  */
 
+/* HMAC-SHA256 (RFC 2104) over OpenSSL's SHA-256, with the digest fetched
+ * once: the one-shot HMAC() looks the algorithm up in OpenSSL's provider
+ * registry on every call, behind locks that the HTTP threads then fight
+ * over (a fifth of a decision's time was spent there). */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+/* Per thread: the digest states after the key's inner and outer pads (so a
+ * MAC costs the message's blocks and one more, not two pad blocks more),
+ * for the last key used, and a working context; freed when the thread ends. */
+typedef struct mac_state {
+    uint8_t key[DECIDE_TOKEN_KEY_BYTES];
+    bool ready;
+    EVP_MD_CTX *inner, *outer, *work;
+} mac_state;
+
+static pthread_key_t mac_key;
+
+static void mac_state_free(void *arg) {
+    mac_state *m = arg;
+    EVP_MD_CTX_free(m->inner);
+    EVP_MD_CTX_free(m->outer);
+    EVP_MD_CTX_free(m->work);
+    explicit_bzero(m, sizeof *m);
+    free(m);
+}
+
+static void sha256_fetch(void) {
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    pthread_key_create(&mac_key, mac_state_free);
+}
+
+static bool pad_state(EVP_MD_CTX *ctx, const uint8_t *key, uint8_t fill) {
+    uint8_t pad[64];
+    memset(pad, fill, sizeof pad);
+    for (size_t i = 0; i < DECIDE_TOKEN_KEY_BYTES; i++)
+        pad[i] ^= key[i];
+    bool ok = EVP_DigestInit_ex(ctx, sha256, NULL) && EVP_DigestUpdate(ctx, pad, sizeof pad);
+    explicit_bzero(pad, sizeof pad);
+    return ok;
+}
+
+/* The thread's state, keyed for key; NULL on failure. */
+static mac_state *mac_state_for(const uint8_t *key) {
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!sha256) return NULL;
+    mac_state *m = pthread_getspecific(mac_key);
+    if (!m) {
+        m = calloc(1, sizeof *m);
+        if (!m) return NULL;
+        m->inner = EVP_MD_CTX_new();
+        m->outer = EVP_MD_CTX_new();
+        m->work = EVP_MD_CTX_new();
+        if (!m->inner || !m->outer || !m->work || pthread_setspecific(mac_key, m) != 0) {
+            mac_state_free(m);
+            return NULL;
+        }
+    }
+    if (m->ready && memcmp(m->key, key, DECIDE_TOKEN_KEY_BYTES) == 0) return m;
+    m->ready = pad_state(m->inner, key, 0x36) && pad_state(m->outer, key, 0x5c);
+    memcpy(m->key, key, DECIDE_TOKEN_KEY_BYTES);
+    return m->ready ? m : NULL;
+}
+
 static void mac(const uint8_t *key, const char *data, size_t len, uint8_t out[32]) {
-    unsigned int out_len = 32;
-    HMAC(EVP_sha256(), key, DECIDE_TOKEN_KEY_BYTES, (const unsigned char *)data, len, out,
-         &out_len);
+    mac_state *m = mac_state_for(key);
+    uint8_t inner[32];
+    unsigned int n = 32;
+    bool ok = m && EVP_MD_CTX_copy_ex(m->work, m->inner) && EVP_DigestUpdate(m->work, data, len) &&
+              EVP_DigestFinal_ex(m->work, inner, &n) && EVP_MD_CTX_copy_ex(m->work, m->outer) &&
+              EVP_DigestUpdate(m->work, inner, sizeof inner) &&
+              EVP_DigestFinal_ex(m->work, out, &n);
+    if (!ok) memset(out, 0, 32); /* verification then fails: never a valid MAC */
+}
+
+/* Appends s at *at within cap; false when it does not fit. */
+static bool put(char *out, size_t cap, size_t *at, const char *s) {
+    size_t n = strlen(s);
+    if (*at + n >= cap) return false;
+    memcpy(out + *at, s, n);
+    *at += n;
+    return true;
+}
+
+static bool put_u64(char *out, size_t cap, size_t *at, uint64_t v) {
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    char text[24];
+    for (size_t i = 0; i < n; i++)
+        text[i] = digits[n - 1 - i];
+    text[n] = '\0';
+    return put(out, cap, at, text);
+}
+
+/* {"c":..,"p":..,"v":..,"pid":N,"t":N} without printf (ids are
+ * [A-Za-z0-9_.:-] and variants plain words: nothing to escape). Returns the
+ * length, or -1 when it does not fit. */
+static int payload_write(const decide_token *tok, char *out, size_t cap) {
+    size_t at = 0;
+    bool ok = put(out, cap, &at, "{\"c\":\"") && put(out, cap, &at, tok->campaign) &&
+              put(out, cap, &at, "\",\"p\":\"") && put(out, cap, &at, tok->placement) &&
+              put(out, cap, &at, "\",\"v\":\"") && put(out, cap, &at, tok->variant) &&
+              put(out, cap, &at, "\",\"pid\":") && put_u64(out, cap, &at, tok->pid) &&
+              put(out, cap, &at, ",\"t\":") && (tok->t_ms >= 0 || put(out, cap, &at, "-")) &&
+              put_u64(out, cap, &at, tok->t_ms >= 0 ? (uint64_t)tok->t_ms : (uint64_t)-tok->t_ms) &&
+              put(out, cap, &at, "}");
+    if (!ok) return -1;
+    out[at] = '\0';
+    return (int)at;
 }
 
 bsp_err decide_token_sign(const uint8_t key[DECIDE_TOKEN_KEY_BYTES], const decide_token *tok,
                           char *out, size_t cap) {
     char payload[PAYLOAD_MAX];
-    int plen = snprintf(payload, sizeof payload,
-                        "{\"c\":\"%s\",\"p\":\"%s\",\"v\":\"%s\","
-                        "\"pid\":%llu,\"t\":%lld}",
-                        tok->campaign, tok->placement, tok->variant, (unsigned long long)tok->pid,
-                        (long long)tok->t_ms);
-    if (plen < 0 || (size_t)plen >= sizeof payload) return BSP_ETOOBIG;
+    int plen = payload_write(tok, payload, sizeof payload);
+    if (plen < 0) return BSP_ETOOBIG;
     size_t need = 3 + ((size_t)plen + 2) / 3 * 4 + 1 + 44 + 1;
     if (cap < need) return BSP_ETOOBIG;
     memcpy(out, "v1.", 3);

@@ -126,6 +126,12 @@ bsp_err ingest_job_profile_changed(bsp_ingest *ing, uint64_t pid);
  * *out. BSP_ENOTFOUND when the profile exists in neither. */
 bsp_err ingest_profile_read(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, bsp_profile **out);
 
+/* Like ingest_profile_read, but the profile is the calling thread's
+ * memoized copy (profile_memo): parsed only when its stored or published
+ * bytes changed since this thread last read it. Borrowed: valid until the
+ * thread's next ingest_profile_peek. Never waits for the writer. */
+bsp_err ingest_profile_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, const bsp_profile **out);
+
 /* Counters for /metrics. Latency buckets are upper bounds in microseconds. */
 #define BSP_INGEST_LAT_BUCKETS 12
 extern const double bsp_ingest_lat_bounds_us[BSP_INGEST_LAT_BUCKETS];

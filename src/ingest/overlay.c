@@ -140,6 +140,43 @@ void overlay_checkpointed(overlay *o, int64_t now_ms) {
     pthread_mutex_unlock(&o->mu);
 }
 
+/* Each reading thread's memo of parsed profiles, freed when it ends. */
+#define PEEK_MEMO_PROFILES 16384 /* slots a thread; only visitors seen hold memory */
+static pthread_key_t memo_key;
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+
+static void memo_destroy(void *m) {
+    profile_memo_free(m);
+}
+
+static void memo_key_make(void) {
+    pthread_key_create(&memo_key, memo_destroy);
+}
+
+static profile_memo *thread_memo(void) {
+    pthread_once(&memo_once, memo_key_make);
+    profile_memo *m = pthread_getspecific(memo_key);
+    if (!m && (m = profile_memo_new(PEEK_MEMO_PROFILES))) pthread_setspecific(memo_key, m);
+    return m;
+}
+
+bsp_err ingest_profile_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, const bsp_profile **out) {
+    *out = NULL;
+    profile_memo *m = thread_memo();
+    if (!m) return BSP_ENOMEM;
+    size_t len = 0;
+    char *copy = overlay_read(&ing->over, pid, &len);
+    if (copy) {
+        bsp_err rc = profile_memo_parse(m, pid, copy, len, out);
+        free(copy);
+        return rc;
+    }
+    bsp_slice raw;
+    bsp_err rc = store_profile_get(rtxn, pid, &raw);
+    if (rc) return rc;
+    return profile_memo_parse(m, pid, raw.data, raw.len, out);
+}
+
 bsp_err ingest_profile_read(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, bsp_profile **out) {
     *out = NULL;
     size_t len = 0;

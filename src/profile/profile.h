@@ -58,6 +58,20 @@ profile_view *profile_view_new(void);
 void profile_view_free(profile_view *v);
 const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p);
 
+/* Parsed profiles remembered by the storage bytes they came from, for
+ * readers that see the same visitors again and again (decisions): parse
+ * returns the remembered profile when pid's bytes are unchanged (same
+ * 64-bit hash and length), else parses and remembers them. The result is
+ * borrowed: valid until the next parse on the same memo (which may replace
+ * it) or profile_memo_free. One memo belongs to one thread; capacity is
+ * rounded up to a power of two (direct-mapped by pid). */
+typedef struct profile_memo profile_memo;
+profile_memo *profile_memo_new(size_t capacity);
+void profile_memo_free(profile_memo *m);
+bsp_err profile_memo_parse(profile_memo *m, uint64_t pid, const char *json, size_t len,
+                           const bsp_profile **out);
+void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses);
+
 /* Borrowed views for conditions and decisions. traits is NULL until the
  * first trait arrives. profile_consent answers for one category of the
  * latest context.consent.categoryPreferences: 1 granted, 0 denied, -1 not
@@ -77,6 +91,12 @@ void profile_set_applied_seq(bsp_profile *p, uint64_t seq);
 void profile_add_id(bsp_profile *p, char kind, const char *id);
 size_t profile_id_count(const bsp_profile *p, char kind);
 const char *profile_id_at(const bsp_profile *p, char kind, size_t i);
+/* The first userId and anonymousId of a profile's storage form, read
+ * without parsing the rest of it (listings that show many profiles' ids):
+ * copied into uid/aid ("" when none or longer than cap). BSP_EPARSE if the
+ * bytes are not a stored profile. (peek.c) */
+bsp_err profile_peek_ids(const char *json, size_t len, char *uid, size_t uid_cap, char *aid,
+                         size_t aid_cap);
 
 /* Applies one event: its userId/anonymousId (added as ids), traits
  * (identify, and RudderStack's context.traits on any event), consent

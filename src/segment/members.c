@@ -336,6 +336,19 @@ bool segs_backfill_pending(bsp_segments *s, const char *id) {
     return pending;
 }
 
+size_t segments_refresh_reading(bsp_segments *s, unsigned cond_uses_mask) {
+    seg_set *set = segs_acquire(s);
+    size_t queued = 0;
+    for (size_t i = 0; i < set->count; i++) {
+        const seg_def *d = set->defs[i];
+        if (d->automatic || !d->cond || !(d->inputs & cond_uses_mask)) continue;
+        segs_backfill_request(s, d->id);
+        queued++;
+    }
+    seg_set_release(set);
+    return queued;
+}
+
 /* Takes the next queued backfill (caller frees), or NULL. Called with bg_mu. */
 static char *backfill_take(bsp_segments *s) {
     if (!s->backfills_len) return NULL;

@@ -138,7 +138,7 @@ static bsp_err topo_sort(seg_set *set, bsp_error *err) {
     bsp_err rc = t.state && t.out ? BSP_OK : BSP_ENOMEM;
     for (size_t i = 0; !rc && i < set->count; i++)
         rc = topo_visit(&t, i);
-    if (!rc) {
+    if (!rc && set->count) {
         memcpy(set->defs, t.out, set->count * sizeof *set->defs);
         rc = resolve_refs(set, err); /* indices moved with the order */
     }

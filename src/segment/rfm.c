@@ -264,29 +264,8 @@ struct rfm_schedule {
     bsp_ingest *ing;
     bsp_store *st;
     bsp_segments *segs; /* told about new rfm_* definitions; may be NULL */
-    uint64_t interval_ms;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    atomic_bool stop;
+    bsp_periodic *job;
 };
-
-/* Waits ms or until stopped; true if stopped. */
-static bool schedule_wait(rfm_schedule *s, uint64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&s->mu);
-    while (!atomic_load(&s->stop) && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
-    }
-    pthread_mutex_unlock(&s->mu);
-    return atomic_load(&s->stop);
-}
 
 /* The registry learns the rfm_* definitions (and keeps their members). */
 static bsp_err reload_job(bsp_ingest *ing, bsp_txn *txn, void *arg) {
@@ -294,22 +273,18 @@ static bsp_err reload_job(bsp_ingest *ing, bsp_txn *txn, void *arg) {
     return segments_reload(arg, txn);
 }
 
-static void *schedule_thread(void *arg) {
+static void schedule_once(void *arg, atomic_bool *stop) {
     rfm_schedule *s = arg;
-    uint64_t wait = s->interval_ms < SCHEDULE_FIRST_MS ? s->interval_ms : SCHEDULE_FIRST_MS;
-    while (!schedule_wait(s, wait)) {
-        rfm_opts opts = {.ctl = {.cancel = &s->stop}};
-        rfm_summary sum;
-        bsp_err rc = rfm_run(s->ing, s->st, &opts, &sum);
-        if (rc == BSP_OK && s->segs) rc = ingest_run_job(s->ing, reload_job, s->segs);
-        if (rc == BSP_OK)
-            bsp_info("rfm: %zu buyers scored, %zu profiles rewritten in %.2f s", sum.buyers,
-                     sum.written, sum.seconds);
-        else if (!atomic_load(&s->stop))
-            bsp_warn("rfm: periodic run failed: %s", bsp_err_name(rc));
-        wait = s->interval_ms;
-    }
-    return NULL;
+    rfm_opts opts = {.ctl = {.cancel = stop}};
+    rfm_summary sum;
+    bsp_err rc = rfm_run(s->ing, s->st, &opts, &sum);
+    if (rc == BSP_OK && s->segs) rc = ingest_run_job(s->ing, reload_job, s->segs);
+    if (rc == BSP_OK && s->segs) segments_refresh_reading(s->segs, COND_USES_RFM);
+    if (rc == BSP_OK)
+        bsp_info("rfm: %zu buyers scored, %zu profiles rewritten in %.2f s", sum.buyers,
+                 sum.written, sum.seconds);
+    else if (!atomic_load(stop))
+        bsp_warn("rfm: periodic run failed: %s", bsp_err_name(rc));
 }
 
 bsp_err rfm_schedule_start(bsp_ingest *ing, bsp_store *st, bsp_segments *segs, uint64_t interval_ms,
@@ -318,18 +293,12 @@ bsp_err rfm_schedule_start(bsp_ingest *ing, bsp_store *st, bsp_segments *segs, u
     if (interval_ms == 0) return BSP_OK;
     rfm_schedule *s = calloc(1, sizeof *s);
     if (!s) return BSP_ENOMEM;
-    *s = (rfm_schedule){.ing = ing, .st = st, .segs = segs, .interval_ms = interval_ms};
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &attr);
-    pthread_condattr_destroy(&attr);
-    pthread_mutex_init(&s->mu, NULL);
-    if (pthread_create(&s->thread, NULL, schedule_thread, s) != 0) {
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->mu);
+    *s = (rfm_schedule){.ing = ing, .st = st, .segs = segs};
+    uint64_t first = interval_ms < SCHEDULE_FIRST_MS ? interval_ms : SCHEDULE_FIRST_MS;
+    bsp_err rc = bsp_periodic_start(first, interval_ms, schedule_once, s, &s->job);
+    if (rc) {
         free(s);
-        return BSP_EINTERNAL;
+        return rc;
     }
     *out = s;
     return BSP_OK;
@@ -337,12 +306,6 @@ bsp_err rfm_schedule_start(bsp_ingest *ing, bsp_store *st, bsp_segments *segs, u
 
 void rfm_schedule_stop(rfm_schedule *s) {
     if (!s) return;
-    pthread_mutex_lock(&s->mu);
-    atomic_store(&s->stop, true);
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
+    bsp_periodic_stop(s->job);
     free(s);
 }

@@ -185,6 +185,23 @@ bsp_err segment_save_automatic(bsp_txn *txn, const char *id, const char *name,
 /* Re-reads the definitions (in a job, on the writer thread). */
 bsp_err segments_reload(bsp_segments *s, bsp_txn *txn);
 
+/* After a batch job rewrote the sections conditions read (rfm.*, predicted.*),
+ * which no event tells the registry about: queues a backfill of every
+ * segment whose condition reads one of cond_uses_mask (COND_USES_*), run by
+ * the registry's thread. Returns how many were queued. Any thread. */
+size_t segments_refresh_reading(bsp_segments *s, unsigned cond_uses_mask);
+
+/* Makes id an automatic segment whose members are exactly pids (ascending,
+ * no repeats; pids no longer stored are skipped): saves the definition,
+ * marks and indexes the members and removes everyone else, in ingest jobs
+ * of a few hundred profiles, then has segs (may be NULL) re-read its
+ * definitions so a running server knows it. BSP_EEXISTS if id is a segment
+ * with a condition (only automatic ones are replaced), BSP_EINVAL for a bad
+ * id. *size is the number of members afterwards. (assign.c) */
+bsp_err segment_assign_automatic(bsp_ingest *ing, bsp_store *st, bsp_segments *segs, const char *id,
+                                 const char *name, const char *description, const uint64_t *pids,
+                                 size_t n, uint64_t *size);
+
 /* --- RFM scores and behavioural clusters (rfm.c, cluster.c, autoseg.c) ---- */
 
 #include <stdatomic.h>

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "teststore.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,8 +219,7 @@ static void close_all(fixture *f) {
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/bsp-campaign-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_temp_dir(f->dir, "campaign");
     open_all(f);
     *state = f;
     return 0;
@@ -227,9 +228,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture *f = *state;
     close_all(f);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_temp_dir_remove(f->dir);
     free(f);
     return 0;
 }

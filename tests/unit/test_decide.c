@@ -11,7 +11,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "teststore.h"
+
 #include <pthread.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +93,21 @@ static void test_tokens(void **state) {
                         .t_ms = 1000000};
     char text[DECIDE_TOKEN_MAX];
     assert_int_equal(decide_token_sign(KEY, &tok, text, sizeof text), BSP_OK);
+    /* The MAC is RFC 2104 HMAC-SHA256 of "v1.<payload>": as OpenSSL's own. */
+    {
+        const char *dot = strrchr(text, '.');
+        uint8_t want[32];
+        unsigned int wlen = sizeof want;
+        HMAC(EVP_sha256(), KEY, DECIDE_TOKEN_KEY_BYTES, (const unsigned char *)text,
+             (size_t)(dot - text), want, &wlen);
+        char b64[64];
+        int n = EVP_EncodeBlock((unsigned char *)b64, want, 32);
+        while (n > 0 && b64[n - 1] == '=')
+            b64[--n] = '\0';
+        for (int i = 0; i < n; i++)
+            b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+        assert_string_equal(dot + 1, b64);
+    }
     assert_int_equal(strncmp(text, "v1.", 3), 0);
     decide_token back;
     bsp_error err;
@@ -128,8 +147,7 @@ typedef struct fixture {
 
 static int setup_with(void **state, bool require_consent) {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/bsp-decide-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_temp_dir(f->dir, "decide");
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
     assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
@@ -155,9 +173,7 @@ static int teardown(void **state) {
     decider_free(f->d);
     campaign_registry_free(f->reg);
     store_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_temp_dir_remove(f->dir);
     free(f);
     return 0;
 }

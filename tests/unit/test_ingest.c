@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "teststore.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +27,7 @@ typedef struct fixture {
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/bsp-ingest-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_temp_dir(f->dir, "ingest");
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
     assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
@@ -38,25 +39,14 @@ static int teardown(void **state) {
     fixture *f = *state;
     ingest_stop(f->ing);
     store_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_temp_dir_remove(f->dir);
     free(f);
     return 0;
 }
 
 /* Parses a batch body and submits its events, waiting for the commit. */
 static bsp_ingest_result send(fixture *f, const char *batch_json) {
-    bsp_event_list list = {0};
-    bsp_error err;
-    bsp_error_clear(&err);
-    bsp_err rc = event_parse_body(batch_json, strlen(batch_json), BSP_EV_TYPE_COUNT, bsp_now_ms(),
-                                  &list, &err);
-    if (rc) fail_msg("parse: %s at %s", err.message, err.at);
-    bsp_ingest_result res = {0};
-    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
-    event_list_free(&list); /* lent only until the commit */
-    return res;
+    return test_send_batch(f->ing, batch_json);
 }
 
 /* Loads the public form of the profile that id resolves to (NULL if none). */

@@ -867,6 +867,38 @@ static void test_view_equals_computed_json(void **state) {
     profile_view_free(v);
 }
 
+/* The memo parses once per distinct bytes of a pid; another pid in the same
+ * slot, or changed bytes, parse again; broken bytes are refused. */
+static void test_memo_reuses_parsed_profiles(void **state) {
+    (void)state;
+    profile_memo *m = profile_memo_new(1); /* rounded up to 16 slots */
+    assert_non_null(m);
+    bsp_profile *p = rich_profile();
+    bsp_buf a = {0}, b = {0};
+    assert_int_equal(profile_to_json(p, &a), BSP_OK);
+    track(p, T0 + DAY, "Order Completed", "{\"revenue\":1}");
+    assert_int_equal(profile_to_json(p, &b), BSP_OK);
+    const bsp_profile *x, *y, *z;
+    assert_int_equal(profile_memo_parse(m, 5, a.data, a.len, &x), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, 5, a.data, a.len, &y), BSP_OK);
+    assert_ptr_equal(x, y);
+    assert_int_equal(profile_memo_parse(m, 5, b.data, b.len, &z), BSP_OK);
+    cJSON *c = profile_computed_json(z);
+    assert_int_equal(num(c, "orders"), 2);
+    cJSON_Delete(c);
+    for (uint64_t pid = 6; pid < 200; pid++) /* every slot replaced at least once */
+        assert_int_equal(profile_memo_parse(m, pid, a.data, a.len, &x), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, 7, "{not json", 9, &x), BSP_EPARSE);
+    assert_null(x);
+    uint64_t hits, misses;
+    profile_memo_stats(m, &hits, &misses);
+    assert_int_equal(hits, 1);
+    bsp_buf_free(&a);
+    bsp_buf_free(&b);
+    profile_free(p);
+    profile_memo_free(m);
+}
+
 /* --- extras: segments, sections, exposure, engagement, recent events ------ */
 
 static bool count_visit(void *vctx, const cJSON *ev) {
@@ -1016,6 +1048,7 @@ int main(void) {
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_merge_into_empty_and_decay_reference),
         cmocka_unit_test(test_view_equals_computed_json),
+        cmocka_unit_test(test_memo_reuses_parsed_profiles),
         cmocka_unit_test(test_sections_and_segments),
         cmocka_unit_test(test_campaign_exposure_by_day),
         cmocka_unit_test(test_engagement),

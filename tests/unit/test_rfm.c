@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "teststore.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,8 +144,7 @@ typedef struct fixture {
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/bsp-rfm-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_temp_dir(f->dir, "rfm");
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
     assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
@@ -155,9 +156,7 @@ static int teardown(void **state) {
     fixture *f = *state;
     ingest_stop(f->ing);
     store_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_temp_dir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -165,14 +164,7 @@ static int teardown(void **state) {
 #define REFERENCE "2024-01-31T00:00:00Z"
 
 static void send(fixture *f, const char *batch) {
-    bsp_event_list list = {0};
-    bsp_error err;
-    bsp_error_clear(&err);
-    if (event_parse_body(batch, strlen(batch), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list, &err))
-        fail_msg("parse: %s at %s", err.message, err.at);
-    bsp_ingest_result res = {0};
-    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
-    event_list_free(&list);
+    test_send_batch(f->ing, batch);
 }
 
 /* n orders of amount each by user, the last on day (of January 2024). */

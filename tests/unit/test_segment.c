@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "teststore.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +61,7 @@ static void stop(fixture *f) {
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/bsp-segment-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    test_temp_dir(f->dir, "segment");
     start(f);
     *state = f;
     return 0;
@@ -69,23 +70,13 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture *f = *state;
     stop(f);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    test_temp_dir_remove(f->dir);
     free(f);
     return 0;
 }
 
 static void send(fixture *f, const char *batch_json) {
-    bsp_event_list list = {0};
-    bsp_error err;
-    bsp_error_clear(&err);
-    bsp_err rc = event_parse_body(batch_json, strlen(batch_json), BSP_EV_TYPE_COUNT, bsp_now_ms(),
-                                  &list, &err);
-    if (rc) fail_msg("parse: %s at %s", err.message, err.at);
-    bsp_ingest_result res = {0};
-    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
-    event_list_free(&list);
+    test_send_batch(f->ing, batch_json);
 }
 
 static bsp_err put(fixture *f, const char *id, const char *condition, bsp_error *err) {
@@ -327,6 +318,12 @@ static void test_overlay_sees_commits(void **state) {
     assert_true(profile_in_segment(p, "first_time_buyers"));
     cJSON_Delete(c);
     profile_free(p);
+    /* The memoized read sees the same, and again without parsing. */
+    const bsp_profile *m1, *m2;
+    assert_int_equal(ingest_profile_peek(f->ing, txn, pid, &m1), BSP_OK);
+    assert_int_equal(ingest_profile_peek(f->ing, txn, pid, &m2), BSP_OK);
+    assert_ptr_equal(m1, m2);
+    assert_true(profile_in_segment(m1, "first_time_buyers"));
     store_txn_abort(txn);
 }
 
