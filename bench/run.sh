@@ -276,6 +276,23 @@ metrics_snap() { # -> "commits events latency_sum latency_count" from /metrics
     $1 == "bespoke_commit_latency_seconds_count" { lc = $2 }
     END { print c + 0, e + 0, ls + 0, lc + 0 }'
 }
+segment_snap() { # -> "evaluations seconds segments" from /metrics
+  curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | awk '
+    $1 == "bespoke_segment_evaluations_total" { e = $2 }
+    $1 == "bespoke_segment_evaluation_seconds_total" { s = $2 }
+    $1 == "bespoke_segments" { n = $2 }
+    END { print e + 0, s + 0, n + 0 }'
+}
+
+segment_row() { # BEFORE AFTER EVENTS: segment upkeep per ingested event
+  read -r e0 s0 _ <<<"$1"
+  read -r e1 s1 n <<<"$2"
+  local per_event per_eval
+  per_event=$(awk -v a="$s0" -v b="$s1" -v ev="$3" 'BEGIN { if (ev > 0) printf "%.2f", (b - a) / ev * 1e6 }')
+  per_eval=$(awk -v a="$s0" -v b="$s1" -v x="$e0" -v y="$e1" 'BEGIN { if (y > x) printf "%.2f", (b - a) / (y - x) * 1e6 }')
+  row "ingest: segment upkeep, $n segments (us/event)" "${per_event:-?} us" "$(num "$((e1 - e0))") evaluations, ${per_eval:-?} us each"
+}
+
 commit_row() { # LABEL "BEFORE" "AFTER" SECONDS: events a commit, commits/s, mean commit time
   local label=$1
   read -r c0 e0 s0 n0 <<<"$2"
@@ -332,6 +349,17 @@ bench_ingest() {
   log "packed: $(cat "$TMP/pack.txt")"
 
   start_server "$TMP/data-ingest" ingest || return 1
+  # The 50 segments and 100 campaigns of the decision rows exist before the
+  # events arrive, so ingest pays for keeping membership current (the
+  # built-in segments make 57).
+  DECIDE_READY=""
+  if python3 "$HERE/decide_setup.py" "http://127.0.0.1:$SRV_PORT" "$ADMIN_AUTH" >"$TMP/decide-setup.txt" 2>&1; then
+    DECIDE_READY=1
+  else
+    note "decide setup failed: $(tail -n 3 "$TMP/decide-setup.txt" | tr '\n' ' ')"
+  fi
+  local seg0
+  seg0=$(segment_snap)
   local prog=$TMP/progress
   mkdir -p "$prog"
   log "ingest: wrk -t$WRK_T -c64, $nbodies bodies of $PER_BATCH events, each sent once"
@@ -415,6 +443,7 @@ bench_ingest() {
     "$(awk -v e="$elapsed" 'BEGIN { printf "%.1f s", e }'), $(fmt_ms "$(awk '$1 == "batch_latency_p50_ms" { print $2 }' "$TMP/wrk-batch.txt")") / $(fmt_ms "$(awk '$1 == "batch_latency_p99_ms" { print $2 }' "$TMP/wrk-batch.txt")")"
   m1=$(metrics_snap)
   commit_row ingest "$m0" "$m1" "$elapsed"
+  segment_row "$seg0" "$(segment_snap)" "$acked"
   local stored
   stored=$(stored_events)
   row "ingest: events in GET /v1/admin/stats" "$(num "${stored:-?}")" "$(num "$nevents") sent"
@@ -467,8 +496,8 @@ bench_decide() {
     note "decisions skipped: no ingested store"
     return
   fi
-  if ! python3 "$HERE/decide_setup.py" "http://127.0.0.1:$SRV_PORT" "$ADMIN_AUTH" >"$TMP/decide-setup.txt" 2>&1; then
-    note "decide setup failed: $(tail -n 3 "$TMP/decide-setup.txt" | tr '\n' ' ')"
+  if [ -z "$DECIDE_READY" ]; then
+    note "decisions skipped: the segments and campaigns could not be created"
     return
   fi
   log "decide: $(cat "$TMP/decide-setup.txt"); wrk -t$WRK_T -c16 -d${SECONDS_RUN}s --latency"
@@ -496,6 +525,58 @@ bench_decide() {
   row "POST /v1/decide, server time" "${server_us:-?}"
   [ "$bad" != 0 ] && row "POST /v1/decide: non-2xx" "$bad of $(num "$(wrk_requests "$TMP/wrk-decide.txt")")" "0"
   [ -n "$se" ] && note "decide: wrk socket errors: $se"
+}
+
+# ================================================================================
+# 7b. Decisions over a million profiles: the same 50 segments and 100
+#     campaigns, a store of BENCH_PROFILES visitors (2 events each, imported
+#     with the segments defined so memberships are kept during the import).
+# ================================================================================
+PROFILES=${BENCH_PROFILES:-1000000}
+bench_decide_million() {
+  local sim=$TMP/sim-million.jsonl data=$TMP/data-million
+  log "decide x$PROFILES profiles: simulate --events $((PROFILES * 2)) --visitors $PROFILES"
+  if ! "$BESPOKE" simulate --events $((PROFILES * 2)) --visitors "$PROFILES" --seed 7 --out "$sim" \
+    2>"$TMP/sim-million-err.txt"; then
+    note "decide x$PROFILES: simulate failed: $(head -n 2 "$TMP/sim-million-err.txt" | tr '\n' ' ')"
+    return
+  fi
+  # 200,000 visitors drawn: most decisions read a profile the memo has not seen
+  python3 "$HERE/pack_batches.py" --per-batch 100 --ids 200000 "$sim" /dev/null "$TMP/ids-million.txt" >/dev/null
+  start_server "$data" million-setup || return
+  if ! python3 "$HERE/decide_setup.py" "http://127.0.0.1:$SRV_PORT" "$ADMIN_AUTH" >/dev/null 2>&1; then
+    note "decide x$PROFILES: setup failed"
+    stop_server million-setup
+    return
+  fi
+  stop_server million-setup
+  log "import $((PROFILES * 2)) events into the store with 57 segments"
+  if ! "$BESPOKE" import --data "$data" --format segment-jsonl --no-progress "$sim" \
+    >"$TMP/import-million.txt" 2>&1; then
+    note "decide x$PROFILES: import failed: $(tail -n 2 "$TMP/import-million.txt" | tr '\n' ' ')"
+    return
+  fi
+  rm -f "$sim"
+  log "$(grep '^imported:' "$TMP/import-million.txt")"
+  start_server "$data" million || return
+  local profiles
+  profiles=$(curl -s --max-time 10 -H "Authorization: $ADMIN_AUTH" "http://127.0.0.1:$SRV_PORT/v1/admin/stats" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("profiles", "?"))' 2>/dev/null)
+  wrk -t"$WRK_T" -c16 -d"${SECONDS_RUN}s" --latency -s "$HERE/decide.lua" \
+    "http://127.0.0.1:$SRV_PORT/v1/decide" -- "$TMP/ids-million.txt" "$WRITE_AUTH" >"$TMP/wrk-decide-million.txt" 2>&1
+  local rps p50 p99 server_us
+  rps=$(wrk_rps "$TMP/wrk-decide-million.txt")
+  p50=$(wrk_pct "$TMP/wrk-decide-million.txt" 50)
+  p99=$(wrk_pct "$TMP/wrk-decide-million.txt" 99)
+  server_us=$(curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | awk '
+    $1 ~ /^bespoke_decide_latency_seconds_bucket/ && $1 ~ /le="0.001"/ { under = $2 }
+    $1 == "bespoke_decide_latency_seconds_sum" { s = $2 }
+    $1 == "bespoke_decide_latency_seconds_count" { n = $2 }
+    END { if (n > 0) printf "mean %.0f us, %.2f%% under 1 ms", s / n * 1e6, under / n * 100 }')
+  row "POST /v1/decide, $(num "$profiles") profiles, c16 (req/s)" "$(num "$rps")" "$(num "$NGX16_RPS") nginx c16" "$(ratio "$rps" "$NGX16_RPS")"
+  row "  same, p50 / p99; server time" "$(fmt_ms "$p50") / $(fmt_ms "$p99"); ${server_us:-?}"
+  stop_server million
+  rm -rf "$data"
 }
 
 # ================================================================================
@@ -599,6 +680,9 @@ bench_reco() {
   row "train, all models (s)" "${total:-?} s"
   ease_gf=$(sed -n 's/^ease: .*(\([0-9.]*\) GFLOP\/s).*/\1/p' "$TMP/train.txt")
   row "EASE Cholesky + inverse (GFLOP/s)" "${ease_gf:-?}" "${SGEMM_GFLOPS:-?} sgemm" "$(ratio "$ease_gf" "$SGEMM_GFLOPS")"
+  local per_m
+  per_m=$(sed -n 's/^memory per 1M interactions: \([0-9.]*\) MB.*/\1/p' "$TMP/train.txt")
+  row "snapshot memory per 1M interactions (MB)" "${per_m:-?} MB"
   start_server "$TMP/data-import" reco || return
   log "recommendations: wrk -t$WRK_T -c16 -d${SECONDS_RUN}s"
   wrk -t"$WRK_T" -c16 -d"${SECONDS_RUN}s" --timeout 10s --latency -s "$HERE/reco.lua" \
@@ -611,7 +695,39 @@ bench_reco() {
   row "POST /v1/recommendations n=20, c16 (req/s)" "$(num "$rps")" "$(num "$NGX16_RPS") nginx c16" "$(ratio "$rps" "$NGX16_RPS")"
   row "POST /v1/recommendations, p50 / p99" "$(fmt_ms "$p50") / $(fmt_ms "$p99")"
   [ "$bad" != 0 ] && row "POST /v1/recommendations: non-2xx" "$bad of $(num "$(wrk_requests "$TMP/wrk-reco.txt")")" "0"
+  # Lookalikes of the built-in high_value segment (target: p99 < 2 ms for n = 20).
+  log "lookalike: wrk -t1 -c1 -d${SECONDS_RUN}s GET .../high_value/lookalike?n=20"
+  wrk -t1 -c1 -d"${SECONDS_RUN}s" --timeout 10s --latency -s "$HERE/lookalike.lua" \
+    "http://127.0.0.1:$SRV_PORT/v1/admin/segments/high_value/lookalike?n=20" -- "$ADMIN_AUTH" \
+    >"$TMP/wrk-lookalike.txt" 2>&1
+  row "GET .../segments/high_value/lookalike n=20, p50 / p99" \
+    "$(fmt_ms "$(wrk_pct "$TMP/wrk-lookalike.txt" 50)") / $(fmt_ms "$(wrk_pct "$TMP/wrk-lookalike.txt" 99)")" "2 ms p99 target"
+  bad=$(wrk_non2xx "$TMP/wrk-lookalike.txt")
+  [ "$bad" != 0 ] && row "lookalike: non-2xx" "$bad of $(num "$(wrk_requests "$TMP/wrk-lookalike.txt")")" "0"
   stop_server reco
+}
+
+# ================================================================================
+# 6b. Predictive scores: `bespoke predict` on the imported store (read the
+#     timelines, train the four models, score and rewrite every profile).
+# ================================================================================
+bench_predict() {
+  if [ ! -d "$TMP/data-import" ]; then
+    note "predict rows skipped: no imported store (../shared/data absent?)"
+    return
+  fi
+  log "predict --data (the imported Online Retail store)"
+  if ! "$BESPOKE" predict --data "$TMP/data-import" --no-progress >"$TMP/predict.txt" 2>&1; then
+    note "predict failed: $(tail -n 3 "$TMP/predict.txt" | tr '\n' ' ')"
+    return
+  fi
+  local n written read train score write total wps
+  n=$(sed -n 's/^scored \([0-9]*\) profiles.*/\1/p' "$TMP/predict.txt")
+  written=$(sed -n 's/^scored .*: \([0-9]*\) written.*/\1/p' "$TMP/predict.txt")
+  read -r read train score write total < <(sed -n 's/^time: read \([0-9.]*\) s, train \([0-9.]*\) s, score \([0-9.]*\) s, write \([0-9.]*\) s, total \([0-9.]*\) s/\1 \2 \3 \4 \5/p' "$TMP/predict.txt")
+  wps=$(awk -v w="$written" -v t="$write" 'BEGIN { if (t > 0) printf "%.0f", w / t }')
+  row "predict: read timelines + train 4 models, $(num "${n:-0}") profiles" "${read:-?} s + ${train:-?} s"
+  row "predict: score + write (profiles/s written)" "${score:-?} s + ${write:-?} s; $(num "${wps:-0}")/s" "$(num "$LMDB_RANDOM") LMDB random" "$(ratio "$wps" "$LMDB_RANDOM")"
 }
 
 # ================================================================================
@@ -625,9 +741,11 @@ if [ -x "$BESPOKE" ]; then
     note "profile reads skipped: the ingest run did not complete"
   fi
   stop_server ingest
+  bench_decide_million
   bench_track
   bench_import
   bench_reco
+  bench_predict
 else
   note "Bespoke rows skipped: $BESPOKE is not built"
 fi

@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "import/import.h"
 #include "ingest/ingest.h"
+#include "predict/predict.h"
 #include "reco/reco.h"
 #include "segment/segment.h"
 #include "sim/sim.h"
@@ -25,6 +26,7 @@ static void usage_main(FILE *out) {
                  "  simulate   write a synthetic clickstream as Segment JSONL\n"
                  "  segment    RFM scores and behavioural clusters (rfm | cluster)\n"
                  "  train      train the recommendation models into a snapshot\n"
+                 "  predict    purchase, churn and LTV scores on every profile\n"
                  "  eval       offline evaluation of the recommendations on a dated history\n"
                  "  version    print the version\n\n"
                  "'bespoke <command> --help' lists a command's flags.\n");
@@ -50,6 +52,11 @@ static void usage_serve(FILE *out) {
             "                       (0 = off; see bespoke segment rfm)\n"
             "  --train-interval T   train recommendations every BESPOKE_TRAIN_INTERVAL (1h)\n"
             "                       T (s, m, h suffixes; 0 = off)\n"
+            "  --predict-interval T score purchase, churn, LTV BESPOKE_PREDICT_INTERVAL (6h)\n"
+            "                       every T (s, m, h; 0 = off)\n"
+            "  --affinity-attributes LIST  product attributes   BESPOKE_AFFINITY_ATTRIBUTES\n"
+            "                       whose affinities are learnt (colour,color,size,\n"
+            "                       and used (comma-separated)  material,price_band)\n"
             "  --log-level LEVEL    debug|info|warn|error       BESPOKE_LOG_LEVEL (info)\n\n"
             "Keys not given are generated on first start, kept in DIR and printed once.\n"
             "SIGTERM or SIGINT drains in-flight work and exits 0.\n");
@@ -131,22 +138,27 @@ static int cmd_serve(int argc, char **argv) {
         O_CONSENT,
         O_RFM,
         O_TRAIN,
+        O_PREDICT,
+        O_AFFINITY,
         O_LOG
     };
-    static const struct option longopts[] = {{"listen", required_argument, 0, O_LISTEN},
-                                             {"data", required_argument, 0, O_DATA},
-                                             {"write-key", required_argument, 0, O_WKEY},
-                                             {"admin-key", required_argument, 0, O_AKEY},
-                                             {"threads", required_argument, 0, O_THREADS},
-                                             {"queue-max", required_argument, 0, O_QUEUE},
-                                             {"web", required_argument, 0, O_WEB},
-                                             {"segment-sweep", required_argument, 0, O_SWEEP},
-                                             {"segment-rescan", required_argument, 0, O_RESCAN},
-                                             {"require-consent", no_argument, 0, O_CONSENT},
-                                             {"rfm-interval", required_argument, 0, O_RFM},
-                                             {"train-interval", required_argument, 0, O_TRAIN},
-                                             {"log-level", required_argument, 0, O_LOG},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"listen", required_argument, 0, O_LISTEN},
+        {"data", required_argument, 0, O_DATA},
+        {"write-key", required_argument, 0, O_WKEY},
+        {"admin-key", required_argument, 0, O_AKEY},
+        {"threads", required_argument, 0, O_THREADS},
+        {"queue-max", required_argument, 0, O_QUEUE},
+        {"web", required_argument, 0, O_WEB},
+        {"segment-sweep", required_argument, 0, O_SWEEP},
+        {"segment-rescan", required_argument, 0, O_RESCAN},
+        {"require-consent", no_argument, 0, O_CONSENT},
+        {"rfm-interval", required_argument, 0, O_RFM},
+        {"train-interval", required_argument, 0, O_TRAIN},
+        {"predict-interval", required_argument, 0, O_PREDICT},
+        {"affinity-attributes", required_argument, 0, O_AFFINITY},
+        {"log-level", required_argument, 0, O_LOG},
+        {0, 0, 0, 0}};
     const char *flag[O_LOG + 1] = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -177,6 +189,12 @@ static int cmd_serve(int argc, char **argv) {
                         "or h (0 = off)\n");
         return 2;
     }
+    uint64_t predict_ms;
+    if (!parse_interval(bsp_opt(flag[O_PREDICT], "BESPOKE_PREDICT_INTERVAL", "6h"), &predict_ms)) {
+        fprintf(stderr, "bespoke serve: --predict-interval takes seconds, or a number with s, m "
+                        "or h (0 = off)\n");
+        return 2;
+    }
     bsp_serve_opts opts = {
         .listen = bsp_opt(flag[O_LISTEN], "BESPOKE_LISTEN", "127.0.0.1:8080"),
         .data_dir = bsp_opt(flag[O_DATA], "BESPOKE_DATA", "./bespoke-data"),
@@ -189,6 +207,8 @@ static int cmd_serve(int argc, char **argv) {
         .segment_rescan_ms = rescan * 1000,
         .rfm_interval_ms = rfm * 1000,
         .train_interval_ms = train_ms,
+        .predict_interval_ms = predict_ms,
+        .affinity_attributes = bsp_opt(flag[O_AFFINITY], "BESPOKE_AFFINITY_ATTRIBUTES", NULL),
         .require_consent = is_yes(bsp_opt(flag[O_CONSENT], "BESPOKE_REQUIRE_CONSENT", "0")),
     };
     return api_serve(&opts);
@@ -346,10 +366,13 @@ static void usage_eval(FILE *out) {
                  "  --format FORMAT      online-retail (the UCI Online Retail CSV, .zst ok)\n"
                  "  --cutoff DATE        ISO date: history before it, truth after it\n"
                  "  --k N                list length scored (20)\n"
+                 "  --only WHAT          recommendations | scores (default: both)\n"
                  "  --no-progress        no progress output on stderr\n\n"
                  "Imports what lies before the cutoff into a temporary store, trains, and scores\n"
                  "every customer with orders on both sides: recall@k, NDCG@k and catalog coverage\n"
-                 "of each strategy against the distinct products bought after the cutoff.\n");
+                 "of each strategy against the distinct products bought after the cutoff;\n"
+                 "then AUC and calibration of the purchase and churn scores and the error of\n"
+                 "predicted LTV, against recency and frequency rules (docs/evaluation.md).\n");
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -385,12 +408,11 @@ static int cmd_train(int argc, char **argv) {
 }
 
 static int cmd_eval(int argc, char **argv) {
-    static const struct option longopts[] = {{"format", required_argument, 0, 'f'},
-                                             {"cutoff", required_argument, 0, 'c'},
-                                             {"k", required_argument, 0, 'k'},
-                                             {"no-progress", no_argument, 0, 'n'},
-                                             {0, 0, 0, 0}};
-    const char *format = NULL, *cutoff = NULL;
+    static const struct option longopts[] = {
+        {"format", required_argument, 0, 'f'}, {"cutoff", required_argument, 0, 'c'},
+        {"k", required_argument, 0, 'k'},      {"no-progress", no_argument, 0, 'n'},
+        {"only", required_argument, 0, 'o'},   {0, 0, 0, 0}};
+    const char *format = NULL, *cutoff = NULL, *only = "";
     reco_cmd_opts o = {.progress = true, .k = 20};
     uint64_t k = 20;
     int c;
@@ -404,6 +426,8 @@ static int cmd_eval(int argc, char **argv) {
             ok = bsp_parse_size(optarg, &k) && k >= 1 && k <= 100;
         else if (c == 'n')
             o.progress = false;
+        else if (c == 'o')
+            ok = !strcmp(only = optarg, "recommendations") || !strcmp(optarg, "scores");
         else
             ok = false;
         if (!ok) {
@@ -418,7 +442,10 @@ static int cmd_eval(int argc, char **argv) {
     }
     o.file = argv[optind];
     o.k = (size_t)k;
-    return reco_cmd_eval(&o);
+    int code = strcmp(only, "scores") ? reco_cmd_eval(&o) : 0;
+    if (code == 0 && strcmp(only, "recommendations"))
+        code = predict_cmd_eval(o.file, o.cutoff_ms, o.progress);
+    return code;
 }
 
 int main(int argc, char **argv) {
@@ -432,10 +459,13 @@ int main(int argc, char **argv) {
         int (*run)(int, char **);
         void (*usage)(FILE *);
     } command;
-    static const command commands[] = {
-        {"serve", cmd_serve, usage_serve},          {"import", cmd_import, usage_import},
-        {"simulate", cmd_simulate, usage_simulate}, {"segment", segment_command, segment_usage},
-        {"train", cmd_train, usage_train},          {"eval", cmd_eval, usage_eval}};
+    static const command commands[] = {{"serve", cmd_serve, usage_serve},
+                                       {"import", cmd_import, usage_import},
+                                       {"simulate", cmd_simulate, usage_simulate},
+                                       {"segment", segment_command, segment_usage},
+                                       {"predict", predict_command, predict_usage},
+                                       {"train", cmd_train, usage_train},
+                                       {"eval", cmd_eval, usage_eval}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(cmd, commands[i].name) != 0) continue;
         if (wants_help(argc - 1, argv + 1)) {

@@ -8,18 +8,20 @@
 #include "core/core.h"
 
 typedef struct bsp_serve_opts {
-    const char *listen;         /* "127.0.0.1:8080" */
-    const char *data_dir;       /* store directory */
-    const char *write_key;      /* NULL: from store, or generated */
-    const char *admin_key;      /* NULL: from store, or generated */
-    unsigned threads;           /* HTTP threads; 0 = number of cores */
-    size_t queue_max;           /* ingest queue bound in events; 0 = default */
-    const char *web_dir;        /* static files served under / (may be NULL) */
-    bool require_consent;       /* decisions personalize only with stated consent */
-    uint64_t segment_sweep_ms;  /* clock-reading segments re-checked; 0 = 60 s */
-    uint64_t segment_rescan_ms; /* full pass over them; 0 = 6 h */
-    uint64_t rfm_interval_ms;   /* periodic RFM scoring (segment/rfm.c); 0 = off */
-    uint64_t train_interval_ms; /* periodic recommendation training; 0 = off */
+    const char *listen;              /* "127.0.0.1:8080" */
+    const char *data_dir;            /* store directory */
+    const char *write_key;           /* NULL: from store, or generated */
+    const char *admin_key;           /* NULL: from store, or generated */
+    unsigned threads;                /* HTTP threads; 0 = number of cores */
+    size_t queue_max;                /* ingest queue bound in events; 0 = default */
+    const char *web_dir;             /* static files served under / (may be NULL) */
+    bool require_consent;            /* decisions personalize only with stated consent */
+    uint64_t segment_sweep_ms;       /* clock-reading segments re-checked; 0 = 60 s */
+    uint64_t segment_rescan_ms;      /* full pass over them; 0 = 6 h */
+    uint64_t rfm_interval_ms;        /* periodic RFM scoring (segment/rfm.c); 0 = off */
+    uint64_t train_interval_ms;      /* periodic recommendation training; 0 = off */
+    uint64_t predict_interval_ms;    /* periodic predictive scores (predict/); 0 = off */
+    const char *affinity_attributes; /* "colour,size,..."; NULL = RECO_AFFINITY_DEFAULT */
 } bsp_serve_opts;
 
 /* Inflates a gzip or zlib body (what Content-Encoding: gzip/deflate

@@ -11,6 +11,8 @@
  *   catalog.c  the public catalog a storefront reads (write key)
  *   campaigns.c the admin API of campaigns and placements
  *   decide.c   /v1/decide and /v1/events (decisions and their reports)
+ *   reco.c     /v1/recommendations, /v1/rank, the model service
+ *   lookalike.c lookalike audiences of a segment (admin)
  *   metrics.c  request counters, /metrics and /healthz
  *   static.c   plain files under web_dir */
 #ifndef BSP_API_INTERNAL_H
@@ -25,6 +27,7 @@
 #include "decide/decide.h"
 #include "event/event.h"
 #include "ingest/ingest.h"
+#include "predict/predict.h"
 #include "reco/reco.h"
 #include "segment/segment.h"
 #include "webhook/webhook.h"
@@ -60,6 +63,7 @@ typedef enum api_route {
     ROUTE_ADMIN_SEGMENTS_PREVIEW,
     ROUTE_ADMIN_SEGMENT,
     ROUTE_ADMIN_SEGMENT_MEMBERS,
+    ROUTE_ADMIN_SEGMENT_LOOKALIKE,
     ROUTE_ADMIN_CAMPAIGNS,
     ROUTE_ADMIN_CAMPAIGN,
     ROUTE_ADMIN_PLACEMENTS,
@@ -104,7 +108,8 @@ typedef struct api_server {
     bsp_ingest *ingest;
     bsp_segments *segments;
     bsp_webhook *webhooks;
-    rfm_schedule *rfm; /* periodic RFM scoring, NULL when off */
+    rfm_schedule *rfm;         /* periodic RFM scoring, NULL when off */
+    predict_schedule *predict; /* periodic predictive scores, NULL when off */
     const char *web_dir;
     char write_key[API_KEY_MAX];
     size_t write_key_len;
@@ -216,12 +221,17 @@ bsp_err decide_write_metrics(api_server *srv, bsp_buf *out);
  * training thread every interval_ms (0 = none); stop before ingest stops
  * (training waits for checkpoints), close at the end. */
 typedef struct reco_service reco_service;
-bsp_err reco_service_start(api_server *srv, const char *data_dir, uint64_t interval_ms);
+bsp_err reco_service_start(api_server *srv, const char *data_dir, uint64_t interval_ms,
+                           const char *affinity_attributes);
 void reco_service_stop(api_server *srv);
 void reco_service_close(api_server *srv);
 /* The holder other modules recommend from (reco_for_profile); may be NULL. */
 reco_holder *reco_service_holder(api_server *srv);
 enum MHD_Result reco_handle(api_req *req); /* /v1/recommendations, /v1/rank */
+/* Request counters, latency histogram and snapshot version/age for /metrics. */
+bsp_err reco_write_metrics(api_server *srv, bsp_buf *out);
+/* GET/POST /v1/admin/segments/{id}/lookalike (lookalike.c). */
+enum MHD_Result lookalike_handle(api_req *req);
 /* Fills campaign product blocks from the recommendation module (ctx = the
  * server): a decide_products_fn. */
 bsp_err reco_block_products(void *ctx, bsp_txn *txn, const bsp_profile *profile,

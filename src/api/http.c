@@ -345,6 +345,8 @@ static enum MHD_Result dispatch(api_req *req) {
     case ROUTE_ADMIN_SEGMENT:
     case ROUTE_ADMIN_SEGMENT_MEMBERS:
         return segments_handle(req);
+    case ROUTE_ADMIN_SEGMENT_LOOKALIKE:
+        return lookalike_handle(req);
     case ROUTE_CATALOG_PRODUCTS:
     case ROUTE_CATALOG_PRODUCT:
     case ROUTE_CATALOG_CATEGORIES:

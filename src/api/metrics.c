@@ -146,7 +146,7 @@ enum MHD_Result metrics_handle(api_req *req) {
     if (rc == BSP_OK) rc = decide_write_metrics(srv, &out);
     if (rc == BSP_OK) rc = write_segments(srv, &out);
     if (rc == BSP_OK) rc = write_webhooks(srv, &out);
-    if (rc == BSP_OK) rc = decide_write_metrics(srv, &out);
+    if (rc == BSP_OK) rc = reco_write_metrics(srv, &out);
     if (rc != BSP_OK) {
         bsp_buf_free(&out);
         return api_reply_errorf(req, rc, "", "could not render metrics");

@@ -7,6 +7,7 @@
  * transaction that never blocks the writer), saves it and swaps it in. */
 #include "api/api_internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,15 @@
 #include "profile/profile.h"
 #include "reco/reco.h"
 
-#define RECO_DEFAULT_N 10
+#define AFFINITY_LIST_MAX 512 /* --affinity-attributes, bytes */
+#define SEGMENT_READ_CHUNK 4096
+
+/* /metrics: requests by strategy (and rank), server time in buckets. */
+#define REQ_RANK RECO_STRATEGY_COUNT
+#define REQ_KINDS (RECO_STRATEGY_COUNT + 1)
+#define LAT_BUCKETS 12
+static const double lat_bounds_us[LAT_BUCKETS] = {50,   100,   250,   500,   1000,   2500,
+                                                  5000, 10000, 25000, 50000, 100000, 250000};
 
 /* --- the service -------------------------------------------------------------- */
 
@@ -31,6 +40,13 @@ struct reco_service {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
+    /* affinities: the configured attribute names (pointers into attr_buf) */
+    char attr_buf[AFFINITY_LIST_MAX];
+    const char *attrs[RECO_AFF_ATTRS_MAX];
+    size_t attr_count;
+    _Atomic uint64_t requests[REQ_KINDS];
+    _Atomic uint64_t lat_counts[LAT_BUCKETS + 1];
+    _Atomic uint64_t lat_sum_us;
 };
 
 /* One training run: checkpoint, train in a read transaction, save, swap. */
@@ -86,9 +102,20 @@ static void *trainer_main(void *arg) {
     return NULL;
 }
 
-bsp_err reco_service_start(api_server *srv, const char *data_dir, uint64_t interval_ms) {
+bsp_err reco_service_start(api_server *srv, const char *data_dir, uint64_t interval_ms,
+                           const char *affinity_attributes) {
     reco_service *rs = calloc(1, sizeof *rs);
     if (!rs) return BSP_ENOMEM;
+    int nattr =
+        reco_affinity_attrs_parse(affinity_attributes ? affinity_attributes : RECO_AFFINITY_DEFAULT,
+                                  rs->attr_buf, sizeof rs->attr_buf, rs->attrs, RECO_AFF_ATTRS_MAX);
+    if (nattr < 0) {
+        bsp_warn("reco: --affinity-attributes: at most %d names of under %d bytes",
+                 RECO_AFF_ATTRS_MAX, RECO_AFF_TEXT_MAX);
+        free(rs);
+        return BSP_EINVAL;
+    }
+    rs->attr_count = (size_t)nattr;
     rs->srv = srv;
     rs->data_dir = data_dir;
     rs->interval_ms = interval_ms;
@@ -141,146 +168,20 @@ reco_holder *reco_service_holder(api_server *srv) {
     return srv->reco ? srv->reco->holder : NULL;
 }
 
-/* --- request parsing -------------------------------------------------------------- */
-
-#define STR_LIST_MAX RECO_RANK_MAX
-
-typedef struct reco_body {
-    cJSON *json;
-    const char *user_id, *anonymous_id, *write_key;
-    reco_request req;
-    const char *items[STR_LIST_MAX];
-    const char *categories[RECO_FILTER_LIST_MAX];
-    const char *exclude[RECO_FILTER_LIST_MAX];
-    reco_boost boosts[RECO_FILTER_LIST_MAX];
-} reco_body;
-
-static bsp_err string_list(const cJSON *arr, const char *at, const char **out, size_t max,
-                           size_t *count, bsp_error *err) {
-    *count = 0;
-    if (!arr || cJSON_IsNull(arr)) return BSP_OK;
-    if (!cJSON_IsArray(arr)) return bsp_error_set(err, BSP_ETYPE, at, "%s must be an array", at);
-    if ((size_t)cJSON_GetArraySize(arr) > max)
-        return bsp_error_set(err, BSP_ETOOBIG, at, "%s has more than %zu entries", at, max);
-    const cJSON *e;
-    cJSON_ArrayForEach(e, arr) {
-        if (!cJSON_IsString(e) || !e->valuestring[0])
-            return bsp_error_set(err, BSP_ETYPE, at, "%s must hold non-empty strings", at);
-        out[(*count)++] = e->valuestring;
-    }
-    return BSP_OK;
-}
-
-static bsp_err opt_bool(const cJSON *obj, const char *key, bool *out, bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v || cJSON_IsNull(v)) return BSP_OK;
-    if (!cJSON_IsBool(v))
-        return bsp_error_set(err, BSP_ETYPE, key, "filters.%s must be true or false", key);
-    *out = cJSON_IsTrue(v);
-    return BSP_OK;
-}
-
-static bsp_err opt_number(const cJSON *obj, const char *key, double lo, double hi, double *out,
-                          bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v || cJSON_IsNull(v)) return BSP_OK;
-    if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi)
-        return bsp_error_set(err, BSP_ETYPE, key, "%s must be a number from %g to %g", key, lo, hi);
-    *out = v->valuedouble;
-    return BSP_OK;
-}
-
-/* boost / bury: [{"attribute", "value", "factor"}]; bury's factor is < 1. */
-static bsp_err parse_boosts(reco_body *b, const cJSON *arr, bool bury, bsp_error *err) {
-    const char *at = bury ? "filters.bury" : "filters.boost";
-    if (!arr || cJSON_IsNull(arr)) return BSP_OK;
-    if (!cJSON_IsArray(arr)) return bsp_error_set(err, BSP_ETYPE, at, "%s must be an array", at);
-    const cJSON *e;
-    cJSON_ArrayForEach(e, arr) {
-        reco_filters *f = &b->req.filters;
-        if (f->boost_count == RECO_FILTER_LIST_MAX)
-            return bsp_error_set(err, BSP_ETOOBIG, at, "at most %d boosts and buries",
-                                 RECO_FILTER_LIST_MAX);
-        const char *attr = json_get_string(e, "attribute"), *value = json_get_string(e, "value");
-        double factor = bury ? 0.5 : 2.0;
-        if (!attr || !value || opt_number(e, "factor", 0, 1000, &factor, err) != BSP_OK)
-            return bsp_error_set(err, BSP_ETYPE, at,
-                                 "%s entries are {\"attribute\", \"value\", \"factor\"}", at);
-        if (bury && factor > 1) factor = 1 / factor;
-        b->boosts[f->boost_count++] = (reco_boost){attr, value, factor};
-    }
-    return BSP_OK;
-}
-
-static bsp_err parse_filters(reco_body *b, const cJSON *f, bsp_error *err) {
-    reco_filters *rf = &b->req.filters;
-    if (!f || cJSON_IsNull(f)) return BSP_OK;
-    if (!cJSON_IsObject(f)) return bsp_error_set(err, BSP_ETYPE, "filters", "must be an object");
-    double max_cat = 0;
-    bsp_err rc = opt_bool(f, "in_stock", &rf->in_stock, err);
-    if (!rc) rc = opt_bool(f, "exclude_purchased", &rf->exclude_purchased, err);
-    if (!rc) rc = opt_bool(f, "exclude_cart", &rf->exclude_cart, err);
-    if (!rc) rc = opt_number(f, "price_min", 0, 1e12, &rf->price_min, err);
-    if (!rc) rc = opt_number(f, "price_max", 0, 1e12, &rf->price_max, err);
-    if (!rc) rc = opt_number(f, "max_per_category", 0, RECO_MAX_N, &max_cat, err);
-    if (!rc)
-        rc = string_list(cJSON_GetObjectItemCaseSensitive(f, "categories"), "filters.categories",
-                         b->categories, RECO_FILTER_LIST_MAX, &rf->category_count, err);
-    if (!rc)
-        rc = string_list(cJSON_GetObjectItemCaseSensitive(f, "exclude"), "filters.exclude",
-                         b->exclude, RECO_FILTER_LIST_MAX, &rf->exclude_count, err);
-    if (!rc) rc = parse_boosts(b, cJSON_GetObjectItemCaseSensitive(f, "boost"), false, err);
-    if (!rc) rc = parse_boosts(b, cJSON_GetObjectItemCaseSensitive(f, "bury"), true, err);
-    rf->max_per_category = (size_t)max_cat;
-    return rc;
-}
-
-static bsp_err parse_common(reco_body *b, api_req *req, bsp_error *err) {
-    const char *text = req->body.data ? req->body.data : "";
-    b->json = json_parse(text, req->body.len, BSP_JSON_MAX_DEPTH, err);
-    if (!b->json) return err->code;
-    if (!cJSON_IsObject(b->json))
-        return bsp_error_set(err, BSP_EINVAL, "", "the body must be a JSON object");
-    b->user_id = json_get_string(b->json, "userId");
-    b->anonymous_id = json_get_string(b->json, "anonymousId");
-    b->write_key = json_get_string(b->json, "writeKey");
-    reco_filters_init(&b->req.filters);
-    b->req.filters.categories = b->categories;
-    b->req.filters.exclude_ids = b->exclude;
-    b->req.filters.boosts = b->boosts;
-    b->req.items = b->items;
-    return BSP_OK;
-}
-
-static bsp_err parse_recommend(reco_body *b, bsp_error *err) {
-    const char *strategy = json_get_string(b->json, "strategy");
-    b->req.strategy = RECO_PERSONALIZED;
-    if (strategy && !reco_strategy_parse(strategy, &b->req.strategy))
-        return bsp_error_set(err, BSP_ETYPE, "strategy", "unknown strategy '%.64s'", strategy);
-    double n = RECO_DEFAULT_N;
-    bsp_err rc = opt_number(b->json, "n", 1, RECO_MAX_N, &n, err);
-    b->req.n = (size_t)n;
-    if (!rc)
-        rc = string_list(cJSON_GetObjectItemCaseSensitive(b->json, "items"), "items", b->items,
-                         RECO_ITEMS_IN_MAX, &b->req.item_count, err);
-    if (!rc) rc = parse_filters(b, cJSON_GetObjectItemCaseSensitive(b->json, "filters"), err);
-    return rc;
-}
-
 /* --- the visitor ------------------------------------------------------------------------- */
 
 /* The visitor's profile (freshest copy, without waiting for the writer);
  * NULL for a visitor nobody knows yet. */
-static bsp_profile *load_visitor(api_req *req, const reco_body *b) {
+static const bsp_profile *load_visitor(api_req *req, const reco_body *b) {
     const char *ids[2] = {b->user_id, b->anonymous_id};
     bsp_txn *txn;
     if (store_txn_begin(req->srv->store, false, &txn) != BSP_OK) return NULL;
-    bsp_profile *p = NULL;
+    const bsp_profile *p = NULL; /* the thread's memoized copy: valid for this request */
     for (int i = 0; i < 2 && !p; i++) {
         uint64_t pid;
         if (!ids[i] || ingest_resolve(txn, ids[i], &pid) != BSP_OK) continue;
         if (api_ingest_acquire(req->srv)) {
-            ingest_profile_read(req->srv->ingest, txn, pid, &p);
+            ingest_profile_peek(req->srv->ingest, txn, pid, &p);
             api_ingest_release(req->srv);
         }
     }
@@ -389,20 +290,40 @@ static void add_product_fields(cJSON *o, const cJSON *product) {
     }
 }
 
+static void add_item_json(cJSON *items, const reco_snapshot *s, const char *id, double score,
+                          const char *source) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(items, o)) {
+        cJSON_Delete(o);
+        return;
+    }
+    cJSON_AddStringToObject(o, "product_id", id);
+    cJSON_AddNumberToObject(o, "score", score);
+    cJSON_AddStringToObject(o, "source", source);
+    add_product_fields(o, reco_product(s, id));
+}
+
 static cJSON *result_json(const reco_snapshot *s, const reco_result *r, const char *strategy) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "strategy", strategy);
     cJSON_AddNumberToObject(root, "model_version", (double)reco_snapshot_version(s));
     cJSON *items = cJSON_AddArrayToObject(root, "items");
-    for (size_t i = 0; items && i < r->count; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToArray(items, o);
-        cJSON_AddStringToObject(o, "product_id", r->items[i].product_id);
-        cJSON_AddNumberToObject(o, "score", r->items[i].score);
-        cJSON_AddStringToObject(o, "source", reco_strategy_name(r->items[i].source));
-        add_product_fields(o, reco_product(s, r->items[i].product_id));
-    }
+    for (size_t i = 0; items && i < r->count; i++)
+        add_item_json(items, s, r->items[i].product_id, r->items[i].score,
+                      reco_strategy_name(r->items[i].source));
     return root;
+}
+
+/* "bundle": {"product_ids", "price", "price_complete", "currency"} */
+static void add_bundle_json(cJSON *root, const reco_bundle *bd) {
+    cJSON *o = cJSON_AddObjectToObject(root, "bundle");
+    cJSON *ids = o ? cJSON_AddArrayToObject(o, "product_ids") : NULL;
+    for (size_t i = 0; ids && i < bd->count; i++)
+        cJSON_AddItemToArray(ids, cJSON_CreateString(bd->product_ids[i]));
+    if (!o) return;
+    cJSON_AddNumberToObject(o, "price", round(bd->price * 100) / 100);
+    cJSON_AddBoolToObject(o, "price_complete", bd->price_complete);
+    if (bd->currency) cJSON_AddStringToObject(o, "currency", bd->currency);
 }
 
 static enum MHD_Result reply_and_free(api_req *req, cJSON *root) {
@@ -412,64 +333,199 @@ static enum MHD_Result reply_and_free(api_req *req, cJSON *root) {
     return ret;
 }
 
-static enum MHD_Result recommend(api_req *req, reco_body *b, reco_snapshot *s) {
-    bsp_profile *p = load_visitor(req, b);
-    cJSON *computed = p ? profile_computed_json(p) : NULL;
+/* --- the visitor as a request sees them --------------------------------------------------- */
+
+typedef struct visitor_ctx {
+    const bsp_profile *p; /* borrowed: the thread's memoized copy */
+    cJSON *computed;
     reco_visitor_buf vb;
-    reco_visitor_from_computed(p ? profile_pid(p) : 0, computed, &vb);
-    b->req.visitor = &vb.v;
-    b->req.seed = bsp_now_ms();
+    reco_affinities aff;
+} visitor_ctx;
+
+/* Profile, latest items and the configured attributes' affinities. */
+static void visitor_load(api_req *req, const reco_body *b, const reco_snapshot *s,
+                         visitor_ctx *vc) {
+    const reco_service *rs = req->srv->reco;
+    vc->p = load_visitor(req, b);
+    vc->computed = vc->p ? profile_computed_json(vc->p) : NULL;
+    reco_visitor_from_computed(vc->p ? profile_pid(vc->p) : 0, vc->computed, &vc->vb);
+    const cJSON *quiz = vc->p ? json_get_object(profile_traits(vc->p), "quiz") : NULL;
+    reco_affinities_learn(s, &vc->vb.v, quiz, rs->attrs, rs->attr_count, &vc->aff);
+    vc->vb.v.affinities = &vc->aff;
+}
+
+static void visitor_free(visitor_ctx *vc) {
+    cJSON_Delete(vc->computed);
+    free(vc);
+}
+
+/* --- per-segment popularity: the members read at request time ---------------------------- */
+
+typedef struct pid_list {
+    uint64_t *pids;
+    size_t n, cap;
+} pid_list;
+
+static bsp_err take_member(void *ctx, uint64_t pid) {
+    pid_list *l = ctx;
+    if (l->n == RECO_SEGMENT_MAX) return BSP_ETOOBIG; /* enough: stop the scan */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : SEGMENT_READ_CHUNK;
+        uint64_t *grown = realloc(l->pids, cap * sizeof *grown);
+        if (!grown) return BSP_ENOMEM;
+        l->pids = grown;
+        l->cap = cap;
+    }
+    l->pids[l->n++] = pid;
+    return BSP_OK;
+}
+
+/* The first RECO_SEGMENT_MAX members (by profile id) of the request's segment. */
+static bsp_err segment_members(api_req *req, reco_body *b, pid_list *l, bsp_error *err) {
+    if (!b->segment) return BSP_OK;
+    if (!req->srv->segments || !segments_exists(req->srv->segments, b->segment))
+        return bsp_error_set(err, BSP_ENOTFOUND, "segment", "no segment '%.64s'", b->segment);
+    bsp_txn *txn;
+    bsp_err rc = store_txn_begin(req->srv->store, false, &txn);
+    if (rc != BSP_OK) return bsp_error_set(err, rc, "", "could not read the segment");
+    rc = store_members_scan(txn, b->segment, 0, take_member, l);
+    store_txn_abort(txn);
+    if (rc == BSP_ETOOBIG) rc = BSP_OK;
+    if (rc != BSP_OK) return bsp_error_set(err, rc, "", "could not read the segment");
+    b->req.segment_pids = l->pids;
+    b->req.segment_count = l->n;
+    return BSP_OK;
+}
+
+/* --- endpoints ------------------------------------------------------------------------------ */
+
+static void count_request(reco_service *rs, size_t kind, uint64_t t0) {
+    double us = (double)(bsp_mono_ns() - t0) / 1e3;
+    int b = 0;
+    while (b < LAT_BUCKETS && us > lat_bounds_us[b])
+        b++;
+    atomic_fetch_add_explicit(&rs->requests[kind], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rs->lat_counts[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rs->lat_sum_us, (uint64_t)us, memory_order_relaxed);
+}
+
+/* strategy "bundle": the anchor and its complements; bought_together
+ * answers carry the same bundle beside their list. */
+static cJSON *bundle_answer(const reco_snapshot *s, reco_body *b, bsp_error *err) {
+    reco_bundle bd;
+    size_t max = b->req.n < RECO_BUNDLE_MAX ? b->req.n : RECO_BUNDLE_MAX;
+    bsp_err rc = reco_bundle_for(s, b->items[0], &b->req.filters, max, &bd);
+    if (rc == BSP_ENOTFOUND) {
+        bsp_error_set(err, BSP_ENOTFOUND, "items", "no product '%.64s' in the model", b->items[0]);
+        return NULL;
+    }
+    cJSON *root = rc == BSP_OK ? cJSON_CreateObject() : NULL;
+    if (!root) {
+        bsp_error_set(err, rc ? rc : BSP_ENOMEM, "", "could not build the bundle");
+        return NULL;
+    }
+    cJSON_AddStringToObject(root, "strategy", "bundle");
+    cJSON_AddNumberToObject(root, "model_version", (double)reco_snapshot_version(s));
+    cJSON *items = cJSON_AddArrayToObject(root, "items");
+    for (size_t i = 0; items && i < bd.count; i++)
+        add_item_json(items, s, bd.product_ids[i], i ? 1 : 0, i ? "bought_together" : "anchor");
+    add_bundle_json(root, &bd);
+    return root;
+}
+
+static cJSON *list_answer(const reco_snapshot *s, reco_body *b, bsp_error *err) {
     reco_result r;
     bsp_err rc = reco_recommend(s, &b->req, &r);
-    cJSON *root = rc == BSP_OK ? result_json(s, &r, reco_strategy_name(b->req.strategy)) : NULL;
-    cJSON_Delete(computed);
-    profile_free(p);
-    if (rc != BSP_OK)
-        return api_reply_errorf(req, rc, "", "could not recommend (%s)", bsp_err_name(rc));
+    if (rc != BSP_OK) {
+        bsp_error_set(err, rc, "", "could not recommend (%s)", bsp_err_name(rc));
+        return NULL;
+    }
+    cJSON *root = result_json(s, &r, reco_strategy_name(b->req.strategy));
+    reco_bundle bd;
+    if (root && b->req.strategy == RECO_BOUGHT_TOGETHER && b->req.item_count &&
+        reco_bundle_for(s, b->items[0], &b->req.filters, RECO_BUNDLE_MAX, &bd) == BSP_OK)
+        add_bundle_json(root, &bd);
+    if (root && b->segment) cJSON_AddStringToObject(root, "segment", b->segment);
+    return root;
+}
+
+static enum MHD_Result recommend(api_req *req, reco_body *b, reco_snapshot *s) {
+    uint64_t t0 = bsp_mono_ns();
+    bsp_error err;
+    bsp_error_clear(&err);
+    pid_list members = {0};
+    visitor_ctx *vc = calloc(1, sizeof *vc);
+    if (!vc) return api_reply_errorf(req, BSP_ENOMEM, "", "out of memory");
+    bsp_err rc = segment_members(req, b, &members, &err);
+    cJSON *root = NULL;
+    if (rc == BSP_OK) {
+        visitor_load(req, b, s, vc);
+        b->req.visitor = &vc->vb.v;
+        b->req.seed = (uint64_t)bsp_now_ms();
+        root = b->bundle ? bundle_answer(s, b, &err) : list_answer(s, b, &err);
+        cJSON *aff = root ? reco_affinities_json(&vc->aff) : NULL;
+        if (aff) cJSON_AddItemToObject(root, "affinities", aff);
+    }
+    visitor_free(vc);
+    free(members.pids);
+    if (!root) return err.code ? api_reply_error(req, &err) : reply_and_free(req, NULL);
+    count_request(req->srv->reco, b->req.strategy, t0);
     return reply_and_free(req, root);
 }
 
+static cJSON *rank_json(const reco_snapshot *s, const reco_body *b, const size_t *order,
+                        const double *scores) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    cJSON_AddNumberToObject(root, "model_version", (double)reco_snapshot_version(s));
+    cJSON *items = cJSON_AddArrayToObject(root, "items");
+    for (size_t i = 0; items && i < b->req.item_count; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(items, o)) {
+            cJSON_Delete(o);
+            break;
+        }
+        cJSON_AddStringToObject(o, "product_id", b->items[order[i]]);
+        cJSON_AddNumberToObject(o, "score", scores[i]);
+    }
+    return root;
+}
+
 static enum MHD_Result rank(api_req *req, reco_body *b, reco_snapshot *s) {
-    size_t count;
-    bsp_error err;
-    if (string_list(cJSON_GetObjectItemCaseSensitive(b->json, "items"), "items", b->items,
-                    RECO_RANK_MAX, &count, &err) != BSP_OK)
-        return api_reply_error(req, &err);
-    bsp_profile *p = load_visitor(req, b);
-    cJSON *computed = p ? profile_computed_json(p) : NULL;
-    reco_visitor_buf vb;
-    reco_visitor_from_computed(p ? profile_pid(p) : 0, computed, &vb);
+    uint64_t t0 = bsp_mono_ns();
+    size_t count = b->req.item_count;
+    visitor_ctx *vc = calloc(1, sizeof *vc);
     size_t *order = malloc((count + 1) * sizeof *order);
     double *scores = malloc((count + 1) * sizeof *scores);
-    bsp_err rc =
-        order && scores ? reco_rank(s, &vb.v, b->items, count, 0, order, scores) : BSP_ENOMEM;
+    bsp_err rc = vc && order && scores ? BSP_OK : BSP_ENOMEM;
     cJSON *root = NULL;
-    if (rc == BSP_OK && (root = cJSON_CreateObject())) {
-        cJSON_AddNumberToObject(root, "model_version", (double)reco_snapshot_version(s));
-        cJSON *items = cJSON_AddArrayToObject(root, "items");
-        for (size_t i = 0; items && i < count; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddItemToArray(items, o);
-            cJSON_AddStringToObject(o, "product_id", b->items[order[i]]);
-            cJSON_AddNumberToObject(o, "score", scores[i]);
-        }
+    if (rc == BSP_OK) {
+        visitor_load(req, b, s, vc);
+        rc = reco_rank(s, &vc->vb.v, b->items, count, 0, order, scores);
+    }
+    if (rc == BSP_OK && (root = rank_json(s, b, order, scores))) {
+        cJSON *aff = reco_affinities_json(&vc->aff);
+        if (aff) cJSON_AddItemToObject(root, "affinities", aff);
     }
     free(order);
     free(scores);
-    cJSON_Delete(computed);
-    profile_free(p);
+    if (vc) visitor_free(vc);
     if (rc != BSP_OK) return api_reply_errorf(req, rc, "", "could not rank (%s)", bsp_err_name(rc));
+    count_request(req->srv->reco, REQ_RANK, t0);
     return reply_and_free(req, root);
 }
 
 enum MHD_Result reco_handle(api_req *req) {
-    reco_body *b = calloc(1, sizeof *b);
+    reco_body *b = malloc(sizeof *b);
     if (!b) return api_reply_errorf(req, BSP_ENOMEM, "", "out of memory");
-    bsp_error err;
-    bsp_error_clear(&err);
-    bsp_err rc = parse_common(b, req, &err);
-    if (!rc) rc = collect_check_key(req, b->write_key, &err);
-    if (!rc && req->route == ROUTE_RECOMMENDATIONS) rc = parse_recommend(b, &err);
+    bsp_error err, key_err;
+    bool is_rank = req->route == ROUTE_RANK;
+    bsp_err rc = reco_body_parse(req->body.data, req->body.len, is_rank, b, &err);
+    /* a wrong key is told before a bad field, as for the other endpoints */
+    if (b->json && collect_check_key(req, b->write_key, &key_err) != BSP_OK) {
+        err = key_err;
+        rc = key_err.code;
+    }
     reco_snapshot *s = NULL;
     reco_holder *h = reco_service_holder(req->srv);
     if (!rc && !(h && (s = reco_holder_acquire(h))))
@@ -479,12 +535,77 @@ enum MHD_Result reco_handle(api_req *req) {
     enum MHD_Result ret;
     if (rc)
         ret = api_reply_error(req, &err);
-    else if (req->route == ROUTE_RECOMMENDATIONS)
+    else if (!is_rank)
         ret = recommend(req, b, s);
     else
         ret = rank(req, b, s);
     reco_snapshot_unref(s);
-    cJSON_Delete(b->json);
+    reco_body_free(b);
     free(b);
     return ret;
+}
+
+/* --- /metrics ------------------------------------------------------------------------------ */
+
+static bsp_err write_requests(reco_service *rs, bsp_buf *out) {
+    bsp_err rc = bsp_buf_puts(out, "# HELP bespoke_reco_requests_total Recommendation requests "
+                                   "answered, by strategy (rank for /v1/rank).\n"
+                                   "# TYPE bespoke_reco_requests_total counter\n");
+    for (int k = 0; k < REQ_KINDS && rc == BSP_OK; k++) {
+        uint64_t n = atomic_load_explicit(&rs->requests[k], memory_order_relaxed);
+        const char *name = k == REQ_RANK ? "rank" : reco_strategy_name((reco_strategy)k);
+        if (n)
+            rc = bsp_buf_printf(out, "bespoke_reco_requests_total{strategy=\"%s\"} %llu\n", name,
+                                (unsigned long long)n);
+    }
+    return rc;
+}
+
+static bsp_err write_latency(reco_service *rs, bsp_buf *out) {
+    static const char name[] = "bespoke_reco_latency_seconds";
+    bsp_err rc = bsp_buf_printf(out,
+                                "# HELP %s Server time of one recommendation or rank request, "
+                                "from the parsed body to the answer built.\n# TYPE %s histogram\n",
+                                name, name);
+    uint64_t cumulative = 0;
+    for (int i = 0; i <= LAT_BUCKETS && rc == BSP_OK; i++) {
+        cumulative += atomic_load_explicit(&rs->lat_counts[i], memory_order_relaxed);
+        if (i < LAT_BUCKETS)
+            rc = bsp_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, lat_bounds_us[i] / 1e6,
+                                (unsigned long long)cumulative);
+    }
+    double sum = (double)atomic_load_explicit(&rs->lat_sum_us, memory_order_relaxed) / 1e6;
+    if (rc == BSP_OK)
+        rc = bsp_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+                            (unsigned long long)cumulative, name, sum, name,
+                            (unsigned long long)cumulative);
+    return rc;
+}
+
+static bsp_err write_snapshot(reco_service *rs, bsp_buf *out) {
+    reco_snapshot *s = reco_holder_acquire(rs->holder);
+    uint64_t version = s ? reco_snapshot_version(s) : 0;
+    double age = s ? (double)(bsp_now_ms() - reco_snapshot_created_ms(s)) / 1e3 : 0;
+    uint64_t bytes = s ? reco_snapshot_bytes(s) : 0;
+    reco_snapshot_unref(s);
+    return bsp_buf_printf(out,
+                          "# HELP bespoke_reco_snapshot_version Version of the model snapshot "
+                          "served (0: none yet).\n# TYPE bespoke_reco_snapshot_version gauge\n"
+                          "bespoke_reco_snapshot_version %llu\n"
+                          "# HELP bespoke_reco_snapshot_age_seconds Time since that snapshot "
+                          "was trained.\n# TYPE bespoke_reco_snapshot_age_seconds gauge\n"
+                          "bespoke_reco_snapshot_age_seconds %.3f\n"
+                          "# HELP bespoke_reco_snapshot_bytes Memory the snapshot holds, "
+                          "roughly.\n# TYPE bespoke_reco_snapshot_bytes gauge\n"
+                          "bespoke_reco_snapshot_bytes %llu\n",
+                          (unsigned long long)version, age, (unsigned long long)bytes);
+}
+
+bsp_err reco_write_metrics(api_server *srv, bsp_buf *out) {
+    reco_service *rs = srv->reco;
+    if (!rs || !rs->holder) return BSP_OK;
+    bsp_err rc = write_requests(rs, out);
+    if (rc == BSP_OK) rc = write_latency(rs, out);
+    if (rc == BSP_OK) rc = write_snapshot(rs, out);
+    return rc;
 }

@@ -37,6 +37,7 @@ static const route_info route_table[ROUTE_COUNT] = {
     [ROUTE_ADMIN_SEGMENTS_PREVIEW] = {"/v1/admin/segments/preview", METHOD_POST},
     [ROUTE_ADMIN_SEGMENT] = {"/v1/admin/segments/{id}", GET_HEAD | METHOD_PUT | METHOD_DELETE},
     [ROUTE_ADMIN_SEGMENT_MEMBERS] = {"/v1/admin/segments/{id}/members", GET_HEAD},
+    [ROUTE_ADMIN_SEGMENT_LOOKALIKE] = {"/v1/admin/segments/{id}/lookalike", GET_HEAD | METHOD_POST},
     [ROUTE_ADMIN_CAMPAIGNS] = {"/v1/admin/campaigns", GET_HEAD | METHOD_POST},
     [ROUTE_ADMIN_CAMPAIGN] = {"/v1/admin/campaigns/{id}", GET_HEAD | METHOD_PUT | METHOD_DELETE},
     [ROUTE_ADMIN_PLACEMENTS] = {"/v1/admin/placements", GET_HEAD | METHOD_POST},
@@ -151,6 +152,9 @@ static api_route match_prefixed(const char *path, const char **id_raw, size_t *i
         if (ends_with(rest, len, "/members")) {
             sr = ROUTE_ADMIN_SEGMENT_MEMBERS;
             len -= strlen("/members");
+        } else if (ends_with(rest, len, "/lookalike")) {
+            sr = ROUTE_ADMIN_SEGMENT_LOOKALIKE;
+            len -= strlen("/lookalike");
         }
         if (len == 0 || memchr(rest, '/', len)) return ROUTE_OTHER;
         *id_raw = rest;

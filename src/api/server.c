@@ -253,6 +253,8 @@ static void drain(api_server *srv) {
         sleep_ms(1);
     rfm_schedule_stop(srv->rfm); /* it runs ingest jobs */
     srv->rfm = NULL;
+    predict_schedule_stop(srv->predict); /* so does it */
+    srv->predict = NULL;
     campaigns_stop(srv);          /* its worker runs ingest jobs */
     reco_service_stop(srv);       /* training waits for checkpoints */
     segments_stop(srv->segments); /* its thread runs ingest jobs */
@@ -309,13 +311,19 @@ static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *se
     rc = ingest_start(srv->store, &ingest_opts, &srv->ingest);
     if (!rc) rc = segments_attach(srv->segments, srv->ingest);
     if (!rc) rc = campaigns_start(srv, opts->require_consent);
-    if (!rc) rc = reco_service_start(srv, opts->data_dir, opts->train_interval_ms);
+    if (!rc)
+        rc = reco_service_start(srv, opts->data_dir, opts->train_interval_ms,
+                                opts->affinity_attributes);
     if (!rc) decider_set_products(srv->decider, reco_block_products, srv);
     if (!rc)
         rc = rfm_schedule_start(srv->ingest, srv->store, srv->segments, opts->rfm_interval_ms,
                                 &srv->rfm);
+    if (!rc)
+        rc = predict_schedule_start(srv->ingest, srv->store, srv->segments,
+                                    opts->predict_interval_ms, &srv->predict);
     if (rc != BSP_OK) {
         bsp_error_log("could not start ingest: %s", bsp_err_name(rc));
+        rfm_schedule_stop(srv->rfm);
         reco_service_stop(srv);
         if (srv->ingest) ingest_stop(srv->ingest);
         goto close_store;
@@ -325,6 +333,7 @@ static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *se
     if (!srv->daemon) {
         campaigns_stop(srv);
         rfm_schedule_stop(srv->rfm);
+        predict_schedule_stop(srv->predict);
         reco_service_stop(srv);
         segments_stop(srv->segments);
         ingest_stop(srv->ingest);

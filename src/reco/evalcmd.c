@@ -256,6 +256,9 @@ static void print_summary(const reco_snapshot *s, const reco_train_stats *st) {
                    st->ease_gflop, st->models[i].seconds, st->ease_gflop / st->models[i].seconds);
     printf("snapshot version %llu, about %.1f MB in memory\n",
            (unsigned long long)reco_snapshot_version(s), (double)reco_snapshot_bytes(s) / 1e6);
+    if (st->interactions)
+        printf("memory per 1M interactions: %.1f MB\n",
+               (double)reco_snapshot_bytes(s) / 1e6 / ((double)st->interactions / 1e6));
 }
 
 /* The purchases on or after cutoff, per visitor, from the training data. */

@@ -26,6 +26,15 @@
  *                best item (weights tuned offline, docs/evaluation.md), with the
  *                visitor's latest items (recently viewed, cart, purchased)
  *                folded in at request time.
+ *   user vectors a low-rank factorization of the user-item matrix (subspace
+ *                iteration on OpenBLAS + LAPACKE), centred and unit length,
+ *                for lookalike audiences (lookalike.c)
+ *
+ * Computed at request time from the snapshot: popularity within a segment's
+ * members, bundles (an anchor and its best bought-together complements with
+ * the summed price), and the visitor's affinities for configured product
+ * attributes (affinity.c). The request parser of /v1/recommendations and
+ * /v1/rank lives here too (request.c), so that it can be fuzzed.
  *
  * Snapshots carry no personal ids: a visitor's history is keyed by profile
  * id only, so erasing the profile and retraining removes it. */
@@ -43,6 +52,9 @@
 #define RECO_EASE_MAX 8000      /* items EASE models (the most bought) */
 #define RECO_ITEMS_IN_MAX 100   /* items[] one request may name */
 #define RECO_FILTER_LIST_MAX 64 /* categories, exclude ids, boosts */
+#define RECO_BUNDLE_MAX 3       /* complements in a bundle */
+#define RECO_SEGMENT_MAX 100000 /* members a per-segment popularity reads */
+#define RECO_UVEC_DIM 32        /* dimensions of the user vectors */
 
 typedef struct reco_snapshot reco_snapshot;
 
@@ -63,6 +75,7 @@ typedef enum reco_strategy {
     RECO_ITEM_KNN,
     RECO_CONTENT,
     RECO_RANDOM,
+    RECO_BUNDLE, /* bought together, at most RECO_BUNDLE_MAX (see reco_bundle) */
     RECO_STRATEGY_COUNT
 } reco_strategy;
 
@@ -84,7 +97,7 @@ typedef struct reco_model_stat {
     uint64_t entries; /* stored numbers (neighbours, scores, histories) */
 } reco_model_stat;
 
-#define RECO_MODEL_STATS 9
+#define RECO_MODEL_STATS 12
 typedef struct reco_train_stats {
     reco_model_stat models[RECO_MODEL_STATS];
     size_t model_count;
@@ -107,6 +120,7 @@ int64_t reco_snapshot_created_ms(const reco_snapshot *s);
 int64_t reco_snapshot_data_end_ms(const reco_snapshot *s); /* newest interaction used */
 size_t reco_snapshot_items(const reco_snapshot *s);
 size_t reco_snapshot_users(const reco_snapshot *s);
+size_t reco_snapshot_dims(const reco_snapshot *s);    /* of the user vectors; 0 = none */
 uint64_t reco_snapshot_bytes(const reco_snapshot *s); /* memory held, roughly */
 
 /* Saves under dir/models/ as reco-<version>.bin (version = one more than the
@@ -136,6 +150,7 @@ void reco_holder_swap(reco_holder *h, reco_snapshot *s);
  * history trained into the snapshot; the lists are folded in on top, so a
  * visitor the snapshot has never seen is personalized from their latest
  * items. Build one from a profile with reco_visitor_from_profile. */
+typedef struct reco_affinities reco_affinities;
 typedef struct reco_visitor {
     uint64_t pid;                       /* 0 = unknown */
     const char *const *recently_viewed; /* newest first */
@@ -144,6 +159,9 @@ typedef struct reco_visitor {
     size_t cart_count;
     const char *const *purchased; /* oldest first */
     size_t purchased_count;
+    /* learnt attribute affinities (reco_affinities_learn), or NULL: boost
+     * personalized scores and rank, and feed filters.match_affinity */
+    const reco_affinities *affinities;
 } reco_visitor;
 
 typedef struct reco_boost {
@@ -164,6 +182,7 @@ typedef struct reco_filters {
     const reco_boost *boosts;
     size_t boost_count;
     size_t max_per_category; /* 0 = no limit (top-level category) */
+    bool match_affinity;     /* only values the visitor has an affinity for */
 } reco_filters;
 
 void reco_filters_init(reco_filters *f); /* no filter at all */
@@ -178,6 +197,10 @@ typedef struct reco_request {
     int64_t now_ms;   /* 0 = the snapshot's newest data */
     uint64_t seed;    /* random strategy */
     bool no_fallback; /* only the strategy itself (evaluation) */
+    /* popular: scored over these profiles' trained histories (a segment's
+     * members), then the global list fills the rest. */
+    const uint64_t *segment_pids;
+    size_t segment_count;
 } reco_request;
 
 typedef struct reco_item {
@@ -248,6 +271,122 @@ void reco_visitor_from_computed(uint64_t pid, const cJSON *computed, reco_visito
  * point into the snapshot, which out holds until reco_result_release.
  * BSP_EUNAVAIL when no snapshot has been trained or loaded yet. */
 bsp_err reco_for_profile(reco_holder *h, const bsp_profile *p, reco_request *req, reco_result *out);
+
+/* --- affinities (affinity.c) ----------------------------------------------------------
+ * How much the visitor leans to each value of a configured product attribute
+ * (colour, size, material, price_band, ...). A product's value is
+ * attributes.<name>, else the top-level <name>; "price_band" is derived
+ * from the price when the product has none (quartiles of the catalog's
+ * prices: low, medium, high, premium). Behaviour: each item of the trained
+ * history weighs its decayed orders (1 an order, halved every 240 days)
+ * plus its decayed views and adds (0.1 and 0.3 each); the profile's newer
+ * items count 1 (purchased), 0.3 (cart), 0.1 (recently viewed); shares
+ * within an attribute sum to 1. Quiz answers (traits.quiz.<name>, a string
+ * or an array of strings) are stated preferences: they take half of the
+ * attribute's weight (all of it without behaviour). */
+
+#define RECO_AFF_ATTRS_MAX 8   /* configured attributes */
+#define RECO_AFF_VALUES_MAX 8  /* values kept per attribute, best first */
+#define RECO_AFF_TEXT_MAX 64   /* longest attribute name or value kept */
+#define RECO_AFF_BOOST 0.5     /* personalized x (1 + this x mean share) */
+#define RECO_AFF_MATCH_MIN 0.2 /* match_affinity: a share at least this */
+/* The server's attributes when --affinity-attributes is not given. */
+#define RECO_AFFINITY_DEFAULT "colour,color,size,material,price_band"
+
+typedef struct reco_affinity_value {
+    char value[RECO_AFF_TEXT_MAX];
+    double share; /* 0..1 */
+    bool quiz;    /* stated in a quiz answer */
+} reco_affinity_value;
+
+typedef struct reco_affinity {
+    char attribute[RECO_AFF_TEXT_MAX];
+    reco_affinity_value values[RECO_AFF_VALUES_MAX];
+    size_t count; /* 0: nothing known for this attribute */
+    bool quiz;    /* a quiz answer decides match_affinity */
+} reco_affinity;
+
+struct reco_affinities {
+    reco_affinity attrs[RECO_AFF_ATTRS_MAX];
+    size_t count;
+};
+
+/* Learns v's affinities for attrs (at most RECO_AFF_ATTRS_MAX are used)
+ * from s and v and the profile's traits.quiz object (may be NULL). */
+void reco_affinities_learn(const reco_snapshot *s, const reco_visitor *v, const cJSON *quiz,
+                           const char *const *attrs, size_t attr_count, reco_affinities *out);
+/* {"colour": [{"value": "red", "share": 0.8, "quiz": true}, ...], ...};
+ * attributes with nothing known are left out. NULL on OOM. */
+cJSON *reco_affinities_json(const reco_affinities *a);
+/* Splits a comma-separated list of attribute names (spaces trimmed, empty
+ * names dropped) into out (pointers into buf, which it fills). Returns the
+ * count; BSP_EINVAL (as -1) if a name is too long or there are too many. */
+int reco_affinity_attrs_parse(const char *list, char *buf, size_t buf_cap, const char **out,
+                              size_t cap);
+
+/* --- bundles (bundle.c) ----------------------------------------------------------------- */
+
+typedef struct reco_bundle {
+    const char *product_ids[RECO_BUNDLE_MAX + 1]; /* the anchor first; into the snapshot */
+    double prices[RECO_BUNDLE_MAX + 1];           /* < 0 unknown */
+    size_t count;                                 /* anchor + complements */
+    double price;                                 /* sum of the known prices */
+    bool price_complete;                          /* every product had a price */
+    const char *currency;                         /* the anchor's, or NULL */
+} reco_bundle;
+
+/* "Frequently bought together": the anchor plus its best max (1..3)
+ * bought-together complements (lift, shrunk for rare pairs) that pass f
+ * (f may be NULL), with the summed catalog price. BSP_ENOTFOUND if the
+ * anchor is unknown to s; a bundle of the anchor alone if it has no
+ * complement. */
+bsp_err reco_bundle_for(const reco_snapshot *s, const char *anchor, const reco_filters *f,
+                        size_t max, reco_bundle *out);
+
+/* --- lookalikes (lookalike.c) ------------------------------------------------------------ */
+
+typedef struct reco_lookalike_hit {
+    uint64_t pid;
+    double score; /* cosine to the seed's centroid, -1..1 */
+} reco_lookalike_hit;
+
+/* The n profiles whose user vectors are nearest (cosine) to the centroid of
+ * the seed's (seed: profile ids in any order; those without a trained
+ * history are ignored), best first, seed members left out when
+ * exclude_seed. *count is how many were written (fewer when the snapshot
+ * has fewer visitors), *seed_used how many seed members had a vector.
+ * BSP_ENOTFOUND when no seed member has one (or the snapshot has none). */
+bsp_err reco_lookalike(const reco_snapshot *s, const uint64_t *seed, size_t seed_count,
+                       bool exclude_seed, size_t n, reco_lookalike_hit *out, size_t *count,
+                       size_t *seed_used);
+
+/* --- request bodies (request.c) ---------------------------------------------------------- */
+
+#define RECO_BODY_MAX_BYTES (512 * 1024) /* a /v1/recommendations or /v1/rank body */
+#define RECO_ID_MAX_BYTES 255            /* a product, user or segment id */
+
+/* A parsed POST /v1/recommendations or /v1/rank body. Strings point into
+ * json; free with reco_body_free. */
+typedef struct reco_body {
+    cJSON *json;
+    const char *user_id, *anonymous_id, *write_key;
+    const char *segment; /* popular within this segment */
+    bool bundle;         /* strategy "bundle" */
+    reco_request req;
+    const char *items[RECO_RANK_MAX];
+    const char *categories[RECO_FILTER_LIST_MAX];
+    const char *exclude[RECO_FILTER_LIST_MAX];
+    reco_boost boosts[RECO_FILTER_LIST_MAX];
+} reco_body;
+
+/* Parses text (len bytes, need not be NUL-terminated) as a recommendations
+ * body (rank false: strategy, n, items up to RECO_ITEMS_IN_MAX, filters,
+ * segment) or a rank body (rank true: items up to RECO_RANK_MAX). On error
+ * err says where; b->json is still set when the text was a JSON object, so
+ * that the caller can check the body's writeKey first. Limits: the body
+ * RECO_BODY_MAX_BYTES, ids RECO_ID_MAX_BYTES, nesting BSP_JSON_MAX_DEPTH. */
+bsp_err reco_body_parse(const char *text, size_t len, bool rank, reco_body *b, bsp_error *err);
+void reco_body_free(reco_body *b);
 
 /* --- offline evaluation --------------------------------------------------------------- */
 

@@ -10,6 +10,11 @@
  *   train.c     reco_train: runs the models, timings
  *   snapshot.c  the snapshot's life, save/load, holder
  *   serve.c     strategies, blending, filters, fallbacks, rank
+ *   factor.c    user vectors: low-rank factorization for lookalikes
+ *   lookalike.c nearest profiles to a seed's centroid
+ *   affinity.c  attribute affinities: learning, boost, match
+ *   bundle.c    frequently bought together with the summed price
+ *   request.c   the request bodies of /v1/recommendations and /v1/rank
  *   eval.c      offline metrics; evalcmd.c the train and eval commands */
 #ifndef BSP_RECO_INTERNAL_H
 #define BSP_RECO_INTERNAL_H
@@ -141,6 +146,10 @@ struct reco_snapshot {
     uint64_t *pids;
     uint32_t *user_off;
     reco_hist *hist;
+    /* user vectors (factor.c): n_users x dim, unit length or zero; dim 0 = none */
+    uint32_t dim;
+    float *uvec;
+    float price_q[3]; /* quartiles of the known prices (price_band) */
 };
 
 /* Allocates an empty snapshot with one reference. */
@@ -155,6 +164,26 @@ uint32_t reco_item_find(const reco_snapshot *s, const char *id);
 bsp_err reco_model_popular(const reco_data *d, reco_snapshot *s);
 bsp_err reco_model_trending(const reco_data *d, reco_snapshot *s);
 bsp_err reco_model_history(const reco_data *d, reco_snapshot *s); /* histories + repeat */
+/* User vectors from the histories (after reco_model_history); *gflop is the
+ * floating-point work done. */
+bsp_err reco_model_uvec(reco_snapshot *s, double *gflop);
+/* The trained history of pid (NULL, *n = 0 if none); its index in *user
+ * when user is not NULL. */
+const reco_hist *reco_find_history(const reco_snapshot *s, uint64_t pid, uint32_t *n,
+                                   uint32_t *user);
+
+/* --- affinities (serve side) ------------------------------------------------------------- */
+
+/* item's value of attribute attr (see reco.h), or NULL; may format into buf. */
+const char *reco_attr_value(const reco_snapshot *s, uint32_t item, const char *attr, char *buf,
+                            size_t cap);
+/* 1 + RECO_AFF_BOOST x the mean share of item's values over the attributes
+ * with something known (1 when a is NULL or empty). */
+double reco_affinity_factor(const reco_snapshot *s, const reco_affinities *a, uint32_t item);
+/* match_affinity: every attribute with something known either has no value
+ * on item, or item's value equals the quiz answer (when there is one) or a
+ * value with a share of at least RECO_AFF_MATCH_MIN. */
+bool reco_affinity_match(const reco_snapshot *s, const reco_affinities *a, uint32_t item);
 
 typedef enum { COOC_LIFT, COOC_COSINE } reco_cooc_score;
 bsp_err reco_cooc(const reco_sets *sets, uint32_t n_items, reco_cooc_score how, uint32_t k,

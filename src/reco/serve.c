@@ -37,6 +37,7 @@ static const char *const strategy_names[RECO_STRATEGY_COUNT] = {
     [RECO_ITEM_KNN] = "item_knn",
     [RECO_CONTENT] = "content",
     [RECO_RANDOM] = "random",
+    [RECO_BUNDLE] = "bundle",
 };
 
 const char *reco_strategy_name(reco_strategy s) {
@@ -78,10 +79,13 @@ typedef struct rctx {
     uint32_t n_seeds;
     seed *context; /* the request's items (or the visitor's latest) */
     uint32_t n_context;
+    bool segment_pass; /* popular: the segment's members first */
+    const reco_affinities *aff;
     reco_result *out;
 } rctx;
 
-static const reco_hist *find_history(const reco_snapshot *s, uint64_t pid, uint32_t *n) {
+const reco_hist *reco_find_history(const reco_snapshot *s, uint64_t pid, uint32_t *n,
+                                   uint32_t *user) {
     *n = 0;
     if (!pid || !s->n_users) return NULL;
     uint32_t lo = 0, hi = s->n_users;
@@ -94,6 +98,7 @@ static const reco_hist *find_history(const reco_snapshot *s, uint64_t pid, uint3
     }
     if (lo == s->n_users || s->pids[lo] != pid) return NULL;
     *n = s->user_off[lo + 1] - s->user_off[lo];
+    if (user) *user = lo;
     return s->hist + s->user_off[lo];
 }
 
@@ -257,6 +262,24 @@ static void score_recent(const rctx *c, float *score) {
     }
 }
 
+/* Popularity among a segment's members, as the global model counts it: each
+ * member adds, per item of their trained history, the weight of their
+ * strongest interaction (purchase 1, add 0.3, view 0.1) decayed by its age
+ * (60-day half-life). */
+static void score_segment_popular(const rctx *c, float *score) {
+    const reco_snapshot *s = c->s;
+    const reco_request *r = c->req;
+    for (size_t m = 0; m < r->segment_count && m < RECO_SEGMENT_MAX; m++) {
+        uint32_t n;
+        const reco_hist *h = reco_find_history(s, r->segment_pids[m], &n, NULL);
+        for (uint32_t i = 0; i < n; i++) {
+            double w = h[i].orders ? 1.0 : h[i].kinds & RECO_KIND_ADD ? 0.3 : 0.1;
+            double age = (double)(s->data_end_ms - h[i].last_ms) / RECO_DAY_MS;
+            score[h[i].item] += (float)(w * exp2(-(age > 0 ? age : 0) / RECO_POP_HALF_LIFE_DAYS));
+        }
+    }
+}
+
 static void score_strategy(rctx *c, reco_strategy st, float *score) {
     const reco_graph *g = c->s->graph;
     uint32_t n = c->s->n_items;
@@ -267,6 +290,7 @@ static void score_strategy(rctx *c, reco_strategy st, float *score) {
         spread(&g[RECO_REL_KNN], c->context, c->n_context, 1, score);
         return spread(&g[RECO_REL_CONTENT], c->context, c->n_context, 0.3f, score);
     case RECO_BOUGHT_TOGETHER:
+    case RECO_BUNDLE:
         return spread(&g[RECO_REL_BOUGHT], c->context, c->n_context, 1, score);
     case RECO_VIEWED_TOGETHER:
         return spread(&g[RECO_REL_VIEWED], c->context, c->n_context, 1, score);
@@ -274,6 +298,7 @@ static void score_strategy(rctx *c, reco_strategy st, float *score) {
         spread(&g[RECO_REL_BOUGHT], c->context, c->n_context, 1, score);
         return spread(&g[RECO_REL_VIEWED], c->context, c->n_context, 0.5f, score);
     case RECO_POPULAR:
+        if (c->segment_pass) return score_segment_popular(c, score);
         return (void)memcpy(score, c->s->pop, n * sizeof *score);
     case RECO_TRENDING:
         return (void)memcpy(score, c->s->trend, n * sizeof *score);
@@ -308,6 +333,7 @@ static bool passes(const rctx *c, uint32_t i) {
     if (f->in_stock && s->in_stock[i] == 0) return false;
     if (f->price_min >= 0 && !(s->price[i] >= f->price_min)) return false;
     if (f->price_max >= 0 && !(s->price[i] >= 0 && s->price[i] <= f->price_max)) return false;
+    if (f->match_affinity && !reco_affinity_match(s, c->aff, i)) return false;
     if (!f->category_count) return true;
     for (size_t k = 0; k < f->category_count; k++)
         if (category_match(s->category[i], f->categories[k])) return true;
@@ -401,6 +427,7 @@ static bsp_err select_into(rctx *c, const float *score, reco_strategy st) {
     for (uint32_t i = 0; i < n; i++) {
         if (!(score[i] > 0) || !passes(c, i)) continue;
         double b = c->req->filters.boost_count ? boost_factor(c, i) : 1;
+        if (st == RECO_PERSONALIZED && c->aff) b *= reco_affinity_factor(c->s, c->aff, i);
         if (b > 0) p[m++] = (pick){(float)(score[i] * b), i};
     }
     /* most lists need only the best few: select them, sort only those */
@@ -441,11 +468,20 @@ static const uint8_t chains[RECO_STRATEGY_COUNT][CHAIN_MAX] = {
     [RECO_ITEM_KNN] = {S(RECO_ITEM_KNN)},
     [RECO_CONTENT] = {S(RECO_CONTENT)},
     [RECO_RANDOM] = {S(RECO_RANDOM)},
+    [RECO_BUNDLE] = {S(RECO_BUNDLE)},
 };
 
 static bsp_err run_chain(rctx *c) {
     const uint8_t *chain = chains[c->req->strategy];
     uint32_t n = c->s->n_items;
+    if (c->req->strategy == RECO_POPULAR && c->req->segment_count) {
+        c->segment_pass = true; /* the segment's own, then the global list */
+        memset(c->score, 0, n * sizeof *c->score);
+        score_strategy(c, RECO_POPULAR, c->score);
+        bsp_err rc = select_into(c, c->score, RECO_POPULAR);
+        c->segment_pass = false;
+        if (rc != BSP_OK || c->req->no_fallback) return rc;
+    }
     for (int k = 0; k < CHAIN_MAX && chain[k] && c->out->count < c->req->n; k++) {
         if (k > 0 && c->req->no_fallback) break;
         reco_strategy st = (reco_strategy)(chain[k] - 1);
@@ -459,7 +495,7 @@ static bsp_err run_chain(rctx *c) {
 
 static bool item_based(reco_strategy st) {
     return st == RECO_SIMILAR || st == RECO_BOUGHT_TOGETHER || st == RECO_VIEWED_TOGETHER ||
-           st == RECO_CART || st == RECO_CONTENT;
+           st == RECO_CART || st == RECO_CONTENT || st == RECO_BUNDLE;
 }
 
 static bsp_err ctx_init(rctx *c, const reco_snapshot *s, const reco_request *req,
@@ -468,11 +504,12 @@ static bsp_err ctx_init(rctx *c, const reco_snapshot *s, const reco_request *req
     c->s = s;
     c->req = req;
     c->v = req->visitor;
+    c->aff = c->v && c->v->affinities && c->v->affinities->count ? c->v->affinities : NULL;
     c->out = out;
     int64_t now = req->now_ms ? req->now_ms : s->data_end_ms;
     double age = (double)(now - s->data_end_ms) / RECO_DAY_MS;
     c->now_factor = exp2(-(age > 0 ? age : 0) / RECO_BA_HALF_LIFE_DAYS);
-    c->hist = find_history(s, c->v ? c->v->pid : 0, &c->n_hist);
+    c->hist = reco_find_history(s, c->v ? c->v->pid : 0, &c->n_hist, NULL);
     size_t n = s->n_items + 1;
     c->score = malloc(n * sizeof *c->score);
     c->part = malloc(n * sizeof *c->part);
@@ -538,7 +575,8 @@ bsp_err reco_rank(const reco_snapshot *s, const reco_visitor *v, const char *con
         score_personalized(&c, c.score);
         for (size_t i = 0; i < count; i++) {
             uint32_t item = reco_item_find(s, ids[i]);
-            r[i] = (ranked){item == RECO_NONE ? -1.0 : c.score[item], i};
+            double f = item != RECO_NONE && c.aff ? reco_affinity_factor(s, c.aff, item) : 1;
+            r[i] = (ranked){item == RECO_NONE ? -1.0 : c.score[item] * f, i};
         }
         qsort(r, count, sizeof *r, ranked_cmp);
         for (size_t i = 0; i < count; i++) {

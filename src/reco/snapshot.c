@@ -57,6 +57,7 @@ static void snapshot_free(reco_snapshot *s) {
     free(s->pids);
     free(s->user_off);
     free(s->hist);
+    free(s->uvec);
     free(s);
 }
 
@@ -84,12 +85,16 @@ size_t reco_snapshot_items(const reco_snapshot *s) {
 size_t reco_snapshot_users(const reco_snapshot *s) {
     return s->n_users;
 }
+size_t reco_snapshot_dims(const reco_snapshot *s) {
+    return s->dim;
+}
 
 uint64_t reco_snapshot_bytes(const reco_snapshot *s) {
     uint64_t b = (uint64_t)s->n_items * (8 * sizeof(float) + 48);
     for (int r = 0; r < RECO_REL_COUNT; r++)
         b += reco_graph_entries(&s->graph[r], s->n_items) * 12;
     if (s->user_off) b += (uint64_t)s->user_off[s->n_users] * sizeof(reco_hist);
+    b += (uint64_t)s->n_users * s->dim * sizeof(float);
     return b + (uint64_t)s->n_users * 12;
 }
 
@@ -132,6 +137,25 @@ static void derive_item(reco_snapshot *s, uint32_t i) {
     s->topcat[i] = top_category_hash(s->category[i]);
 }
 
+static int float_cmp(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Quartiles of the known prices, for the derived attribute price_band. */
+static bsp_err price_quartiles(reco_snapshot *s) {
+    float *known = malloc(((size_t)s->n_items + 1) * sizeof *known);
+    if (!known) return BSP_ENOMEM;
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n_items; i++)
+        if (s->price[i] >= 0) known[n++] = s->price[i];
+    qsort(known, n, sizeof *known, float_cmp);
+    for (int q = 0; q < 3; q++)
+        s->price_q[q] = n ? known[n * (size_t)(q + 1) / 4] : 0;
+    free(known);
+    return BSP_OK;
+}
+
 bsp_err reco_snapshot_finish(reco_snapshot *s) {
     uint32_t n = s->n_items;
     s->category = calloc((size_t)n + 1, sizeof *s->category);
@@ -141,6 +165,7 @@ bsp_err reco_snapshot_finish(reco_snapshot *s) {
     if (!s->category || !s->price || !s->in_stock || !s->topcat) return BSP_ENOMEM;
     for (uint32_t i = 0; i < n; i++)
         derive_item(s, i);
+    if (price_quartiles(s) != BSP_OK) return BSP_ENOMEM;
     if (imap_init(&s->map, n) != BSP_OK) return BSP_ENOMEM;
     for (uint32_t i = 0; i < n; i++)
         if (imap_put(&s->map, (const char *const *)s->ids, i) != BSP_OK) return BSP_ENOMEM;
@@ -153,7 +178,7 @@ bsp_err reco_snapshot_finish(reco_snapshot *s) {
 
 typedef struct snap_header {
     char magic[8];
-    uint32_t hist_size, n_items, n_users, pad;
+    uint32_t hist_size, n_items, n_users, dim; /* dim 0: no user vectors (older files) */
     uint64_t version;
     int64_t created_ms, data_end_ms;
 } snap_header;
@@ -192,6 +217,7 @@ static bool write_body(FILE *f, const reco_snapshot *s) {
     snap_header h = {.hist_size = sizeof(reco_hist),
                      .n_items = s->n_items,
                      .n_users = s->n_users,
+                     .dim = s->dim,
                      .version = s->version,
                      .created_ms = s->created_ms,
                      .data_end_ms = s->data_end_ms};
@@ -205,7 +231,8 @@ static bool write_body(FILE *f, const reco_snapshot *s) {
         ok = put_graph(f, &s->graph[r], s->n_items);
     uint32_t hist_len = s->user_off[s->n_users];
     ok = ok && put(f, s->pids, 8, s->n_users) && put(f, s->user_off, 4, (size_t)s->n_users + 1);
-    return ok && put(f, s->hist, sizeof(reco_hist), hist_len);
+    ok = ok && put(f, s->hist, sizeof(reco_hist), hist_len);
+    return ok && (!s->dim || put(f, s->uvec, 4, (size_t)s->n_users * s->dim));
 }
 
 /* Newest version among dir's reco-*.bin; and deletes all but the newest
@@ -357,7 +384,9 @@ static bool read_body(FILE *f, reco_snapshot *s) {
     s->user_off = get(f, ((size_t)s->n_users + 1) * 4, NULL);
     if (!s->pids || !s->user_off) return false;
     s->hist = get(f, (size_t)s->user_off[s->n_users] * sizeof(reco_hist), NULL);
-    return s->hist && users_valid(s);
+    if (!s->hist || !users_valid(s)) return false;
+    if (s->dim && !(s->uvec = get(f, (size_t)s->n_users * s->dim * 4, NULL))) return false;
+    return true;
 }
 
 bsp_err reco_snapshot_load_file(const char *path, reco_snapshot **out) {
@@ -367,10 +396,11 @@ bsp_err reco_snapshot_load_file(const char *path, reco_snapshot **out) {
     snap_header h;
     reco_snapshot *s = reco_snapshot_alloc();
     bool ok = s && fread(&h, sizeof h, 1, f) == 1 && memcmp(h.magic, SNAP_MAGIC, 8) == 0 &&
-              h.hist_size == sizeof(reco_hist);
+              h.hist_size == sizeof(reco_hist) && h.dim <= RECO_UVEC_DIM;
     if (ok) {
         s->n_items = h.n_items;
         s->n_users = h.n_users;
+        s->dim = h.dim <= RECO_UVEC_DIM ? h.dim : 0;
         s->version = h.version;
         s->created_ms = h.created_ms;
         s->data_end_ms = h.data_end_ms;

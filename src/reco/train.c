@@ -86,6 +86,15 @@ static bsp_err run_models(trainer *t) {
     return BSP_OK;
 }
 
+/* after take_items: the vectors need the snapshot's item count */
+static bsp_err run_uvec(trainer *t) {
+    step_begin(t);
+    double gflop;
+    bsp_err rc = reco_model_uvec(t->s, &gflop);
+    if (rc == BSP_OK) step_end(t, "user_vectors", (uint64_t)t->s->n_users * t->s->dim);
+    return rc;
+}
+
 static bsp_err run_content(trainer *t) {
     step_begin(t);
     bsp_err rc = reco_content(t->s, RECO_CONTENT_K, &t->s->graph[RECO_REL_CONTENT]);
@@ -107,6 +116,7 @@ static bsp_err train(trainer *t, bsp_txn *txn) {
     t->s->data_end_ms = t->d.end_ms;
     rc = run_models(t);
     if (rc == BSP_OK) rc = take_items(t);
+    if (rc == BSP_OK) rc = run_uvec(t);
     /* content needs the derived fields (category, price) */
     if (rc == BSP_OK) rc = reco_snapshot_finish(t->s);
     if (rc == BSP_OK) rc = run_content(t);

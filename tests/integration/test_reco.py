@@ -3,7 +3,11 @@
 (503), `bespoke train` on the stopped server's data, then serving with every
 filter, rank, errors and auth; the periodic training job swapping a newer
 snapshot in while the server runs; and an erased visitor's history gone
-from the next snapshot. With ../shared/data, `bespoke eval` on a slice.
+from the next snapshot; a lookalike audience listed and saved as a segment
+with members, bundles with their price, popularity within a segment,
+attribute affinities (from orders and quiz answers) and their filter, and the
+recommendation counters of /metrics. With ../shared/data, `bespoke eval` on
+a slice.
 Usage: test_reco.py PATH/TO/bespoke"""
 
 import os
@@ -183,6 +187,121 @@ def test_periodic_training_and_erasure():
     h.eq(s.stop(), 0, "server exit")
     assert len([f for f in os.listdir(os.path.join(DATA, "models"))
                 if f.endswith(".bin")]) <= 3, "old snapshots are pruned"
+
+
+COLOURED = [
+    {"id": "cup-r", "name": "Red cup", "category": "Kitchen > Cups", "price": 4,
+     "attributes": {"colour": "red"}},
+    {"id": "cup-b", "name": "Blue cup", "category": "Kitchen > Cups", "price": 4.5,
+     "attributes": {"colour": "blue"}},
+    {"id": "jug-r", "name": "Red jug", "category": "Kitchen > Jugs", "price": 11,
+     "attributes": {"colour": "red"}},
+    {"id": "jug-b", "name": "Blue jug", "category": "Kitchen > Jugs", "price": 12,
+     "attributes": {"colour": "blue"}},
+    {"id": "rake", "name": "Rake", "category": "Garden > Tools", "price": 20},
+    {"id": "hose", "name": "Hose", "category": "Garden > Tools", "price": 25},
+    {"id": "spade", "name": "Spade", "category": "Garden > Tools", "price": 18},
+]
+
+
+def identify(s, user, traits):
+    h.success(s.collect("/v1/identify", {"userId": user, "traits": traits}), "identify")
+
+
+def test_lookalike_bundle_affinity():
+    import json
+    shutil_data = h.temp_dir()
+    s = h.Server(BIN, data_dir=shutil_data,
+                 extra_args=["--train-interval", "0", "--affinity-attributes", "colour"]).start()
+    SERVERS.append(s)
+    h.status(s.admin("POST", "/v1/admin/products", "\n".join(json.dumps(p) for p in COLOURED)),
+             200, "products")
+    h.status(s.admin("PUT", "/v1/admin/segments/seed_gardeners",
+                     {"condition": "traits.seed = true"}), 200, "seed segment")
+    kitchen = [["cup-r", "jug-r"], ["cup-b", "jug-b"], ["cup-r", "cup-b"], ["jug-r", "jug-b"]]
+    garden = [["rake", "hose"], ["hose", "spade"], ["rake", "spade"], ["rake", "hose", "spade"]]
+    for i in range(12):
+        identify(s, "gardener%d" % i, {"seed": i < 4})
+        order(s, "gardener%d" % i, 1, garden[i % 4], day=1 + i % 20)
+        order(s, "cook%d" % i, 1, kitchen[i % 4], day=1 + i % 20)
+    identify(s, "ann", {"quiz": {"colour": "blue"}})
+    order(s, "ann", 1, ["cup-b", "rake"], day=22)
+    h.eq(s.stop(), 0, "server exit")
+    p = subprocess.run([BIN, "train", "--data", shutil_data, "--holdout-days", "0"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "user_vectors" in p.stdout, p.stdout
+    s = h.Server(BIN, data_dir=shutil_data,
+                 extra_args=["--train-interval", "0", "--affinity-attributes", "colour"]).start()
+    SERVERS.append(s)
+
+    # lookalikes: the other gardeners come first, never the seed's own
+    r = s.admin("GET", "/v1/admin/segments/seed_gardeners/lookalike?n=8")
+    h.status(r, 200, "lookalike %r" % r)
+    got = [x["userId"] for x in r.json["profiles"]]
+    h.eq(r.json["seed_size"], 4, "seed size")
+    h.eq(sorted(got), sorted("gardener%d" % i for i in range(4, 12)), "lookalikes")
+    assert r.json["profiles"][0]["score"] >= r.json["profiles"][-1]["score"], r.json
+    h.error(s.admin("GET", "/v1/admin/segments/seed_gardeners/lookalike?n=0"), 400,
+            "bad_request", at="n")
+    h.error(s.admin("GET", "/v1/admin/segments/nope/lookalike"), 404, "not_found")
+    h.error(s.collect("/v1/admin/segments/seed_gardeners/lookalike", {}), 401, "unauthorized")
+    # saved as an automatic segment, listed with its members
+    r = s.admin("POST", "/v1/admin/segments/seed_gardeners/lookalike",
+                {"size": 5, "into": "garden_lookalikes", "exclude_seed": True})
+    h.status(r, 200, "save lookalike %r" % r)
+    h.eq((r.json["segment"], r.json["size"]), ("garden_lookalikes", 5), "saved")
+    r = s.admin("GET", "/v1/admin/segments/garden_lookalikes")
+    h.status(r, 200, "the new segment")
+    h.eq(r.json.get("kind"), "automatic", "kind")
+    r = s.admin("GET", "/v1/admin/segments/garden_lookalikes/members?format=jsonl")
+    members = [json.loads(ln)["userId"] for ln in r.body.decode().splitlines() if ln]
+    h.eq(len(members), 5, "members")
+    assert all(m.startswith("gardener") and int(m[8:]) >= 4 for m in members), members
+    listed = [x["id"] for x in s.admin("GET", "/v1/admin/segments").json["segments"]]
+    assert "garden_lookalikes" in listed, listed
+    h.error(s.admin("POST", "/v1/admin/segments/seed_gardeners/lookalike",
+                    {"size": 2, "into": "seed_gardeners"}), 400, "bad_request", at="into")
+    h.error(s.admin("POST", "/v1/admin/segments/garden_lookalikes/lookalike",
+                    {"size": 2, "into": "seed_gardeners"}), 409, "conflict", at="into")
+    h.error(s.admin("POST", "/v1/admin/segments/seed_gardeners/lookalike", {"size": 0}), 422,
+            "invalid_field", at="size")
+
+    # bundles: the anchor and its complements, with the summed price
+    r = reco(s, {"strategy": "bundle", "items": ["rake"], "n": 2})
+    h.status(r, 200, "bundle %r" % r)
+    b = r.json["bundle"]
+    h.eq(b["product_ids"][0], "rake", "anchor first")
+    h.eq(len(b["product_ids"]), 3, "two complements")
+    prices = {p["id"]: p["price"] for p in COLOURED}
+    h.eq(b["price"], sum(prices[i] for i in b["product_ids"]), "summed price")
+    assert b["price_complete"] and r.json["items"][0]["source"] == "anchor", r.json
+    r = reco(s, {"strategy": "bought_together", "items": ["hose"], "n": 3})
+    assert r.json["bundle"]["product_ids"][0] == "hose", r.json
+    h.error(reco(s, {"strategy": "bundle"}), 400, "bad_request", at="items")
+
+    # popularity within a segment
+    got = ids(reco(s, {"strategy": "popular", "segment": "garden_lookalikes", "n": 3}))
+    assert set(got) <= {"rake", "hose", "spade"}, got
+    h.error(reco(s, {"strategy": "popular", "segment": "nope"}), 404, "not_found", at="segment")
+
+    # affinities: ann's quiz says blue; her order had a blue cup
+    r = reco(s, {"userId": "ann", "n": 10, "filters": {"match_affinity": True}})
+    h.status(r, 200, "affinity filter")
+    colour = r.json["affinities"]["colour"]
+    h.eq((colour[0]["value"], colour[0].get("quiz")), ("blue", True), "affinities shown")
+    got = ids(r)
+    assert "cup-r" not in got and "jug-r" not in got and "jug-b" in got, got
+    r = s.collect("/v1/rank", {"userId": "ann", "items": ["jug-r", "jug-b"]})
+    h.eq(r.json["items"][0]["product_id"], "jug-b", "rank boosted by affinity")
+
+    # /metrics
+    text = s.request("GET", "/metrics").body.decode()
+    assert 'bespoke_reco_requests_total{strategy="bundle"} 1' in text, text[-2000:]
+    assert "bespoke_reco_snapshot_version 1" in text, text[-2000:]
+    assert "bespoke_reco_latency_seconds_count" in text
+    assert text.count("# TYPE bespoke_decide_latency_seconds histogram") == 1
+    h.eq(s.stop(), 0, "server exit")
 
 
 def test_eval_on_real_data():

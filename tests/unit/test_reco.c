@@ -2,7 +2,10 @@
  * through the real import + ingest path: co-occurrence counts and lift,
  * popularity, EASE recovering a planted two-block structure, buy-again,
  * filters and business rules, fallbacks, rank, the snapshot's save/load
- * round trip and holder, and erasure leaving the next snapshot. */
+ * round trip and holder, and erasure leaving the next snapshot; lookalikes
+ * on planted groups, bundles and their price, attribute affinities from
+ * events and quiz answers, popularity within a segment, the request
+ * parser's limits. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -522,6 +525,307 @@ static void test_bad_requests(void **state) {
     world_close(&w);
 }
 
+/* --- lookalikes -------------------------------------------------------------------------- */
+
+/* Two planted tastes: the a-shoppers buy a0..a5, the b-shoppers b0..b5,
+ * everyone buys "pop". "mix" buys two of each. Seeded with four
+ * a-shoppers, the other a-shoppers come first, then mix, then the
+ * b-shoppers. */
+static void test_lookalike_planted_groups(void **state) {
+    (void)state;
+    world w;
+    world_open(&w);
+    char user[16], item[3][8];
+    for (int u = 0; u < 24; u++) {
+        char g = u % 2 ? 'b' : 'a';
+        snprintf(user, sizeof user, "%c%d", g, u);
+        for (int k = 0; k < 3; k++)
+            snprintf(item[k], sizeof item[k], "%c%d", g, (u / 2 + k * 2) % 6);
+        const char *basket[4] = {item[0], item[1], item[2], "pop"};
+        order(&w, user, u % 20, basket, 4);
+    }
+    ORDER(&w, "mix", 5, "a0", "a1", "b0", "b1", "pop");
+    world_load(&w);
+    reco_snapshot *s = train(&w);
+    assert_true(reco_snapshot_dims(s) >= 2);
+    uint64_t seed[5] = {pid_of(&w, "a0"), pid_of(&w, "a2"), pid_of(&w, "a4"), pid_of(&w, "a6"),
+                        987654321 /* not in the model: ignored */};
+    reco_lookalike_hit hits[32];
+    size_t count, used;
+    assert_int_equal(reco_lookalike(s, seed, 5, true, 32, hits, &count, &used), BSP_OK);
+    assert_int_equal(used, 4);
+    assert_int_equal(count, 25 - 4); /* everyone else */
+    for (size_t i = 0; i < 8; i++) { /* the 8 other a-shoppers first */
+        bool is_a = false;
+        for (int u = 8; u < 24; u += 2) {
+            snprintf(user, sizeof user, "a%d", u);
+            is_a |= hits[i].pid == pid_of(&w, user);
+        }
+        assert_true(is_a);
+        if (i) assert_true(hits[i].score <= hits[i - 1].score);
+    }
+    assert_int_equal(hits[8].pid, pid_of(&w, "mix"));
+    assert_true(hits[8].score > hits[9].score);
+    for (size_t i = 0; i < count; i++)
+        for (int k = 0; k < 4; k++)
+            assert_int_not_equal(hits[i].pid, seed[k]);
+    /* with the seed: its members are among the 12 a-shoppers on top */
+    assert_int_equal(reco_lookalike(s, seed, 4, false, 12, hits, &count, &used), BSP_OK);
+    assert_int_equal(count, 12);
+    for (int k = 0; k < 4; k++) {
+        bool found = false;
+        for (size_t i = 0; i < count; i++)
+            found |= hits[i].pid == seed[k];
+        assert_true(found);
+    }
+    /* a seed nobody in the model belongs to */
+    assert_int_equal(reco_lookalike(s, seed + 4, 1, true, 4, hits, &count, &used), BSP_ENOTFOUND);
+    /* the vectors survive a save and load */
+    assert_int_equal(reco_snapshot_save(s, w.dir), BSP_OK);
+    reco_snapshot *t = NULL;
+    assert_int_equal(reco_snapshot_load_latest(w.dir, &t), BSP_OK);
+    assert_int_equal(reco_snapshot_dims(t), reco_snapshot_dims(s));
+    reco_lookalike_hit again[32];
+    assert_int_equal(reco_lookalike(t, seed, 4, true, 32, again, &count, &used), BSP_OK);
+    assert_int_equal(reco_lookalike(s, seed, 4, true, 32, hits, &count, &used), BSP_OK);
+    for (size_t i = 0; i < count; i++)
+        assert_int_equal(again[i].pid, hits[i].pid);
+    reco_snapshot_unref(t);
+    reco_snapshot_unref(s);
+    world_close(&w);
+}
+
+/* --- bundles ------------------------------------------------------------------------------ */
+
+/* k1 is bought with k3 twice and with g1 once: lift(k1,k3) = 2*3/(3*2) *
+ * 2/(2+3) = 0.4 > lift(k1,g1) = 1*3/(3*1) * 1/(1+3) = 0.25. The bundle is
+ * k1 + k3 + g1 at 5 + 25 + 8. */
+static void test_bundle_price(void **state) {
+    (void)state;
+    world w;
+    world_open(&w);
+    catalog(&w);
+    product(&w, "{\"id\":\"np\",\"category\":\"Garden\"}");
+    ORDER(&w, "a", 1, "k1", "k3");
+    ORDER(&w, "b", 2, "k1", "k3");
+    ORDER(&w, "c", 3, "k1", "g1");
+    ORDER(&w, "d", 4, "g2", "np");
+    world_load(&w);
+    reco_snapshot *s = train(&w);
+    reco_bundle bd;
+    assert_int_equal(reco_bundle_for(s, "k1", NULL, 3, &bd), BSP_OK);
+    assert_int_equal(bd.count, 3);
+    assert_string_equal(bd.product_ids[0], "k1");
+    assert_string_equal(bd.product_ids[1], "k3");
+    assert_string_equal(bd.product_ids[2], "g1");
+    assert_float_equal(bd.price, 38.0, 1e-6);
+    assert_true(bd.price_complete);
+    /* one complement only */
+    assert_int_equal(reco_bundle_for(s, "k1", NULL, 1, &bd), BSP_OK);
+    assert_int_equal(bd.count, 2);
+    assert_float_equal(bd.price, 30.0, 1e-6);
+    /* filters apply to complements: nothing over 10 */
+    reco_filters f;
+    reco_filters_init(&f);
+    f.price_max = 10;
+    assert_int_equal(reco_bundle_for(s, "k1", &f, 3, &bd), BSP_OK);
+    assert_int_equal(bd.count, 2);
+    assert_string_equal(bd.product_ids[1], "g1");
+    /* a product without a price: the sum is of what is known */
+    assert_int_equal(reco_bundle_for(s, "g2", NULL, 3, &bd), BSP_OK);
+    assert_int_equal(bd.count, 2);
+    assert_float_equal(bd.price, 30.0, 1e-6);
+    assert_false(bd.price_complete);
+    assert_int_equal(reco_bundle_for(s, "nope", NULL, 3, &bd), BSP_ENOTFOUND);
+    /* the strategy: only bought-together complements, never the anchor */
+    const char *anchor[] = {"k1"};
+    reco_request req = request(RECO_BUNDLE, NULL, 3);
+    req.items = anchor;
+    req.item_count = 1;
+    reco_result r;
+    recommend(s, &req, &r);
+    assert_int_equal(r.count, 2);
+    assert_false(listed(&r, "k1"));
+    reco_snapshot_unref(s);
+    world_close(&w);
+}
+
+/* --- affinities ----------------------------------------------------------------------------- */
+
+static void colour_catalog(world *w) {
+    product(w, "{\"id\":\"r1\",\"price\":5,\"attributes\":{\"colour\":\"red\"}}");
+    product(w, "{\"id\":\"r2\",\"price\":6,\"attributes\":{\"colour\":\"Red\"}}");
+    product(w, "{\"id\":\"r3\",\"price\":7,\"attributes\":{\"colour\":\"red\"}}");
+    product(w, "{\"id\":\"b1\",\"price\":5,\"attributes\":{\"colour\":\"blue\"}}");
+    product(w, "{\"id\":\"b2\",\"price\":6,\"attributes\":{\"colour\":\"blue\"}}");
+    product(w, "{\"id\":\"g1\",\"price\":50,\"attributes\":{\"colour\":\"green\"}}");
+    product(w, "{\"id\":\"plain\",\"price\":8}");
+}
+
+/* "me" bought two red things (weight 1 each, at the data's end) and viewed
+ * a blue one (0.1): red 2/2.1, blue 0.1/2.1. A quiz answer "green" takes
+ * half: green 0.5, red 0.476, blue 0.024. */
+static void test_affinity_learning(void **state) {
+    (void)state;
+    world w;
+    world_open(&w);
+    colour_catalog(&w);
+    ORDER(&w, "me", 27, "r1", "r2");
+    view(&w, "me", 27, "b1");
+    ORDER(&w, "x1", 27, "r3"); /* r3 and b2 equally popular, unrelated to me's */
+    ORDER(&w, "x2", 27, "b2");
+    ORDER(&w, "x3", 27, "g1");
+    world_load(&w);
+    reco_snapshot *s = train(&w);
+    const char *attrs[] = {"colour", "price_band", "material"};
+    reco_visitor v = {.pid = pid_of(&w, "me")};
+    reco_affinities aff;
+    reco_affinities_learn(s, &v, NULL, attrs, 3, &aff);
+    assert_int_equal(aff.count, 3);
+    const reco_affinity *c = &aff.attrs[0];
+    assert_string_equal(c->attribute, "colour");
+    assert_int_equal(c->count, 2);
+    assert_string_equal(c->values[0].value, "red");
+    assert_float_equal(c->values[0].share, 2 / 2.1, 1e-3);
+    assert_string_equal(c->values[1].value, "blue");
+    assert_float_equal(c->values[1].share, 0.1 / 2.1, 1e-3);
+    assert_int_equal(aff.attrs[2].count, 0); /* nothing known of material */
+    assert_true(aff.attrs[1].count >= 1);    /* price bands derived from prices */
+    /* the boost: r3 ranks above b2, equal otherwise */
+    v.affinities = &aff;
+    const char *ids[] = {"b2", "r3"};
+    size_t order_out[2];
+    double scores[2];
+    assert_int_equal(reco_rank(s, &v, ids, 2, 0, order_out, scores), BSP_OK);
+    assert_string_equal(ids[order_out[0]], "r3");
+    /* match_affinity: red, and products without a colour; not blue or green */
+    reco_request req = request(RECO_POPULAR, &v, 10);
+    req.filters.match_affinity = true;
+    const char *drop_band[] = {"colour"};
+    reco_affinities_learn(s, &v, NULL, drop_band, 1, &aff);
+    reco_result r;
+    recommend(s, &req, &r);
+    assert_true(listed(&r, "r3") && listed(&r, "r1") && listed(&r, "plain"));
+    assert_false(listed(&r, "b2") || listed(&r, "g1"));
+    /* a quiz answer */
+    bsp_error err;
+    cJSON *quiz = json_parse("{\"colour\":\"green\"}", 18, 4, &err);
+    assert_non_null(quiz);
+    reco_affinities_learn(s, &v, quiz, drop_band, 1, &aff);
+    assert_string_equal(c->values[0].value, "green");
+    assert_true(c->values[0].quiz);
+    assert_float_equal(c->values[0].share, 0.5, 1e-6);
+    assert_float_equal(c->values[1].share, 0.5 * 2 / 2.1, 1e-3);
+    recommend(s, &req, &r); /* the quiz decides the filter */
+    assert_true(listed(&r, "g1") && listed(&r, "plain"));
+    assert_false(listed(&r, "r3") || listed(&r, "b2"));
+    cJSON *out = reco_affinities_json(&aff);
+    assert_non_null(out);
+    assert_string_equal(
+        json_get_string(cJSON_GetArrayItem(json_get_array(out, "colour"), 0), "value"), "green");
+    cJSON_Delete(out);
+    cJSON_Delete(quiz);
+    /* a visitor nobody knows: from the quiz alone */
+    reco_visitor fresh = {0};
+    quiz = json_parse("{\"colour\":[\"blue\",\"red\"]}", 25, 4, &err);
+    reco_affinities_learn(s, &fresh, quiz, drop_band, 1, &aff);
+    assert_int_equal(c->count, 2);
+    assert_float_equal(c->values[0].share, 0.5, 1e-6);
+    cJSON_Delete(quiz);
+    /* the configured list */
+    char buf[64];
+    const char *names[RECO_AFF_ATTRS_MAX];
+    assert_int_equal(reco_affinity_attrs_parse(" colour, size ,,material", buf, sizeof buf, names,
+                                               RECO_AFF_ATTRS_MAX),
+                     3);
+    assert_string_equal(names[1], "size");
+    assert_int_equal(reco_affinity_attrs_parse("a,b,c", buf, sizeof buf, names, 2), -1);
+    reco_snapshot_unref(s);
+    world_close(&w);
+}
+
+/* --- popularity within a segment ------------------------------------------------------------- */
+
+static void test_segment_popular(void **state) {
+    (void)state;
+    world w;
+    world_open(&w);
+    char user[8];
+    for (int i = 0; i < 6; i++) {
+        snprintf(user, sizeof user, "y%d", i);
+        ORDER(&w, user, 10, "Y");
+    }
+    ORDER(&w, "s1", 10, "X", "Z");
+    ORDER(&w, "s2", 10, "X");
+    ORDER(&w, "s3", 10, "Z");
+    ORDER(&w, "s3", 11, "X");
+    world_load(&w);
+    reco_snapshot *s = train(&w);
+    uint64_t members[] = {pid_of(&w, "s1"), pid_of(&w, "s2"), pid_of(&w, "s3")};
+    reco_request req = request(RECO_POPULAR, NULL, 3);
+    reco_result r;
+    recommend(s, &req, &r);
+    assert_string_equal(r.items[0].product_id, "Y"); /* globally */
+    req.segment_pids = members;
+    req.segment_count = 3;
+    recommend(s, &req, &r);
+    assert_int_equal(r.count, 3);
+    assert_string_equal(r.items[0].product_id, "X"); /* 3 members */
+    assert_string_equal(r.items[1].product_id, "Z"); /* 2 members */
+    assert_string_equal(r.items[2].product_id, "Y"); /* the global list fills */
+    req.no_fallback = true;
+    req.n = 5;
+    recommend(s, &req, &r);
+    assert_int_equal(r.count, 2);
+    reco_snapshot_unref(s);
+    world_close(&w);
+}
+
+/* --- the request parser ------------------------------------------------------------------------
+ */
+
+static bsp_err parse(const char *text, bool rank, reco_body *b, bsp_error *err) {
+    bsp_err rc = reco_body_parse(text, strlen(text), rank, b, err);
+    reco_body_free(b);
+    return rc;
+}
+
+static void test_request_parser(void **state) {
+    (void)state;
+    reco_body *b = malloc(sizeof *b);
+    assert_non_null(b);
+    bsp_error err;
+    const char *ok = "{\"userId\":\"u\",\"strategy\":\"popular\",\"segment\":\"vip\",\"n\":3,"
+                     "\"filters\":{\"match_affinity\":true}}";
+    assert_int_equal(reco_body_parse(ok, strlen(ok), false, b, &err), BSP_OK);
+    assert_string_equal(b->segment, "vip");
+    assert_string_equal(b->user_id, "u");
+    assert_int_equal(b->req.n, 3);
+    assert_true(b->req.filters.match_affinity);
+    reco_body_free(b);
+    assert_int_equal(parse("{\"strategy\":\"bundle\",\"items\":[\"k1\"]}", false, b, &err), BSP_OK);
+    assert_int_equal(parse("{\"strategy\":\"bundle\"}", false, b, &err), BSP_EINVAL);
+    assert_int_equal(parse("{\"segment\":\"vip\"}", false, b, &err), BSP_EINVAL);
+    assert_int_equal(parse("{\"n\":1e9}", false, b, &err), BSP_ETYPE);
+    assert_int_equal(parse("[1]", false, b, &err), BSP_EINVAL);
+    assert_int_equal(parse("{", false, b, &err), BSP_EPARSE);
+    char big[600];
+    memset(big, 'x', sizeof big);
+    snprintf(big, sizeof big, "{\"items\":[\"%0300d\"]}", 1);
+    assert_int_equal(parse(big, true, b, &err), BSP_ETOOBIG);
+    bsp_buf many = {0};
+    bsp_buf_puts(&many, "{\"items\":[");
+    for (int i = 0; i <= RECO_RANK_MAX; i++)
+        bsp_buf_printf(&many, "%s\"p%d\"", i ? "," : "", i);
+    bsp_buf_puts(&many, "]}");
+    assert_int_equal(parse(many.data, true, b, &err), BSP_ETOOBIG);
+    assert_int_equal(parse(many.data, false, b, &err), BSP_ETOOBIG);
+    bsp_buf_free(&many);
+    assert_int_equal(reco_body_parse("{}", RECO_BODY_MAX_BYTES + 1, false, b, &err), BSP_ETOOBIG);
+    reco_body_free(b);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cooccurrence_lift),
@@ -533,6 +837,11 @@ int main(void) {
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_erased_person_leaves_snapshot),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_lookalike_planted_groups),
+        cmocka_unit_test(test_bundle_price),
+        cmocka_unit_test(test_affinity_learning),
+        cmocka_unit_test(test_segment_popular),
+        cmocka_unit_test(test_request_parser),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
