@@ -141,7 +141,7 @@ void overlay_checkpointed(overlay *o, int64_t now_ms) {
 }
 
 /* Each reading thread's memo of parsed profiles, freed when it ends. */
-#define PEEK_MEMO_PROFILES 16384 /* slots a thread; only visitors seen hold memory */
+#define PEEK_MEMO_PROFILES 65536 /* slots a thread (2 MB); only visitors seen hold profiles */
 static pthread_key_t memo_key;
 static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
 
