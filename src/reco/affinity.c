@@ -46,6 +46,72 @@ const char *reco_attr_value(const reco_snapshot *s, uint32_t item, const char *a
     return NULL;
 }
 
+/* --- attribute tables ------------------------------------------------------------
+ * Scoring asks an item's attribute value for every candidate of every
+ * request (thousands); looking it up in the product's JSON each time made
+ * affinities cost 2/3 of a recommendation. A snapshot resolves each
+ * attribute once, on first use, under a mutex; published tables are only
+ * read afterwards (the count is incremented after the entry is written). */
+
+static const struct reco_attr_table *attr_find(reco_snapshot *s, const char *attr) {
+    unsigned n = atomic_load_explicit(&s->attr_tables, memory_order_acquire);
+    for (unsigned t = 0; t < n; t++)
+        if (strcmp(s->attr[t].name, attr) == 0) return &s->attr[t];
+    return NULL;
+}
+
+uint32_t reco_attr_code(const struct reco_attr_table *t, const char *value) {
+    for (uint32_t i = 0; value && i < t->n_distinct; i++)
+        if (strcasecmp(t->distinct[i], value) == 0) return i;
+    return UINT32_MAX;
+}
+
+/* Numbers value (lower case) in t, adding it when new; UINT32_MAX on OOM. */
+static uint32_t attr_intern(struct reco_attr_table *t, const char *value, uint32_t *cap) {
+    uint32_t code = reco_attr_code(t, value);
+    if (code != UINT32_MAX) return code;
+    if (t->n_distinct == *cap) {
+        uint32_t grown_cap = *cap ? *cap * 2 : 16;
+        char **grown = realloc(t->distinct, grown_cap * sizeof *grown);
+        if (!grown) return UINT32_MAX;
+        t->distinct = grown;
+        *cap = grown_cap;
+    }
+    char *copy = strdup(value);
+    if (!copy) return UINT32_MAX;
+    for (char *c = copy; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    t->distinct[t->n_distinct] = copy;
+    return t->n_distinct++;
+}
+
+static bool attr_build(reco_snapshot *s, struct reco_attr_table *t, const char *attr) {
+    snprintf(t->name, sizeof t->name, "%s", attr);
+    t->codes = malloc((s->n_items ? s->n_items : 1) * sizeof *t->codes);
+    if (!t->codes) return false;
+    uint32_t cap = 0;
+    for (uint32_t i = 0; i < s->n_items; i++) {
+        char buf[32];
+        const char *v = reco_attr_value(s, i, attr, buf, sizeof buf);
+        t->codes[i] = v && *v ? attr_intern(t, v, &cap) : UINT32_MAX;
+    }
+    return true;
+}
+
+const struct reco_attr_table *reco_attr_table_get(reco_snapshot *s, const char *attr) {
+    const struct reco_attr_table *found = attr_find(s, attr);
+    if (found || strlen(attr) >= RECO_AFF_TEXT_MAX) return found;
+    pthread_mutex_lock(&s->attr_mu);
+    found = attr_find(s, attr);
+    unsigned n = atomic_load(&s->attr_tables);
+    if (!found && n < sizeof s->attr / sizeof s->attr[0] && attr_build(s, &s->attr[n], attr)) {
+        found = &s->attr[n];
+        atomic_store_explicit(&s->attr_tables, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&s->attr_mu);
+    return found;
+}
+
 /* --- learning ----------------------------------------------------------------- */
 
 typedef struct tally {
@@ -147,7 +213,12 @@ void reco_affinities_learn(const reco_snapshot *s, const reco_visitor *v, const 
         learn_behaviour(l, v);
         reco_affinity *af = &out->attrs[out->count++];
         snprintf(af->attribute, sizeof af->attribute, "%s", attrs[a]);
+        /* the table is a cache inside the immutable snapshot */
+        const struct reco_attr_table *t = reco_attr_table_get((reco_snapshot *)s, attrs[a]);
         finish(l, cJSON_GetObjectItemCaseSensitive(quiz, attrs[a]), af);
+        af->codes = t ? t->codes : NULL;
+        for (size_t i = 0; i < af->count; i++)
+            af->values[i].code = t ? reco_attr_code(t, af->values[i].value) : UINT32_MAX;
         free(l);
     }
 }
@@ -160,6 +231,26 @@ static const reco_affinity_value *find_value(const reco_affinity *af, const char
     return NULL;
 }
 
+/* The affinity value item has, by number when the snapshot's table is
+ * there (an integer compare per value), else by name. */
+static const reco_affinity_value *value_of(const reco_snapshot *s, const reco_affinity *af,
+                                           uint32_t item) {
+    if (af->codes) {
+        uint32_t code = af->codes[item];
+        for (size_t i = 0; code != UINT32_MAX && i < af->count; i++)
+            if (af->values[i].code == code) return &af->values[i];
+        return NULL;
+    }
+    char buf[32];
+    return find_value(af, reco_attr_value(s, item, af->attribute, buf, sizeof buf));
+}
+
+static bool item_has(const reco_snapshot *s, const reco_affinity *af, uint32_t item) {
+    if (af->codes) return af->codes[item] != UINT32_MAX;
+    char buf[32];
+    return reco_attr_value(s, item, af->attribute, buf, sizeof buf) != NULL;
+}
+
 double reco_affinity_factor(const reco_snapshot *s, const reco_affinities *a, uint32_t item) {
     if (!a) return 1;
     double sum = 0;
@@ -168,9 +259,7 @@ double reco_affinity_factor(const reco_snapshot *s, const reco_affinities *a, ui
         const reco_affinity *af = &a->attrs[k];
         if (!af->count) continue;
         known++;
-        char buf[32];
-        const reco_affinity_value *v =
-            find_value(af, reco_attr_value(s, item, af->attribute, buf, sizeof buf));
+        const reco_affinity_value *v = value_of(s, af, item);
         if (v) sum += v->share;
     }
     return known ? 1 + RECO_AFF_BOOST * sum / (double)known : 1;
@@ -179,11 +268,8 @@ double reco_affinity_factor(const reco_snapshot *s, const reco_affinities *a, ui
 bool reco_affinity_match(const reco_snapshot *s, const reco_affinities *a, uint32_t item) {
     for (size_t k = 0; a && k < a->count; k++) {
         const reco_affinity *af = &a->attrs[k];
-        char buf[32];
-        const char *have =
-            af->count ? reco_attr_value(s, item, af->attribute, buf, sizeof buf) : NULL;
-        if (!have) continue;
-        const reco_affinity_value *v = find_value(af, have);
+        if (!af->count || !item_has(s, af, item)) continue;
+        const reco_affinity_value *v = value_of(s, af, item);
         if (!v) return false;
         if (af->quiz ? !v->quiz : v->share < RECO_AFF_MATCH_MIN) return false;
     }

@@ -295,15 +295,17 @@ bsp_err reco_for_profile(reco_holder *h, const bsp_profile *p, reco_request *req
 
 typedef struct reco_affinity_value {
     char value[RECO_AFF_TEXT_MAX];
-    double share; /* 0..1 */
-    bool quiz;    /* stated in a quiz answer */
+    double share;  /* 0..1 */
+    bool quiz;     /* stated in a quiz answer */
+    uint32_t code; /* the value's number in the snapshot's table, UINT32_MAX if none */
 } reco_affinity_value;
 
 typedef struct reco_affinity {
     char attribute[RECO_AFF_TEXT_MAX];
     reco_affinity_value values[RECO_AFF_VALUES_MAX];
-    size_t count; /* 0: nothing known for this attribute */
-    bool quiz;    /* a quiz answer decides match_affinity */
+    size_t count;          /* 0: nothing known for this attribute */
+    bool quiz;             /* a quiz answer decides match_affinity */
+    const uint32_t *codes; /* the snapshot's value number of every item, or NULL */
 } reco_affinity;
 
 struct reco_affinities {

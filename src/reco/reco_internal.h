@@ -19,6 +19,7 @@
 #ifndef BSP_RECO_INTERNAL_H
 #define BSP_RECO_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "reco/reco.h"
@@ -150,7 +151,22 @@ struct reco_snapshot {
     uint32_t dim;
     float *uvec;
     float price_q[3]; /* quartiles of the known prices (price_band) */
+    /* attribute values by item, built on first use (affinity.c) */
+    pthread_mutex_t attr_mu;
+    atomic_uint attr_tables; /* entries of attr published */
+    struct reco_attr_table {
+        char name[RECO_AFF_TEXT_MAX];
+        uint32_t *codes; /* n_items: number of the item's value, UINT32_MAX if none */
+        char **distinct; /* the distinct values, lower case, owned */
+        uint32_t n_distinct;
+    } attr[RECO_AFF_ATTRS_MAX * 2];
 };
+
+/* The table of attribute attr (its values numbered, and each item's
+ * number), resolved once per snapshot; NULL if it cannot be built. */
+const struct reco_attr_table *reco_attr_table_get(reco_snapshot *s, const char *attr);
+/* The number of value (any case) in t, UINT32_MAX if no item has it. */
+uint32_t reco_attr_code(const struct reco_attr_table *t, const char *value);
 
 /* Allocates an empty snapshot with one reference. */
 reco_snapshot *reco_snapshot_alloc(void);

@@ -30,7 +30,10 @@
 
 reco_snapshot *reco_snapshot_alloc(void) {
     reco_snapshot *s = calloc(1, sizeof *s);
-    if (s) atomic_init(&s->refs, 1);
+    if (!s) return NULL;
+    atomic_init(&s->refs, 1);
+    atomic_init(&s->attr_tables, 0);
+    pthread_mutex_init(&s->attr_mu, NULL);
     return s;
 }
 
@@ -58,6 +61,13 @@ static void snapshot_free(reco_snapshot *s) {
     free(s->user_off);
     free(s->hist);
     free(s->uvec);
+    for (unsigned t = 0; t < atomic_load(&s->attr_tables); t++) {
+        for (uint32_t i = 0; i < s->attr[t].n_distinct; i++)
+            free(s->attr[t].distinct[i]);
+        free(s->attr[t].distinct);
+        free(s->attr[t].codes);
+    }
+    pthread_mutex_destroy(&s->attr_mu);
     free(s);
 }
 
