@@ -8,11 +8,9 @@
 #include "api/api_internal.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "json/json.h"
 #include "profile/profile.h"
@@ -34,12 +32,7 @@ struct reco_service {
     api_server *srv;
     reco_holder *holder;
     const char *data_dir;
-    uint64_t interval_ms;
-    pthread_t thread;
-    bool running;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stop;
+    bsp_periodic *trainer; /* NULL when periodic training is off */
     /* affinities: the configured attribute names (pointers into attr_buf) */
     char attr_buf[AFFINITY_LIST_MAX];
     const char *attrs[RECO_AFF_ATTRS_MAX];
@@ -50,7 +43,9 @@ struct reco_service {
 };
 
 /* One training run: checkpoint, train in a read transaction, save, swap. */
-static void train_once(reco_service *rs) {
+static void train_once(void *arg, atomic_bool *stop) {
+    (void)stop; /* one training is seconds: a stop waits for it */
+    reco_service *rs = arg;
     api_server *srv = rs->srv;
     if (api_ingest_acquire(srv)) {
         ingest_sync(srv->ingest);
@@ -74,34 +69,6 @@ static void train_once(reco_service *rs) {
     reco_holder_swap(rs->holder, s);
 }
 
-/* Waits ms or until stopped; true when stopped. */
-static bool wait_or_stop(reco_service *rs, uint64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&rs->lock);
-    while (!rs->stop && pthread_cond_timedwait(&rs->wake, &rs->lock, &until) == 0) {
-    }
-    bool stop = rs->stop;
-    pthread_mutex_unlock(&rs->lock);
-    return stop;
-}
-
-static void *trainer_main(void *arg) {
-    reco_service *rs = arg;
-    reco_snapshot *have = reco_holder_acquire(rs->holder);
-    reco_snapshot_unref(have);
-    if (!have && !wait_or_stop(rs, 0)) train_once(rs); /* nothing saved yet */
-    while (!wait_or_stop(rs, rs->interval_ms))
-        train_once(rs);
-    return NULL;
-}
-
 bsp_err reco_service_start(api_server *srv, const char *data_dir, uint64_t interval_ms,
                            const char *affinity_attributes) {
     reco_service *rs = calloc(1, sizeof *rs);
@@ -118,14 +85,7 @@ bsp_err reco_service_start(api_server *srv, const char *data_dir, uint64_t inter
     rs->attr_count = (size_t)nattr;
     rs->srv = srv;
     rs->data_dir = data_dir;
-    rs->interval_ms = interval_ms;
     rs->holder = reco_holder_new();
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&rs->lock, NULL);
-    pthread_cond_init(&rs->wake, &ca);
-    pthread_condattr_destroy(&ca);
     srv->reco = rs;
     if (!rs->holder) return BSP_ENOMEM;
     reco_snapshot *s = NULL;
@@ -137,20 +97,16 @@ bsp_err reco_service_start(api_server *srv, const char *data_dir, uint64_t inter
         reco_holder_swap(rs->holder, s);
     }
     if (interval_ms == 0) return BSP_OK;
-    if (pthread_create(&rs->thread, NULL, trainer_main, rs) != 0) return BSP_ENOMEM;
-    rs->running = true;
-    return BSP_OK;
+    /* With nothing saved yet, the first training runs at once. */
+    return bsp_periodic_start(rc == BSP_OK ? interval_ms : 0, interval_ms, train_once, rs,
+                              &rs->trainer);
 }
 
 void reco_service_stop(api_server *srv) {
     reco_service *rs = srv->reco;
-    if (!rs || !rs->running) return;
-    pthread_mutex_lock(&rs->lock);
-    rs->stop = true;
-    pthread_cond_signal(&rs->wake);
-    pthread_mutex_unlock(&rs->lock);
-    pthread_join(rs->thread, NULL);
-    rs->running = false;
+    if (!rs) return;
+    bsp_periodic_stop(rs->trainer);
+    rs->trainer = NULL;
 }
 
 void reco_service_close(api_server *srv) {
@@ -158,8 +114,6 @@ void reco_service_close(api_server *srv) {
     if (!rs) return;
     reco_service_stop(srv);
     reco_holder_free(rs->holder);
-    pthread_mutex_destroy(&rs->lock);
-    pthread_cond_destroy(&rs->wake);
     free(rs);
     srv->reco = NULL;
 }
