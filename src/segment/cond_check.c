@@ -317,7 +317,57 @@ static bool check_equality(cond_parser *p, cond_op op, cond_type left, cond_type
     return false;
 }
 
+/* glibc's regcomp builds a tree that grows exponentially with stacked
+ * quantifiers ("a++++...") and large repetition counts, enough to exhaust
+ * memory from a short pattern: such patterns are refused before it sees
+ * them. Returns NULL when the pattern is acceptable, else why not. */
+#define PATTERN_MAX_BYTES 512
+#define PATTERN_MAX_QUANTIFIERS 32
+#define PATTERN_MAX_REPEAT 100
+
+static const char *pattern_too_costly(const char *s) {
+    if (strlen(s) > PATTERN_MAX_BYTES) return "longer than 512 bytes";
+    size_t quantifiers = 0;
+    bool after_quantifier = false;
+    for (size_t i = 0; s[i]; i++) {
+        char c = s[i];
+        if (c == '\\' && s[i + 1]) {
+            i++;
+            after_quantifier = false;
+        } else if (c == '[') { /* a bracket expression: its ']' may come first */
+            size_t j = i + 1 + (s[i + 1] == '^');
+            if (s[j] == ']') j++;
+            while (s[j] && s[j] != ']')
+                j++;
+            i = s[j] ? j : i;
+            after_quantifier = false;
+        } else if (c == '*' || c == '+' || c == '?' || c == '{') {
+            if (after_quantifier) return "a quantifier follows another quantifier";
+            if (++quantifiers > PATTERN_MAX_QUANTIFIERS) return "more than 32 quantifiers";
+            if (c == '{') {
+                char *end;
+                long lo = strtol(s + i + 1, &end, 10), hi = lo;
+                if (*end == ',')
+                    hi = end[1] == '}' ? PATTERN_MAX_REPEAT : strtol(end + 1, &end, 10);
+                if (lo > PATTERN_MAX_REPEAT || hi > PATTERN_MAX_REPEAT)
+                    return "a repetition count above 100";
+                const char *close = strchr(s + i, '}');
+                if (close) i = (size_t)(close - s);
+            }
+            after_quantifier = true;
+        } else {
+            after_quantifier = false;
+        }
+    }
+    return NULL;
+}
+
 static bool compile_pattern(cond_parser *p, int32_t node, const cond_node *pattern, size_t pos) {
+    const char *costly = pattern_too_costly(pattern->str);
+    if (costly) {
+        parser_fail(p, pos, "regular expression refused: %s", costly);
+        return false;
+    }
     regex_t *re = malloc(sizeof *re);
     if (!re) {
         bsp_error_set(p->err, BSP_ENOMEM, "", "out of memory");

@@ -484,6 +484,31 @@ static void test_regex_message_names_the_problem(void **state) {
     assert_true(strlen(err.message) > 28);
 }
 
+/* Patterns whose compilation would blow up (glibc's regcomp grows
+ * exponentially with stacked quantifiers; a fuzzer found "a++++..." using
+ * 2 GB) are refused before compiling; ordinary ones are not. */
+static void test_costly_regex_refused(void **state) {
+    (void)state;
+    assert_error("traits.e matches \"^a++\"", BSP_ETYPE, "line 1, column 18",
+                 "regular expression refused: a quantifier follows another quantifier");
+    assert_error("traits.e matches \"x{2}*\"", BSP_ETYPE, "line 1, column 18",
+                 "regular expression refused: a quantifier follows another quantifier");
+    assert_error("traits.e matches \"a{1,1000}\"", BSP_ETYPE, "line 1, column 18",
+                 "regular expression refused: a repetition count above 100");
+    char *many = malloc(3 * 40 + 1);
+    assert_non_null(many);
+    many[0] = '\0';
+    for (int i = 0; i < 40; i++)
+        strcat(many, "a+b");
+    char *text = format_body("traits.e matches \"%s\"", many);
+    assert_error(text, BSP_ETYPE, "line 1, column 18",
+                 "regular expression refused: more than 32 quantifiers");
+    free(text);
+    free(many);
+    assert_holds("traits.email matches \"^[A-Za-z+*]+@[+]?\\\\+?Example\"");
+    assert_holds("traits.email matches \"^A(n|m){1,3}a@\"");
+}
+
 /* ---- limits ---- */
 
 static char *nested(const char *open, const char *inner, const char *close, size_t levels) {
@@ -600,6 +625,7 @@ int main(void) {
         cmocka_unit_test(test_type_errors),
         cmocka_unit_test(test_duration_and_regex_errors),
         cmocka_unit_test(test_regex_message_names_the_problem),
+        cmocka_unit_test(test_costly_regex_refused),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_node_limit),
         cmocka_unit_test(test_introspection),
