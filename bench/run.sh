@@ -229,7 +229,7 @@ SRV_PID="" SRV_PORT="" SRV_LOG=""
 start_server() { # DATA_DIR NAME
   SRV_PORT=$(free_port)
   SRV_LOG=$TMP/server-$2.log
-  "$BESPOKE" serve --listen "127.0.0.1:$SRV_PORT" --data "$1" --write-key "$WRITE_KEY" \
+  env ${BENCH_SERVER_ENV:-} "$BESPOKE" serve --listen "127.0.0.1:$SRV_PORT" --data "$1" --write-key "$WRITE_KEY" \
     --admin-key "$ADMIN_KEY" --threads "$SERVER_THREADS" --log-level warn >"$SRV_LOG" 2>&1 &
   SRV_PID=$!
   PIDS+=("$SRV_PID")
@@ -731,21 +731,24 @@ bench_predict() {
 }
 
 # ================================================================================
-bench_nginx
-bench_lmdb
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+want nginx && bench_nginx
+want lmdb && bench_lmdb
 if [ -x "$BESPOKE" ]; then
-  if bench_ingest; then
+  if ! want ingest; then
+    :
+  elif bench_ingest; then
     bench_profiles
     bench_decide
   else
     note "profile reads skipped: the ingest run did not complete"
   fi
   stop_server ingest
-  bench_decide_million
-  bench_track
-  bench_import
-  bench_reco
-  bench_predict
+  want decide_million && bench_decide_million
+  want track && bench_track
+  want import && bench_import
+  want reco && bench_reco
+  want predict && bench_predict
 else
   note "Bespoke rows skipped: $BESPOKE is not built"
 fi

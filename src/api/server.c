@@ -14,7 +14,6 @@
  * threads from calling into ingest once it is being stopped. */
 #include "api/api_internal.h"
 
-#include <malloc.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -364,12 +363,6 @@ int api_serve(const bsp_serve_opts *opts) {
     pthread_sigmask(SIG_BLOCK, &set, &old);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    /* Every request allocates its body (tens of KB) after freeing thousands
-     * of small JSON nodes; with fastbins, glibc consolidates them on each such
-     * allocation (8% of the HTTP threads' profile). Without them that cost
-     * moves to the small-size path: throughput measured the same either way,
-     * but the profile is flatter. The per-thread cache serves small sizes. */
-    mallopt(M_MXFAST, 0);
     api_server *srv = calloc(1, sizeof *srv);
     int exit_code = 1;
     if (srv) {
