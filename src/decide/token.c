@@ -1,14 +1,25 @@
 /* token.c - the signed tokens of decisions: what was shown (campaign,
- * placement, variant) to whom and when, signed with HMAC-SHA256 (OpenSSL)
- * under a key made once and kept in the store's meta, so that impression
- * and click reports cannot be forged. Text form:
- *   v1.<base64url(payload JSON)>.<base64url(32-byte MAC)>  (no padding) */
+ * placement, variant) to whom and when, signed with HMAC-SHA256 under a key
+ * made once and kept in the store's meta, so that impression and click
+ * reports cannot be forged. Text form (no base64 padding):
+ *   v2.<base64url(payload)>.<base64url(first 16 bytes of the MAC)>
+ * payload: byte 2 (the version), variant (0 treatment, 1 control), profile
+ * id and time in ms as 8 bytes big-endian each, then the campaign and the
+ * placement id, each a length byte and its bytes. The MAC covers the
+ * payload's bytes; a payload of ids up to 36 bytes in all is one SHA-256
+ * block, so a token costs two compressions (a decision signs one a
+ * placement). Tokens of the first form, v1.<base64url(JSON)>.<full MAC of
+ * "v1.<base64url(JSON)>">, made by earlier versions, are still accepted
+ * until they expire. */
+/* The low-level SHA-256 context is a plain struct: a keyed pad state is
+ * copied by assignment, where EVP's context copies cost more than the
+ * hashing itself. Deprecated since OpenSSL 3.0, still supported. */
+#define OPENSSL_API_COMPAT 10101
 #include "decide/decide.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <pthread.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +27,9 @@
 #include "json/json.h"
 
 #define KEY_META "decide_token_key"
-#define PAYLOAD_MAX 320
+#define PAYLOAD_MAX 320 /* v1: bytes of the payload JSON */
+#define TOKEN2_PAYLOAD_MAX (2 + 8 + 8 + 2 * (1 + CAMPAIGN_ID_MAX))
+#define TOKEN2_MAC_BYTES 16 /* the MAC truncated to 128 bits (RFC 2104, section 5) */
 
 /* --- the key ------------------------------------------------------------------------------ */
 
@@ -64,15 +77,27 @@ bsp_err decide_token_key(bsp_store *st, uint8_t key[DECIDE_TOKEN_KEY_BYTES]) {
 
 /* --- base64url ----------------------------------------------------------------------------- */
 
-/* Appends base64url of data (no padding) at out; returns its length. */
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Writes base64url of data (no padding) and a NUL at out; returns its
+ * length. */
 static size_t b64url_encode(const uint8_t *data, size_t len, char *out) {
-    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    while (n > 0 && out[n - 1] == '=')
-        n--;
-    for (int i = 0; i < n; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    size_t n = 0, i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        out[n++] = B64URL[v >> 18];
+        out[n++] = B64URL[(v >> 12) & 63];
+        out[n++] = B64URL[(v >> 6) & 63];
+        out[n++] = B64URL[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < len ? (uint32_t)data[i + 1] << 8 : 0);
+        out[n++] = B64URL[v >> 18];
+        out[n++] = B64URL[(v >> 12) & 63];
+        if (i + 1 < len) out[n++] = B64URL[(v >> 6) & 63];
+    }
     out[n] = '\0';
-    return (size_t)n;
+    return n;
 }
 
 /* Decodes len chars of base64url into out (cap bytes); -1 if malformed. */
@@ -92,140 +117,101 @@ static long b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap) 
     size_t pad = (4 - len % 4) % 4;
     memset(buf + len, '=', pad);
     int n = EVP_DecodeBlock(out, (const unsigned char *)buf, (int)(len + pad));
-    return n < 0 ? -1 : n - (long)pad;
+    if (n < 0) return -1;
+    n -= (int)pad;
+    /* Only the canonical text: unused low bits of the last character must
+     * be zero, so one token has one spelling. */
+    char again[DECIDE_TOKEN_MAX + 4];
+    if (b64url_encode(out, (size_t)n, again) != len || memcmp(again, in, len) != 0) return -1;
+    return n;
 }
 
 /* --- sign and verify ---------------------------------------------------------------------------
  */
 
-/* HMAC-SHA256 (RFC 2104) over OpenSSL's SHA-256, with the digest fetched
- * once: the one-shot HMAC() looks the algorithm up in OpenSSL's provider
- * registry on every call, behind locks that the HTTP threads then fight
- * over (a fifth of a decision's time was spent there). */
-static EVP_MD *sha256;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-/* Per thread: the digest states after the key's inner and outer pads (so a
- * MAC costs the message's blocks and one more, not two pad blocks more),
- * for the last key used, and a working context; freed when the thread ends. */
+/* HMAC-SHA256 (RFC 2104): per thread, the SHA-256 states after the key's
+ * inner and outer pads, for the last key used, so a MAC costs the
+ * message's blocks and one more. */
 typedef struct mac_state {
     uint8_t key[DECIDE_TOKEN_KEY_BYTES];
     bool ready;
-    EVP_MD_CTX *inner, *outer, *work;
+    SHA256_CTX inner, outer;
 } mac_state;
 
-static pthread_key_t mac_key;
+static _Thread_local mac_state thread_mac;
 
-static void mac_state_free(void *arg) {
-    mac_state *m = arg;
-    EVP_MD_CTX_free(m->inner);
-    EVP_MD_CTX_free(m->outer);
-    EVP_MD_CTX_free(m->work);
-    explicit_bzero(m, sizeof *m);
-    free(m);
-}
-
-static void sha256_fetch(void) {
-    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    pthread_key_create(&mac_key, mac_state_free);
-}
-
-static bool pad_state(EVP_MD_CTX *ctx, const uint8_t *key, uint8_t fill) {
+static void pad_state(SHA256_CTX *ctx, const uint8_t *key, uint8_t fill) {
     uint8_t pad[64];
     memset(pad, fill, sizeof pad);
     for (size_t i = 0; i < DECIDE_TOKEN_KEY_BYTES; i++)
         pad[i] ^= key[i];
-    bool ok = EVP_DigestInit_ex(ctx, sha256, NULL) && EVP_DigestUpdate(ctx, pad, sizeof pad);
+    SHA256_Init(ctx);
+    SHA256_Update(ctx, pad, sizeof pad);
     explicit_bzero(pad, sizeof pad);
-    return ok;
 }
 
-/* The thread's state, keyed for key; NULL on failure. */
-static mac_state *mac_state_for(const uint8_t *key) {
-    pthread_once(&sha256_once, sha256_fetch);
-    if (!sha256) return NULL;
-    mac_state *m = pthread_getspecific(mac_key);
-    if (!m) {
-        m = calloc(1, sizeof *m);
-        if (!m) return NULL;
-        m->inner = EVP_MD_CTX_new();
-        m->outer = EVP_MD_CTX_new();
-        m->work = EVP_MD_CTX_new();
-        if (!m->inner || !m->outer || !m->work || pthread_setspecific(mac_key, m) != 0) {
-            mac_state_free(m);
-            return NULL;
-        }
+static void mac(const uint8_t *key, const void *data, size_t len, uint8_t out[32]) {
+    mac_state *m = &thread_mac;
+    if (!m->ready || memcmp(m->key, key, DECIDE_TOKEN_KEY_BYTES) != 0) {
+        pad_state(&m->inner, key, 0x36);
+        pad_state(&m->outer, key, 0x5c);
+        memcpy(m->key, key, DECIDE_TOKEN_KEY_BYTES);
+        m->ready = true;
     }
-    if (m->ready && memcmp(m->key, key, DECIDE_TOKEN_KEY_BYTES) == 0) return m;
-    m->ready = pad_state(m->inner, key, 0x36) && pad_state(m->outer, key, 0x5c);
-    memcpy(m->key, key, DECIDE_TOKEN_KEY_BYTES);
-    return m->ready ? m : NULL;
-}
-
-static void mac(const uint8_t *key, const char *data, size_t len, uint8_t out[32]) {
-    mac_state *m = mac_state_for(key);
+    SHA256_CTX work = m->inner;
     uint8_t inner[32];
-    unsigned int n = 32;
-    bool ok = m && EVP_MD_CTX_copy_ex(m->work, m->inner) && EVP_DigestUpdate(m->work, data, len) &&
-              EVP_DigestFinal_ex(m->work, inner, &n) && EVP_MD_CTX_copy_ex(m->work, m->outer) &&
-              EVP_DigestUpdate(m->work, inner, sizeof inner) &&
-              EVP_DigestFinal_ex(m->work, out, &n);
-    if (!ok) memset(out, 0, 32); /* verification then fails: never a valid MAC */
+    SHA256_Update(&work, data, len);
+    SHA256_Final(inner, &work);
+    work = m->outer;
+    SHA256_Update(&work, inner, sizeof inner);
+    SHA256_Final(out, &work);
+    explicit_bzero(&work, sizeof work);
 }
 
-/* Appends s at *at within cap; false when it does not fit. */
-static bool put(char *out, size_t cap, size_t *at, const char *s) {
-    size_t n = strlen(s);
-    if (*at + n >= cap) return false;
-    memcpy(out + *at, s, n);
-    *at += n;
-    return true;
+static size_t put_be64(uint8_t *at, uint64_t v) {
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        at[i] = (uint8_t)v;
+    return 8;
 }
 
-static bool put_u64(char *out, size_t cap, size_t *at, uint64_t v) {
-    char digits[24];
-    size_t n = 0;
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    char text[24];
-    for (size_t i = 0; i < n; i++)
-        text[i] = digits[n - 1 - i];
-    text[n] = '\0';
-    return put(out, cap, at, text);
+static uint64_t get_be64(const uint8_t *at) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | at[i];
+    return v;
 }
 
-/* {"c":..,"p":..,"v":..,"pid":N,"t":N} without printf (ids are
- * [A-Za-z0-9_.:-] and variants plain words: nothing to escape). Returns the
- * length, or -1 when it does not fit. */
-static int payload_write(const decide_token *tok, char *out, size_t cap) {
+/* The v2 payload of tok at out; its length, or 0 when an id is too long. */
+static size_t payload2_write(const decide_token *tok, uint8_t out[TOKEN2_PAYLOAD_MAX]) {
+    size_t clen = strlen(tok->campaign), plen = strlen(tok->placement);
+    if (clen > CAMPAIGN_ID_MAX || plen > CAMPAIGN_ID_MAX) return 0;
     size_t at = 0;
-    bool ok = put(out, cap, &at, "{\"c\":\"") && put(out, cap, &at, tok->campaign) &&
-              put(out, cap, &at, "\",\"p\":\"") && put(out, cap, &at, tok->placement) &&
-              put(out, cap, &at, "\",\"v\":\"") && put(out, cap, &at, tok->variant) &&
-              put(out, cap, &at, "\",\"pid\":") && put_u64(out, cap, &at, tok->pid) &&
-              put(out, cap, &at, ",\"t\":") && (tok->t_ms >= 0 || put(out, cap, &at, "-")) &&
-              put_u64(out, cap, &at, tok->t_ms >= 0 ? (uint64_t)tok->t_ms : (uint64_t)-tok->t_ms) &&
-              put(out, cap, &at, "}");
-    if (!ok) return -1;
-    out[at] = '\0';
-    return (int)at;
+    out[at++] = 2;
+    out[at++] = strcmp(tok->variant, "control") == 0 ? 1 : 0;
+    at += put_be64(out + at, tok->pid);
+    at += put_be64(out + at, (uint64_t)tok->t_ms);
+    out[at++] = (uint8_t)clen;
+    memcpy(out + at, tok->campaign, clen);
+    at += clen;
+    out[at++] = (uint8_t)plen;
+    memcpy(out + at, tok->placement, plen);
+    return at + plen;
 }
 
 bsp_err decide_token_sign(const uint8_t key[DECIDE_TOKEN_KEY_BYTES], const decide_token *tok,
                           char *out, size_t cap) {
-    char payload[PAYLOAD_MAX];
-    int plen = payload_write(tok, payload, sizeof payload);
-    if (plen < 0) return BSP_ETOOBIG;
-    size_t need = 3 + ((size_t)plen + 2) / 3 * 4 + 1 + 44 + 1;
+    uint8_t payload[TOKEN2_PAYLOAD_MAX];
+    size_t plen = payload2_write(tok, payload);
+    if (!plen) return BSP_ETOOBIG;
+    size_t need = 3 + (plen + 2) / 3 * 4 + 1 + (TOKEN2_MAC_BYTES + 2) / 3 * 4 + 1;
     if (cap < need) return BSP_ETOOBIG;
-    memcpy(out, "v1.", 3);
-    size_t used = 3 + b64url_encode((const uint8_t *)payload, (size_t)plen, out + 3);
+    memcpy(out, "v2.", 3);
+    size_t used = 3 + b64url_encode(payload, plen, out + 3);
     uint8_t sig[32];
-    mac(key, out, used, sig); /* the MAC covers "v1.<payload>" */
+    mac(key, payload, plen, sig);
     out[used++] = '.';
-    b64url_encode(sig, sizeof sig, out + used);
+    b64url_encode(sig, TOKEN2_MAC_BYTES, out + used);
+    explicit_bzero(sig, sizeof sig);
     return BSP_OK;
 }
 
@@ -253,11 +239,47 @@ static bool payload_fields(const char *json, size_t len, decide_token *tok) {
     return ok;
 }
 
-bsp_err decide_token_verify(const uint8_t key[DECIDE_TOKEN_KEY_BYTES], const char *token,
-                            int64_t now_ms, decide_token *out, bsp_error *err) {
-    size_t len = strlen(token);
-    if (len > DECIDE_TOKEN_MAX || strncmp(token, "v1.", 3) != 0)
-        return forged(err, "not a decision token");
+/* Fills tok from a v2 payload; false if its shape is wrong. */
+static bool payload2_fields(const uint8_t *p, size_t len, decide_token *tok) {
+    if (len < 20 || p[0] != 2 || p[1] > 1) return false;
+    size_t clen = p[18];
+    if (19 + clen + 1 > len) return false;
+    size_t plen = p[19 + clen];
+    if (19 + clen + 1 + plen != len || !clen || !plen || clen > CAMPAIGN_ID_MAX ||
+        plen > CAMPAIGN_ID_MAX)
+        return false;
+    memcpy(tok->campaign, p + 19, clen);
+    tok->campaign[clen] = '\0';
+    memcpy(tok->placement, p + 20 + clen, plen);
+    tok->placement[plen] = '\0';
+    snprintf(tok->variant, sizeof tok->variant, "%s", p[1] ? "control" : "treatment");
+    tok->pid = get_be64(p + 2);
+    tok->t_ms = (int64_t)get_be64(p + 10);
+    return campaign_id_valid(tok->campaign) && campaign_id_valid(tok->placement);
+}
+
+/* v2: the MAC covers the decoded payload. */
+static bsp_err verify_v2(const uint8_t *key, const char *token, size_t len, decide_token *out,
+                         bsp_error *err) {
+    const char *dot = memchr(token + 3, '.', len - 3);
+    if (!dot) return forged(err, "not a decision token");
+    size_t text_len = (size_t)(dot - token) - 3;
+    uint8_t given[24], want[32], payload[TOKEN2_PAYLOAD_MAX + 3];
+    long glen = b64url_decode(dot + 1, len - text_len - 4, given, sizeof given);
+    long plen = b64url_decode(token + 3, text_len, payload, sizeof payload);
+    if (glen != TOKEN2_MAC_BYTES || plen <= 0) return forged(err, "not a decision token");
+    mac(key, payload, (size_t)plen, want);
+    bool same = CRYPTO_memcmp(given, want, TOKEN2_MAC_BYTES) == 0;
+    explicit_bzero(want, sizeof want);
+    if (!same) return forged(err, "the token's signature does not match");
+    if (!payload2_fields(payload, (size_t)plen, out))
+        return forged(err, "the token's payload is not readable");
+    return BSP_OK;
+}
+
+/* v1: the MAC covers "v1.<base64url(payload JSON)>". */
+static bsp_err verify_v1(const uint8_t *key, const char *token, size_t len, decide_token *out,
+                         bsp_error *err) {
     const char *dot = memchr(token + 3, '.', len - 3);
     if (!dot) return forged(err, "not a decision token");
     size_t signed_len = (size_t)(dot - token);
@@ -270,6 +292,22 @@ bsp_err decide_token_verify(const uint8_t key[DECIDE_TOKEN_KEY_BYTES], const cha
     long plen = b64url_decode(token + 3, signed_len - 3, payload, sizeof payload);
     if (plen <= 0 || !payload_fields((const char *)payload, (size_t)plen, out))
         return forged(err, "the token's payload is not readable");
+    return BSP_OK;
+}
+
+bsp_err decide_token_verify(const uint8_t key[DECIDE_TOKEN_KEY_BYTES], const char *token,
+                            int64_t now_ms, decide_token *out, bsp_error *err) {
+    size_t len = strlen(token);
+    bsp_err rc;
+    if (len > DECIDE_TOKEN_MAX || len < 3)
+        rc = forged(err, "not a decision token");
+    else if (strncmp(token, "v2.", 3) == 0)
+        rc = verify_v2(key, token, len, out, err);
+    else if (strncmp(token, "v1.", 3) == 0)
+        rc = verify_v1(key, token, len, out, err);
+    else
+        rc = forged(err, "not a decision token");
+    if (rc != BSP_OK) return rc;
     if (out->t_ms > now_ms + 300000 || now_ms - out->t_ms > DECIDE_TOKEN_TTL_MS)
         return forged(err, "the token has expired");
     return BSP_OK;

@@ -84,6 +84,15 @@ static void test_request_parse(void **state) {
 
 static const uint8_t KEY[DECIDE_TOKEN_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 
+/* base64url without padding, written independently of token.c. */
+static void b64url(const uint8_t *data, size_t len, char *out) {
+    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    while (n > 0 && out[n - 1] == '=')
+        out[--n] = '\0';
+    for (int i = 0; i < n; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+}
+
 static void test_tokens(void **state) {
     (void)state;
     decide_token tok = {.campaign = "welcome",
@@ -93,22 +102,27 @@ static void test_tokens(void **state) {
                         .t_ms = 1000000};
     char text[DECIDE_TOKEN_MAX];
     assert_int_equal(decide_token_sign(KEY, &tok, text, sizeof text), BSP_OK);
-    /* The MAC is RFC 2104 HMAC-SHA256 of "v1.<payload>": as OpenSSL's own. */
+    /* The documented layout, and the MAC is RFC 2104 HMAC-SHA256 of the
+     * payload's bytes (OpenSSL's own HMAC here), truncated to 16 bytes. */
     {
-        const char *dot = strrchr(text, '.');
+        uint8_t payload[64] = {2, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40, 7};
+        size_t n = 19;
+        memcpy(payload + n, "welcome", 7);
+        n += 7;
+        payload[n++] = 10;
+        memcpy(payload + n, "home_modal", 10);
+        n += 10;
         uint8_t want[32];
         unsigned int wlen = sizeof want;
-        HMAC(EVP_sha256(), KEY, DECIDE_TOKEN_KEY_BYTES, (const unsigned char *)text,
-             (size_t)(dot - text), want, &wlen);
-        char b64[64];
-        int n = EVP_EncodeBlock((unsigned char *)b64, want, 32);
-        while (n > 0 && b64[n - 1] == '=')
-            b64[--n] = '\0';
-        for (int i = 0; i < n; i++)
-            b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-        assert_string_equal(dot + 1, b64);
+        HMAC(EVP_sha256(), KEY, DECIDE_TOKEN_KEY_BYTES, payload, n, want, &wlen);
+        char expect[DECIDE_TOKEN_MAX] = "v2.", b64[128];
+        b64url(payload, n, b64);
+        strcat(expect, b64);
+        strcat(expect, ".");
+        b64url(want, 16, b64);
+        strcat(expect, b64);
+        assert_string_equal(text, expect);
     }
-    assert_int_equal(strncmp(text, "v1.", 3), 0);
     decide_token back;
     bsp_error err;
     assert_int_equal(decide_token_verify(KEY, text, 1000000 + 60000, &back, &err), BSP_OK);
@@ -116,8 +130,21 @@ static void test_tokens(void **state) {
     assert_string_equal(back.placement, "home_modal");
     assert_string_equal(back.variant, "treatment");
     assert_int_equal(back.pid, 7);
-    /* tampering anywhere is refused */
-    for (size_t i = 3; i < strlen(text); i += 7) {
+    assert_int_equal(back.t_ms, 1000000);
+    /* a control token, and the longest ids */
+    decide_token ctl = {.variant = "control", .pid = UINT64_MAX, .t_ms = 5};
+    memset(ctl.campaign, 'c', CAMPAIGN_ID_MAX);
+    memset(ctl.placement, 'p', CAMPAIGN_ID_MAX);
+    assert_int_equal(decide_token_sign(KEY, &ctl, text, sizeof text), BSP_OK);
+    assert_int_equal(decide_token_verify(KEY, text, 60000, &back, &err), BSP_OK);
+    assert_string_equal(back.variant, "control");
+    assert_string_equal(back.campaign, ctl.campaign);
+    assert_string_equal(back.placement, ctl.placement);
+    assert_true(back.pid == UINT64_MAX);
+    assert_int_equal(decide_token_sign(KEY, &tok, text, sizeof text), BSP_OK);
+    /* tampering anywhere is refused: every character, including the unused
+     * low bits of the last one of each part */
+    for (size_t i = 0; i < strlen(text); i++) {
         char forged[DECIDE_TOKEN_MAX];
         strcpy(forged, text);
         if (forged[i] == '.') continue;
@@ -129,9 +156,42 @@ static void test_tokens(void **state) {
     assert_int_equal(decide_token_verify(KEY, text, 1000000 + DECIDE_TOKEN_TTL_MS + 1, &back, &err),
                      BSP_EFORBIDDEN);
     assert_string_equal(err.at, "token");
-    const char *junk[] = {"", "v1.", "v1..", "v2.abc.def", "v1.!!!.???", "v1.e30.AAAA"};
+    assert_int_equal(decide_token_verify(KEY, text, 1000000 - 300001, &back, &err), BSP_EFORBIDDEN);
+    assert_int_equal(decide_token_sign(KEY, &tok, text, 40), BSP_ETOOBIG);
+    const char *junk[] = {"",         "v1.",        "v1..",        "v2.",          "v2..",
+                          "v2.abc.def", "v1.!!!.???", "v1.e30.AAAA", "v2.AgA.AAAA", "v3.AAAA.AAAA"};
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
         assert_int_equal(decide_token_verify(KEY, junk[i], 1000000, &back, &err), BSP_EFORBIDDEN);
+}
+
+/* Tokens of the first form (made before v2) still verify until they expire. */
+static void test_tokens_v1(void **state) {
+    (void)state;
+    const char *json = "{\"c\":\"welcome\",\"p\":\"home_modal\",\"v\":\"control\",\"pid\":7,"
+                       "\"t\":1000000}";
+    char text[DECIDE_TOKEN_MAX] = "v1.", b64[256];
+    b64url((const uint8_t *)json, strlen(json), b64);
+    strcat(text, b64);
+    uint8_t want[32];
+    unsigned int wlen = sizeof want;
+    HMAC(EVP_sha256(), KEY, DECIDE_TOKEN_KEY_BYTES, (const unsigned char *)text, strlen(text), want,
+         &wlen);
+    strcat(text, ".");
+    b64url(want, 32, b64);
+    strcat(text, b64);
+    decide_token back;
+    bsp_error err;
+    assert_int_equal(decide_token_verify(KEY, text, 1000000, &back, &err), BSP_OK);
+    assert_string_equal(back.campaign, "welcome");
+    assert_string_equal(back.variant, "control");
+    assert_int_equal(back.pid, 7);
+    for (size_t i = 3; i < strlen(text); i++) {
+        char forged[DECIDE_TOKEN_MAX];
+        strcpy(forged, text);
+        if (forged[i] == '.') continue;
+        forged[i] = forged[i] == 'A' ? 'B' : 'A';
+        assert_int_equal(decide_token_verify(KEY, forged, 1000000, &back, &err), BSP_EFORBIDDEN);
+    }
 }
 
 /* --- the pipeline ---------------------------------------------------------------------------- */
@@ -550,6 +610,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_parse),
         cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_tokens_v1),
         cmocka_unit_test_setup_teardown(test_priority_and_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
