@@ -14,11 +14,14 @@ static uint64_t hash_string(const char *s) {
     return bsp_hash64(s, strlen(s));
 }
 
-size_t strlist_find(const strlist *l, const char *s) {
-    uint64_t h = hash_string(s);
+size_t strlist_find_hashed(const strlist *l, const char *s, uint64_t h) {
     for (size_t i = 0; i < l->count; i++)
         if (l->hashes[i] == h && strcmp(l->items[i], s) == 0) return i;
     return SIZE_MAX;
+}
+
+size_t strlist_find(const strlist *l, const char *s) {
+    return strlist_find_hashed(l, s, hash_string(s));
 }
 
 static bsp_err strlist_grow(strlist *l) {

@@ -122,6 +122,8 @@ bsp_err profile_set_section(bsp_profile *p, const char *name, cJSON *obj);
  * remembers). set returns true when membership changed. profile_merge does
  * not unite memberships: the merged profile is evaluated afresh. */
 bool profile_in_segment(const bsp_profile *p, const char *segment_id);
+/* The same, given hash = bsp_hash64(segment_id, strlen(segment_id)). */
+bool profile_in_segment_hashed(const bsp_profile *p, const char *segment_id, uint64_t hash);
 bool profile_set_segment(bsp_profile *p, const char *segment_id, bool member);
 size_t profile_segment_count(const bsp_profile *p);
 const char *profile_segment_at(const bsp_profile *p, size_t i);

@@ -427,14 +427,16 @@ static void eval_length(const eval_ctx *x, const cond_node *call, cond_val *out)
     value_number((double)n, out);
 }
 
+static bool in_segment_call(const eval_ctx *x, const cond_node *call) {
+    const cond_node *id = &x->cond->nodes[call->first];
+    return x->env->in_segment && x->env->in_segment(x->env->ctx, id->str, id->hash) == 1;
+}
+
 static void eval_call(const eval_ctx *x, const cond_node *call, cond_val *out) {
     switch ((cond_fn)call->op) {
-    case FN_IN_SEGMENT: {
-        const char *id = x->cond->nodes[call->first].str;
-        int in = x->env->in_segment ? x->env->in_segment(x->env->ctx, id) : 0;
-        value_bool(in == 1, out);
+    case FN_IN_SEGMENT:
+        value_bool(in_segment_call(x, call), out);
         return;
-    }
     case FN_DAYS_SINCE:
     case FN_HOURS_SINCE:
         eval_since(x, call, out);
@@ -460,7 +462,29 @@ static void eval_call(const eval_ctx *x, const cond_node *call, cond_val *out) {
 
 /* ---- nodes ---- */
 
+static bool eval_chain(const eval_ctx *x, const cond_node *chain, bool stop_on);
+static bool eval_compare(const eval_ctx *x, const cond_node *cmp);
+
+/* Whether node index is truthy. The logical operators, comparisons and
+ * in_segment() answer without building a value: most of a decision's
+ * evaluations are of those. */
 static bool eval_truthy(const eval_ctx *x, int32_t index) {
+    const cond_node *node = &x->cond->nodes[index];
+    switch ((cond_kind)node->kind) {
+    case N_AND:
+        return eval_chain(x, node, false);
+    case N_OR:
+        return eval_chain(x, node, true);
+    case N_NOT:
+        return !eval_truthy(x, node->first);
+    case N_COMPARE:
+        return eval_compare(x, node);
+    case N_CALL:
+        if (node->op == FN_IN_SEGMENT) return in_segment_call(x, node);
+        break;
+    default:
+        break;
+    }
     cond_val v;
     eval_node(x, index, &v);
     return truthy(x, &v);
@@ -473,11 +497,11 @@ static bool eval_chain(const eval_ctx *x, const cond_node *chain, bool stop_on) 
     return !stop_on;
 }
 
-static void eval_compare(const eval_ctx *x, const cond_node *cmp, cond_val *out) {
+static bool eval_compare(const eval_ctx *x, const cond_node *cmp) {
     cond_val left, right;
     eval_node(x, cmp->first, &left);
     eval_node(x, x->cond->nodes[cmp->first].next, &right);
-    value_bool(compare(x, cmp, &left, &right), out);
+    return compare(x, cmp, &left, &right);
 }
 
 static void eval_node(const eval_ctx *x, int32_t index, cond_val *out) {
@@ -519,7 +543,7 @@ static void eval_node(const eval_ctx *x, int32_t index, cond_val *out) {
         value_bool(eval_chain(x, node, true), out);
         return;
     case N_COMPARE:
-        eval_compare(x, node, out);
+        value_bool(eval_compare(x, node), out);
         return;
     }
 }

@@ -218,6 +218,7 @@ static int32_t parse_string(cond_parser *p) {
     cond_decode_string(p->text, &p->tok, node->str);
     node->str[p->tok.value_len] = '\0';
     node->len = p->tok.value_len;
+    node->hash = bsp_hash64(node->str, node->len);
     return parser_advance(p) ? index : -1;
 }
 

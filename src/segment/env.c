@@ -29,8 +29,7 @@ static profile_view *thread_view(void) {
 
 static const cJSON *env_root(void *ctx, const char *root) {
     segment_env *se = ctx;
-    if (strcmp(root, "traits") == 0) return profile_traits(se->profile);
-    if (strcmp(root, "computed") == 0) {
+    if (root[0] == 'c' && root[1] == 'o' && root[2] == 'm' && strcmp(root, "computed") == 0) {
         if (!se->computed_ready) {
             profile_view *v = thread_view();
             se->computed_view = v ? profile_view_computed(v, se->profile) : NULL;
@@ -38,6 +37,7 @@ static const cJSON *env_root(void *ctx, const char *root) {
         }
         return se->computed_view;
     }
+    if (strcmp(root, "traits") == 0) return profile_traits(se->profile);
     if (strcmp(root, "rfm") == 0) return profile_section(se->profile, "rfm");
     if (strcmp(root, "predicted") == 0) return profile_section(se->profile, "predicted");
     if (strcmp(root, "context") == 0) return se->context;
@@ -51,9 +51,9 @@ static bool env_each_event(void *ctx, const char *event_name, int64_t since_ms,
     return true;
 }
 
-static int env_in_segment(void *ctx, const char *segment_id) {
+static int env_in_segment(void *ctx, const char *segment_id, uint64_t id_hash) {
     segment_env *se = ctx;
-    return profile_in_segment(se->profile, segment_id) ? 1 : 0;
+    return profile_in_segment_hashed(se->profile, segment_id, id_hash) ? 1 : 0;
 }
 
 void segment_env_init(segment_env *se, const bsp_profile *p, const cJSON *context, int64_t now_ms) {

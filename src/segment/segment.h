@@ -41,8 +41,10 @@ typedef struct cond_env {
      * visit returns false to stop. The return value is ignored. */
     bool (*each_event)(void *ctx, const char *event_name, int64_t since_ms,
                        bool (*visit)(void *vctx, const cJSON *event), void *vctx);
-    /* 1 if the profile is in that segment, else 0. */
-    int (*in_segment)(void *ctx, const char *segment_id);
+    /* 1 if the profile is in that segment, else 0. id_hash is
+     * bsp_hash64(segment_id, strlen(segment_id)), computed once when the
+     * condition was compiled. */
+    int (*in_segment)(void *ctx, const char *segment_id, uint64_t id_hash);
 } cond_env;
 
 /* True if the condition holds; a value-only condition holds when truthy

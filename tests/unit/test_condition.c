@@ -91,8 +91,9 @@ static bool env_each_event(void *ctx, const char *name, int64_t since_ms,
     return true;
 }
 
-static int env_in_segment(void *ctx, const char *id) {
+static int env_in_segment(void *ctx, const char *id, uint64_t id_hash) {
     (void)ctx;
+    assert_true(id_hash == bsp_hash64(id, strlen(id)));
     return strcmp(id, "vip") == 0 || strcmp(id, "newsletter") == 0;
 }
 
