@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -57,9 +58,17 @@
 
 #define TIMELINE_KEY_LEN 16
 
+/* Read transactions that ended, kept reset for the next reader: with
+ * MDB_NOTLS every fresh read transaction takes LMDB's reader-table mutex to
+ * find a slot, and a reset one keeps its slot (without pinning any page). */
+#define STORE_IDLE_READERS 32
+
 struct bsp_store {
     int lock_fd; /* DIR/bespoke.lock, flock'ed: one Bespoke process a store */
     MDB_env *env;
+    pthread_mutex_t idle_mu;
+    bsp_txn *idle[STORE_IDLE_READERS]; /* reset read transactions */
+    size_t idle_count;
     MDB_dbi meta, ids, profiles, events, pevents, msgids, products, config, members;
     size_t max_key; /* LMDB's largest key, 511 bytes in Debian's build */
 };
@@ -270,12 +279,14 @@ bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out)
     if (err != BSP_OK) return err;
     bsp_store *st = calloc(1, sizeof *st);
     if (!st) return BSP_ENOMEM;
+    pthread_mutex_init(&st->idle_mu, NULL);
     err = lock_dir(st, dir);
     if (err == BSP_OK) err = env_open(st, dir, opts);
     if (err == BSP_OK) err = dbs_open(st);
     if (err != BSP_OK) {
         if (st->env) mdb_env_close(st->env);
         if (st->lock_fd >= 0) close(st->lock_fd);
+        pthread_mutex_destroy(&st->idle_mu);
         free(st);
         return err;
     }
@@ -285,6 +296,11 @@ bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out)
 
 void store_close(bsp_store *st) {
     if (!st) return;
+    for (size_t i = 0; i < st->idle_count; i++) {
+        mdb_txn_abort(st->idle[i]->mt);
+        free(st->idle[i]);
+    }
+    pthread_mutex_destroy(&st->idle_mu);
     mdb_env_close(st->env);
     close(st->lock_fd); /* releases the lock */
     free(st);
@@ -292,8 +308,38 @@ void store_close(bsp_store *st) {
 
 /* --- transactions -------------------------------------------------------- */
 
+/* A reset read transaction of the pool, renewed; NULL when none is idle
+ * (or renewing failed: that one is dropped). */
+static bsp_txn *reader_reuse(bsp_store *st) {
+    pthread_mutex_lock(&st->idle_mu);
+    bsp_txn *txn = st->idle_count ? st->idle[--st->idle_count] : NULL;
+    pthread_mutex_unlock(&st->idle_mu);
+    if (txn && mdb_txn_renew(txn->mt) != MDB_SUCCESS) {
+        mdb_txn_abort(txn->mt);
+        free(txn);
+        txn = NULL;
+    }
+    return txn;
+}
+
+/* Ends a read transaction: reset into the pool, or aborted when it is full. */
+static void reader_release(bsp_txn *txn) {
+    bsp_store *st = txn->st;
+    mdb_txn_reset(txn->mt);
+    *txn = (bsp_txn){.mt = txn->mt, .st = st};
+    pthread_mutex_lock(&st->idle_mu);
+    bool kept = st->idle_count < STORE_IDLE_READERS;
+    if (kept) st->idle[st->idle_count++] = txn;
+    pthread_mutex_unlock(&st->idle_mu);
+    if (!kept) {
+        mdb_txn_abort(txn->mt);
+        free(txn);
+    }
+}
+
 bsp_err store_txn_begin(bsp_store *st, bool write, bsp_txn **out) {
     *out = NULL;
+    if (!write && (*out = reader_reuse(st))) return BSP_OK;
     bsp_txn *txn = calloc(1, sizeof *txn);
     if (!txn) return BSP_ENOMEM;
     int rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &txn->mt);
@@ -320,6 +366,10 @@ static bsp_err counters_flush(bsp_txn *txn) {
 }
 
 bsp_err store_txn_commit(bsp_txn *txn) {
+    if (!txn->writable) {
+        reader_release(txn);
+        return BSP_OK;
+    }
     bsp_err err = counters_flush(txn);
     if (err != BSP_OK) {
         mdb_txn_abort(txn->mt);
@@ -333,6 +383,10 @@ bsp_err store_txn_commit(bsp_txn *txn) {
 
 void store_txn_abort(bsp_txn *txn) {
     if (!txn) return;
+    if (!txn->writable) {
+        reader_release(txn);
+        return;
+    }
     mdb_txn_abort(txn->mt);
     free(txn);
 }
