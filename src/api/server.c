@@ -26,6 +26,11 @@
 
 #define API_CONNECTION_LIMIT 10000
 #define API_CONNECTION_TIMEOUT_S 30
+/* Each connection's buffer for the request line, headers and a chunk of the
+ * body (bodies are copied out as they arrive). libmicrohttpd zeroes it for
+ * every request, so its default of 32 KiB cost more than a decision's
+ * tokens; 16 KiB still takes request headers of over 10 KB. */
+#define API_CONNECTION_MEMORY (16 * 1024)
 #define API_DRAIN_SECONDS 10
 
 /* --- keys ---------------------------------------------------------------------- */
@@ -217,6 +222,7 @@ static struct MHD_Daemon *daemon_start(api_server *srv, const bsp_serve_opts *op
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         thread_count(opts), MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTION_LIMIT,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK,
         keep_escaped, NULL, MHD_OPTION_END);
     if (!d) {

@@ -115,9 +115,13 @@ static bool may_personalize(const decision *dc) {
 static double visitor_share(const decide_request *req, const char *campaign) {
     char buf[CAMPAIGN_ID_MAX + BSP_ID_MAX_BYTES + 4];
     const char *id = req->user_id ? req->user_id : req->anonymous_id;
-    int n = snprintf(buf, sizeof buf, "%s%c%c%s", campaign, 0, req->user_id ? 'u' : 'a', id);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
-    return (double)(bsp_hash64(buf, len) >> 11) * 0x1.0p-53;
+    size_t clen = strnlen(campaign, CAMPAIGN_ID_MAX), ilen = strnlen(id, BSP_ID_MAX_BYTES);
+    /* campaign NUL kind id: the bytes hashed since the first version */
+    memcpy(buf, campaign, clen);
+    buf[clen] = '\0';
+    buf[clen + 1] = req->user_id ? 'u' : 'a';
+    memcpy(buf + clen + 2, id, ilen);
+    return (double)(bsp_hash64(buf, clen + 2 + ilen) >> 11) * 0x1.0p-53;
 }
 
 static bool in_schedule(const campaign_rt *c, int64_t now_ms) {

@@ -73,14 +73,15 @@ static bsp_err placements_field(decide_request *req, bsp_error *err) {
         return bsp_error_set(err, BSP_ETYPE, "placements", "must be an array of placement ids");
     size_t i = 0;
     for (const cJSON *v = list->child; v; v = v->next, i++) {
-        char at[32];
-        snprintf(at, sizeof at, "placements[%zu]", i);
         if (i >= DECIDE_PLACEMENTS_MAX)
             return bsp_error_set(err, BSP_ETOOBIG, "placements", "at most %d placements",
                                  DECIDE_PLACEMENTS_MAX);
-        if (!cJSON_IsString(v) || !campaign_id_valid(v->valuestring))
+        if (!cJSON_IsString(v) || !campaign_id_valid(v->valuestring)) {
+            char at[32];
+            snprintf(at, sizeof at, "placements[%zu]", i);
             return bsp_error_set(err, BSP_ETYPE, at,
                                  "must be a placement id ([A-Za-z0-9_.:-], 1..64)");
+        }
         bool seen = false;
         for (size_t k = 0; k < req->placement_count && !seen; k++)
             seen = strcmp(req->placements[k], v->valuestring) == 0;
