@@ -230,7 +230,8 @@ start_server() { # DATA_DIR NAME
   SRV_PORT=$(free_port)
   SRV_LOG=$TMP/server-$2.log
   env ${BENCH_SERVER_ENV:-} "$BESPOKE" serve --listen "127.0.0.1:$SRV_PORT" --data "$1" --write-key "$WRITE_KEY" \
-    --admin-key "$ADMIN_KEY" --threads "$SERVER_THREADS" --log-level warn >"$SRV_LOG" 2>&1 &
+    --admin-key "$ADMIN_KEY" --threads "$SERVER_THREADS" --log-level warn \
+    --rfm-interval 0 --predict-interval 0 --train-interval 0 >"$SRV_LOG" 2>&1 &
   SRV_PID=$!
   PIDS+=("$SRV_PID")
   if ! wait_http "http://127.0.0.1:$SRV_PORT/healthz" 15 "$SRV_PID"; then
