@@ -536,9 +536,11 @@ bench_decide() {
 PROFILES=${BENCH_PROFILES:-1000000}
 bench_decide_million() {
   local sim=$TMP/sim-million.jsonl data=$TMP/data-million
-  log "decide x$PROFILES profiles: simulate --events $((PROFILES * 2)) --visitors $PROFILES"
-  if ! "$BESPOKE" simulate --events $((PROFILES * 2)) --visitors "$PROFILES" --seed 7 --out "$sim" \
-    2>"$TMP/sim-million-err.txt"; then
+  # Short visits (a landing page and one action) of visitors arriving over one
+  # day: 4 events a visitor give about a million profiles.
+  log "decide x$PROFILES profiles: simulate --events $((PROFILES * 4)) --visitors $PROFILES --arrival-days 1 --actions 0"
+  if ! "$BESPOKE" simulate --events $((PROFILES * 4)) --visitors "$PROFILES" --arrival-days 1 \
+    --actions 0 --seed 7 --out "$sim" 2>"$TMP/sim-million-err.txt"; then
     note "decide x$PROFILES: simulate failed: $(head -n 2 "$TMP/sim-million-err.txt" | tr '\n' ' ')"
     return
   fi
@@ -551,7 +553,7 @@ bench_decide_million() {
     return
   fi
   stop_server million-setup
-  log "import $((PROFILES * 2)) events into the store with 57 segments"
+  log "import $((PROFILES * 4)) events into the store with 57 segments"
   if ! "$BESPOKE" import --data "$data" --format segment-jsonl --no-progress "$sim" \
     >"$TMP/import-million.txt" 2>&1; then
     note "decide x$PROFILES: import failed: $(tail -n 2 "$TMP/import-million.txt" | tr '\n' ' ')"

@@ -79,6 +79,10 @@ static void usage_simulate(FILE *out) {
                  "  --seed N             random seed (1); same seed, same output\n"
                  "  --products N         catalog size (2000)\n"
                  "  --visitors N         distinct shoppers (events / 20)\n"
+                 "  --arrival-days N     first visits spread over N days (14)\n"
+                 "  --actions N          a session is a landing page, one action and on\n"
+                 "                       average N more (6); --arrival-days 1 --actions 0\n"
+                 "                       gives short visits of many distinct visitors\n"
                  "  --catalog            write the catalog as product JSONL instead\n");
 }
 
@@ -302,6 +306,8 @@ static int cmd_simulate(int argc, char **argv) {
                                              {"seed", required_argument, 0, 's'},
                                              {"products", required_argument, 0, 'p'},
                                              {"visitors", required_argument, 0, 'v'},
+                                             {"arrival-days", required_argument, 0, 'a'},
+                                             {"actions", required_argument, 0, 'n'},
                                              {"catalog", no_argument, 0, 'c'},
                                              {0, 0, 0, 0}};
     bsp_sim_opts opts = {.seed = 1};
@@ -314,9 +320,15 @@ static int cmd_simulate(int argc, char **argv) {
             out_path = optarg;
         else if (c == 'c')
             opts.catalog_only = true;
-        else if (c == 'e' || c == 's' || c == 'p' || c == 'v') {
+        else if (c == 'e' || c == 's' || c == 'p' || c == 'v' || c == 'a' || c == 'n') {
             ok = bsp_parse_size(optarg, &v);
-            if (c == 'e')
+            if ((c == 'a' && (v < 1 || v > 1000)) || (c == 'n' && v > 1000)) ok = false;
+            if (c == 'a')
+                opts.arrival_days = (uint32_t)v;
+            else if (c == 'n') {
+                opts.extra_actions = (uint32_t)v;
+                opts.extra_actions_set = true;
+            } else if (c == 'e')
                 opts.events = v;
             else if (c == 's')
                 opts.seed = v;

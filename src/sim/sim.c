@@ -355,7 +355,7 @@ static uint8_t pick_country(rng *r) {
     return 0;
 }
 
-static void visitor_make(visitor *v, rng *r, int64_t start_ms) {
+static void visitor_make(visitor *v, rng *r, int64_t start_ms, uint32_t arrival_days) {
     memset(v, 0, sizeof *v);
     v->nfav = (uint8_t)(2 + rng_below(r, 2));
     for (int i = 0; i < v->nfav; i++) {
@@ -372,7 +372,7 @@ static void visitor_make(visitor *v, rng *r, int64_t start_ms) {
     v->sens = (float)rng_unit(r);
     v->country = pick_country(r);
     v->agent = (uint8_t)rng_below(r, SIM_COUNT(SIM_AGENTS));
-    v->next_ms = start_ms + (int64_t)(rng_unit(r) * 14 * DAY_MS);
+    v->next_ms = start_ms + (int64_t)(rng_unit(r) * arrival_days * DAY_MS);
 }
 
 /* A min-heap of visitor indices by (next_ms, index). */
@@ -641,7 +641,8 @@ static void session(sim *s, uint32_t vi) {
         ev_page(s, "Category", path, SIM_CATEGORIES[c].path);
     }
     if (!v->identified && rng_chance(&s->r, 0.04)) ev_identify(s);
-    int actions = 1 + (int)rng_exp(&s->r, 6);
+    double extra = s->opts->extra_actions_set ? s->opts->extra_actions : 6;
+    int actions = 1 + (extra > 0 ? (int)rng_exp(&s->r, extra) : 0);
     for (int a = 0; a < actions && !sim_done(s); a++) {
         double r = rng_unit(&s->r);
         if (r < 0.15)
@@ -681,7 +682,7 @@ static bsp_err write_events(sim *s, uint32_t nvis, int64_t start_ms) {
     rng_seed(&vr, s->seed, 2);
     int64_t first = INT64_MAX;
     for (uint32_t i = 0; i < nvis; i++) {
-        visitor_make(&s->vis[i], &vr, start_ms);
+        visitor_make(&s->vis[i], &vr, start_ms, s->opts->arrival_days ? s->opts->arrival_days : 14);
         if (s->vis[i].next_ms < first) first = s->vis[i].next_ms;
         h.a[i] = i;
     }
