@@ -80,8 +80,7 @@ bool profile_in_segment(const bsp_profile *p, const char *segment_id) {
 }
 
 bool profile_in_segment_hashed(const bsp_profile *p, const char *segment_id, uint64_t hash) {
-    return p->segments.count > 0 &&
-           strlist_find_hashed(&p->segments, segment_id, hash) != SIZE_MAX;
+    return p->segments.count > 0 && strlist_find_hashed(&p->segments, segment_id, hash) != SIZE_MAX;
 }
 
 bool profile_set_segment(bsp_profile *p, const char *segment_id, bool member) {

@@ -30,7 +30,7 @@ typedef struct strlist {
     size_t cap;
 } strlist;
 
-size_t strlist_find(const strlist *l, const char *s); /* index, or SIZE_MAX */
+size_t strlist_find(const strlist *l, const char *s);                       /* index, or SIZE_MAX */
 size_t strlist_find_hashed(const strlist *l, const char *s, uint64_t hash); /* hash_string(s) */
 /* Inserts a copy of s at index at (0..count). */
 bsp_err strlist_insert(strlist *l, size_t at, const char *s);

@@ -158,7 +158,7 @@ static void test_tokens(void **state) {
     assert_string_equal(err.at, "token");
     assert_int_equal(decide_token_verify(KEY, text, 1000000 - 300001, &back, &err), BSP_EFORBIDDEN);
     assert_int_equal(decide_token_sign(KEY, &tok, text, 40), BSP_ETOOBIG);
-    const char *junk[] = {"",         "v1.",        "v1..",        "v2.",          "v2..",
+    const char *junk[] = {"",           "v1.",        "v1..",        "v2.",         "v2..",
                           "v2.abc.def", "v1.!!!.???", "v1.e30.AAAA", "v2.AgA.AAAA", "v3.AAAA.AAAA"};
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
         assert_int_equal(decide_token_verify(KEY, junk[i], 1000000, &back, &err), BSP_EFORBIDDEN);
