@@ -135,6 +135,73 @@ static void test_events_valid(void **state) {
     free(text);
 }
 
+/* Distinct anonymousIds in a run's text. */
+static size_t distinct_visitors(const char *text, size_t len) {
+    size_t cap = 1 << 16, n = 0;
+    char(*seen)[24] = calloc(cap, sizeof *seen);
+    assert_non_null(seen);
+    const char *key = "\"anonymousId\":\"";
+    for (const char *p = text; (p = memmem(p, len - (size_t)(p - text), key, strlen(key)));) {
+        p += strlen(key);
+        const char *end = memchr(p, '"', len - (size_t)(p - text));
+        assert_non_null(end);
+        assert_true(end - p < 24);
+        char id[24] = {0};
+        memcpy(id, p, (size_t)(end - p));
+        uint64_t h = 1469598103934665603ull;
+        for (const char *c = id; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+        size_t i = h & (cap - 1);
+        while (seen[i][0] && strcmp(seen[i], id) != 0)
+            i = (i + 1) & (cap - 1);
+        if (!seen[i][0]) {
+            memcpy(seen[i], id, sizeof id);
+            n++;
+            assert_true(n < cap / 2);
+        }
+        p = end;
+    }
+    free(seen);
+    return n;
+}
+
+/* Short visits of visitors arriving over one day reach many more distinct
+ * visitors with the same events; the defaults are unchanged by the new
+ * options (the same bytes as when they are spelled out). */
+static void test_short_visits(void **state) {
+    (void)state;
+    bsp_sim_opts base = {
+        .events = 40000, .seed = 7, .visitors = 10000}; /* check_line expects seed 7 */
+    bsp_sim_opts spelled = base;
+    spelled.arrival_days = 14;
+    spelled.extra_actions = 6;
+    spelled.extra_actions_set = true;
+    bsp_sim_opts shortv = base;
+    shortv.arrival_days = 1;
+    shortv.extra_actions_set = true; /* 0 more actions: a landing page and one action */
+    char *a, *b, *c;
+    size_t la, lb, lc;
+    run_sim(&base, &a, &la);
+    run_sim(&spelled, &b, &lb);
+    run_sim(&shortv, &c, &lc);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    assert_int_equal(count_lines(c, lc), 40000);
+    size_t many = distinct_visitors(c, lc), few = distinct_visitors(a, la);
+    print_message("40000 events over 10000 visitors: %zu distinct by default, %zu with short "
+                  "visits arriving in one day\n",
+                  few, many);
+    assert_true(many > 9000);
+    assert_true(many > 2 * few);
+    tally t = {0};
+    for (char *p = c, *nl; (nl = memchr(p, '\n', lc - (size_t)(p - c))); p = nl + 1)
+        check_line(p, (size_t)(nl - p), &t);
+    assert_int_equal(t.lines, 40000);
+    free(a);
+    free(b);
+    free(c);
+}
+
 static void test_catalog(void **state) {
     (void)state;
     bsp_sim_opts opts = {.seed = 3, .products = 300, .catalog_only = true};
@@ -192,7 +259,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_events_valid),
         cmocka_unit_test(test_catalog),       cmocka_unit_test(test_speed),
-        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_short_visits),  cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
