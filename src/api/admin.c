@@ -129,8 +129,9 @@ static bsp_err load_profile(bsp_txn *txn, const char *id, uint64_t *pid, cJSON *
 }
 
 /* A read transaction that sees every event acknowledged before the request:
- * waits for the writer's next checkpoint (profiles and timelines are
- * written in checkpoints, the event log at once). */
+ * waits for the writer's next checkpoint (the server's writer makes events
+ * durable in its write-ahead file and stores the log, profiles, timelines
+ * and learnt products in checkpoints). */
 bsp_err admin_read_begin(api_req *req, bsp_txn **txn) {
     if (api_ingest_acquire(req->srv)) {
         bsp_err rc = ingest_sync(req->srv->ingest);
@@ -313,7 +314,7 @@ static enum MHD_Result stats_get(api_req *req) {
 
 static enum MHD_Result product_get(api_req *req) {
     bsp_txn *txn = NULL;
-    bsp_err rc = store_txn_begin(req->srv->store, false, &txn);
+    bsp_err rc = admin_read_begin(req, &txn); /* products learnt from events included */
     if (rc != BSP_OK) return reply_store_error(req, rc);
     bsp_slice stored = {0};
     bsp_buf out = {0};
@@ -456,7 +457,7 @@ static bsp_err products_list_body(api_req *req, bsp_txn *txn, bsp_buf *out, bsp_
 static enum MHD_Result products_list(api_req *req) {
     bsp_error err;
     bsp_txn *txn = NULL;
-    bsp_err rc = store_txn_begin(req->srv->store, false, &txn);
+    bsp_err rc = admin_read_begin(req, &txn);
     if (rc != BSP_OK) return reply_store_error(req, rc);
     bsp_buf out = {0};
     rc = products_list_body(req, txn, &out, &err);

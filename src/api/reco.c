@@ -133,11 +133,10 @@ static const bsp_profile *load_visitor(api_req *req, const reco_body *b) {
     const bsp_profile *p = NULL; /* the thread's memoized copy: valid for this request */
     for (int i = 0; i < 2 && !p; i++) {
         uint64_t pid;
-        if (!ids[i] || ingest_resolve(txn, ids[i], &pid) != BSP_OK) continue;
-        if (api_ingest_acquire(req->srv)) {
+        if (!ids[i] || !api_ingest_acquire(req->srv)) continue;
+        if (ingest_resolve_fresh(req->srv->ingest, txn, ids[i], &pid) == BSP_OK)
             ingest_profile_peek(req->srv->ingest, txn, pid, &p);
-            api_ingest_release(req->srv);
-        }
+        api_ingest_release(req->srv);
     }
     store_txn_abort(txn);
     return p;

@@ -79,7 +79,7 @@ static bsp_err load_profile(decision *dc) {
     for (int i = 0; i < 2 && !dc->profile; i++) {
         uint64_t pid;
         if (!ids[i]) continue;
-        bsp_err rc = ingest_resolve(dc->txn, ids[i], &pid);
+        bsp_err rc = ingest_resolve_fresh(dc->d->ing, dc->txn, ids[i], &pid);
         if (rc == BSP_OK) {
             known_pid = pid;
             rc = ingest_profile_peek(dc->d->ing, dc->txn, pid, &dc->profile);

@@ -44,6 +44,16 @@ static bool has_other_user(const bsp_profile *p, const char *user_id) {
     return false;
 }
 
+bsp_err writer_id_put(bsp_ingest *ing, bsp_txn *txn, char kind, const char *id, uint64_t pid) {
+    bsp_err rc = store_id_put(txn, kind, id, pid);
+    if (rc || !ing->wal_live) return rc;
+    oid *link = overlay_id_new(kind, id, pid);
+    if (!link) return BSP_ENOMEM;
+    link->next = ing->new_ids;
+    ing->new_ids = link;
+    return BSP_OK;
+}
+
 static bsp_err store_profile_write(bsp_txn *txn, const pentry *e) {
     bsp_buf text = {0};
     bsp_err rc = profile_to_json(e->profile, &text);
@@ -60,7 +70,7 @@ static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, 
     for (char kind = 'a'; kind; kind = kind == 'a' ? 'u' : 0) {
         size_t n = profile_id_count(from->profile, kind);
         for (size_t i = 0; i < n && !rc; i++)
-            rc = store_id_put(txn, kind, profile_id_at(from->profile, kind, i), into_pid);
+            rc = writer_id_put(ing, txn, kind, profile_id_at(from->profile, kind, i), into_pid);
     }
     if (rc) return rc;
     if (ing->has_hooks && ing->hooks.profile_gone)
@@ -131,7 +141,7 @@ static bsp_err link_ids(bsp_ingest *ing, bsp_txn *txn, id_ref *refs, size_t n, u
             }
             /* A shared device: the id now follows the person who identified. */
         }
-        rc = store_id_put(txn, r->kind, r->id, target);
+        rc = writer_id_put(ing, txn, r->kind, r->id, target);
         if (!rc) {
             profile_add_id(te->profile, r->kind, r->id);
             rc = writer_mark_dirty(ing, te);

@@ -26,6 +26,11 @@ typedef struct bsp_ingest_opts {
     uint64_t checkpoint_ms;           /* longest wait before profiles are stored; 0 = 1000 */
     uint64_t checkpoint_events;       /* most events between checkpoints; 0 = 200000 */
     const struct ingest_hooks *hooks; /* installed before the log is replayed; may be NULL */
+    /* true: each group is made durable by one append and fdatasync of the
+     * write-ahead file DIR/events.wal, and reaches LMDB at checkpoints
+     * (the server). false: one durable LMDB commit per group (imports).
+     * Either way, records a crash left in the file are replayed at start. */
+    bool write_ahead;
 } bsp_ingest_opts;
 
 /* What a completed submission reports. accepted counts events newly stored,
@@ -77,6 +82,9 @@ bsp_err ingest_erase_profile(bsp_ingest *ing, const char *id, uint64_t *events_d
 
 /* Resolves a userId or anonymousId to a profile id in a read transaction. */
 bsp_err ingest_resolve(bsp_txn *txn, const char *id, uint64_t *pid);
+/* Like ingest_resolve, but also sees the ids the writer linked since its
+ * last checkpoint (readers that must not wait for one, such as decisions). */
+bsp_err ingest_resolve_fresh(bsp_ingest *ing, bsp_txn *txn, const char *id, uint64_t *pid);
 
 /* --- hooks: segment membership and the like ------------------------------ */
 

@@ -68,12 +68,25 @@ typedef struct oentry {
     struct oentry *next;
 } oentry;
 
+/* An id whose link to a profile changed since a recent checkpoint: in
+ * write-ahead mode the store shows it only after the next one. */
+typedef struct oid {
+    struct oid *next;
+    uint64_t hash; /* of kind and id */
+    uint64_t pid;
+    uint64_t gen; /* checkpoint generation when published */
+    char kind;    /* 'u' or 'a' */
+    char id[];
+} oid;
+
 typedef struct overlay {
     pthread_mutex_t mu;
     oentry **buckets;
     size_t nbuckets;
     size_t count;
     uint64_t gen;
+    oid **id_buckets; /* OVERLAY_ID_BUCKETS chains */
+    size_t id_count;
 } overlay;
 
 bsp_err overlay_init(overlay *o);
@@ -88,12 +101,53 @@ void overlay_forget(overlay *o, uint64_t pid);
 /* After a checkpoint: drops copies older than the previous checkpoint and
  * entries nobody read for a while. */
 void overlay_checkpointed(overlay *o, int64_t now_ms);
+/* Id links: a new one made by the writer (NULL on OOM), published after
+ * the group is durable (takes the list), or freed when it failed. */
+oid *overlay_id_new(char kind, const char *id, uint64_t pid);
+void overlay_publish_ids(overlay *o, oid *list);
+void overlay_ids_free(oid *list);
+/* Unlinks every published id link to pid (erasure). */
+void overlay_forget_ids(overlay *o, uint64_t pid);
+/* The pid the published link of (kind, id) names: BSP_ENOTFOUND if none. */
+bsp_err overlay_id_get(overlay *o, char kind, const char *id, uint64_t *pid);
+
+/* --- the write-ahead file (wal.c) -----------------------------------------
+ * Records of the events acknowledged since the last checkpoint, each group
+ * made durable by one fdatasync; see wal.c for the format and its rules. */
+typedef struct wal {
+    int fd;          /* -1: not open */
+    uint64_t gen;    /* generation new records carry (meta "wal_gen") */
+    uint64_t off;    /* where the next record goes */
+    uint64_t size;   /* bytes in the file (zeros beyond the records) */
+    bsp_buf pending; /* records of the group being applied */
+} wal;
+
+void wal_init(wal *w);
+/* Opens DIR/events.wal; BSP_ENOTFOUND when it is absent and !create. */
+bsp_err wal_open(wal *w, const char *dir, bool create);
+void wal_close(wal *w);
+/* Adds a record of event seq (its stored text) to the pending group. */
+#define WAL_TS_GIVEN 1u     /* the sender set the event's time */
+#define WAL_ID_GENERATED 2u /* Bespoke made its messageId */
+#define WAL_FLAGS (WAL_TS_GIVEN | WAL_ID_GENERATED)
+bsp_err wal_add(wal *w, uint64_t seq, unsigned flags, const char *text, size_t len);
+/* Writes the pending group at the end of the log and syncs it. */
+bsp_err wal_flush(wal *w);
+/* Forgets the pending group (its events were committed another way). */
+void wal_drop(wal *w);
+/* After a checkpoint stored everything: records of gen start over at 0. */
+void wal_restart(wal *w, uint64_t gen);
+/* Calls fn on each intact record of generation gen from the start, in
+ * order, and leaves the append position after the last one. */
+typedef bsp_err (*wal_record_fn)(void *ctx, uint64_t seq, unsigned flags, const char *text,
+                                 size_t len);
+bsp_err wal_scan(wal *w, uint64_t gen, wal_record_fn fn, void *ctx, size_t *count);
 
 #define LEARN_MEMO 65536 /* slots of the learnt-products memo, a power of two */
 
-typedef struct link {
+typedef struct timeline_link {
     uint64_t pid, seq;
-} link;
+} timeline_link;
 
 struct bsp_ingest {
     bsp_store *st;
@@ -117,7 +171,7 @@ struct bsp_ingest {
     pcache cache;
     uint64_t *dirty; /* pids changed since the last checkpoint */
     size_t dirty_len, dirty_cap;
-    link *links; /* timeline entries not yet stored */
+    timeline_link *links; /* timeline entries not yet stored */
     size_t links_len, links_cap;
     uint64_t log_seq;      /* newest seq appended (this transaction included) */
     uint64_t ckpt_seq;     /* newest seq covered by the last checkpoint */
@@ -128,6 +182,14 @@ struct bsp_ingest {
     ingest_hooks hooks;
     bool has_hooks;
     overlay over;
+    /* Write-ahead mode (opts->write_ahead): a group is durable once its
+     * records are synced in the WAL; its LMDB writes stay in open_txn until
+     * the next checkpoint commits them. */
+    bool write_ahead;
+    bool wal_live;     /* appends to the log are recorded in wal.pending */
+    wal wal;           /* open in write-ahead mode, or while replaying */
+    bsp_txn *open_txn; /* write-ahead mode: the transaction between checkpoints */
+    oid *new_ids;      /* write-ahead mode: id links this group made, to publish */
 
     /* Metrics. */
     _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints;
@@ -165,6 +227,10 @@ bsp_err apply_logged_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, u
 /* Replays the log after the last checkpoint into profiles and checkpoints:
  * at start, and after a failed transaction dropped the writer's state. */
 bsp_err writer_recover(bsp_ingest *ing);
+
+/* Stores the link of (kind, id) to pid and, in write-ahead mode, notes it
+ * for readers (published with the group's profiles). */
+bsp_err writer_id_put(bsp_ingest *ing, bsp_txn *txn, char kind, const char *id, uint64_t pid);
 
 /* Finds or creates the profile an event belongs to, linking and merging
  * identities as Segment does. */

@@ -74,6 +74,7 @@ static bsp_err erase_job_run(bsp_ingest *ing, bsp_txn *txn, void *arg) {
     if (!rc) rc = store_profile_del(txn, pid);
     if (rc == BSP_ENOTFOUND) rc = BSP_OK;
     ingest_forget_profile(ing, pid);
+    overlay_forget_ids(&ing->over, pid);
     if (!rc)
         bsp_info("erased profile %llu (%llu events)", (unsigned long long)pid,
                  (unsigned long long)job->events_deleted);

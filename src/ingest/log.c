@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define META_APPLIED_SEQ "applied_seq"
+#define META_WAL_GEN "wal_gen" /* generation of the WAL records not yet stored */
 #define REPLAY_CHUNK 8192
 
 /* --- the working set ------------------------------------------------------ */
@@ -66,7 +67,7 @@ bsp_err writer_mark_dirty(bsp_ingest *ing, pentry *e) {
 bsp_err writer_link(bsp_ingest *ing, uint64_t pid, uint64_t seq) {
     if (grow((void **)&ing->links, &ing->links_cap, ing->links_len, sizeof *ing->links))
         return BSP_ENOMEM;
-    ing->links[ing->links_len++] = (link){pid, seq};
+    ing->links[ing->links_len++] = (timeline_link){pid, seq};
     return BSP_OK;
 }
 
@@ -78,7 +79,7 @@ void writer_relink(bsp_ingest *ing, uint64_t from_pid, uint64_t to_pid) {
 /* --- checkpoints ---------------------------------------------------------- */
 
 static int link_order(const void *a, const void *b) {
-    const link *x = a, *y = b;
+    const timeline_link *x = a, *y = b;
     if (x->pid != y->pid) return x->pid < y->pid ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
@@ -117,10 +118,13 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
     for (size_t i = 0; i < ing->links_len && !rc; i++)
         rc = store_event_link(txn, ing->links[i].pid, ing->links[i].seq);
     if (!rc) rc = put_seq(txn, META_APPLIED_SEQ, ing->log_seq);
+    /* Everything the WAL holds is stored by this commit: retire its records. */
+    if (!rc) rc = put_seq(txn, META_WAL_GEN, ing->wal.gen + 1);
     return rc;
 }
 
 void writer_checkpoint_done(bsp_ingest *ing) {
+    wal_restart(&ing->wal, ing->wal.gen + 1);
     ing->links_len = 0;
     ing->ckpt_seq = ing->log_seq;
     ing->last_ckpt_ns = bsp_mono_ns();
@@ -238,6 +242,8 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
     if (rc != BSP_ENOTFOUND) return rc;
     rc = store_event_append(txn, 0, ev->text, ev->text_len, &seq);
     if (!rc && !ev->id_generated) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, seq);
+    unsigned flags = (ev->ts_given ? WAL_TS_GIVEN : 0) | (ev->id_generated ? WAL_ID_GENERATED : 0);
+    if (!rc && ing->wal_live) rc = wal_add(&ing->wal, seq, flags, ev->text, ev->text_len);
     if (rc) return rc;
     ing->log_seq = seq;
     rc = apply_logged_event(ing, txn, ev, seq);
@@ -275,20 +281,26 @@ static bsp_err collect(void *ctx, uint64_t seq, bsp_slice json) {
     return BSP_OK;
 }
 
-static bsp_err replay_one(bsp_ingest *ing, bsp_txn *txn, const logged *l) {
+/* An event back from its stored text; false (warned) if it is unreadable. */
+static bool event_from_text(const char *text, size_t len, uint64_t seq, const char *where,
+                            bsp_event *ev) {
     bsp_error err;
-    cJSON *msg = json_parse(l->text, l->len, BSP_JSON_MAX_DEPTH, &err);
-    bsp_event ev = {0};
+    cJSON *msg = json_parse(text, len, BSP_JSON_MAX_DEPTH, &err);
+    *ev = (bsp_event){0};
     bsp_err rc =
-        msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", &ev, &err)
+        msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", ev, &err)
             : BSP_EPARSE;
     cJSON_Delete(msg);
-    if (rc) {
-        bsp_warn("replay: event %llu unreadable (%s), skipped", (unsigned long long)l->seq,
+    if (rc)
+        bsp_warn("%s: event %llu unreadable (%s), skipped", where, (unsigned long long)seq,
                  err.message);
-        return BSP_OK;
-    }
-    rc = apply_logged_event(ing, txn, &ev, l->seq);
+    return rc == BSP_OK;
+}
+
+static bsp_err replay_one(bsp_ingest *ing, bsp_txn *txn, const logged *l) {
+    bsp_event ev;
+    if (!event_from_text(l->text, l->len, l->seq, "replay", &ev)) return BSP_OK;
+    bsp_err rc = apply_logged_event(ing, txn, &ev, l->seq);
     event_free(&ev);
     return rc;
 }
@@ -312,39 +324,108 @@ static bsp_err replay_chunk(bsp_ingest *ing, bsp_txn *txn, uint64_t from, uint64
     return rc;
 }
 
+/* Ends a recovery transaction: hooks, checkpoint, durable commit. */
+static bsp_err recover_commit(bsp_ingest *ing, bsp_txn *txn, bsp_err rc) {
+    if (!rc) rc = writer_touched_hooks(ing, txn);
+    if (!rc) rc = writer_checkpoint(ing, txn);
+    if (rc)
+        store_txn_abort(txn);
+    else
+        rc = store_txn_commit(txn);
+    if (rc) {
+        writer_touched_drop(ing);
+        pcache_clear(&ing->cache);
+        ing->dirty_len = ing->links_len = 0;
+        return rc;
+    }
+    writer_touched_publish(ing);
+    writer_checkpoint_done(ing);
+    return BSP_OK;
+}
+
+/* Replays the stored log after the last checkpoint, chunk by chunk. */
+static bsp_err recover_log(bsp_ingest *ing, size_t *total) {
+    size_t n = 0;
+    do {
+        bsp_txn *txn;
+        bsp_err rc = store_txn_begin(ing->st, true, &txn);
+        if (rc) return rc;
+        ing->log_seq = ing->ckpt_seq = get_seq(txn, META_APPLIED_SEQ);
+        ing->wal.gen = get_seq(txn, META_WAL_GEN);
+        uint64_t next;
+        rc = replay_chunk(ing, txn, ing->ckpt_seq + 1, &next, &n);
+        if ((rc = recover_commit(ing, txn, rc)) != BSP_OK) return rc;
+        *total += n;
+    } while (n == REPLAY_CHUNK);
+    return BSP_OK;
+}
+
+typedef struct wal_replay {
+    bsp_ingest *ing;
+    bsp_txn *txn;
+} wal_replay;
+
+/* One WAL record: an acknowledged event the store does not hold yet. It
+ * goes the way of a new event (dedup, log, apply), as when it arrived. */
+static bsp_err replay_wal_record(void *ctx, uint64_t seq, unsigned flags, const char *text,
+                                 size_t len) {
+    wal_replay *wr = ctx;
+    bsp_event ev;
+    if (!event_from_text(text, len, seq, "wal replay", &ev)) return BSP_OK;
+    ev.ts_given = flags & WAL_TS_GIVEN;
+    ev.id_generated = flags & WAL_ID_GENERATED;
+    bool dup;
+    bsp_err rc = writer_ingest_event(wr->ing, wr->txn, &ev, &dup);
+    event_free(&ev);
+    return rc;
+}
+
+/* Replays the WAL records of generation gen (those no checkpoint stored)
+ * and stores them with a checkpoint, which retires them. */
+static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, size_t *total) {
+    if (ing->wal.fd < 0) {
+        bsp_err rc = wal_open(&ing->wal, store_dir(ing->st), ing->write_ahead);
+        if (rc == BSP_ENOTFOUND) return BSP_OK;
+        if (rc) return rc;
+    }
+    wal_replay wr = {ing, NULL};
+    bsp_err rc = store_txn_begin(ing->st, true, &wr.txn);
+    if (rc) return rc;
+    size_t n = 0;
+    rc = wal_scan(&ing->wal, gen, replay_wal_record, &wr, &n);
+    if (!rc && n == 0) {
+        store_txn_abort(wr.txn);
+        wal_restart(&ing->wal, ing->wal.gen);
+        return BSP_OK;
+    }
+    *total += n;
+    return recover_commit(ing, wr.txn, rc);
+}
+
 bsp_err writer_recover(bsp_ingest *ing) {
+    ing->wal_live = false;
+    if (ing->open_txn) store_txn_abort(ing->open_txn);
+    ing->open_txn = NULL;
+    wal_drop(&ing->wal);
     writer_forget_learnt(ing);
     writer_touched_drop(ing);
     pcache_clear(&ing->cache);
     ing->dirty_len = ing->links_len = 0;
-    size_t total = 0, n = 0;
-    bsp_err rc = BSP_OK;
-    do {
-        bsp_txn *txn;
-        rc = store_txn_begin(ing->st, true, &txn);
-        if (rc) return rc;
-        ing->log_seq = ing->ckpt_seq = get_seq(txn, META_APPLIED_SEQ);
-        uint64_t next;
-        rc = replay_chunk(ing, txn, ing->ckpt_seq + 1, &next, &n);
-        if (!rc) rc = writer_touched_hooks(ing, txn);
-        if (!rc) rc = writer_checkpoint(ing, txn);
-        if (rc)
-            store_txn_abort(txn);
-        else
-            rc = store_txn_commit(txn);
-        if (rc) {
-            writer_touched_drop(ing);
-            pcache_clear(&ing->cache);
-            ing->dirty_len = ing->links_len = 0;
-            return rc;
-        }
-        writer_touched_publish(ing);
-        writer_checkpoint_done(ing);
-        total += n;
-    } while (n == REPLAY_CHUNK);
+    /* The generation to replay is the stored one before any checkpoint here. */
+    bsp_txn *txn;
+    bsp_err rc = store_txn_begin(ing->st, false, &txn);
+    if (rc) return rc;
+    uint64_t gen = get_seq(txn, META_WAL_GEN);
+    store_txn_abort(txn);
+    size_t logged_n = 0, wal_n = 0;
+    rc = recover_log(ing, &logged_n);
+    if (!rc) rc = recover_wal(ing, gen, &wal_n);
+    if (rc) return rc;
+    ing->wal_live = ing->write_ahead;
     pthread_mutex_lock(&ing->mu);
     ing->committed_seq = ing->log_seq;
     pthread_mutex_unlock(&ing->mu);
-    if (total) bsp_info("ingest: replayed %zu logged events into profiles", total);
+    if (logged_n) bsp_info("ingest: replayed %zu logged events into profiles", logged_n);
+    if (wal_n) bsp_info("ingest: replayed %zu events from the write-ahead file", wal_n);
     return BSP_OK;
 }

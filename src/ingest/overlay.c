@@ -18,10 +18,19 @@
 #define OVERLAY_BUCKETS 65536              /* a power of two */
 #define OVERLAY_MAX_ENTRIES 1000000        /* pids remembered as wanted */
 #define OVERLAY_WANT_MS (30LL * 60 * 1000) /* a visitor's page views within a session */
+#define OVERLAY_ID_BUCKETS 65536           /* a power of two */
 
 bsp_err overlay_init(overlay *o) {
     o->buckets = calloc(OVERLAY_BUCKETS, sizeof *o->buckets);
-    if (!o->buckets) return BSP_ENOMEM;
+    o->id_buckets = calloc(OVERLAY_ID_BUCKETS, sizeof *o->id_buckets);
+    o->id_count = 0;
+    if (!o->buckets || !o->id_buckets) {
+        free(o->buckets);
+        free(o->id_buckets);
+        o->buckets = NULL;
+        o->id_buckets = NULL;
+        return BSP_ENOMEM;
+    }
     o->nbuckets = OVERLAY_BUCKETS;
     o->count = 0;
     o->gen = 0;
@@ -42,6 +51,10 @@ void overlay_free(overlay *o) {
     }
     free(o->buckets);
     o->buckets = NULL;
+    for (size_t i = 0; i < OVERLAY_ID_BUCKETS; i++)
+        overlay_ids_free(o->id_buckets[i]);
+    free(o->id_buckets);
+    o->id_buckets = NULL;
     pthread_mutex_destroy(&o->mu);
 }
 
@@ -98,6 +111,31 @@ void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len) {
     free(json);
 }
 
+/* Unlinks the published id links to pid or, when pid is 0, those older
+ * than two checkpoints (the store holds them). A full pass: for checkpoints
+ * and erasure, not for every merge. */
+static void sweep_ids(overlay *o, uint64_t pid) {
+    for (size_t i = 0; o->id_count && i < OVERLAY_ID_BUCKETS; i++) {
+        oid **slot = &o->id_buckets[i];
+        while (*slot) {
+            oid *l = *slot;
+            if ((pid && l->pid == pid) || (!pid && l->gen + 2 <= o->gen)) {
+                *slot = l->next;
+                free(l);
+                o->id_count--;
+                continue;
+            }
+            slot = &l->next;
+        }
+    }
+}
+
+void overlay_forget_ids(overlay *o, uint64_t pid) {
+    pthread_mutex_lock(&o->mu);
+    if (pid) sweep_ids(o, pid);
+    pthread_mutex_unlock(&o->mu);
+}
+
 void overlay_forget(overlay *o, uint64_t pid) {
     pthread_mutex_lock(&o->mu);
     oentry **slot = slot_of(o, pid);
@@ -137,7 +175,89 @@ void overlay_checkpointed(overlay *o, int64_t now_ms) {
     size_t step = o->count < 4096 ? 1 : 16;
     for (size_t i = o->gen % step; i < o->nbuckets; i += step)
         sweep_bucket(o, &o->buckets[i], now_ms);
+    sweep_ids(o, 0);
     pthread_mutex_unlock(&o->mu);
+}
+
+/* --- id links ------------------------------------------------------------- */
+
+static uint64_t id_hash(char kind, const char *id) {
+    return bsp_hash64(id, strlen(id)) ^ (uint64_t)(unsigned char)kind;
+}
+
+oid *overlay_id_new(char kind, const char *id, uint64_t pid) {
+    size_t len = strlen(id);
+    oid *l = malloc(sizeof *l + len + 1);
+    if (!l) return NULL;
+    *l = (oid){.hash = id_hash(kind, id), .pid = pid, .kind = kind};
+    memcpy(l->id, id, len + 1);
+    return l;
+}
+
+void overlay_ids_free(oid *list) {
+    while (list) {
+        oid *next = list->next;
+        free(list);
+        list = next;
+    }
+}
+
+static oid **id_slot(overlay *o, uint64_t hash, char kind, const char *id) {
+    oid **slot = &o->id_buckets[hash & (OVERLAY_ID_BUCKETS - 1)];
+    while (*slot && !((*slot)->hash == hash && (*slot)->kind == kind && !strcmp((*slot)->id, id)))
+        slot = &(*slot)->next;
+    return slot;
+}
+
+void overlay_publish_ids(overlay *o, oid *list) {
+    if (!list) return;
+    /* The list is newest first: link oldest first so the newest wins. */
+    oid *reversed = NULL;
+    while (list) {
+        oid *next = list->next;
+        list->next = reversed;
+        reversed = list;
+        list = next;
+    }
+    pthread_mutex_lock(&o->mu);
+    while (reversed) {
+        oid *l = reversed;
+        reversed = l->next;
+        l->gen = o->gen;
+        oid **slot = id_slot(o, l->hash, l->kind, l->id);
+        if (*slot) {
+            l->next = (*slot)->next;
+            free(*slot);
+        } else {
+            l->next = NULL;
+            o->id_count++;
+        }
+        *slot = l;
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
+bsp_err overlay_id_get(overlay *o, char kind, const char *id, uint64_t *pid) {
+    uint64_t hash = id_hash(kind, id);
+    bsp_err rc = BSP_ENOTFOUND;
+    pthread_mutex_lock(&o->mu);
+    if (o->id_count) {
+        const oid *l = *id_slot(o, hash, kind, id);
+        if (l) {
+            *pid = l->pid;
+            rc = BSP_OK;
+        }
+    }
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
+
+bsp_err ingest_resolve_fresh(bsp_ingest *ing, bsp_txn *txn, const char *id, uint64_t *pid) {
+    bsp_err rc = overlay_id_get(&ing->over, 'u', id, pid);
+    if (rc == BSP_ENOTFOUND) rc = store_id_get(txn, 'u', id, pid);
+    if (rc == BSP_ENOTFOUND) rc = overlay_id_get(&ing->over, 'a', id, pid);
+    if (rc == BSP_ENOTFOUND) rc = store_id_get(txn, 'a', id, pid);
+    return rc;
 }
 
 /* Each reading thread's memo of parsed profiles, freed when it ends. */

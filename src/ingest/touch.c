@@ -68,6 +68,8 @@ void writer_touched_publish(bsp_ingest *ing) {
         publish_one(ing, e, now_ms);
     }
     ing->touched_len = 0;
+    overlay_publish_ids(&ing->over, ing->new_ids);
+    ing->new_ids = NULL;
     if (ing->has_hooks && ing->hooks.committed) ing->hooks.committed(ing->hooks.ctx);
 }
 
@@ -77,6 +79,8 @@ void writer_touched_drop(bsp_ingest *ing) {
         if (e) e->touched = false, e->touch_flags = 0, e->touch_names = 0;
     }
     ing->touched_len = 0;
+    overlay_ids_free(ing->new_ids);
+    ing->new_ids = NULL;
     if (ing->has_hooks && ing->hooks.aborted) ing->hooks.aborted(ing->hooks.ctx);
 }
 

@@ -59,12 +59,41 @@ static void free_work(work *w) {
     free(w); /* the events are the submitter's */
 }
 
+/* The transaction a group is applied in: in write-ahead mode the one left
+ * open since the last checkpoint (or a new one, kept open), else new. */
+static bsp_err group_txn(bsp_ingest *ing, bsp_txn **out) {
+    if (ing->open_txn) {
+        *out = ing->open_txn;
+        return BSP_OK;
+    }
+    bsp_err rc = store_txn_begin(ing->st, true, out);
+    if (!rc && ing->wal_live) ing->open_txn = *out;
+    return rc;
+}
+
+/* Makes an applied group durable: in write-ahead mode by its WAL records,
+ * the transaction staying open; else (or when it holds a checkpoint) by
+ * committing the transaction, which then also holds the records' events. */
+static bsp_err group_durable(bsp_ingest *ing, bsp_txn *txn, bool checkpointed) {
+    if (ing->open_txn && !checkpointed) return wal_flush(&ing->wal);
+    ing->open_txn = NULL;
+    wal_drop(&ing->wal);
+    return store_txn_commit(txn);
+}
+
+/* Gives up the group's transaction after a failure. */
+static void group_abandon(bsp_ingest *ing, bsp_txn *txn) {
+    if (txn) store_txn_abort(txn);
+    ing->open_txn = NULL;
+    wal_drop(&ing->wal);
+}
+
 /* Runs one transaction over the list of works; returns the outcome. */
 static bsp_err commit_works(bsp_ingest *ing, work *list) {
     uint64_t t0 = bsp_mono_ns();
     bsp_txn *txn;
     bool checkpointed = false;
-    bsp_err rc = store_txn_begin(ing->st, true, &txn);
+    bsp_err rc = group_txn(ing, &txn);
     if (rc) return rc;
     for (work *w = list; w && !rc; w = w->next)
         rc = apply_work(ing, txn, w, &checkpointed);
@@ -72,9 +101,9 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
     /* A job's checkpoint must cover what later works of the batch did. */
     if (!rc && checkpointed) rc = writer_checkpoint(ing, txn);
     if (rc)
-        store_txn_abort(txn);
-    else
-        rc = store_txn_commit(txn);
+        group_abandon(ing, txn);
+    else if ((rc = group_durable(ing, txn, checkpointed)) != BSP_OK)
+        group_abandon(ing, ing->open_txn); /* a failed commit freed txn itself */
     if (rc) {
         writer_touched_drop(ing);
         atomic_fetch_add(&ing->m_failures, 1);
@@ -94,8 +123,9 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
 
 /* A checkpoint of its own, when one is due. */
 static void checkpoint_now(bsp_ingest *ing) {
-    bsp_txn *txn;
-    bsp_err rc = store_txn_begin(ing->st, true, &txn);
+    bsp_txn *txn = ing->open_txn;
+    ing->open_txn = NULL;
+    bsp_err rc = txn ? BSP_OK : store_txn_begin(ing->st, true, &txn);
     if (!rc) rc = writer_checkpoint(ing, txn);
     if (!rc)
         rc = store_txn_commit(txn);
@@ -170,6 +200,18 @@ static void wait_for_work(bsp_ingest *ing) {
     }
 }
 
+/* A transaction left open with nothing to checkpoint (its groups were all
+ * duplicates) is committed, so it does not hold LMDB's writer lock while
+ * the writer sleeps. Called with mu held. */
+static void release_idle_txn(bsp_ingest *ing) {
+    if (!ing->open_txn || checkpoint_due(ing, bsp_mono_ns()) || ing->log_seq != ing->ckpt_seq ||
+        ing->links_len)
+        return;
+    bsp_txn *txn = ing->open_txn;
+    ing->open_txn = NULL;
+    if (store_txn_commit(txn) != BSP_OK) bsp_error_log("ingest: idle commit failed");
+}
+
 static void *writer_main(void *arg) {
     bsp_ingest *ing = arg;
     pthread_mutex_lock(&ing->mu);
@@ -190,7 +232,12 @@ static void *writer_main(void *arg) {
             pthread_mutex_lock(&ing->mu);
         }
         if (ing->stopping && !ing->head && !checkpoint_due(ing, bsp_mono_ns())) break;
+        if (!ing->head) release_idle_txn(ing);
     }
+    /* Stopping with nothing left to checkpoint: only lookups can be open. */
+    if (ing->open_txn && store_txn_commit(ing->open_txn) != BSP_OK)
+        bsp_error_log("ingest: final commit failed");
+    ing->open_txn = NULL;
     pthread_mutex_unlock(&ing->mu);
     return NULL;
 }
@@ -233,6 +280,8 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
     pthread_cond_init(&ing->cv_work, NULL);
     pthread_cond_init(&ing->cv_room, NULL);
     pthread_cond_init(&ing->cv_synced, NULL);
+    wal_init(&ing->wal);
+    ing->write_ahead = opts && opts->write_ahead;
     if (opts && opts->hooks) ingest_set_hooks(ing, opts->hooks);
     bsp_err rc = writer_recover(ing);
     if (!rc && pthread_create(&ing->writer, NULL, writer_main, ing) != 0) rc = BSP_ENOMEM;
@@ -245,6 +294,7 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
 }
 
 static void ingest_free(bsp_ingest *ing) {
+    wal_close(&ing->wal);
     pcache_free(&ing->cache);
     free(ing->dirty);
     free(ing->links);

@@ -65,6 +65,7 @@
 
 struct bsp_store {
     int lock_fd; /* DIR/bespoke.lock, flock'ed: one Bespoke process a store */
+    char *dir;   /* DIR itself, for files that live beside the store */
     MDB_env *env;
     pthread_mutex_t idle_mu;
     bsp_txn *idle[STORE_IDLE_READERS]; /* reset read transactions */
@@ -279,14 +280,17 @@ bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out)
     if (err != BSP_OK) return err;
     bsp_store *st = calloc(1, sizeof *st);
     if (!st) return BSP_ENOMEM;
+    st->lock_fd = -1;
     pthread_mutex_init(&st->idle_mu, NULL);
-    err = lock_dir(st, dir);
+    st->dir = strdup(dir);
+    err = st->dir ? lock_dir(st, dir) : BSP_ENOMEM;
     if (err == BSP_OK) err = env_open(st, dir, opts);
     if (err == BSP_OK) err = dbs_open(st);
     if (err != BSP_OK) {
         if (st->env) mdb_env_close(st->env);
         if (st->lock_fd >= 0) close(st->lock_fd);
         pthread_mutex_destroy(&st->idle_mu);
+        free(st->dir);
         free(st);
         return err;
     }
@@ -303,7 +307,12 @@ void store_close(bsp_store *st) {
     pthread_mutex_destroy(&st->idle_mu);
     mdb_env_close(st->env);
     close(st->lock_fd); /* releases the lock */
+    free(st->dir);
     free(st);
+}
+
+const char *store_dir(const bsp_store *st) {
+    return st->dir;
 }
 
 /* --- transactions -------------------------------------------------------- */

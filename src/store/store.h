@@ -44,6 +44,8 @@ typedef struct bsp_store_opts {
 
 /* Opens (creating if needed) the store in directory dir. opts may be NULL. */
 bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out);
+/* The directory the store was opened in (for files kept beside it). */
+const char *store_dir(const bsp_store *st);
 void store_close(bsp_store *st);
 
 bsp_err store_txn_begin(bsp_store *st, bool write, bsp_txn **out);

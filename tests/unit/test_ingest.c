@@ -1,6 +1,9 @@
 /* test_ingest.c - the write path end to end below HTTP: group commit,
  * de-duplication, identity resolution and merges, catalog learning, erasure,
- * back-pressure and drain on stop, on a real LMDB store in a temp dir. */
+ * back-pressure and drain on stop, on a real LMDB store in a temp dir. Every
+ * test runs twice: with a durable LMDB commit per group, and in write-ahead
+ * mode (groups durable in DIR/events.wal, LMDB written at checkpoints);
+ * the last tests are about the write-ahead file itself. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -25,12 +28,21 @@ typedef struct fixture {
     bsp_ingest *ing;
 } fixture;
 
+static bool write_ahead; /* the mode of the group being run */
+
+/* Starts ingest in the group's mode; opts may be NULL. */
+static bsp_err start_ingest(fixture *f, const bsp_ingest_opts *opts) {
+    bsp_ingest_opts io = opts ? *opts : (bsp_ingest_opts){0};
+    io.write_ahead = write_ahead;
+    return ingest_start(f->st, &io, &f->ing);
+}
+
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     test_temp_dir(f->dir, "ingest");
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
-    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
     *state = f;
     return 0;
 }
@@ -238,7 +250,7 @@ static void test_queue_bound_and_busy(void **state) {
     fixture *f = *state;
     ingest_stop(f->ing);
     bsp_ingest_opts opts = {.queue_max_events = 1};
-    assert_int_equal(ingest_start(f->st, &opts, &f->ing), BSP_OK);
+    assert_int_equal(start_ingest(f, &opts), BSP_OK);
     bsp_event_list list = {0};
     bsp_error err;
     const char *body = "[{\"type\":\"page\",\"anonymousId\":\"a\"},"
@@ -278,7 +290,7 @@ static void test_stop_drains_queue(void **state) {
     assert_int_equal(done_calls, 50);
     for (int i = 0; i < 50; i++)
         event_list_free(&lists[i]);
-    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
     assert_int_equal(stats_of(f).events, 50);
 }
 
@@ -296,7 +308,7 @@ static void test_replay_after_crash(void **state) {
     if (child == 0) {
         bsp_store_opts so = {.no_sync = false};
         bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
-        if (store_open(f->dir, &so, &f->st) || ingest_start(f->st, &io, &f->ing)) _exit(3);
+        if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
         send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m1\"},"
                 "{\"type\":\"page\",\"userId\":\"y\",\"messageId\":\"m2\"},"
                 "{\"type\":\"identify\",\"userId\":\"y\",\"anonymousId\":\"x\","
@@ -309,7 +321,7 @@ static void test_replay_after_crash(void **state) {
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
-    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
     cJSON *p = profile_of(f, "x");
     assert_non_null(p);
     assert_int_equal((int)computed_num(p, "page_views"), 4);
@@ -327,7 +339,7 @@ static void test_replay_after_crash(void **state) {
     assert_int_equal(n, 5);
     /* Starting again replays nothing more. */
     ingest_stop(f->ing);
-    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
     p = profile_of(f, "y");
     assert_int_equal((int)computed_num(p, "page_views"), 4);
     cJSON_Delete(p);
@@ -449,7 +461,7 @@ static void test_replay_equals_live(void **state) {
     if (child == 0) {
         bsp_store_opts so = {.no_sync = true}; /* a process crash keeps written pages */
         bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 10000000};
-        if (store_open(f->dir, &so, &f->st) || ingest_start(f->st, &io, &f->ing)) _exit(3);
+        if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
         mix_send(f, 0, MIX_EVENTS / 2);
         if (ingest_sync(f->ing) != BSP_OK) _exit(4); /* one checkpoint half-way */
         mix_send(f, MIX_EVENTS / 2, MIX_EVENTS);
@@ -460,12 +472,12 @@ static void test_replay_equals_live(void **state) {
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
-    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
     char *replayed = mix_snapshot(f);
     assert_string_equal(replayed, live);
     /* And once more: a second start replays nothing twice. */
     ingest_stop(f->ing);
-    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
     char *again = mix_snapshot(f);
     assert_string_equal(again, live);
     free(live);
@@ -473,20 +485,174 @@ static void test_replay_equals_live(void **state) {
     free(again);
 }
 
+/* --- the write-ahead file ----------------------------------------------- */
+
+/* In a child: opens the store in write-ahead mode, sends each batch as its
+ * own group, then dies without a checkpoint. */
+static void crash_after_groups(fixture *f, const char *const *batches, size_t n) {
+    ingest_stop(f->ing);
+    store_close(f->st);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        bsp_store_opts so = {.no_sync = false};
+        bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
+        if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
+        for (size_t i = 0; i < n; i++)
+            send(f, batches[i]);
+        _exit(0); /* acknowledged, in the WAL only */
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    bsp_store_opts so = {.no_sync = true};
+    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+}
+
+static const char *const wal_batches[] = {
+    "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"w1\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"w1\",\"messageId\":\"k1\"}]}",
+    "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"w1\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"w2\"}]}",
+};
+
+/* Acknowledged events that only the WAL holds come back after a crash, once:
+ * starting again replays nothing (the events without a messageId would be
+ * counted twice otherwise), in either mode. */
+static void test_wal_replay_after_crash(void **state) {
+    fixture *f = *state;
+    crash_after_groups(f, wal_batches, 2);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 4);
+    cJSON *p = profile_of(f, "w1");
+    assert_non_null(p);
+    assert_int_equal((int)computed_num(p, "page_views"), 3);
+    cJSON_Delete(p);
+    ingest_stop(f->ing);
+    assert_int_equal(ingest_start(f->st, NULL, &f->ing), BSP_OK); /* without the WAL */
+    assert_int_equal(stats_of(f).events, 4);
+    ingest_stop(f->ing);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 4);
+    /* A resend of the event with an id is still known. */
+    bsp_ingest_result r =
+        send(f, "[{\"type\":\"page\",\"anonymousId\":\"w1\",\"messageId\":\"k1\"}]");
+    assert_int_equal(r.duplicates, 1);
+}
+
+/* The offset just past the last nonzero byte of the WAL (the records' end:
+ * the file is zeros beyond them). */
+static long wal_end(const fixture *f) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/events.wal", f->dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    long end = 0, pos = 0;
+    int c;
+    while ((c = fgetc(fp)) != EOF) {
+        pos++;
+        if (c) end = pos;
+    }
+    fclose(fp);
+    return end;
+}
+
+static void wal_flip_byte(const fixture *f, long at) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/events.wal", f->dir);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+    int c = fgetc(fp);
+    assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+    fputc(c ^ 0xff, fp);
+    fclose(fp);
+}
+
+/* A damaged record ends the replay there: what came before it is kept. */
+static void test_wal_torn_tail(void **state) {
+    fixture *f = *state;
+    crash_after_groups(f, wal_batches, 2);
+    long end = wal_end(f);
+    assert_true(end > 0);
+    wal_flip_byte(f, end - 1); /* the last record's last byte */
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 3);
+    cJSON *p = profile_of(f, "w2");
+    assert_null(p); /* its event was the damaged one */
+    p = profile_of(f, "w1");
+    assert_int_equal((int)computed_num(p, "page_views"), 3);
+    cJSON_Delete(p);
+}
+
+/* After a clean stop the file still holds the records, of a retired
+ * generation: they are not replayed. */
+static void test_wal_clean_stop_retires_records(void **state) {
+    fixture *f = *state;
+    send(f, wal_batches[0]);
+    send(f, wal_batches[1]);
+    ingest_stop(f->ing);
+    assert_true(wal_end(f) > 0);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 4);
+    ingest_stop(f->ing);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"w3\"}]");
+    assert_int_equal(stats_of(f).events, 5);
+}
+
+/* Ids the writer linked are visible to readers that must not wait (such as
+ * decisions) as soon as their group is durable, before any checkpoint. */
+static void test_wal_fresh_ids(void **state) {
+    fixture *f = *state;
+    ingest_stop(f->ing);
+    bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
+    assert_int_equal(start_ingest(f, &io), BSP_OK);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"fresh1\"}]");
+    send(f, "[{\"type\":\"identify\",\"anonymousId\":\"fresh1\",\"userId\":\"U1\"}]");
+    bsp_txn *txn;
+    uint64_t pid = 0, upid = 0;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_resolve(txn, "fresh1", &pid), BSP_ENOTFOUND); /* not stored yet */
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, "fresh1", &pid), BSP_OK);
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, "U1", &upid), BSP_OK);
+    uint64_t none;
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, "nobody", &none), BSP_ENOTFOUND);
+    store_txn_abort(txn);
+    assert_true(pid != 0);
+    assert_int_equal(upid, pid);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_resolve(txn, "U1", &upid), BSP_OK); /* stored by the checkpoint */
+    store_txn_abort(txn);
+    assert_int_equal(upid, pid);
+}
+
+#define BOTH_MODES                                                                                 \
+    cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),                   \
+        cmocka_unit_test_setup_teardown(test_resend_is_deduplicated, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(test_identify_merges_anonymous_history, setup, teardown),  \
+        cmocka_unit_test_setup_teardown(test_alias_merges_previous_id, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_two_known_users_do_not_merge_on_identify, setup,      \
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_erasure_removes_everything, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(test_products_job, setup, teardown),                       \
+        cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown)
+
 int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resend_is_deduplicated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_identify_merges_anonymous_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_merges_previous_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_known_users_do_not_merge_on_identify, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_erasure_removes_everything, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_products_job, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown),
+    const struct CMUnitTest per_commit[] = {BOTH_MODES};
+    const struct CMUnitTest ahead[] = {
+        BOTH_MODES,
+        cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_fresh_ids, setup, teardown),
     };
-    return cmocka_run_group_tests_name("ingest", tests, NULL, NULL);
+    write_ahead = false;
+    int failed = cmocka_run_group_tests_name("ingest", per_commit, NULL, NULL);
+    write_ahead = true;
+    return failed + cmocka_run_group_tests_name("ingest write-ahead", ahead, NULL, NULL);
 }
