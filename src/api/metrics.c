@@ -58,13 +58,20 @@ static bsp_err write_ingest(const bsp_ingest_metrics *m, bsp_buf *out) {
                           "Events waiting for the writer.", m->queue_depth);
     if (!rc)
         rc = write_metric(out, "bespoke_ingest_commits_total", "counter",
-                          "Store transactions committed by the writer.", m->commits);
+                          "Groups of events the writer made durable.", m->commits);
     if (!rc)
         rc = write_metric(out, "bespoke_ingest_commit_failures_total", "counter",
                           "Store transactions that failed.", m->commit_failures);
     if (!rc)
         rc = write_metric(out, "bespoke_ingest_checkpoints_total", "counter",
                           "Checkpoints that wrote changed profiles and timelines.", m->checkpoints);
+    if (!rc)
+        rc = bsp_buf_printf(out,
+                            "# HELP bespoke_ingest_checkpoint_seconds_total Time the writer spent "
+                            "in checkpoints of its own (no group is applied meanwhile).\n"
+                            "# TYPE bespoke_ingest_checkpoint_seconds_total counter\n"
+                            "bespoke_ingest_checkpoint_seconds_total %.6f\n",
+                            (double)m->checkpoint_us / 1e6);
     return rc;
 }
 

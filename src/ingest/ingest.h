@@ -152,6 +152,7 @@ typedef struct bsp_ingest_metrics {
     uint64_t queue_depth;                            /* events waiting now */
     uint64_t lat_counts[BSP_INGEST_LAT_BUCKETS + 1]; /* last = +Inf */
     double lat_sum_us;
+    uint64_t checkpoint_us; /* time the writer spent in its own checkpoints */
 } bsp_ingest_metrics;
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out);
 

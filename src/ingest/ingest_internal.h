@@ -85,8 +85,9 @@ typedef struct overlay {
     size_t nbuckets;
     size_t count;
     uint64_t gen;
-    oid **id_buckets; /* OVERLAY_ID_BUCKETS chains */
-    size_t id_count;
+    pthread_mutex_t id_mu;   /* guards the id links, apart from the profiles */
+    oid **id_buckets;        /* OVERLAY_ID_BUCKETS chains */
+    _Atomic size_t id_count; /* read without id_mu: none published, no lock */
 } overlay;
 
 bsp_err overlay_init(overlay *o);
@@ -192,7 +193,7 @@ struct bsp_ingest {
     oid *new_ids;      /* write-ahead mode: id links this group made, to publish */
 
     /* Metrics. */
-    _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints;
+    _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints, m_ckpt_us;
     _Atomic uint64_t m_lat[BSP_INGEST_LAT_BUCKETS + 1];
     _Atomic uint64_t m_lat_sum_us;
 };

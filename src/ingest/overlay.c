@@ -35,6 +35,7 @@ bsp_err overlay_init(overlay *o) {
     o->count = 0;
     o->gen = 0;
     pthread_mutex_init(&o->mu, NULL);
+    pthread_mutex_init(&o->id_mu, NULL);
     return BSP_OK;
 }
 
@@ -56,6 +57,7 @@ void overlay_free(overlay *o) {
     free(o->id_buckets);
     o->id_buckets = NULL;
     pthread_mutex_destroy(&o->mu);
+    pthread_mutex_destroy(&o->id_mu);
 }
 
 static oentry **slot_of(overlay *o, uint64_t pid) {
@@ -113,7 +115,7 @@ void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len) {
 
 /* Unlinks the published id links to pid or, when pid is 0, those older
  * than two checkpoints (the store holds them). A full pass: for checkpoints
- * and erasure, not for every merge. */
+ * and erasure, not for every merge. Called with id_mu held. */
 static void sweep_ids(overlay *o, uint64_t pid) {
     for (size_t i = 0; o->id_count && i < OVERLAY_ID_BUCKETS; i++) {
         oid **slot = &o->id_buckets[i];
@@ -131,9 +133,9 @@ static void sweep_ids(overlay *o, uint64_t pid) {
 }
 
 void overlay_forget_ids(overlay *o, uint64_t pid) {
-    pthread_mutex_lock(&o->mu);
+    pthread_mutex_lock(&o->id_mu);
     if (pid) sweep_ids(o, pid);
-    pthread_mutex_unlock(&o->mu);
+    pthread_mutex_unlock(&o->id_mu);
 }
 
 void overlay_forget(overlay *o, uint64_t pid) {
@@ -175,8 +177,10 @@ void overlay_checkpointed(overlay *o, int64_t now_ms) {
     size_t step = o->count < 4096 ? 1 : 16;
     for (size_t i = o->gen % step; i < o->nbuckets; i += step)
         sweep_bucket(o, &o->buckets[i], now_ms);
-    sweep_ids(o, 0);
     pthread_mutex_unlock(&o->mu);
+    pthread_mutex_lock(&o->id_mu);
+    sweep_ids(o, 0);
+    pthread_mutex_unlock(&o->id_mu);
 }
 
 /* --- id links ------------------------------------------------------------- */
@@ -219,7 +223,7 @@ void overlay_publish_ids(overlay *o, oid *list) {
         reversed = list;
         list = next;
     }
-    pthread_mutex_lock(&o->mu);
+    pthread_mutex_lock(&o->id_mu);
     while (reversed) {
         oid *l = reversed;
         reversed = l->next;
@@ -234,21 +238,20 @@ void overlay_publish_ids(overlay *o, oid *list) {
         }
         *slot = l;
     }
-    pthread_mutex_unlock(&o->mu);
+    pthread_mutex_unlock(&o->id_mu);
 }
 
 bsp_err overlay_id_get(overlay *o, char kind, const char *id, uint64_t *pid) {
+    if (!atomic_load(&o->id_count)) return BSP_ENOTFOUND; /* the common case: no lock */
     uint64_t hash = id_hash(kind, id);
     bsp_err rc = BSP_ENOTFOUND;
-    pthread_mutex_lock(&o->mu);
-    if (o->id_count) {
-        const oid *l = *id_slot(o, hash, kind, id);
-        if (l) {
-            *pid = l->pid;
-            rc = BSP_OK;
-        }
+    pthread_mutex_lock(&o->id_mu);
+    const oid *l = *id_slot(o, hash, kind, id);
+    if (l) {
+        *pid = l->pid;
+        rc = BSP_OK;
     }
-    pthread_mutex_unlock(&o->mu);
+    pthread_mutex_unlock(&o->id_mu);
     return rc;
 }
 

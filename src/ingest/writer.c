@@ -123,6 +123,7 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
 
 /* A checkpoint of its own, when one is due. */
 static void checkpoint_now(bsp_ingest *ing) {
+    uint64_t t0 = bsp_mono_ns();
     bsp_txn *txn = ing->open_txn;
     ing->open_txn = NULL;
     bsp_err rc = txn ? BSP_OK : store_txn_begin(ing->st, true, &txn);
@@ -133,6 +134,7 @@ static void checkpoint_now(bsp_ingest *ing) {
         store_txn_abort(txn);
     if (!rc) {
         writer_checkpoint_done(ing);
+        atomic_fetch_add(&ing->m_ckpt_us, (bsp_mono_ns() - t0) / 1000);
         return;
     }
     atomic_fetch_add(&ing->m_failures, 1);
@@ -422,6 +424,7 @@ void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {
     out->commits = atomic_load(&ing->m_commits);
     out->commit_failures = atomic_load(&ing->m_failures);
     out->checkpoints = atomic_load(&ing->m_checkpoints);
+    out->checkpoint_us = atomic_load(&ing->m_ckpt_us);
     pthread_mutex_lock(&ing->mu);
     out->queue_depth = ing->queued_events;
     pthread_mutex_unlock(&ing->mu);
