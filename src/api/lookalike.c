@@ -169,17 +169,17 @@ static bsp_err parse_save(api_req *req, cJSON **body, save_opts *o, bsp_error *e
     if (!*body) return err->code;
     if (!cJSON_IsObject(*body))
         return bsp_error_set(err, BSP_EINVAL, "", "the body must be a JSON object");
-    const cJSON *size = cJSON_GetObjectItemCaseSensitive(*body, "size");
+    const cJSON *size = json_member(*body, "size");
     if (size && !(cJSON_IsNumber(size) && size->valuedouble >= 1 &&
                   size->valuedouble <= LOOKALIKE_SIZE_MAX))
         return bsp_error_set(err, BSP_ETYPE, "size", "size must be a number from 1 to %d",
                              LOOKALIKE_SIZE_MAX);
     if (size) o->size = size->valuedouble;
-    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(*body, "exclude_seed");
+    const cJSON *ex = json_member(*body, "exclude_seed");
     if (ex && !cJSON_IsBool(ex))
         return bsp_error_set(err, BSP_ETYPE, "exclude_seed", "exclude_seed must be true or false");
     if (ex) o->exclude_seed = cJSON_IsTrue(ex);
-    const cJSON *into = cJSON_GetObjectItemCaseSensitive(*body, "into");
+    const cJSON *into = json_member(*body, "into");
     if (into && (!cJSON_IsString(into) || strlen(into->valuestring) >= sizeof o->into))
         return bsp_error_set(err, BSP_ETYPE, "into", "into must be a segment id");
     if (into) snprintf(o->into, sizeof o->into, "%s", into->valuestring);

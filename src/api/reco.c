@@ -194,7 +194,7 @@ static void block_item(cJSON *items, const char *id, const cJSON *product) {
     cJSON_AddStringToObject(o, "id", id);
     static const char *const keys[] = {"name", "price", "currency", "image", "url", "category"};
     for (size_t i = 0; product && i < sizeof keys / sizeof keys[0]; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(product, keys[i]);
+        const cJSON *v = json_member(product, keys[i]);
         if (v) cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, true));
     }
 }
@@ -238,7 +238,7 @@ bsp_err reco_block_products(void *ctx, bsp_txn *txn, const bsp_profile *profile,
 static void add_product_fields(cJSON *o, const cJSON *product) {
     static const char *const keys[] = {"name", "category", "brand", "price", "url", "image"};
     for (size_t i = 0; product && i < sizeof keys / sizeof keys[0]; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(product, keys[i]);
+        const cJSON *v = json_member(product, keys[i]);
         if (v) cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, true));
     }
 }

@@ -95,7 +95,7 @@ static enum MHD_Result segment_preview(api_req *req) {
     bsp_error_clear(&err);
     cJSON *body;
     if (parse_body(req, &body, &err)) return api_reply_error(req, &err);
-    const cJSON *cond = cJSON_GetObjectItemCaseSensitive(body, "condition");
+    const cJSON *cond = json_member(body, "condition");
     if (!cJSON_IsString(cond)) {
         cJSON_Delete(body);
         return api_reply_errorf(req, BSP_ETYPE, "condition", "must be a string");

@@ -47,7 +47,7 @@ static bsp_err placement_visit(void *ctx, bsp_slice id, bsp_slice json) {
     builder *b = ctx;
     cJSON *obj = cJSON_ParseWithLength(json.data, json.len);
     const char *pid = json_get_string(obj, "id");
-    const cJSON *deflt = cJSON_GetObjectItemCaseSensitive(obj, "default");
+    const cJSON *deflt = json_member(obj, "default");
     bsp_err rc = BSP_OK;
     placement_rt *p = pid ? placement_add(b, pid) : NULL;
     if (!obj || !pid) {
@@ -112,7 +112,7 @@ static bsp_err condition_compile(campaign_rt *c, const cJSON *obj) {
 }
 
 static bsp_err campaign_compile(builder *b, campaign_rt *c, const cJSON *obj) {
-    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(obj, "cap");
+    const cJSON *cap = json_member(obj, "cap");
     c->id = strdup(json_get_string(obj, "id"));
     c->placement = strdup(json_get_string(obj, "placement"));
     if (!c->id || !c->placement) return BSP_ENOMEM;
@@ -124,7 +124,7 @@ static bsp_err campaign_compile(builder *b, campaign_rt *c, const cJSON *obj) {
     c->control = json_get_number(obj, "control", 0);
     bsp_err rc = condition_compile(c, obj);
     if (rc != BSP_OK) return rc;
-    return content_compile(b, c, cJSON_GetObjectItemCaseSensitive(obj, "content"));
+    return content_compile(b, c, json_member(obj, "content"));
 }
 
 static void campaign_rt_free(campaign_rt *c) {
@@ -140,7 +140,7 @@ static void campaign_rt_free(campaign_rt *c) {
 static bool readable_campaign(const cJSON *obj) {
     const char *status = json_get_string(obj, "status");
     return obj && json_get_string(obj, "id") && json_get_string(obj, "placement") && status &&
-           cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(obj, "content"));
+           cJSON_IsObject(json_member(obj, "content"));
 }
 
 static bsp_err campaign_visit(void *ctx, bsp_slice id, bsp_slice json) {

@@ -37,7 +37,7 @@ static bsp_err bad(bsp_error *err, const char *at, const char *msg) {
 /* Optional string field of at most max bytes; absent or null is fine. */
 static bsp_err opt_string(const cJSON *obj, const char *key, const char *prefix, size_t max,
                           bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     char at[96];
     snprintf(at, sizeof at, "%s%s", prefix, key);
@@ -54,7 +54,7 @@ static const char *base_of(const char *p, char *buf, size_t cap) {
 }
 
 static bool is_text(const cJSON *obj, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     return cJSON_IsString(v) && v->valuestring[0];
 }
 
@@ -123,8 +123,8 @@ static bsp_err pool_check(const cJSON *pool, const char *p, bsp_error *err) {
 static bsp_err coupon_check(const cJSON *c, const char *p, bool pool_allowed, bsp_error *err) {
     if (opt_string(c, "title", p, TEXT_MAX_BYTES, err)) return err->code;
     if (opt_string(c, "text", p, TEXT_MAX_BYTES, err)) return err->code;
-    const cJSON *code = cJSON_GetObjectItemCaseSensitive(c, "code");
-    const cJSON *pool = cJSON_GetObjectItemCaseSensitive(c, "pool");
+    const cJSON *code = json_member(c, "code");
+    const cJSON *pool = json_member(c, "pool");
     char at[64];
     snprintf(at, sizeof at, "%s%s", p, pool ? "pool" : "code");
     if (code && pool) return bad(err, at, "give either code or pool, not both");
@@ -140,7 +140,7 @@ static bsp_err toggle_check(const cJSON *c, const char *p, bsp_error *err) {
     static const char *fields[] = {"hide", "show"};
     bool any = false;
     for (size_t i = 0; i < 2; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, fields[i]);
+        const cJSON *v = json_member(c, fields[i]);
         if (!v || cJSON_IsNull(v)) continue;
         char at[64];
         snprintf(at, sizeof at, "%s%s", p, fields[i]);
@@ -156,16 +156,16 @@ static bsp_err toggle_check(const cJSON *c, const char *p, bsp_error *err) {
 static bsp_err products_check(const cJSON *c, const char *p, bsp_error *err) {
     char at[64];
     if (opt_string(c, "title", p, TEXT_MAX_BYTES, err)) return err->code;
-    const cJSON *strategy = cJSON_GetObjectItemCaseSensitive(c, "strategy");
+    const cJSON *strategy = json_member(c, "strategy");
     snprintf(at, sizeof at, "%sstrategy", p);
     if (strategy && !cJSON_IsNull(strategy) &&
         (!cJSON_IsString(strategy) || !campaign_id_valid(strategy->valuestring)))
         return bad(err, at, "must be a strategy name such as \"popular\"");
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(c, "n");
+    const cJSON *n = json_member(c, "n");
     snprintf(at, sizeof at, "%sn", p);
     if (n && !cJSON_IsNull(n) && !whole(n, 1, CAMPAIGN_PRODUCTS_MAX_N))
         return bad(err, at, "must be a whole number from 1 to 50");
-    const cJSON *filters = cJSON_GetObjectItemCaseSensitive(c, "filters");
+    const cJSON *filters = json_member(c, "filters");
     snprintf(at, sizeof at, "%sfilters", p);
     if (filters && !cJSON_IsNull(filters) && !cJSON_IsObject(filters))
         return bad(err, at, "must be an object");
@@ -176,7 +176,7 @@ static bsp_err option_check(const cJSON *o, const char *at, bsp_error *err) {
     char sub[192];
     if (!cJSON_IsObject(o)) return bad(err, at, "must be an object {value, label}");
     snprintf(sub, sizeof sub, "%s.", at);
-    const cJSON *value = cJSON_GetObjectItemCaseSensitive(o, "value");
+    const cJSON *value = json_member(o, "value");
     if (!cJSON_IsString(value) || !value->valuestring[0] ||
         strlen(value->valuestring) > NAME_MAX_BYTES) {
         snprintf(sub, sizeof sub, "%s.value", at);
@@ -188,7 +188,7 @@ static bsp_err option_check(const cJSON *o, const char *at, bsp_error *err) {
 static bsp_err question_check(const cJSON *q, const char *at, bsp_error *err) {
     char sub[128];
     if (!cJSON_IsObject(q)) return bad(err, at, "must be an object {id, text, options}");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(q, "id");
+    const cJSON *id = json_member(q, "id");
     snprintf(sub, sizeof sub, "%s.id", at);
     if (!cJSON_IsString(id) || !campaign_id_valid(id->valuestring))
         return bad(err, sub,
@@ -196,7 +196,7 @@ static bsp_err question_check(const cJSON *q, const char *at, bsp_error *err) {
                    "traits.quiz.<id>");
     snprintf(sub, sizeof sub, "%s.", at);
     if (opt_string(q, "text", sub, TEXT_MAX_BYTES, err)) return err->code;
-    const cJSON *options = cJSON_GetObjectItemCaseSensitive(q, "options");
+    const cJSON *options = json_member(q, "options");
     snprintf(sub, sizeof sub, "%s.options", at);
     int n = cJSON_GetArraySize(options);
     if (!cJSON_IsArray(options) || n < 2 || n > OPTIONS_MAX)
@@ -212,7 +212,7 @@ static bsp_err question_check(const cJSON *q, const char *at, bsp_error *err) {
 static bsp_err quiz_check(const cJSON *c, const char *p, bsp_error *err) {
     char at[64];
     if (opt_string(c, "title", p, TEXT_MAX_BYTES, err)) return err->code;
-    const cJSON *qs = cJSON_GetObjectItemCaseSensitive(c, "questions");
+    const cJSON *qs = json_member(c, "questions");
     snprintf(at, sizeof at, "%squestions", p);
     int n = cJSON_GetArraySize(qs);
     if (!cJSON_IsArray(qs) || n < 1 || n > QUESTIONS_MAX)
@@ -232,7 +232,7 @@ static bsp_err content_check(const cJSON *c, const char *p, bool pool_allowed, b
     char at[64];
     if (!cJSON_IsObject(c))
         return bad(err, base_of(p, at, sizeof at), "must be an object with a type");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(c, "type");
+    const cJSON *type = json_member(c, "type");
     snprintf(at, sizeof at, "%stype", p);
     int t = -1;
     for (int i = 0; cJSON_IsString(type) && i < 5; i++)
@@ -257,7 +257,7 @@ static bsp_err content_check(const cJSON *c, const char *p, bool pool_allowed, b
 
 static bsp_err id_check(const cJSON *body, const char *id_from_path, const char **id_out,
                         bsp_error *err) {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "id");
+    const cJSON *id = json_member(body, "id");
     if (id && !cJSON_IsNull(id)) {
         if (!cJSON_IsString(id) || !campaign_id_valid(id->valuestring))
             return bad(err, "id", "must be 1..64 characters of A-Z a-z 0-9 _ . : -");
@@ -330,7 +330,7 @@ static bsp_err finish_object(cJSON **obj, bsp_error *err) {
 bsp_err placement_from_json(const cJSON *body, const char *id_from_path, int64_t now_ms,
                             cJSON **out, bsp_error *err) {
     if (start_object(body, id_from_path, now_ms, out, err)) return err->code;
-    const cJSON *deflt = cJSON_GetObjectItemCaseSensitive(body, "default");
+    const cJSON *deflt = json_member(body, "default");
     if (deflt && !cJSON_IsNull(deflt) && content_check(deflt, "default.", false, err)) {
         cJSON_Delete(*out);
         *out = NULL;
@@ -347,7 +347,7 @@ bsp_err placement_from_json(const cJSON *body, const char *id_from_path, int64_t
 /* --- campaigns --------------------------------------------------------------------------- */
 
 static bsp_err status_check(const cJSON *body, const char **status, bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "status");
+    const cJSON *v = json_member(body, "status");
     *status = "draft";
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (cJSON_IsString(v) &&
@@ -360,7 +360,7 @@ static bsp_err status_check(const cJSON *body, const char **status, bsp_error *e
 }
 
 static bsp_err time_field(const cJSON *body, const char *key, int64_t *ms, bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    const cJSON *v = json_member(body, key);
     *ms = 0;
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (!cJSON_IsString(v) || !bsp_time_parse(v->valuestring, ms) || *ms == 0)
@@ -369,12 +369,12 @@ static bsp_err time_field(const cJSON *body, const char *key, int64_t *ms, bsp_e
 }
 
 static bsp_err cap_check(const cJSON *body, bsp_error *err) {
-    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(body, "cap");
+    const cJSON *cap = json_member(body, "cap");
     if (!cap || cJSON_IsNull(cap)) return BSP_OK;
     if (!cJSON_IsObject(cap)) return bad(err, "cap", "must be an object {per_day, total}");
     static const char *keys[] = {"per_day", "total"};
     for (int i = 0; i < 2; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cap, keys[i]);
+        const cJSON *v = json_member(cap, keys[i]);
         char at[32];
         snprintf(at, sizeof at, "cap.%s", keys[i]);
         if (v && !cJSON_IsNull(v) && !whole(v, 1, 1e9))
@@ -384,7 +384,7 @@ static bsp_err cap_check(const cJSON *body, bsp_error *err) {
 }
 
 static bsp_err condition_check(const cJSON *body, bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "condition");
+    const cJSON *v = json_member(body, "condition");
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (!cJSON_IsString(v)) return bad(err, "condition", "must be a string, or null");
     bsp_cond *cond = NULL;
@@ -401,11 +401,11 @@ static bsp_err condition_check(const cJSON *body, bsp_error *err) {
 /* The fields after name/description, checked in the order a reader fixes them. */
 static bsp_err campaign_fields(const cJSON *body, const char **status, int64_t *start, int64_t *end,
                                bsp_error *err) {
-    const cJSON *placement = cJSON_GetObjectItemCaseSensitive(body, "placement");
+    const cJSON *placement = json_member(body, "placement");
     if (!cJSON_IsString(placement) || !campaign_id_valid(placement->valuestring))
         return bad(err, "placement", "is required: a placement id ([A-Za-z0-9_.:-], 1..64)");
     if (status_check(body, status, err)) return err->code;
-    const cJSON *prio = cJSON_GetObjectItemCaseSensitive(body, "priority");
+    const cJSON *prio = json_member(body, "priority");
     if (prio && !cJSON_IsNull(prio) && !whole(prio, -PRIORITY_LIMIT, PRIORITY_LIMIT))
         return bad(err, "priority", "must be a whole number from -1000000 to 1000000");
     if (condition_check(body, err)) return err->code;
@@ -413,11 +413,11 @@ static bsp_err campaign_fields(const cJSON *body, const char **status, int64_t *
         return err->code;
     if (*start && *end && *end <= *start) return bad(err, "end", "must be after start");
     if (cap_check(body, err)) return err->code;
-    const cJSON *control = cJSON_GetObjectItemCaseSensitive(body, "control");
+    const cJSON *control = json_member(body, "control");
     if (control && !cJSON_IsNull(control) &&
         (!cJSON_IsNumber(control) || !(control->valuedouble >= 0 && control->valuedouble <= 1)))
         return bad(err, "control", "must be a share from 0 to 1");
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(body, "content");
+    const cJSON *content = json_member(body, "content");
     if (!content) return bad(err, "content", "is required");
     return content_check(content, "content.", true, err);
 }
@@ -435,16 +435,15 @@ static bool add_time_or_null(cJSON *obj, const char *key, int64_t ms) {
 }
 
 static bool add_cap(cJSON *obj, const cJSON *body) {
-    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(body, "cap");
+    const cJSON *cap = json_member(body, "cap");
     cJSON *out = cJSON_AddObjectToObject(obj, "cap");
-    return out &&
-           add_number_or_null(out, "per_day", cJSON_GetObjectItemCaseSensitive(cap, "per_day")) &&
-           add_number_or_null(out, "total", cJSON_GetObjectItemCaseSensitive(cap, "total"));
+    return out && add_number_or_null(out, "per_day", json_member(cap, "per_day")) &&
+           add_number_or_null(out, "total", json_member(cap, "total"));
 }
 
 static bool add_campaign_fields(cJSON *obj, const cJSON *body, const char *status, int64_t start,
                                 int64_t end) {
-    const cJSON *cond = cJSON_GetObjectItemCaseSensitive(body, "condition");
+    const cJSON *cond = json_member(body, "condition");
     bool has_cond = cJSON_IsString(cond) && cond->valuestring[0];
     return cJSON_AddStringToObject(obj, "placement", json_get_string(body, "placement")) &&
            cJSON_AddStringToObject(obj, "status", status) &&
@@ -454,7 +453,7 @@ static bool add_campaign_fields(cJSON *obj, const cJSON *body, const char *statu
            add_time_or_null(obj, "start", start) && add_time_or_null(obj, "end", end) &&
            add_cap(obj, body) &&
            cJSON_AddNumberToObject(obj, "control", json_get_number(body, "control", 0)) &&
-           add_copy(obj, "content", cJSON_GetObjectItemCaseSensitive(body, "content"));
+           add_copy(obj, "content", json_member(body, "content"));
 }
 
 bsp_err campaign_from_json(const cJSON *body, const char *id_from_path, int64_t now_ms, cJSON **out,

@@ -98,7 +98,7 @@ static bsp_err check_product_id(const char *id, const char *where, bsp_error *er
 /* The product id: the body's, the URL's, or both when they agree. */
 static bsp_err product_id(const cJSON *body, const char *id_from_path, const char **id,
                           bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "id");
+    const cJSON *v = json_member(body, "id");
     if (id_from_path && check_product_id(id_from_path, "the URL's", err)) return err->code;
     if (!v || cJSON_IsNull(v)) {
         if (!id_from_path) return type_error(err, "id", "id is required");
@@ -202,12 +202,12 @@ static int known_field(const char *key) {
 
 /* Unknown top-level fields go under attributes; explicit attributes win. */
 static bsp_err put_unknown(cJSON *out, const cJSON *v) {
-    cJSON *attrs = cJSON_GetObjectItemCaseSensitive(out, "attributes");
+    cJSON *attrs = json_member(out, "attributes");
     if (!attrs) {
         attrs = cJSON_AddObjectToObject(out, "attributes");
         if (!attrs) return BSP_ENOMEM;
     }
-    if (cJSON_GetObjectItemCaseSensitive(attrs, v->string)) return BSP_OK;
+    if (json_member(attrs, v->string)) return BSP_OK;
     return add_owned(attrs, v->string, cJSON_Duplicate(v, true)) ? BSP_OK : BSP_ENOMEM;
 }
 
@@ -218,7 +218,7 @@ static bsp_err put_fields(cJSON *out, const cJSON *body, bool known, bsp_error *
         if (!it->string || cJSON_IsNull(it)) continue;
         int k = known_field(it->string);
         if ((k >= 0) != known || (k >= 0 && !known_fields[k].put)) continue;
-        if (k >= 0 && cJSON_GetObjectItemCaseSensitive(out, it->string)) continue;
+        if (k >= 0 && json_member(out, it->string)) continue;
         bsp_err rc = k >= 0 ? known_fields[k].put(out, it, err) : put_unknown(out, it);
         if (rc == BSP_ENOMEM) return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
         if (rc) return rc;
@@ -294,7 +294,7 @@ static const char *learnt_string(const cJSON *props, const char *key) {
 static bool learnt_id(const cJSON *props, char *out, size_t cap) {
     static const char *const keys[] = {"product_id", "id", "sku"};
     for (size_t i = 0; i < 3; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, keys[i]);
+        const cJSON *v = json_member(props, keys[i]);
         if (cJSON_IsString(v) && v->valuestring[0]) {
             if (strlen(v->valuestring) > BSP_PRODUCT_ID_MAX) return false;
             snprintf(out, cap, "%s", v->valuestring);
@@ -314,7 +314,7 @@ static bool learnt_id(const cJSON *props, char *out, size_t cap) {
 
 /* A price as a number, or as a numeric string ("19.99"), >= 0. */
 static bool learnt_price(const cJSON *props, double *price) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, "price");
+    const cJSON *v = json_member(props, "price");
     if (valid_price(v)) {
         *price = v->valuedouble;
         return true;
@@ -328,7 +328,7 @@ static bool learnt_price(const cJSON *props, double *price) {
 }
 
 static bool learnt_category(const cJSON *props, cJSON *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, "category");
+    const cJSON *v = json_member(props, "category");
     if (cJSON_IsArray(v)) {
         int bad = -1;
         char *joined = join_category(v, &bad);
@@ -364,7 +364,7 @@ static cJSON *learn_product(const cJSON *props, const char *order_currency, int6
     double price;
     if (ok && learnt_price(props, &price)) ok = cJSON_AddNumberToObject(p, "price", price) != NULL;
     char code[4];
-    const cJSON *own_currency = cJSON_GetObjectItemCaseSensitive(props, "currency");
+    const cJSON *own_currency = json_member(props, "currency");
     const char *currency = currency_code(own_currency, code) ? code : order_currency;
     if (ok && currency) ok = add_string(p, "currency", currency);
     ok = ok && add_string(p, "source", "events") && add_iso_time(p, "updated_at", ts_ms);
@@ -393,8 +393,7 @@ void catalog_learn_from_event(const bsp_event *ev, catalog_learn_fn fn, void *ct
     }
     if (!name_in(ev->name, product_list_events, n_list)) return;
     char code[4];
-    const char *order_currency =
-        currency_code(cJSON_GetObjectItemCaseSensitive(props, "currency"), code) ? code : NULL;
+    const char *order_currency = currency_code(json_member(props, "currency"), code) ? code : NULL;
     const cJSON *products = json_get_array(props, "products");
     for (const cJSON *it = products ? products->child : NULL; it; it = it->next)
         learn_one(it, order_currency, ev->ts_ms, fn, ctx);
@@ -422,7 +421,7 @@ static bool apply_learnt(cJSON *dst, const cJSON *learnt, bool overwrite, bool *
         if (!it->string || strcmp(it->string, "source") == 0 ||
             strcmp(it->string, "updated_at") == 0)
             continue;
-        if (!overwrite && cJSON_GetObjectItemCaseSensitive(dst, it->string)) continue;
+        if (!overwrite && json_member(dst, it->string)) continue;
         if (!set_copy(dst, it)) return false;
         *changed = true;
     }
@@ -438,7 +437,7 @@ cJSON *catalog_merge_learnt(const cJSON *stored, const cJSON *learnt) {
         cJSON_Delete(merged);
         return NULL;
     }
-    const cJSON *learnt_at = cJSON_GetObjectItemCaseSensitive(learnt, "updated_at");
+    const cJSON *learnt_at = json_member(learnt, "updated_at");
     if (changed && cJSON_IsString(learnt_at) && !set_copy(merged, learnt_at)) {
         cJSON_Delete(merged);
         return NULL;

@@ -100,7 +100,7 @@ static bsp_err load_profile(decision *dc) {
 static bool may_personalize(const decision *dc) {
     if (!dc->req->user_id && !dc->req->anonymous_id) return false; /* nobody to personalize for */
     const cJSON *prefs = json_path(dc->req->context, "consent.categoryPreferences");
-    const cJSON *now = cJSON_GetObjectItemCaseSensitive(prefs, "personalization");
+    const cJSON *now = json_member(prefs, "personalization");
     if (cJSON_IsBool(now)) return cJSON_IsTrue(now);
     int stated = profile_consent(dc->profile, "personalization");
     if (stated == 0) return false;

@@ -39,10 +39,10 @@ typedef struct scan_ctx {
 } scan_ctx;
 
 static double popularity(const cJSON *product) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(product, "popularity");
+    const cJSON *v = json_member(product, "popularity");
     if (!cJSON_IsNumber(v)) v = json_path(product, "attributes.popularity");
     double score = cJSON_IsNumber(v) ? v->valuedouble : 0;
-    if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(product, "in_stock"))) score -= 1e12;
+    if (cJSON_IsFalse(json_member(product, "in_stock"))) score -= 1e12;
     return score;
 }
 
@@ -75,7 +75,7 @@ static cJSON *item_of(const cJSON *product) {
     static const char *fields[] = {"id", "name", "price", "currency", "image", "url", "category"};
     cJSON *item = cJSON_CreateObject();
     for (size_t i = 0; item && i < sizeof fields / sizeof fields[0]; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(product, fields[i]);
+        const cJSON *v = json_member(product, fields[i]);
         if (!v) continue;
         cJSON *copy = cJSON_Duplicate(v, false);
         if (!copy) {
@@ -95,12 +95,12 @@ static bsp_err keep_one(popular_list *p, cJSON *product) {
     if (!attrs) attrs = cJSON_CreateObject();
     if (!attrs) return BSP_ENOMEM;
     cJSON_AddItemToArray(p->attributes, attrs);
-    const cJSON *price = cJSON_GetObjectItemCaseSensitive(item, "price");
+    const cJSON *price = json_member(item, "price");
     p->list[p->count++] = (popular_item){
         .item = item,
         .category = json_get_string(item, "category"),
         .attributes = attrs,
-        .in_stock = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(product, "in_stock")),
+        .in_stock = !cJSON_IsFalse(json_member(product, "in_stock")),
         .price = cJSON_IsNumber(price) ? price->valuedouble : NAN,
     };
     return BSP_OK;
@@ -161,7 +161,7 @@ typedef struct block_filter {
 
 static void filter_from(block_filter *f, const bsp_profile *profile, const cJSON *context,
                         const cJSON *block) {
-    const cJSON *filters = cJSON_GetObjectItemCaseSensitive(block, "filters");
+    const cJSON *filters = json_member(block, "filters");
     f->category = json_get_string(filters, "category");
     f->in_stock_only = json_get_bool(filters, "in_stock", false);
     f->price_min = json_get_number(filters, "price_min", -INFINITY);

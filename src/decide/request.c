@@ -28,7 +28,7 @@ static cJSON *parse_object(const char *body, size_t len, size_t max, bsp_error *
 
 /* An id field: a string, or a number converted in place; NULL if absent. */
 static bsp_err id_field(cJSON *root, const char *key, const char **out, bsp_error *err) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    cJSON *v = json_member(root, key);
     *out = NULL;
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (cJSON_IsNumber(v)) {
@@ -55,7 +55,7 @@ static bsp_err ids(cJSON *root, const char **user_id, const char **anonymous_id,
 }
 
 static bsp_err write_key_field(const cJSON *root, char *out, bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "writeKey");
+    const cJSON *v = json_member(root, "writeKey");
     out[0] = '\0';
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (!cJSON_IsString(v) || strlen(v->valuestring) > BSP_WRITE_KEY_MAX_BYTES)
@@ -68,7 +68,7 @@ static bsp_err write_key_field(const cJSON *root, char *out, bsp_error *err) {
 /* --- /v1/decide ------------------------------------------------------------------------- */
 
 static bsp_err placements_field(decide_request *req, bsp_error *err) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(req->root, "placements");
+    const cJSON *list = json_member(req->root, "placements");
     if (!cJSON_IsArray(list))
         return bsp_error_set(err, BSP_ETYPE, "placements", "must be an array of placement ids");
     size_t i = 0;
@@ -96,7 +96,7 @@ bsp_err decide_request_parse(const char *body, size_t len, decide_request *out, 
     if (!out->root) return err->code;
     if (write_key_field(out->root, out->write_key, err)) return err->code;
     if (ids(out->root, &out->user_id, &out->anonymous_id, err)) return err->code;
-    const cJSON *context = cJSON_GetObjectItemCaseSensitive(out->root, "context");
+    const cJSON *context = json_member(out->root, "context");
     if (context && !cJSON_IsNull(context) && !cJSON_IsObject(context))
         return bsp_error_set(err, BSP_ETYPE, "context", "must be an object");
     out->context = cJSON_IsObject(context) ? context : NULL;
@@ -119,7 +119,7 @@ static const char *event_name(const cJSON *root, bsp_error *err) {
 }
 
 static bsp_err optional_string(const cJSON *root, const char *key, bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *v = json_member(root, key);
     if (v && !cJSON_IsNull(v) && !cJSON_IsString(v))
         return bsp_error_set(err, BSP_ETYPE, key, "must be a string");
     return BSP_OK;
@@ -139,7 +139,7 @@ static cJSON *track_message(const cJSON *root, const char *name, const char *uid
               cJSON_AddStringToObject(props, "token", token);
     static const char *passed[] = {"timestamp", "messageId", "context"};
     for (size_t i = 0; ok && i < 3; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, passed[i]);
+        const cJSON *v = json_member(root, passed[i]);
         if (!v || cJSON_IsNull(v)) continue;
         cJSON *copy = cJSON_Duplicate(v, true);
         ok = copy != NULL;

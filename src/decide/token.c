@@ -224,8 +224,8 @@ static bool payload_fields(const char *json, size_t len, decide_token *tok) {
     cJSON *p = cJSON_ParseWithLength(json, len);
     const char *c = json_get_string(p, "c"), *pl = json_get_string(p, "p");
     const char *v = json_get_string(p, "v");
-    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "pid");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "t");
+    const cJSON *pid = json_member(p, "pid");
+    const cJSON *t = json_member(p, "t");
     bool ok = c && pl && v && cJSON_IsNumber(pid) && cJSON_IsNumber(t) && campaign_id_valid(c) &&
               campaign_id_valid(pl) && (!strcmp(v, "treatment") || !strcmp(v, "control"));
     if (ok) {

@@ -84,7 +84,8 @@ static void collect_fields(const cJSON *obj, msg_fields *f) {
     for (cJSON *it = obj->child; it; it = it->next) {
         if (!it->string) continue;
         for (size_t i = 0; i < sizeof field_table / sizeof field_table[0]; i++) {
-            if (strcmp(it->string, field_table[i].key) != 0) continue;
+            const char *key = field_table[i].key;
+            if (it->string[0] != key[0] || strcmp(it->string, key) != 0) continue;
             cJSON **slot = (cJSON **)((char *)f + field_table[i].offset);
             if (!*slot) *slot = it;
             break;
@@ -321,7 +322,7 @@ static void delete_if_null(cJSON *obj, cJSON *item) {
 static bool merge_under(cJSON *dst, const cJSON *src) {
     for (const cJSON *it = src->child; it; it = it->next) {
         if (!it->string) continue;
-        cJSON *cur = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+        cJSON *cur = json_member(dst, it->string);
         if (cur) {
             if (cJSON_IsObject(cur) && cJSON_IsObject(it) && !merge_under(cur, it)) return false;
             continue;
@@ -525,7 +526,7 @@ static bsp_err parse_single(cJSON **root, bsp_event_type type, int64_t received_
                             bsp_event_list *out, bsp_error *err) {
     if (!cJSON_IsObject(*root))
         return bsp_error_set(err, BSP_EINVAL, "", "the body must be a JSON object (one message)");
-    take_write_key(out, cJSON_GetObjectItemCaseSensitive(*root, "writeKey"));
+    take_write_key(out, json_member(*root, "writeKey"));
     norm_args a = {.received_ms = received_ms, .prefix = ""};
     if (validate_message(*root, type, &a, err)) return err->code;
     out->items = calloc(1, sizeof *out->items);
@@ -557,12 +558,12 @@ static bsp_err open_envelope(cJSON *root, batch_envelope *env, bsp_event_list *o
     if (!cJSON_IsObject(root))
         return bsp_error_set(err, BSP_EINVAL, "",
                              "a batch body must be {\"batch\": [...]} or an array of messages");
-    const cJSON *write_key = cJSON_GetObjectItemCaseSensitive(root, "writeKey");
+    const cJSON *write_key = json_member(root, "writeKey");
     if (check_write_key(write_key, "", err)) return err->code;
     take_write_key(out, write_key);
-    env->messages = cJSON_GetObjectItemCaseSensitive(root, "batch");
-    env->context = cJSON_GetObjectItemCaseSensitive(root, "context");
-    env->integrations = cJSON_GetObjectItemCaseSensitive(root, "integrations");
+    env->messages = json_member(root, "batch");
+    env->context = json_member(root, "context");
+    env->integrations = json_member(root, "integrations");
     env->array_name = "batch";
     if (!env->messages)
         return bsp_error_set(err, BSP_EINVAL, "batch", "a batch body needs a \"batch\" array");
@@ -579,7 +580,7 @@ static bsp_err open_envelope(cJSON *root, batch_envelope *env, bsp_event_list *o
  * when memory runs out. */
 static bsp_err add_batch_message(const batch_envelope *env, cJSON *msg, size_t index,
                                  int64_t received_ms, bsp_event_list *out) {
-    if (cJSON_IsObject(msg)) take_write_key(out, cJSON_GetObjectItemCaseSensitive(msg, "writeKey"));
+    if (cJSON_IsObject(msg)) take_write_key(out, json_member(msg, "writeKey"));
     char prefix[48];
     snprintf(prefix, sizeof prefix, "%s[%zu]", env->array_name, index);
     norm_args a = {.received_ms = received_ms,

@@ -79,28 +79,35 @@ cJSON *json_parse(const char *text, size_t len, int max_depth, bsp_error *err) {
     return root;
 }
 
+cJSON *json_member(const cJSON *obj, const char *key) {
+    if (!obj || !key) return NULL;
+    for (cJSON *it = obj->child; it && it->string; it = it->next)
+        if (it->string[0] == key[0] && strcmp(it->string, key) == 0) return it;
+    return NULL;
+}
+
 const char *json_get_string(const cJSON *obj, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 double json_get_number(const cJSON *obj, const char *key, double dflt) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
 bool json_get_bool(const cJSON *obj, const char *key, bool dflt) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }
 
 cJSON *json_get_object(const cJSON *obj, const char *key) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    cJSON *v = json_member(obj, key);
     return cJSON_IsObject(v) ? v : NULL;
 }
 
 cJSON *json_get_array(const cJSON *obj, const char *key) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    cJSON *v = json_member(obj, key);
     return cJSON_IsArray(v) ? v : NULL;
 }
 
@@ -114,14 +121,14 @@ cJSON *json_path(const cJSON *root, const char *dotted) {
         if (n >= sizeof key || !cJSON_IsObject(cur)) return NULL;
         memcpy(key, p, n);
         key[n] = '\0';
-        cur = cJSON_GetObjectItemCaseSensitive(cur, key);
+        cur = json_member(cur, key);
         p = dot ? dot + 1 : p + n;
     }
     return (cJSON *)cur;
 }
 
 void json_set(cJSON *obj, const char *key, cJSON *item) {
-    if (cJSON_GetObjectItemCaseSensitive(obj, key))
+    if (json_member(obj, key))
         cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
     else
         cJSON_AddItemToObject(obj, key, item);
@@ -131,7 +138,7 @@ void json_merge(cJSON *dst, const cJSON *src) {
     const cJSON *it;
     cJSON_ArrayForEach(it, src) {
         if (!it->string) continue;
-        cJSON *cur = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+        cJSON *cur = json_member(dst, it->string);
         if (cJSON_IsObject(cur) && cJSON_IsObject(it)) {
             json_merge(cur, it);
         } else {

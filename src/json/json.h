@@ -18,6 +18,10 @@ cJSON *json_parse(const char *text, size_t len, int max_depth, bsp_error *err);
 
 /* Typed getters on an object member (one level, not a path). Missing or
  * null gives the default / NULL. */
+/* obj's first member named key (NULL if none, or obj is not an object):
+ * cJSON_GetObjectItemCaseSensitive, comparing the first byte before the
+ * rest, which spares most strcmp calls on messages with many members. */
+cJSON *json_member(const cJSON *obj, const char *key);
 const char *json_get_string(const cJSON *obj, const char *key);
 double json_get_number(const cJSON *obj, const char *key, double dflt);
 bool json_get_bool(const cJSON *obj, const char *key, bool dflt);

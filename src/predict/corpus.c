@@ -61,7 +61,7 @@ static bsp_err push_event(predict_corpus *c, int64_t ts, double amount, predict_
 static uint64_t product_hash(const cJSON *p) {
     static const char *const keys[] = {"product_id", "id", "sku"};
     for (size_t i = 0; i < 3; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, keys[i]);
+        const cJSON *v = json_member(p, keys[i]);
         if (cJSON_IsString(v) && v->valuestring[0])
             return bsp_hash64(v->valuestring, strlen(v->valuestring)) | 1;
         if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
@@ -88,14 +88,14 @@ static bsp_err push_line(predict_corpus *c, int64_t ts, const cJSON *product, bo
 }
 
 static double number_or(const cJSON *obj, const char *key, double dflt) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : dflt;
 }
 
 /* properties.revenue, else total, else the sum of price x quantity. */
 static double order_amount(const cJSON *props) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, "revenue");
-    if (!cJSON_IsNumber(v)) v = cJSON_GetObjectItemCaseSensitive(props, "total");
+    const cJSON *v = json_member(props, "revenue");
+    if (!cJSON_IsNumber(v)) v = json_member(props, "total");
     if (cJSON_IsNumber(v)) return isfinite(v->valuedouble) ? v->valuedouble : 0;
     double sum = 0;
     const cJSON *p;

@@ -27,8 +27,8 @@ static const char *id_string(const cJSON *v, char *buf, size_t cap) {
 
 /* Segment v2 names it product_id; v1 and some senders use id. */
 static const char *product_id_of(const cJSON *product, char *buf, size_t cap) {
-    const char *id = id_string(cJSON_GetObjectItemCaseSensitive(product, "product_id"), buf, cap);
-    return id ? id : id_string(cJSON_GetObjectItemCaseSensitive(product, "id"), buf, cap);
+    const char *id = id_string(json_member(product, "product_id"), buf, cap);
+    return id ? id : id_string(json_member(product, "id"), buf, cap);
 }
 
 /* A quantity: a number >= 1 (rounded), anything else counts as 1. */
@@ -39,7 +39,7 @@ static int64_t quantity_of(const cJSON *product) {
 }
 
 static bool price_of(const cJSON *product, double *price) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(product, "price");
+    const cJSON *v = json_member(product, "price");
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return false;
     *price = v->valuedouble;
     return true;
@@ -48,8 +48,8 @@ static bool price_of(const cJSON *product, double *price) {
 /* properties.revenue if a number, else total, else sum of price * quantity
  * over products[]. */
 static double order_amount(const cJSON *props) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(props, "revenue");
-    if (!cJSON_IsNumber(v)) v = cJSON_GetObjectItemCaseSensitive(props, "total");
+    const cJSON *v = json_member(props, "revenue");
+    if (!cJSON_IsNumber(v)) v = json_member(props, "total");
     if (cJSON_IsNumber(v)) return isfinite(v->valuedouble) ? v->valuedouble : 0;
     money sum = {0};
     const cJSON *product;
@@ -68,7 +68,7 @@ static void merge_changed(cJSON *dst, const cJSON *src) {
     const cJSON *it;
     cJSON_ArrayForEach(it, src) {
         if (!it->string) continue;
-        cJSON *cur = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+        cJSON *cur = json_member(dst, it->string);
         if (cJSON_IsObject(cur) && cJSON_IsObject(it)) {
             merge_changed(cur, it);
             continue;

@@ -269,7 +269,7 @@ static bool is_finite_number(const cJSON *v) {
 }
 
 static const cJSON *r_get(reader *r, const char *key) {
-    return r->rc ? NULL : cJSON_GetObjectItemCaseSensitive(r->root, key);
+    return r->rc ? NULL : json_member(r->root, key);
 }
 
 static void r_fail(reader *r) {
@@ -358,8 +358,8 @@ static void r_decay_entry(reader *r, decay_table *t, const cJSON *entry) {
 static void r_decay(reader *r, const char *key, decay_table *t) {
     const cJSON *obj = r_get(r, key), *entry;
     if (!obj) return;
-    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(obj, "ref");
-    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(obj, "e");
+    const cJSON *ref = json_member(obj, "ref");
+    const cJSON *entries = json_member(obj, "e");
     if (!cJSON_IsObject(obj) || !is_int(ref) || !cJSON_IsArray(entries)) return r_fail(r);
     t->ref_ms = (int64_t)ref->valuedouble;
     cJSON_ArrayForEach(entry, entries) {
@@ -445,7 +445,7 @@ bsp_err profile_from_json(const char *json, size_t len, bsp_profile **out) {
     r_identity(&r);
     r_activity(&r);
     r_shopping(&r);
-    const cJSON *extras = r.rc ? NULL : cJSON_GetObjectItemCaseSensitive(root, "x");
+    const cJSON *extras = r.rc ? NULL : json_member(root, "x");
     if (extras) r.rc = extras_from_storage(r.p, extras);
     cJSON_Delete(root);
     if (r.rc) {

@@ -201,7 +201,7 @@ static cJSON *recent_item(const bsp_event *ev, const char *name, const cJSON *pr
     if (!cJSON_AddStringToObject(item, "event", name) ||
         !cJSON_AddNumberToObject(item, "timestamp", (double)ev->ts_ms) || !copy ||
         !cJSON_AddItemToObject(item, "properties", copy)) {
-        if (copy && !cJSON_GetObjectItemCaseSensitive(item, "properties")) cJSON_Delete(copy);
+        if (copy && !json_member(item, "properties")) cJSON_Delete(copy);
         cJSON_Delete(item);
         return NULL;
     }
@@ -411,7 +411,7 @@ bsp_err extras_to_storage(const bsp_profile *p, cJSON **out) {
 }
 
 static bsp_err read_section(const cJSON *x, const char *key, cJSON **out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, key);
+    const cJSON *v = json_member(x, key);
     if (!v) return BSP_OK;
     if (!cJSON_IsObject(v)) return BSP_ETYPE;
     *out = cJSON_Duplicate(v, true);
@@ -419,7 +419,7 @@ static bsp_err read_section(const cJSON *x, const char *key, cJSON **out) {
 }
 
 static bsp_err read_segments(bsp_profile *p, const cJSON *x) {
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(x, "seg"), *it;
+    const cJSON *arr = json_member(x, "seg"), *it;
     if (!arr) return BSP_OK;
     if (!cJSON_IsArray(arr)) return BSP_ETYPE;
     cJSON_ArrayForEach(it, arr) {
@@ -437,7 +437,7 @@ static uint32_t counter_of(const cJSON *v) {
 }
 
 static bsp_err read_exposures(bsp_profile *p, const cJSON *x) {
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(x, "exp"), *row;
+    const cJSON *arr = json_member(x, "exp"), *row;
     if (!arr) return BSP_OK;
     if (!cJSON_IsArray(arr)) return BSP_ETYPE;
     cJSON_ArrayForEach(row, arr) {
@@ -457,10 +457,10 @@ static bsp_err read_exposures(bsp_profile *p, const cJSON *x) {
 }
 
 static bsp_err read_decay(const cJSON *x, const char *key, decay_table *t) {
-    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(x, key), *row;
+    const cJSON *obj = json_member(x, key), *row;
     if (!obj) return BSP_OK;
-    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(obj, "ref");
-    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(obj, "e");
+    const cJSON *ref = json_member(obj, "ref");
+    const cJSON *rows = json_member(obj, "e");
     if (!cJSON_IsNumber(ref) || !cJSON_IsArray(rows)) return BSP_ETYPE;
     t->ref_ms = (int64_t)ref->valuedouble;
     cJSON_ArrayForEach(row, rows) {
@@ -474,12 +474,11 @@ static bsp_err read_decay(const cJSON *x, const char *key, decay_table *t) {
 }
 
 static bsp_err read_recent(bsp_profile *p, const cJSON *x) {
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(x, "recent"), *it;
+    const cJSON *arr = json_member(x, "recent"), *it;
     if (!arr) return BSP_OK;
     if (!cJSON_IsArray(arr)) return BSP_ETYPE;
     cJSON_ArrayForEach(it, arr) if (!json_get_string(it, "event") ||
-                                    !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(
-                                        it, "timestamp"))) return BSP_ETYPE;
+                                    !cJSON_IsNumber(json_member(it, "timestamp"))) return BSP_ETYPE;
     p->recent = cJSON_Duplicate(arr, true);
     return p->recent ? BSP_OK : BSP_ENOMEM;
 }
@@ -492,7 +491,7 @@ bsp_err extras_from_storage(bsp_profile *p, const cJSON *x) {
     if (!err) err = read_exposures(p, x);
     if (!err) err = read_decay(x, "dp", &p->dwell_products);
     if (!err) err = read_decay(x, "dc", &p->dwell_categories);
-    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(x, "ds");
+    const cJSON *ds = json_member(x, "ds");
     if (!err && ds) {
         if (!cJSON_IsNumber(ds) || !(ds->valuedouble >= 0)) return BSP_ETYPE;
         p->dwell_seconds = ds->valuedouble;

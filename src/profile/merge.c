@@ -13,7 +13,7 @@ static void merge_missing(cJSON *dst, const cJSON *src) {
     const cJSON *it;
     cJSON_ArrayForEach(it, src) {
         if (!it->string) continue;
-        cJSON *cur = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+        cJSON *cur = json_member(dst, it->string);
         if (cJSON_IsObject(cur) && cJSON_IsObject(it)) {
             merge_missing(cur, it);
         } else if (!cur) {

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json/json.h"
+
 /* --- string lists -------------------------------------------------------- */
 
 static uint64_t hash_string(const char *s) {
@@ -342,7 +344,7 @@ const cJSON *profile_traits(const bsp_profile *p) {
 }
 
 int profile_consent(const bsp_profile *p, const char *category) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p->consent, category);
+    const cJSON *v = json_member(p->consent, category);
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : -1;
 }
 

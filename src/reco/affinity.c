@@ -35,8 +35,8 @@ static const char *price_band(const reco_snapshot *s, uint32_t item) {
 const char *reco_attr_value(const reco_snapshot *s, uint32_t item, const char *attr, char *buf,
                             size_t cap) {
     const cJSON *p = s->products[item];
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(json_get_object(p, "attributes"), attr);
-    if (!v) v = cJSON_GetObjectItemCaseSensitive(p, attr);
+    const cJSON *v = json_member(json_get_object(p, "attributes"), attr);
+    if (!v) v = json_member(p, attr);
     if (cJSON_IsString(v) && v->valuestring[0]) return v->valuestring;
     if (cJSON_IsNumber(v)) {
         snprintf(buf, cap, "%g", v->valuedouble);
@@ -215,7 +215,7 @@ void reco_affinities_learn(const reco_snapshot *s, const reco_visitor *v, const 
         snprintf(af->attribute, sizeof af->attribute, "%s", attrs[a]);
         /* the table is a cache inside the immutable snapshot */
         const struct reco_attr_table *t = reco_attr_table_get((reco_snapshot *)s, attrs[a]);
-        finish(l, cJSON_GetObjectItemCaseSensitive(quiz, attrs[a]), af);
+        finish(l, json_member(quiz, attrs[a]), af);
         af->codes = t ? t->codes : NULL;
         for (size_t i = 0; i < af->count; i++)
             af->values[i].code = t ? reco_attr_code(t, af->values[i].value) : UINT32_MAX;

@@ -92,7 +92,7 @@ static bsp_err user_push(user_buf *u, uint32_t item, int64_t ts, uint8_t kind) {
 static const char *product_id_of(const cJSON *p, char *buf, size_t cap) {
     static const char *const keys[] = {"product_id", "id", "sku"};
     for (size_t i = 0; i < 3; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, keys[i]);
+        const cJSON *v = json_member(p, keys[i]);
         if (cJSON_IsString(v) && v->valuestring[0]) return v->valuestring;
         if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
             snprintf(buf, cap, "%.15g", v->valuedouble);

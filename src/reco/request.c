@@ -31,7 +31,7 @@ static bsp_err string_list(const cJSON *arr, const char *at, const char **out, s
 }
 
 static bsp_err opt_bool(const cJSON *obj, const char *key, bool *out, bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (!cJSON_IsBool(v))
         return bsp_error_set(err, BSP_ETYPE, key, "filters.%s must be true or false", key);
@@ -41,7 +41,7 @@ static bsp_err opt_bool(const cJSON *obj, const char *key, bool *out, bsp_error 
 
 static bsp_err opt_number(const cJSON *obj, const char *key, double lo, double hi, double *out,
                           bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi))
         return bsp_error_set(err, BSP_ETYPE, key, "%s must be a number from %g to %g", key, lo, hi);
@@ -51,7 +51,7 @@ static bsp_err opt_number(const cJSON *obj, const char *key, double lo, double h
 
 /* An optional string member of at most RECO_ID_MAX_BYTES. */
 static bsp_err opt_id(const cJSON *obj, const char *key, const char **out, bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     *out = NULL;
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > RECO_ID_MAX_BYTES)
@@ -96,13 +96,13 @@ static bsp_err parse_filters(reco_body *b, const cJSON *f, bsp_error *err) {
     if (!rc) rc = opt_number(f, "price_max", 0, 1e12, &rf->price_max, err);
     if (!rc) rc = opt_number(f, "max_per_category", 0, RECO_MAX_N, &max_cat, err);
     if (!rc)
-        rc = string_list(cJSON_GetObjectItemCaseSensitive(f, "categories"), "filters.categories",
-                         b->categories, RECO_FILTER_LIST_MAX, &rf->category_count, err);
+        rc = string_list(json_member(f, "categories"), "filters.categories", b->categories,
+                         RECO_FILTER_LIST_MAX, &rf->category_count, err);
     if (!rc)
-        rc = string_list(cJSON_GetObjectItemCaseSensitive(f, "exclude"), "filters.exclude",
-                         b->exclude, RECO_FILTER_LIST_MAX, &rf->exclude_count, err);
-    if (!rc) rc = parse_boosts(b, cJSON_GetObjectItemCaseSensitive(f, "boost"), false, err);
-    if (!rc) rc = parse_boosts(b, cJSON_GetObjectItemCaseSensitive(f, "bury"), true, err);
+        rc = string_list(json_member(f, "exclude"), "filters.exclude", b->exclude,
+                         RECO_FILTER_LIST_MAX, &rf->exclude_count, err);
+    if (!rc) rc = parse_boosts(b, json_member(f, "boost"), false, err);
+    if (!rc) rc = parse_boosts(b, json_member(f, "bury"), true, err);
     rf->max_per_category = (size_t)max_cat;
     return rc;
 }
@@ -120,11 +120,11 @@ static bsp_err parse_recommend(reco_body *b, bsp_error *err) {
     if (!rc && b->segment && b->req.strategy != RECO_POPULAR)
         rc = bsp_error_set(err, BSP_EINVAL, "segment", "segment goes with strategy \"popular\"");
     if (!rc)
-        rc = string_list(cJSON_GetObjectItemCaseSensitive(b->json, "items"), "items", b->items,
-                         RECO_ITEMS_IN_MAX, &b->req.item_count, err);
+        rc = string_list(json_member(b->json, "items"), "items", b->items, RECO_ITEMS_IN_MAX,
+                         &b->req.item_count, err);
     if (!rc && b->bundle && b->req.item_count == 0)
         rc = bsp_error_set(err, BSP_EINVAL, "items", "a bundle needs its anchor in items");
-    if (!rc) rc = parse_filters(b, cJSON_GetObjectItemCaseSensitive(b->json, "filters"), err);
+    if (!rc) rc = parse_filters(b, json_member(b->json, "filters"), err);
     return rc;
 }
 
@@ -163,8 +163,8 @@ bsp_err reco_body_parse(const char *text, size_t len, bool rank, reco_body *b, b
     bsp_err rc = parse_ids(b, err);
     if (rc) return rc;
     if (!rank) return parse_recommend(b, err);
-    return string_list(cJSON_GetObjectItemCaseSensitive(b->json, "items"), "items", b->items,
-                       RECO_RANK_MAX, &b->req.item_count, err);
+    return string_list(json_member(b->json, "items"), "items", b->items, RECO_RANK_MAX,
+                       &b->req.item_count, err);
 }
 
 void reco_body_free(reco_body *b) {

@@ -142,7 +142,7 @@ static void derive_item(reco_snapshot *s, uint32_t i) {
     const cJSON *p = s->products[i];
     s->category[i] = json_get_string(p, "category");
     s->price[i] = (float)json_get_number(p, "price", -1);
-    const cJSON *stock = cJSON_GetObjectItemCaseSensitive(p, "in_stock");
+    const cJSON *stock = json_member(p, "in_stock");
     s->in_stock[i] = cJSON_IsBool(stock) ? (int8_t)cJSON_IsTrue(stock) : -1;
     s->topcat[i] = top_category_hash(s->category[i]);
 }

@@ -20,12 +20,12 @@ void auto_progress(const autoseg_ctl *ctl, const char *stage, size_t done, size_
 }
 
 double auto_number(const cJSON *obj, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
 int64_t auto_time(const cJSON *obj, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     int64_t ms = 0;
     if (cJSON_IsString(v) && !bsp_time_parse(v->valuestring, &ms)) ms = 0;
     return ms;
@@ -154,7 +154,7 @@ static bsp_err drop_definition(bsp_txn *txn, const char *id) {
     if (rc == BSP_ENOTFOUND) return BSP_OK;
     if (rc != BSP_OK) return rc;
     cJSON *o = cJSON_ParseWithLength(def.data, def.len);
-    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    const cJSON *kind = json_member(o, "kind");
     bool automatic = cJSON_IsString(kind) && strcmp(kind->valuestring, "automatic") == 0;
     cJSON_Delete(o);
     return automatic ? store_config_del(txn, "segment", id) : BSP_OK;

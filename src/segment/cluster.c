@@ -345,7 +345,7 @@ static bool in_cluster_family(const bsp_profile *p) {
 }
 
 static void fill_row(double *row, const cJSON *computed, int64_t first, int64_t last) {
-    const cJSON *bought = cJSON_GetObjectItemCaseSensitive(computed, "purchased");
+    const cJSON *bought = json_member(computed, "purchased");
     double revenue = auto_number(computed, "revenue"), aov = auto_number(computed, "aov");
     row[0] = auto_number(computed, "orders");
     row[1] = revenue > 0 ? revenue : 0;
@@ -370,7 +370,7 @@ static bsp_err cl_visit(void *ctx, uint64_t pid, const bsp_profile *p, const cJS
     if (!active) return BSP_OK;
     if (last > s->newest_ms) s->newest_ms = last;
     fill_row(s->raw + s->n * CLUSTER_FEATURES, computed, auto_time(computed, "first_seen"), last);
-    const cJSON *fav = cJSON_GetObjectItemCaseSensitive(computed, "favorite_category");
+    const cJSON *fav = json_member(computed, "favorite_category");
     s->cat[s->n++] = intern_category(s, cJSON_IsString(fav) ? fav->valuestring : NULL);
     return BSP_OK;
 }

@@ -107,7 +107,7 @@ static bool each_path_value(const eval_ctx *x, const cJSON *item, const cond_nod
             return false;
         }
         if (!cJSON_IsObject(item)) return false;
-        item = cJSON_GetObjectItemCaseSensitive(item, path->segs[seg]);
+        item = json_member(item, path->segs[seg]);
         if (!item) return false;
     }
     if (cJSON_IsArray(item)) return each_json_item(x, item, fn, arg);
@@ -332,8 +332,7 @@ static void eval_path(const eval_ctx *x, const cond_node *path, cond_val *out) {
             out->seg = seg;
             return;
         }
-        item =
-            cJSON_IsObject(item) ? cJSON_GetObjectItemCaseSensitive(item, path->segs[seg]) : NULL;
+        item = cJSON_IsObject(item) ? json_member(item, path->segs[seg]) : NULL;
     }
     value_from_json(item, out);
 }
@@ -358,7 +357,7 @@ static bool add_number(const eval_ctx *x, const cond_val *item, void *arg) {
 static bool visit_event(void *vctx, const cJSON *event) {
     event_scan *scan = vctx;
     eval_ctx inner = *scan->outer;
-    inner.properties = cJSON_GetObjectItemCaseSensitive(event, "properties");
+    inner.properties = json_member(event, "properties");
     cond_val v;
     if (scan->filter >= 0) {
         eval_node(&inner, scan->filter, &v);

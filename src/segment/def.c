@@ -35,7 +35,7 @@ void seg_def_free(seg_def *d) {
 /* An optional string member no longer than max; NULL when absent. */
 static bsp_err opt_string(const cJSON *body, const char *key, size_t max, char **out,
                           bsp_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    const cJSON *v = json_member(body, key);
     *out = NULL;
     if (!v || cJSON_IsNull(v)) return BSP_OK;
     if (!cJSON_IsString(v)) return bsp_error_set(err, BSP_ETYPE, key, "must be a string");
@@ -57,7 +57,7 @@ static bsp_err read_webhook(seg_def *d, const cJSON *hook, bsp_error *err) {
     if (rc) return rc;
     if (!d->hook_url || !url_ok(d->hook_url))
         return bsp_error_set(err, BSP_ETYPE, "webhook.url", "must be an http:// or https:// URL");
-    const cJSON *on = cJSON_GetObjectItemCaseSensitive(hook, "on"), *it;
+    const cJSON *on = json_member(hook, "on"), *it;
     if (!on) {
         d->hook_enter = d->hook_exit = true;
         return BSP_OK;
@@ -134,7 +134,7 @@ bsp_err seg_def_from_json(const cJSON *body, const char *path_id, bool trusted, 
         rc = bsp_error_set(err, BSP_ETYPE, "condition", "is required");
     if (!rc && d->automatic && d->condition)
         rc = bsp_error_set(err, BSP_ETYPE, "condition", "an automatic segment has none");
-    if (!rc) rc = read_webhook(d, cJSON_GetObjectItemCaseSensitive(body, "webhook"), err);
+    if (!rc) rc = read_webhook(d, json_member(body, "webhook"), err);
     if (!rc && !d->automatic) rc = compile_condition(d, err);
     if (!rc) {
         d->created_ms = (int64_t)json_get_number(body, "created_ms", 0);
