@@ -173,17 +173,25 @@ static bsp_err write_number(bsp_buf *out, double d) {
 
 static bsp_err write_item(bsp_buf *out, const cJSON *item);
 
+/* One byte: the punctuation of every member, without a call when it fits. */
+static inline bsp_err put_char(bsp_buf *out, char c) {
+    if (out->len + 2 > out->cap) return bsp_buf_append(out, &c, 1);
+    out->data[out->len++] = c;
+    out->data[out->len] = '\0';
+    return BSP_OK;
+}
+
 static bsp_err write_container(bsp_buf *out, const cJSON *item, bool object) {
-    bsp_err rc = bsp_buf_append(out, object ? "{" : "[", 1);
+    bsp_err rc = put_char(out, object ? '{' : '[');
     for (const cJSON *it = item->child; it && !rc; it = it->next) {
-        if (it != item->child) rc = bsp_buf_append(out, ",", 1);
+        if (it != item->child) rc = put_char(out, ',');
         if (!rc && object) {
             rc = json_write_string(out, it->string ? it->string : "");
-            if (!rc) rc = bsp_buf_append(out, ":", 1);
+            if (!rc) rc = put_char(out, ':');
         }
         if (!rc) rc = write_item(out, it);
     }
-    return rc ? rc : bsp_buf_append(out, object ? "}" : "]", 1);
+    return rc ? rc : put_char(out, object ? '}' : ']');
 }
 
 static bsp_err write_item(bsp_buf *out, const cJSON *item) {
@@ -216,7 +224,7 @@ bsp_err json_write(bsp_buf *out, const cJSON *item) {
 
 bsp_err json_write_string(bsp_buf *out, const char *s) {
     static const char hex[] = "0123456789abcdef";
-    if (bsp_buf_append(out, "\"", 1)) return BSP_ENOMEM;
+    if (put_char(out, '"')) return BSP_ENOMEM;
     const unsigned char *run = (const unsigned char *)s, *p = run;
     for (;; p++) {
         unsigned char c = *p;
@@ -253,7 +261,7 @@ bsp_err json_write_string(bsp_buf *out, const char *s) {
         }
         if (bsp_buf_append(out, esc, n)) return BSP_ENOMEM;
     }
-    return bsp_buf_append(out, "\"", 1);
+    return put_char(out, '"');
 }
 
 bsp_err json_write_error(bsp_buf *out, const bsp_error *err) {
