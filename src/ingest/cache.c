@@ -57,7 +57,31 @@ pentry *pcache_get(pcache *c, uint64_t pid) {
     return NULL;
 }
 
+/* Doubles the table when it holds more entries than buckets: the cache
+ * exceeds its capacity between checkpoints (a backfill loads every
+ * profile), and long chains made each look-up a run of cache misses. The
+ * entries stay where they are if the bigger table cannot be allocated. */
+static void grow(pcache *c) {
+    size_t n = c->nbuckets * 2;
+    pentry **buckets = calloc(n, sizeof *buckets);
+    if (!buckets) return;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        pentry *e = c->buckets[i];
+        while (e) {
+            pentry *next = e->hash_next;
+            size_t b = (size_t)(bsp_hash64(&e->pid, sizeof e->pid) & (n - 1));
+            e->hash_next = buckets[b];
+            buckets[b] = e;
+            e = next;
+        }
+    }
+    free(c->buckets);
+    c->buckets = buckets;
+    c->nbuckets = n;
+}
+
 pentry *pcache_put(pcache *c, bsp_profile *p) {
+    if (c->count >= c->nbuckets) grow(c);
     pentry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     e->pid = profile_pid(p);

@@ -8,7 +8,7 @@
 
 /* Maximum nesting measured on the raw text, so a hostile body never reaches
  * cJSON's recursive parser deeper than we allow. Strings are skipped. */
-static int text_depth(const char *s, size_t len) {
+int json_text_depth(const char *s, size_t len) {
     int depth = 0, max = 0;
     bool in_str = false;
     for (size_t i = 0; i < len; i++) {
@@ -44,7 +44,7 @@ static void position_of(const char *s, size_t off, int *line, int *col) {
 }
 
 cJSON *json_parse(const char *text, size_t len, int max_depth, bsp_error *err) {
-    if (text_depth(text, len) > max_depth) {
+    if (json_text_depth(text, len) > max_depth) {
         bsp_error_set(err, BSP_ETOOBIG, "", "JSON nested deeper than %d levels", max_depth);
         return NULL;
     }

@@ -15,6 +15,9 @@
  * fills err with BSP_EPARSE and at = "line L, column C" (1-based), or
  * BSP_ETOOBIG when nesting exceeds max_depth. The caller owns the result. */
 cJSON *json_parse(const char *text, size_t len, int max_depth, bsp_error *err);
+/* The nesting depth json_parse measures: the deepest run of open objects
+ * and arrays in len bytes of text, strings skipped. */
+int json_text_depth(const char *text, size_t len);
 
 /* Typed getters on an object member (one level, not a path). Missing or
  * null gives the default / NULL. */

@@ -10,6 +10,9 @@
  *   last_order, cart [[product_id, quantity, price]...], recent, purchased,
  *   cat / brand {"ref": ms, "e": [[name, score]...]}, search, country, device
  *
+ * Reading goes through scan.c for the layout written here, and through a
+ * cJSON tree (profile_from_json_tree) for anything else.
+ *
  * Public form (profile_public_json): what the admin API shows, with ISO
  * times, money rounded to cents and missing strings as null. */
 #include "profile/profile_internal.h"
@@ -431,7 +434,7 @@ static void r_shopping(reader *r) {
     r_device(r);
 }
 
-bsp_err profile_from_json(const char *json, size_t len, bsp_profile **out) {
+bsp_err profile_from_json_tree(const char *json, size_t len, bsp_profile **out) {
     *out = NULL;
     bsp_error err;
     cJSON *root = json ? json_parse(json, len, BSP_JSON_MAX_DEPTH + 2, &err) : NULL;
@@ -454,6 +457,13 @@ bsp_err profile_from_json(const char *json, size_t len, bsp_profile **out) {
     }
     *out = r.p;
     return BSP_OK;
+}
+
+/* The writer's own layout is scanned (scan.c); anything else, and whatever
+ * the scanner declines, goes through the tree. */
+bsp_err profile_from_json(const char *json, size_t len, bsp_profile **out) {
+    if (profile_scan_json(json, len, out)) return BSP_OK;
+    return profile_from_json_tree(json, len, out);
 }
 
 /* --- the public form ----------------------------------------------------- */
@@ -527,6 +537,14 @@ static void computed_activity(builder *b, cJSON *o, const bsp_profile *p) {
     b_add(b, o, "cart_items", cJSON_CreateNumber((double)profile_cart_items(p)));
     b_add(b, o, "cart_value", cJSON_CreateNumber(round_cents(profile_cart_value(p))));
     b_add(b, o, "cart", cart_json(&p->cart));
+}
+
+int64_t profile_orders(const bsp_profile *p) {
+    return p->orders;
+}
+
+double profile_revenue(const bsp_profile *p) {
+    return round_cents(money_value(&p->revenue));
 }
 
 static void computed_orders(builder *b, cJSON *o, const bsp_profile *p) {

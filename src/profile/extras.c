@@ -424,16 +424,35 @@ static bsp_err read_segments(bsp_profile *p, const cJSON *x) {
     if (!cJSON_IsArray(arr)) return BSP_ETYPE;
     cJSON_ArrayForEach(it, arr) {
         if (!cJSON_IsString(it)) return BSP_ETYPE;
-        if (!profile_in_segment(p, it->valuestring) &&
-            strlist_insert(&p->segments, p->segments.count, it->valuestring) != BSP_OK)
-            return BSP_ENOMEM;
+        if (extras_load_segment(p, it->valuestring) != BSP_OK) return BSP_ENOMEM;
     }
     return BSP_OK;
 }
 
-static uint32_t counter_of(const cJSON *v) {
-    double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+bsp_err extras_load_segment(bsp_profile *p, const char *segment_id) {
+    if (profile_in_segment(p, segment_id)) return BSP_OK;
+    return strlist_insert(&p->segments, p->segments.count, segment_id) == BSP_OK ? BSP_OK
+                                                                                 : BSP_ENOMEM;
+}
+
+static double number_or_zero(const cJSON *v) {
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static uint32_t counter_of(double d) {
     return d > 0 ? (d >= UINT32_MAX ? UINT32_MAX : (uint32_t)d) : 0;
+}
+
+bsp_err extras_load_exposure(bsp_profile *p, const char *campaign, double day, double views_day,
+                             double views_total, double clicks_total) {
+    if (exposure_find(p, campaign)) return BSP_OK;
+    exposure *e = exposure_add(p, campaign);
+    if (!e) return BSP_ENOMEM;
+    e->day = day < 0 ? INT64_MIN : day < 0x1p62 ? (int64_t)day : INT64_MAX; /* no overflow */
+    e->views_day = counter_of(views_day);
+    e->views_total = counter_of(views_total);
+    e->clicks_total = counter_of(clicks_total);
+    return BSP_OK;
 }
 
 static bsp_err read_exposures(bsp_profile *p, const cJSON *x) {
@@ -445,13 +464,10 @@ static bsp_err read_exposures(bsp_profile *p, const cJSON *x) {
         if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 5 || !cJSON_IsString(id) ||
             !cJSON_IsNumber(day))
             return BSP_ETYPE;
-        if (exposure_find(p, id->valuestring)) continue;
-        exposure *e = exposure_add(p, id->valuestring);
-        if (!e) return BSP_ENOMEM;
-        e->day = day->valuedouble < 0 ? INT64_MIN : (int64_t)day->valuedouble;
-        e->views_day = counter_of(cJSON_GetArrayItem(row, 2));
-        e->views_total = counter_of(cJSON_GetArrayItem(row, 3));
-        e->clicks_total = counter_of(cJSON_GetArrayItem(row, 4));
+        bsp_err err = extras_load_exposure(
+            p, id->valuestring, day->valuedouble, number_or_zero(cJSON_GetArrayItem(row, 2)),
+            number_or_zero(cJSON_GetArrayItem(row, 3)), number_or_zero(cJSON_GetArrayItem(row, 4)));
+        if (err) return err;
     }
     return BSP_OK;
 }
@@ -461,7 +477,9 @@ static bsp_err read_decay(const cJSON *x, const char *key, decay_table *t) {
     if (!obj) return BSP_OK;
     const cJSON *ref = json_member(obj, "ref");
     const cJSON *rows = json_member(obj, "e");
-    if (!cJSON_IsNumber(ref) || !cJSON_IsArray(rows)) return BSP_ETYPE;
+    /* beyond 2^53 the conversion to int64_t could overflow (undefined) */
+    if (!cJSON_IsNumber(ref) || !(fabs(ref->valuedouble) <= 0x1p53) || !cJSON_IsArray(rows))
+        return BSP_ETYPE;
     t->ref_ms = (int64_t)ref->valuedouble;
     cJSON_ArrayForEach(row, rows) {
         const cJSON *name = cJSON_GetArrayItem(row, 0), *score = cJSON_GetArrayItem(row, 1);
@@ -473,12 +491,20 @@ static bsp_err read_decay(const cJSON *x, const char *key, decay_table *t) {
     return BSP_OK;
 }
 
+bool extras_recent_ok(const cJSON *arr) {
+    const cJSON *it;
+    if (!cJSON_IsArray(arr)) return false;
+    cJSON_ArrayForEach(it, arr) {
+        if (!json_get_string(it, "event") || !cJSON_IsNumber(json_member(it, "timestamp")))
+            return false;
+    }
+    return true;
+}
+
 static bsp_err read_recent(bsp_profile *p, const cJSON *x) {
-    const cJSON *arr = json_member(x, "recent"), *it;
+    const cJSON *arr = json_member(x, "recent");
     if (!arr) return BSP_OK;
-    if (!cJSON_IsArray(arr)) return BSP_ETYPE;
-    cJSON_ArrayForEach(it, arr) if (!json_get_string(it, "event") ||
-                                    !cJSON_IsNumber(json_member(it, "timestamp"))) return BSP_ETYPE;
+    if (!extras_recent_ok(arr)) return BSP_ETYPE;
     p->recent = cJSON_Duplicate(arr, true);
     return p->recent ? BSP_OK : BSP_ENOMEM;
 }

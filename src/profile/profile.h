@@ -38,6 +38,13 @@ uint64_t profile_pid(const bsp_profile *p);
 /* Reads the storage form. BSP_EPARSE if json is not JSON, BSP_ETYPE if it is
  * not a profile in the storage form, BSP_ENOMEM; *out is NULL on error. */
 bsp_err profile_from_json(const char *json, size_t len, bsp_profile **out);
+/* The two readers behind profile_from_json, public for tests and the
+ * fuzzer. profile_scan_json reads only the layout profile_to_json writes,
+ * straight from the bytes, and returns false (*out NULL) for anything else
+ * or when memory runs out; profile_from_json_tree reads any layout through
+ * a cJSON tree. Where the scanner answers, both give the same profile. */
+bool profile_scan_json(const char *json, size_t len, bsp_profile **out);
+bsp_err profile_from_json_tree(const char *json, size_t len, bsp_profile **out);
 /* Appends the storage form to out: compact, everything needed to continue
  * computing; from_json then to_json gives the same bytes. */
 bsp_err profile_to_json(const bsp_profile *p, bsp_buf *out);
@@ -46,6 +53,11 @@ cJSON *profile_public_json(const bsp_profile *p);
 /* Just the "computed" object of the public form (what conditions read as
  * computed.*); the caller owns it. NULL on OOM. */
 cJSON *profile_computed_json(const bsp_profile *p);
+
+/* computed.orders and computed.revenue (net, rounded to cents), read
+ * without building the computed object (scans over every profile). */
+int64_t profile_orders(const bsp_profile *p);
+double profile_revenue(const bsp_profile *p);
 
 /* The computed object for conditions, built without allocating: a view
  * reuses its nodes for every profile it shows. The result is valid until

@@ -173,6 +173,14 @@ void extras_free(bsp_profile *p);
 bsp_err extras_to_storage(const bsp_profile *p, cJSON **out);
 /* Reads "x"; BSP_ETYPE when its shape is wrong, BSP_ENOMEM. */
 bsp_err extras_from_storage(bsp_profile *p, const cJSON *x);
+/* Members of "x" as extras_from_storage takes them, shared with the
+ * scanner (scan.c) so both readers give the same profile: a segment id
+ * (kept once), an exposure row (the first row of a campaign wins; numbers
+ * as stored), and the check of a "recent" array. */
+bsp_err extras_load_segment(bsp_profile *p, const char *segment_id);
+bsp_err extras_load_exposure(bsp_profile *p, const char *campaign, double day, double views_day,
+                             double views_total, double clicks_total);
+bool extras_recent_ok(const cJSON *arr);
 /* Adds engaged_* to a computed object; segments, rfm, predicted and
  * campaigns to a public profile object. false on OOM. */
 bool extras_public_computed(const bsp_profile *p, cJSON *computed);

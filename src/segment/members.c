@@ -444,9 +444,7 @@ static bsp_err revenue_collect(void *ctx, uint64_t pid, bsp_slice json) {
     revenues *r = ctx;
     bsp_profile *p;
     if (profile_from_json(json.data, json.len, &p) != BSP_OK) return BSP_OK;
-    cJSON *c = profile_computed_json(p);
-    double orders = json_get_number(c, "orders", 0), revenue = json_get_number(c, "revenue", 0);
-    cJSON_Delete(c);
+    double orders = (double)profile_orders(p), revenue = profile_revenue(p);
     profile_free(p);
     if (orders < 1) return BSP_OK;
     if (r->n == r->cap) {

@@ -265,6 +265,44 @@ static void test_queue_bound_and_busy(void **state) {
     event_list_free(&list);
 }
 
+/* Sends one page view for each of the visitors v<from>..v<to - 1>. */
+static void send_pages(fixture *f, int from, int to, int round) {
+    bsp_buf body = {0};
+    assert_int_equal(bsp_buf_puts(&body, "{\"batch\":["), BSP_OK);
+    for (int i = from; i < to; i++)
+        assert_int_equal(bsp_buf_printf(&body,
+                                        "%s{\"type\":\"page\",\"anonymousId\":\"v%d\","
+                                        "\"messageId\":\"m%d-%d\"}",
+                                        i > from ? "," : "", i, round, i),
+                         BSP_OK);
+    assert_int_equal(bsp_buf_puts(&body, "]}"), BSP_OK);
+    assert_int_equal(send(f, body.data).accepted, (size_t)(to - from));
+    bsp_buf_free(&body);
+}
+
+/* Far more profiles than the writer's cache holds between two checkpoints:
+ * its table grows, and every visitor's second event still finds the
+ * profile its first one made. */
+static void test_cache_grows_between_checkpoints(void **state) {
+    fixture *f = *state;
+    ingest_stop(f->ing);
+    bsp_ingest_opts opts = {.cache_profiles = 10, .checkpoint_ms = 600000};
+    assert_int_equal(ingest_start(f->st, &opts, &f->ing), BSP_OK);
+    enum { VISITORS = 3000, PER_BATCH = 500 };
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < VISITORS; i += PER_BATCH)
+            send_pages(f, i, i + PER_BATCH, round);
+    assert_int_equal(stats_of(f).profiles, VISITORS);
+    for (int i = 0; i < VISITORS; i += 499) {
+        char id[16];
+        snprintf(id, sizeof id, "v%d", i);
+        cJSON *p = profile_of(f, id);
+        assert_non_null(p);
+        assert_int_equal((int)computed_num(p, "page_views"), 2);
+        cJSON_Delete(p);
+    }
+}
+
 static int done_calls;
 static void on_done(void *ctx, const bsp_ingest_result *res) {
     (void)ctx;
@@ -638,6 +676,7 @@ static void test_wal_fresh_ids(void **state) {
         cmocka_unit_test_setup_teardown(test_erasure_removes_everything, setup, teardown),         \
         cmocka_unit_test_setup_teardown(test_products_job, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_cache_grows_between_checkpoints, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown)

@@ -726,6 +726,216 @@ static void test_from_json_survives_corruption(void **state) {
     bsp_buf_free(&again);
 }
 
+/* --- the scanner (scan.c) against the tree reader --------------------------- */
+
+/* Every field and every extra set, with escapes only inside what a profile
+ * keeps as cJSON (traits, consent, sections, recent events): the layout the
+ * scanner reads itself. */
+static bsp_profile *scannable_profile(void) {
+    const char *watch[] = {"Order Completed"};
+    assert_int_equal(profile_watch_events(watch, 1, 400 * DAY), BSP_OK);
+    bsp_profile *p = profile_new(98765);
+    apply_json(p, BSP_EV_IDENTIFY, T0,
+               "{\"type\":\"identify\",\"userId\":\"u1\",\"anonymousId\":\"a1\","
+               "\"traits\":{\"name\":\"Q \\\"the\\\" \\u00e9\",\"quiz\":{\"style\":\"min\"},"
+               "\"n\":null,\"tags\":[1,2.5,true]},"
+               "\"context\":{\"consent\":{\"categoryPreferences\":{\"Advertising\":true}},"
+               "\"location\":{\"country\":\"DE\"},\"userAgent\":\"iPhone\"}}");
+    profile_add_id(p, 'a', "a2");
+    view(p, T0 + MINUTE, "p1", "Chairs > Office", "Acme");
+    view(p, T0 + 2 * MINUTE, "p2", "Lamps", "Lux ü");
+    track(p, T0 + 3 * MINUTE, "Product Added", "{\"product_id\":\"p2\",\"price\":19.99}");
+    track(p, T0 + 4 * MINUTE, "Product Added",
+          "{\"product_id\":\"p3\",\"price\":0.1,\"quantity\":3}");
+    track(p, T0 + 2 * HOUR, "Order Completed",
+          "{\"revenue\":12.34,\"products\":[{\"product_id\":\"p9\",\"price\":0.1,"
+          "\"quantity\":3,\"category\":\"Misc\"}],\"note\":\"tab\\there\"}");
+    track(p, T0 + 3 * HOUR, "Products Searched", "{\"query\":\"sofa bed\"}");
+    track(p, T0 + 3 * HOUR, "Product Added", "{\"product_id\":\"p4\",\"price\":1e-7}");
+    track(p, T0 + 3 * HOUR, "Product Added", "{\"product_id\":\"p5\",\"quantity\":2}");
+    track(p, T0 + 3 * HOUR, "Promotion Viewed", "{\"promotion_id\":\"c1\"}");
+    track(p, T0 + 3 * HOUR, "Promotion Clicked", "{\"promotion_id\":\"c1\"}");
+    track(p, T0 + 4 * HOUR, "Product Engaged",
+          "{\"product_id\":\"p1\",\"category\":\"Chairs > Office\",\"seconds\":12.5}");
+    assert_int_equal(profile_set_section(p, "rfm", cJSON_Parse("{\"r\":5,\"label\":\"a\\\"b\"}")),
+                     BSP_OK);
+    assert_int_equal(profile_set_section(p, "predicted", cJSON_Parse("{\"churn\":0.25}")), BSP_OK);
+    profile_set_segment(p, "vip", true);
+    profile_set_segment(p, "new", true);
+    profile_set_applied_seq(p, 77);
+    assert_int_equal(profile_watch_events(NULL, 0, 0), BSP_OK);
+    return p;
+}
+
+static void assert_same_profile(const bsp_profile *a, const bsp_profile *b) {
+    bsp_buf x = {0}, y = {0};
+    assert_int_equal(profile_to_json(a, &x), BSP_OK);
+    assert_int_equal(profile_to_json(b, &y), BSP_OK);
+    assert_int_equal(x.len, y.len);
+    assert_memory_equal(x.data, y.data, x.len);
+    cJSON *pa = profile_public_json(a), *pb = profile_public_json(b);
+    bsp_buf_reset(&x);
+    bsp_buf_reset(&y);
+    assert_int_equal(json_write(&x, pa), BSP_OK); /* cJSON_Compare is exponential in depth */
+    assert_int_equal(json_write(&y, pb), BSP_OK);
+    assert_int_equal(x.len, y.len);
+    assert_memory_equal(x.data, y.data, x.len);
+    cJSON_Delete(pa);
+    cJSON_Delete(pb);
+    bsp_buf_free(&x);
+    bsp_buf_free(&y);
+}
+
+/* Both readers on the same bytes, and profile_from_json: the same code and,
+ * when read, the same profile. scan: 1 the scanner must read it, 0 it must
+ * decline, -1 either (it must then agree). */
+static void assert_readers_agree(const char *text, size_t len, int scan) {
+    bsp_profile *tree = NULL, *scanned = NULL, *both = NULL;
+    bsp_err rc_tree = profile_from_json_tree(text, len, &tree);
+    bool read = profile_scan_json(text, len, &scanned);
+    bsp_err rc = profile_from_json(text, len, &both);
+    if (scan >= 0 && read != (scan == 1))
+        fail_msg("scanner %s: %.*s", read ? "read" : "declined", (int)len, text);
+    if (read && rc_tree != BSP_OK) fail_msg("only the scanner read: %.*s", (int)len, text);
+    assert_int_equal(rc, rc_tree);
+    if (read) assert_same_profile(tree, scanned);
+    if (rc == BSP_OK) assert_same_profile(tree, both);
+    if (!read) assert_null(scanned);
+    if (rc != BSP_OK) assert_true(!tree && !both);
+    profile_free(tree);
+    profile_free(scanned);
+    profile_free(both);
+}
+
+static void test_scan_reads_the_writers_layout(void **state) {
+    (void)state;
+    bsp_profile *p = scannable_profile();
+    bsp_buf text = {0};
+    assert_int_equal(profile_to_json(p, &text), BSP_OK);
+    static const char *const keys[] = {
+        "\"uid\"", "\"aid\"",      "\"traits\"",  "\"consent\"", "\"consent_ms\"", "\"first\"",
+        "\"seq\"", "\"orders\"",   "\"revenue\"", "\"cart\"",    "\"recent\"",     "\"purchased\"",
+        "\"cat\"", "\"brand\"",    "\"search\"",  "\"country\"", "\"device\"",     "\"x\"",
+        "\"rfm\"", "\"pred\"",     "\"seg\"",     "\"exp\"",     "\"dp\"",         "\"dc\"",
+        "\"ds\"",  "\"recent\":[{"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!strstr(text.data, keys[i])) fail_msg("no %s in %s", keys[i], text.data);
+    assert_readers_agree(text.data, text.len, 1);
+    bsp_profile *empty = profile_new(7);
+    bsp_buf_reset(&text);
+    assert_int_equal(profile_to_json(empty, &text), BSP_OK);
+    assert_readers_agree(text.data, text.len, 1);
+    bsp_profile *rich = rich_profile(); /* escapes in a category and the search */
+    bsp_buf_reset(&text);
+    assert_int_equal(profile_to_json(rich, &text), BSP_OK);
+    assert_readers_agree(text.data, text.len, 0);
+    profile_free(rich);
+    profile_free(empty);
+    profile_free(p);
+    bsp_buf_free(&text);
+}
+
+/* Layouts the writer does not produce: the scanner declines and the tree
+ * reader answers (reads or refuses). */
+static void test_scan_declines_other_layouts(void **state) {
+    (void)state;
+    static const char *const other[] = {
+        "{ \"v\":1,\"pid\":\"1\"}",
+        "{\"v\":1,\"pid\":\"1\" }",
+        "{\"v\":1,\"pid\":\"1\"}\n",
+        "{\"v\":1,\"pid\":\"1\",\"uid\":[\"a\\u0062\"]}",
+        "{\"v\":1,\"pid\":\"1\",\"uid\":[\"a\"],\"uid\":[\"b\"]}",
+        "{\"v\":1,\"pid\":\"1\",\"aid\":[\"a\"],\"uid\":[\"b\"]}",
+        "{\"v\":1,\"pid\":\"1\",\"zzz\":1}",
+        "{\"pid\":\"1\",\"v\":1}",
+        "{\"v\":1.0,\"pid\":\"1\"}",
+        "{\"v\":1,\"pid\":\"1\",\"orders\":1.0}",
+        "{\"v\":1,\"pid\":\"1\",\"orders\":1e2}",
+        "{\"v\":1,\"pid\":\"1\",\"orders\":01}",
+        "{\"v\":1,\"pid\":\"1\",\"first\":1234567890123456,\"last\":1234567890123456}",
+        "{\"v\":1,\"pid\":\"1\",\"first\":99999999999999999999,\"last\":1}",
+        "{\"v\":1,\"pid\":\"123456789012345678901\"}",
+        "{\"v\":1,\"pid\":\"1\",\"revenue\":[1e999,0]}",
+        "{\"v\":1,\"pid\":\"1\",\"revenue\":[.5,0]}",
+        "{\"v\":1,\"pid\":\"1\",\"search\":\"a\\nb\"}",
+        "{\"v\":1,\"pid\":\"1\",\"search\":\"a\tb\"}",
+        "{\"v\":1,\"pid\":\"1\",\"cart\":[[\"p\",1,1,4]]}",
+        "{\"v\":1,\"pid\":\"1\",\"cat\":{\"e\":[[\"a\",1]],\"ref\":1}}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"seg\":[\"a\"],\"rfm\":{}}}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"exp\":[[\"c\",1.5,1,1,1]]}}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"exp\":[[\"c\",1,\"x\",1,1]]}}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"dp\":{\"e\":[[\"a\",1,2]],\"ref\":1}}}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"ds\":null}}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"ds\":-1}}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"recent\":[{\"event\":\"a\"}]}}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"zzz\":[]}}",
+        "\xef\xbb\xbf{\"v\":1,\"pid\":\"1\"}",
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        assert_readers_agree(other[i], strlen(other[i]), 0);
+    static const char *const same[] = {
+        "{\"v\":1,\"pid\":\"007\",\"uid\":[\"a\",\"a\"],\"aid\":[]}",
+        "{\"v\":1,\"pid\":\"1\",\"orders\":-0,\"first\":-5,\"last\":0}",
+        "{\"v\":1,\"pid\":\"18446744073709551615\"}",
+        "{\"v\":1,\"pid\":\"1\",\"revenue\":[-0,1.5E-3],\"x\":{}}",
+        "{\"v\":1,\"pid\":\"1\",\"traits\":{ \"a\" : [ 1 , {} ] }}",
+        "{\"v\":1,\"pid\":\"1\",\"x\":{\"exp\":[[\"c\",-1,0,5,1],[\"c\",2,2,2,2]],\"ds\":0}}",
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+        assert_readers_agree(same[i], strlen(same[i]), -1);
+}
+
+/* The depth limit json_parse applies to the whole text holds for the
+ * objects the scanner hands to cJSON, at their depth in the profile. */
+static void test_scan_depth_limit(void **state) {
+    (void)state;
+    char text[512];
+    for (int depth = BSP_JSON_MAX_DEPTH - 2; depth <= BSP_JSON_MAX_DEPTH + 3; depth++) {
+        char nest[256] = "";
+        for (int i = 1; i < depth; i++)
+            strcat(nest, "{\"a\":");
+        strcat(nest, "{}");
+        for (int i = 1; i < depth; i++)
+            strcat(nest, "}");
+        snprintf(text, sizeof text, "{\"v\":1,\"pid\":\"1\",\"traits\":%s}", nest);
+        assert_readers_agree(text, strlen(text), -1);
+        snprintf(text, sizeof text, "{\"v\":1,\"pid\":\"1\",\"x\":{\"rfm\":%s}}", nest);
+        assert_readers_agree(text, strlen(text), -1);
+    }
+}
+
+/* Every truncation, one-byte change, deletion and inserted space of the
+ * writer's layout: the scanner declines or reads exactly what the tree
+ * reader reads, and profile_from_json answers as the tree reader. */
+static void test_scan_agrees_on_corruption(void **state) {
+    (void)state;
+    bsp_profile *p = scannable_profile();
+    bsp_buf good = {0};
+    assert_int_equal(profile_to_json(p, &good), BSP_OK);
+    profile_free(p);
+    static const char repl[] = {'0', '1', '9', '"', '[', ']',  '{',  '}',  ',',   ':',
+                                '-', '.', 'e', 'x', ' ', '\\', '\0', '\n', '\x80'};
+    char *text = malloc(good.len + 2);
+    assert_non_null(text);
+    for (size_t at = 0; at < good.len; at++) {
+        for (size_t r = 0; r < sizeof repl; r++) {
+            memcpy(text, good.data, good.len);
+            text[at] = repl[r];
+            assert_readers_agree(text, good.len, -1);
+        }
+        assert_readers_agree(good.data, at, -1); /* truncated */
+        memcpy(text, good.data, at);             /* one byte deleted */
+        memcpy(text + at, good.data + at + 1, good.len - at - 1);
+        assert_readers_agree(text, good.len - 1, -1);
+        memcpy(text, good.data, at); /* a space inserted */
+        text[at] = ' ';
+        memcpy(text + at + 1, good.data + at, good.len - at);
+        assert_readers_agree(text, good.len + 1, -1);
+    }
+    free(text);
+    bsp_buf_free(&good);
+}
+
 /* --- merge ---------------------------------------------------------------- */
 
 static void build_merge_pair(bsp_profile *into, bsp_profile *from) {
@@ -1045,6 +1255,10 @@ int main(void) {
         cmocka_unit_test(test_public_form_shape),
         cmocka_unit_test(test_from_json_rejects_malformed),
         cmocka_unit_test(test_from_json_survives_corruption),
+        cmocka_unit_test(test_scan_reads_the_writers_layout),
+        cmocka_unit_test(test_scan_declines_other_layouts),
+        cmocka_unit_test(test_scan_depth_limit),
+        cmocka_unit_test(test_scan_agrees_on_corruption),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_merge_into_empty_and_decay_reference),
         cmocka_unit_test(test_view_equals_computed_json),
