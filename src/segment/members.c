@@ -257,6 +257,31 @@ static bsp_err pass_collect(pass_job *job, bsp_txn *txn) {
     return rc;
 }
 
+/* Whether the selected segments would change pid's memberships, answered
+ * on a throwaway copy of the stored profile (a job runs after a checkpoint,
+ * so the store holds what the writer holds): no index write, no notice, and
+ * above all no profile loaded into the writer's cache, which a pass over
+ * every profile (a new segment's backfill) would otherwise fill with the
+ * whole store. Unreadable profiles are left to the writer's own path. */
+static bool pass_would_change(bsp_txn *txn, const seg_set *set, const bool *only, uint64_t pid) {
+    bsp_slice raw;
+    bsp_profile *copy;
+    bsp_err rc = store_profile_get(txn, pid, &raw);
+    if (rc == BSP_ENOTFOUND) return false;
+    if (rc || profile_from_json(raw.data, raw.len, &copy) != BSP_OK) return true;
+    segment_env se;
+    segment_env_init(&se, copy, NULL, bsp_now_ms());
+    bool change = false;
+    for (size_t i = 0; i < set->count && !change; i++) {
+        const seg_def *d = set->defs[i];
+        if (only[i] && !d->automatic && d->cond)
+            change = profile_set_segment(copy, d->id, cond_eval(d->cond, &se.env));
+    }
+    segment_env_free(&se);
+    profile_free(copy);
+    return change;
+}
+
 static bsp_err pass_job_run(bsp_ingest *ing, bsp_txn *txn, void *arg) {
     pass_job *job = arg;
     job->npids = 0;
@@ -265,6 +290,7 @@ static bsp_err pass_job_run(bsp_ingest *ing, bsp_txn *txn, void *arg) {
     bool *only = rc ? NULL : pass_selection(set, job->segment);
     if (!rc && !only) rc = BSP_ENOMEM;
     for (size_t i = 0; i < job->npids && !rc; i++) {
+        if (!pass_would_change(txn, set, only, job->pids[i])) continue;
         bsp_profile *p;
         rc = ingest_job_profile(ing, txn, job->pids[i], &p);
         if (rc == BSP_ENOTFOUND) {
