@@ -505,6 +505,7 @@ bench_decide() {
     return
   fi
   log "decide: $(cat "$TMP/decide-setup.txt"); wrk -t$WRK_T -c16 -d${SECONDS_RUN}s --latency"
+  sync # the ingest's pages are written back before, not during, the run
   wrk -t"$WRK_T" -c16 -d"${SECONDS_RUN}s" --latency -s "$HERE/decide.lua" \
     "http://127.0.0.1:$SRV_PORT/v1/decide" -- "$IDS_FILE" "$WRITE_AUTH" >"$TMP/wrk-decide.txt" 2>&1
   local rps p50 p99 bad se server_us
@@ -564,6 +565,7 @@ bench_decide_million() {
   fi
   rm -f "$sim"
   log "$(grep '^imported:' "$TMP/import-million.txt")"
+  sync # the import's 3-4 GB of pages are written back before, not during, the run
   start_server "$data" million || return
   local profiles
   profiles=$(curl -s --max-time 10 -H "Authorization: $ADMIN_AUTH" "http://127.0.0.1:$SRV_PORT/v1/admin/stats" |
