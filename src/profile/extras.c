@@ -495,7 +495,11 @@ bool extras_recent_ok(const cJSON *arr) {
     const cJSON *it;
     if (!cJSON_IsArray(arr)) return false;
     cJSON_ArrayForEach(it, arr) {
-        if (!json_get_string(it, "event") || !cJSON_IsNumber(json_member(it, "timestamp")))
+        const cJSON *ts = json_member(it, "timestamp");
+        /* A time beyond 2^53 ms is no event's (and 1e400 would be written
+         * back as null, leaving a profile that no longer reads). */
+        if (!json_get_string(it, "event") || !cJSON_IsNumber(ts) ||
+            !(fabs(ts->valuedouble) <= 0x1p53))
             return false;
     }
     return true;

@@ -1229,8 +1229,33 @@ static void test_recent_events_watched_only(void **state) {
     profile_free(p);
 }
 
+/* A recent event's time must be a plausible number of milliseconds: 1e400
+ * (infinity once read) would be written back as null and the profile would
+ * no longer read, so both readers refuse it, and any time beyond 2^53. */
+static void test_recent_event_time_bounded(void **state) {
+    (void)state;
+    static const char *const times[] = {"1e400", "-1e400", "9007199254740994"};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"v\":1,\"pid\":\"7\",\"x\":{\"recent\":[{\"event\":\"Order "
+                 "Completed\",\"timestamp\":%s,\"properties\":{}}]}}",
+                 times[i]);
+        bsp_profile *p = NULL;
+        assert_int_equal(profile_from_json(text, strlen(text), &p), BSP_ETYPE);
+        assert_null(p);
+        assert_int_equal(profile_from_json_tree(text, strlen(text), &p), BSP_ETYPE);
+    }
+    const char *ok = "{\"v\":1,\"pid\":\"7\",\"x\":{\"recent\":[{\"event\":\"Order "
+                     "Completed\",\"timestamp\":1700000000000,\"properties\":{}}]}}";
+    bsp_profile *p = NULL;
+    assert_int_equal(profile_from_json(ok, strlen(ok), &p), BSP_OK);
+    profile_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recent_event_time_bounded),
         cmocka_unit_test(test_sessions_31_minute_gap),
         cmocka_unit_test(test_sessions_29_minute_gap),
         cmocka_unit_test(test_late_events_start_no_session),
