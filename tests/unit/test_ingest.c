@@ -332,13 +332,9 @@ static void test_stop_drains_queue(void **state) {
     assert_int_equal(stats_of(f).events, 50);
 }
 
-/* A writer that dies after acknowledging events but before any checkpoint:
- * the next start rebuilds profiles and timelines from the log, merges
- * included, without counting anything twice. */
-static void test_replay_after_crash(void **state) {
-    fixture *f = *state;
-    send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m0\"}]}");
-    assert_int_equal(stats_of(f).profiles, 1); /* checkpointed */
+/* In a child: opens the store in the group's mode, sends each batch as its
+ * own group, then dies without a checkpoint. */
+static void crash_after_groups(fixture *f, const char *const *batches, size_t n) {
     ingest_stop(f->ing);
     store_close(f->st);
     pid_t child = fork();
@@ -347,18 +343,30 @@ static void test_replay_after_crash(void **state) {
         bsp_store_opts so = {.no_sync = false};
         bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
         if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
-        send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m1\"},"
-                "{\"type\":\"page\",\"userId\":\"y\",\"messageId\":\"m2\"},"
-                "{\"type\":\"identify\",\"userId\":\"y\",\"anonymousId\":\"x\","
-                "\"messageId\":\"m3\"},"
-                "{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m4\"}]}");
-        _exit(0); /* no stop, no checkpoint */
+        for (size_t i = 0; i < n; i++)
+            send(f, batches[i]);
+        _exit(0); /* acknowledged, never checkpointed */
     }
     int status;
     assert_int_equal(waitpid(child, &status, 0), child);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+}
+
+/* A writer that dies after acknowledging events but before any checkpoint:
+ * the next start rebuilds profiles and timelines from the log, merges
+ * included, without counting anything twice. */
+static void test_replay_after_crash(void **state) {
+    fixture *f = *state;
+    send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m0\"}]}");
+    assert_int_equal(stats_of(f).profiles, 1); /* checkpointed */
+    static const char *const batch[] = {
+        "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m1\"},"
+        "{\"type\":\"page\",\"userId\":\"y\",\"messageId\":\"m2\"},"
+        "{\"type\":\"identify\",\"userId\":\"y\",\"anonymousId\":\"x\",\"messageId\":\"m3\"},"
+        "{\"type\":\"page\",\"anonymousId\":\"x\",\"messageId\":\"m4\"}]}"};
+    crash_after_groups(f, batch, 1);
     assert_int_equal(start_ingest(f, NULL), BSP_OK);
     cJSON *p = profile_of(f, "x");
     assert_non_null(p);
@@ -524,28 +532,6 @@ static void test_replay_equals_live(void **state) {
 }
 
 /* --- the write-ahead file ----------------------------------------------- */
-
-/* In a child: opens the store in write-ahead mode, sends each batch as its
- * own group, then dies without a checkpoint. */
-static void crash_after_groups(fixture *f, const char *const *batches, size_t n) {
-    ingest_stop(f->ing);
-    store_close(f->st);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        bsp_store_opts so = {.no_sync = false};
-        bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
-        if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
-        for (size_t i = 0; i < n; i++)
-            send(f, batches[i]);
-        _exit(0); /* acknowledged, in the WAL only */
-    }
-    int status;
-    assert_int_equal(waitpid(child, &status, 0), child);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    bsp_store_opts so = {.no_sync = true};
-    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
-}
 
 static const char *const wal_batches[] = {
     "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"w1\"},"
