@@ -366,6 +366,7 @@ bench_ingest() {
   seg0=$(segment_snap)
   local prog=$TMP/progress
   mkdir -p "$prog"
+  sync # the LMDB ceiling's dirty pages would be written back inside this run
   log "ingest: wrk -t$WRK_T -c64, $nbodies bodies of $PER_BATCH events, each sent once"
   local wall0 wall1 m0 m1
   m0=$(metrics_snap)

@@ -5,6 +5,7 @@
  * the clock. Every membership change happens on the ingest writer thread,
  * inside a transaction, so the profile, the members index and the event log
  * agree. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -534,23 +535,99 @@ static void high_value_refresh(bsp_segments *s) {
 
 /* --- the background thread ------------------------------------------------------------ */
 
-/* Recomputes the high_value threshold when due: at start, then as often as
- * every sweep while the scan is cheap, but never spending more than 1% of
- * the time on it (a store whose scan takes 5 s refreshes every 500 s). */
+/* When the threshold was last computed and what the scan cost, kept in the
+ * store so that a restart (or the first start after an import, which
+ * settles segments itself) does not scan again before it is due. Text:
+ * "<wall clock ms> <scan ns>". */
+#define HIGH_VALUE_MARK "segments_high_value_scan"
+
+typedef struct high_value_mark {
+    int64_t at_ms;
+    uint64_t took_ns;
+} high_value_mark;
+
+/* How long to wait after a scan that took took_ns: at least a sweep, and
+ * never more than 1% of the time spent scanning (a store whose scan takes
+ * 5 s refreshes every 500 s). */
+static uint64_t high_value_gap_ns(const bsp_segments *s, uint64_t took_ns) {
+    uint64_t gap = s->sweep_ms * 1000000ull;
+    return took_ns * 100 > gap ? took_ns * 100 : gap;
+}
+
+static bsp_err mark_job(bsp_ingest *ing, bsp_txn *txn, void *arg) {
+    (void)ing;
+    const high_value_mark *m = arg;
+    char text[48];
+    int n = snprintf(text, sizeof text, "%lld %llu", (long long)m->at_ms,
+                     (unsigned long long)m->took_ns);
+    return store_meta_put(txn, HIGH_VALUE_MARK, text, (size_t)n);
+}
+
+static bool mark_read(bsp_segments *s, high_value_mark *m) {
+    bsp_txn *txn;
+    if (store_txn_begin(s->st, false, &txn)) return false;
+    bsp_slice v;
+    bool ok = false;
+    if (store_meta_get(txn, HIGH_VALUE_MARK, &v) == BSP_OK && v.len < 48) {
+        char text[48];
+        memcpy(text, v.data, v.len);
+        text[v.len] = '\0';
+        long long at;
+        unsigned long long took;
+        ok = sscanf(text, "%lld %llu", &at, &took) == 2 && at > 0;
+        m->at_ms = at;
+        m->took_ns = took;
+    }
+    store_txn_abort(txn);
+    return ok;
+}
+
+/* The monotonic time of the first refresh: now, unless the store says a
+ * scan ran recently enough that the next one is not due yet. */
+static uint64_t high_value_first_due(bsp_segments *s) {
+    uint64_t now = bsp_mono_ns();
+    high_value_mark m;
+    if (!mark_read(s, &m)) return now;
+    int64_t age_ms = bsp_now_ms() - m.at_ms;
+    if (age_ms < 0) return now; /* the clock went back: do not trust the mark */
+    uint64_t age = (uint64_t)age_ms * 1000000ull, gap = high_value_gap_ns(s, m.took_ns);
+    return age >= gap ? now : now + (gap - age);
+}
+
+/* Recomputes the high_value threshold when due, then records when. */
 static void high_value_maybe(bsp_segments *s, uint64_t *next_ns) {
     uint64_t t0 = bsp_mono_ns();
     if (t0 < *next_ns) return;
     high_value_refresh(s);
-    uint64_t took = bsp_mono_ns() - t0, gap = s->sweep_ms * 1000000ull;
-    if (took * 100 > gap) gap = took * 100;
-    *next_ns = bsp_mono_ns() + gap;
+    uint64_t took = bsp_mono_ns() - t0;
+    high_value_mark m = {bsp_now_ms(), took};
+    if (ingest_run_job(s->ing, mark_job, &m) != BSP_OK)
+        bsp_warn("segments: could not record the high_value scan");
+    *next_ns = bsp_mono_ns() + high_value_gap_ns(s, took);
+}
+
+bsp_err segments_settle(bsp_segments *s, bsp_ingest *ing) {
+    if (s->bg_running) return BSP_EINVAL;
+    s->ing = ing;
+    uint64_t due = 0;
+    high_value_maybe(s, &due);
+    pthread_mutex_lock(&s->bg_mu);
+    char *id;
+    while ((id = backfill_take(s)) != NULL) {
+        pthread_mutex_unlock(&s->bg_mu);
+        backfill_run(s, id);
+        pthread_mutex_lock(&s->bg_mu);
+    }
+    pthread_mutex_unlock(&s->bg_mu);
+    s->ing = NULL;
+    return BSP_OK;
 }
 
 static void *bg_main(void *arg) {
     bsp_segments *s = arg;
     uint64_t next_sweep = bsp_mono_ns() + s->sweep_ms * 1000000ull;
     uint64_t next_rescan = bsp_mono_ns() + s->rescan_ms * 1000000ull;
-    uint64_t next_high_value = 0;
+    uint64_t next_high_value = high_value_first_due(s);
     high_value_maybe(s, &next_high_value);
     pthread_mutex_lock(&s->bg_mu);
     while (!s->bg_stopping) {

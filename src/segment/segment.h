@@ -136,6 +136,11 @@ ingest_hooks segments_hooks(bsp_segments *s);
 /* Starts the background thread (backfills, sweeps). */
 bsp_err segments_attach(bsp_segments *s, bsp_ingest *ing);
 void segments_set_notifier(bsp_segments *s, segment_notify_fn fn, void *ctx);
+/* Without the background thread (bespoke import): recomputes the
+ * high_value threshold and runs every queued backfill to the end in the
+ * calling thread, so that the next server start finds memberships current
+ * and nothing to catch up on. BSP_EINVAL once segments_attach ran. */
+bsp_err segments_settle(bsp_segments *s, bsp_ingest *ing);
 /* Stops the background thread (before ingest_stop); idempotent. */
 void segments_stop(bsp_segments *s);
 /* Stops the thread if still running and frees. */

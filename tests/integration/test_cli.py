@@ -410,6 +410,7 @@ def test_online_retail_import():
     h.eq(code, 0, "online-retail import exit code (%s)" % err.strip())
     rows, events, new, present, products, rejects = summary(out)
     h.eq((rows, rejects), (541909, 0), "rows and rejects")
+    assert re.search(r"^segments brought up to date in [0-9.]+ s$", out, re.M), out
     s = start(data)
     st = s.stats()
     problems = []
@@ -460,6 +461,21 @@ def test_online_retail_import():
         want_sum += Decimal(repr(money(i["total"])))
         if abs(got - money(i["total"])) > 0.001:
             bad_guests.append("%s: revenue %r, expected %r" % (gid, got, money(i["total"])))
+    # The import settled high_value: its threshold is the top-10% boundary
+    # of the buyers' net revenue, and it is filled in before any server ran
+    # its own refresh.
+    buyers = [money(w["revenue"]) for w in per_cust.values() if w["orders"] > 0]
+    buyers += [money(i["total"]) for gid, i in guests.items()
+               if not gid[len("guest-"):].startswith("C")]  # adjustments count as orders
+    buyers.sort(reverse=True)
+    boundary = buyers[max(int(len(buyers) * 0.10), 1) - 1]
+    hv = s.admin("GET", "/v1/admin/segments/high_value")
+    h.status(hv, 200, "high_value after the import")
+    threshold = float(hv.json["condition"].rsplit(">=", 1)[1])
+    check(abs(threshold - boundary) < 0.006, True,
+          "high_value threshold %r is the boundary %r" % (threshold, boundary))
+    check(hv.json["status"], "ready", "high_value status")
+    check(hv.json["size"], sum(1 for r in buyers if r >= threshold), "high_value size")
     if bad_customers:
         problems.append("%d customers wrong, e.g. %s" % (len(bad_customers), bad_customers[:5]))
     if bad_guests:

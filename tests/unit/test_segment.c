@@ -342,6 +342,115 @@ static void test_restart(void **state) {
     assert_int_equal(count(f, "keep"), 1);
 }
 
+/* --- settling after an import ---------------------------------------------------- */
+
+/* Like bespoke import: the writer runs with the segment hooks, and no
+ * background thread. */
+static void start_unattached(fixture *f) {
+    bsp_store_opts so = {.no_sync = true};
+    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+    segments_opts sg = {.sweep_ms = 3600000, .rescan_ms = 3600000};
+    assert_int_equal(segments_open(f->st, &sg, &f->segs), BSP_OK);
+    ingest_hooks hooks = segments_hooks(f->segs);
+    bsp_ingest_opts io = {.hooks = &hooks};
+    assert_int_equal(ingest_start(f->st, &io, &f->ing), BSP_OK);
+}
+
+static void send_buyer(fixture *f, const char *uid, int revenue) {
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"batch\":[{\"type\":\"track\",\"userId\":\"%s\",\"event\":\"Order "
+             "Completed\",\"properties\":{\"revenue\":%d}}]}",
+             uid, revenue);
+    send(f, body);
+}
+
+static void expect_condition(fixture *f, const char *id, const char *want) {
+    bsp_txn *txn;
+    cJSON *o = NULL;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(segments_get(f->segs, txn, id, &o), BSP_OK);
+    store_txn_abort(txn);
+    assert_string_equal(json_get_string(o, "condition"), want);
+    cJSON_Delete(o);
+}
+
+static void set_mark(fixture *f, const char *text) {
+    bsp_txn *txn;
+    assert_int_equal(store_txn_begin(f->st, true, &txn), BSP_OK);
+    assert_int_equal(store_meta_put(txn, "segments_high_value_scan", text, strlen(text)), BSP_OK);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+/* segments_settle recomputes the high_value threshold and fills the segment
+ * in before it returns, and records the scan; a server started soon after
+ * does not scan again, one started after the mark is stale does. */
+static void test_settle_after_import(void **state) {
+    fixture *f = *state;
+    assert_int_equal(segments_settle(f->segs, f->ing), BSP_EINVAL); /* attached */
+    stop(f);
+    start_unattached(f);
+    for (int i = 1; i <= 20; i++) {
+        char uid[16];
+        snprintf(uid, sizeof uid, "b%d", i);
+        send_buyer(f, uid, i);
+    }
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_int_equal(count(f, "high_value"), 0); /* the placeholder threshold */
+    assert_int_equal(segments_settle(f->segs, f->ing), BSP_OK);
+    expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 19.00");
+    assert_int_equal(count(f, "high_value"), 2);
+    assert_true(member(f, "b20", "high_value"));
+    assert_false(member(f, "b18", "high_value"));
+    bsp_txn *txn;
+    bsp_slice mark;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(store_meta_get(txn, "segments_high_value_scan", &mark), BSP_OK);
+    long long at = 0;
+    char text[64];
+    snprintf(text, sizeof text, "%.*s", (int)mark.len, mark.data);
+    store_txn_abort(txn);
+    assert_int_equal(sscanf(text, "%lld", &at), 1);
+    assert_true(at > 0 && at <= bsp_now_ms());
+    /* Three more big buyers would move the threshold to 100. */
+    send_buyer(f, "c1", 100);
+    send_buyer(f, "c2", 100);
+    send_buyer(f, "c3", 100);
+    segments_stop(f->segs);
+    ingest_stop(f->ing);
+    segments_close(f->segs);
+    store_close(f->st);
+    /* Fresh mark: the background thread's first refresh is not due. Its
+     * start-up step has run once segments_stop has joined it. */
+    start(f);
+    segments_stop(f->segs);
+    expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 19.00");
+    stop(f);
+    /* A mark from long ago (a scan of 1 s there, due 100 s later), or one
+     * that cannot be read: the start-up step scans. */
+    start_unattached(f);
+    set_mark(f, "1 1000000000");
+    ingest_stop(f->ing);
+    segments_close(f->segs);
+    store_close(f->st);
+    start(f);
+    segments_stop(f->segs);
+    expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 100.00");
+    stop(f);
+    start_unattached(f);
+    set_mark(f, "garbage");
+    send_buyer(f, "c4", 100);
+    send_buyer(f, "c5", 200);
+    send_buyer(f, "c6", 200);
+    send_buyer(f, "c7", 200);
+    ingest_stop(f->ing);
+    segments_close(f->segs);
+    store_close(f->st);
+    start(f);
+    segments_stop(f->segs);
+    expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 200.00");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_config_and_members, setup, teardown),
@@ -352,6 +461,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_only_relevant_segments_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlay_sees_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settle_after_import, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
