@@ -17,6 +17,7 @@ typedef struct pentry {
     bsp_profile *profile;
     bool dirty;
     bool touched;         /* in ing->touched for this transaction */
+    bool fresh;           /* created since the last checkpoint: not in the store yet */
     unsigned touch_flags; /* INGEST_TOUCH_* */
     uint64_t touch_names; /* ingest_name_bit of the events applied */
     struct pentry *hash_next;
@@ -85,6 +86,7 @@ typedef struct overlay {
     size_t nbuckets;
     size_t count;
     uint64_t gen;
+    int64_t last_read_ms;    /* the newest overlay_read, any pid */
     pthread_mutex_t id_mu;   /* guards the id links, apart from the profiles */
     oid **id_buckets;        /* OVERLAY_ID_BUCKETS chains */
     _Atomic size_t id_count; /* read without id_mu: none published, no lock */
@@ -97,7 +99,12 @@ void overlay_free(overlay *o);
 char *overlay_read(overlay *o, uint64_t pid, size_t *len);
 /* Writer side: whether pid was read recently enough to publish. */
 bool overlay_wanted(overlay *o, uint64_t pid, int64_t now_ms);
-void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len); /* takes json */
+/* Whether any profile was read recently: while nobody reads (a bulk load),
+ * new profiles are not published. */
+bool overlay_readers_active(overlay *o, int64_t now_ms);
+/* Takes json. Replaces the copy of a wanted pid; with create, also enters
+ * a pid nobody asked for (a profile the store does not hold yet). */
+void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len, bool create);
 void overlay_forget(overlay *o, uint64_t pid);
 /* After a checkpoint: drops copies older than the previous checkpoint and
  * entries nobody read for a while. */

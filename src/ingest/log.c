@@ -31,7 +31,8 @@ bsp_err writer_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, pentry **out
         if (rc == BSP_EPARSE || rc == BSP_ETYPE)
             bsp_warn("profile %llu unreadable, starting afresh", (unsigned long long)pid);
     }
-    if (rc == BSP_ENOTFOUND || rc == BSP_EPARSE || rc == BSP_ETYPE) {
+    bool fresh = rc == BSP_ENOTFOUND || rc == BSP_EPARSE || rc == BSP_ETYPE;
+    if (fresh) {
         p = profile_new(pid);
         rc = p ? BSP_OK : BSP_ENOMEM;
     }
@@ -41,6 +42,7 @@ bsp_err writer_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, pentry **out
         profile_free(p);
         return BSP_ENOMEM;
     }
+    e->fresh = fresh;
     *out = e;
     return BSP_OK;
 }
@@ -110,6 +112,7 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
         rc = profile_to_json(e->profile, &text);
         if (!rc) rc = store_profile_put(txn, e->pid, text.data, text.len);
         e->dirty = false;
+        e->fresh = false; /* a failed commit rebuilds the cache from the store */
     }
     bsp_buf_free(&text);
     ing->dirty_len = 0;

@@ -7,7 +7,11 @@
  * published bytes under a mutex held only for the lookup and the copy; it
  * never waits for a transaction. The writer publishes, after each commit,
  * the storage form of every profile the commit changed that was read in the
- * last OVERLAY_WANT_MS. A copy is dropped two checkpoints after it was
+ * last OVERLAY_WANT_MS and, while anyone reads at all, of every profile
+ * created since the last checkpoint (a new visitor's first page views:
+ * without them a decision right after the visitor's first events would not
+ * see them until the checkpoint stores the profile; a bulk load nobody reads
+ * from does not pay for them). A copy is dropped two checkpoints after it was
  * published: by then the store holds it, even for a read transaction that
  * began just before the first of those checkpoints. */
 #include "ingest/ingest_internal.h"
@@ -79,6 +83,7 @@ char *overlay_read(overlay *o, uint64_t pid, size_t *len) {
     }
     if (e) {
         e->read_ms = bsp_now_ms();
+        o->last_read_ms = e->read_ms;
         /* Older than two checkpoints: the store holds something as new. */
         bool current = e->gen + 2 > o->gen;
         if (e->json && current && (copy = malloc(e->len + 1))) {
@@ -91,6 +96,13 @@ char *overlay_read(overlay *o, uint64_t pid, size_t *len) {
     return copy;
 }
 
+bool overlay_readers_active(overlay *o, int64_t now_ms) {
+    pthread_mutex_lock(&o->mu);
+    bool active = o->last_read_ms && now_ms - o->last_read_ms < OVERLAY_WANT_MS;
+    pthread_mutex_unlock(&o->mu);
+    return active;
+}
+
 bool overlay_wanted(overlay *o, uint64_t pid, int64_t now_ms) {
     pthread_mutex_lock(&o->mu);
     oentry *e = *slot_of(o, pid);
@@ -99,9 +111,15 @@ bool overlay_wanted(overlay *o, uint64_t pid, int64_t now_ms) {
     return wanted;
 }
 
-void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len) {
+void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len, bool create) {
     pthread_mutex_lock(&o->mu);
-    oentry *e = *slot_of(o, pid);
+    oentry **slot = slot_of(o, pid);
+    oentry *e = *slot;
+    if (!e && create && o->count < OVERLAY_MAX_ENTRIES && (e = calloc(1, sizeof *e))) {
+        e->pid = pid; /* read_ms 0: not wanted, swept once the store holds it */
+        *slot = e;
+        o->count++;
+    }
     if (e) {
         free(e->json);
         e->json = json;

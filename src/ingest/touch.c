@@ -47,11 +47,14 @@ bsp_err writer_touched_hooks(bsp_ingest *ing, bsp_txn *txn) {
     return BSP_OK;
 }
 
-static void publish_one(bsp_ingest *ing, pentry *e, int64_t now_ms) {
-    if (!overlay_wanted(&ing->over, e->pid, now_ms)) return;
+/* Profiles readers asked for lately and, while anyone reads, new ones
+ * (which readers could not find in the store at all yet). */
+static void publish_one(bsp_ingest *ing, pentry *e, int64_t now_ms, bool readers) {
+    bool fresh = e->fresh && readers;
+    if (!fresh && !overlay_wanted(&ing->over, e->pid, now_ms)) return;
     bsp_buf text = {0};
     if (profile_to_json(e->profile, &text) == BSP_OK && text.data) {
-        overlay_publish(&ing->over, e->pid, text.data, text.len); /* takes the bytes */
+        overlay_publish(&ing->over, e->pid, text.data, text.len, fresh); /* takes the bytes */
         return;
     }
     bsp_buf_free(&text);
@@ -59,13 +62,14 @@ static void publish_one(bsp_ingest *ing, pentry *e, int64_t now_ms) {
 
 void writer_touched_publish(bsp_ingest *ing) {
     int64_t now_ms = bsp_now_ms();
+    bool readers = ing->touched_len && overlay_readers_active(&ing->over, now_ms);
     for (size_t i = 0; i < ing->touched_len; i++) {
         pentry *e = pcache_get(&ing->cache, ing->touched[i]);
         if (!e) continue;
         e->touched = false;
         e->touch_flags = 0;
         e->touch_names = 0;
-        publish_one(ing, e, now_ms);
+        publish_one(ing, e, now_ms, readers);
     }
     ing->touched_len = 0;
     overlay_publish_ids(&ing->over, ing->new_ids);

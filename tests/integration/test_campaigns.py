@@ -64,9 +64,7 @@ def decide(anon, placements, context=None, user=None, server=None, key=None):
 
 def arrive(anon, placements, server=None, context=None):
     """A visitor's page view as the SDK makes it: a page event, then the
-    decision for the page. (A decision sees every event acknowledged before
-    it once the visitor's profile has been read once; the very first events
-    of a visitor never decided for reach decisions at the next checkpoint.)"""
+    decision for the page, which sees every event acknowledged before it."""
     _msg[0] += 1
     page = {"anonymousId": anon, "name": "Home", "messageId": "it-page-%d" % _msg[0]}
     if context:
@@ -172,6 +170,21 @@ def test_searched_lantern_shows_banner():
     track("searcher", "Products Searched", {"query": "white hanging lantern"})
     d = decide("searcher", ["search_banner"])["search_banner"]
     h.eq((d["campaign"], d["content"]["title"]), ("lantern_banner", "Lanterns"), "after lantern")
+
+
+def test_new_visitors_first_event_reaches_the_next_decision():
+    """No decision was made for the visitor before, and the event is not
+    stored yet (the checkpoint comes within a second): the writer published
+    the new profile with the event's commit, since the server has readers."""
+    put("placements", "first_banner", {"default": {"type": "banner", "title": "Sale"}})
+    campaign("first_lantern", "first_banner", {"type": "banner", "title": "Lanterns"},
+             condition='did("Products Searched", 30m, properties.query contains "lantern")')
+    decide("someone-else", ["first_banner"])  # the server has readers
+    for n in range(5):
+        anon = "first-searcher-%d" % n
+        track(anon, "Products Searched", {"query": "lantern"})
+        h.eq(chosen(anon, "first_banner"), ("first_lantern", "treatment"),
+             "%s right after its first event" % anon)
 
 
 def test_add_to_cart_hides_teaser():

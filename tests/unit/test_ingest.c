@@ -652,6 +652,64 @@ static void test_wal_fresh_ids(void **state) {
     assert_int_equal(upid, pid);
 }
 
+/* The computed traits a reader that must not wait sees for id (NULL: no
+ * profile), without a checkpoint. */
+static cJSON *computed_now(fixture *f, const char *id, bool *stored) {
+    bsp_txn *txn;
+    uint64_t pid;
+    cJSON *out = NULL;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    if (ingest_resolve_fresh(f->ing, txn, id, &pid) == BSP_OK) {
+        bsp_slice raw;
+        *stored = store_profile_get(txn, pid, &raw) == BSP_OK;
+        bsp_profile *p;
+        if (ingest_profile_read(f->ing, txn, pid, &p) == BSP_OK) {
+            out = profile_computed_json(p);
+            profile_free(p);
+        }
+    }
+    store_txn_abort(txn);
+    return out;
+}
+
+/* While anyone reads, a new visitor's profile reaches readers that must not
+ * wait as soon as its events are acknowledged, although nobody read it
+ * before and the store holds it only from the next checkpoint. While nobody
+ * reads (a bulk load), new profiles are not published. */
+static void test_new_profile_visible_before_checkpoint(void **state) {
+    fixture *f = *state;
+    ingest_stop(f->ing);
+    bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
+    assert_int_equal(start_ingest(f, &io), BSP_OK);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"nv0\"}]");
+    bool stored = true;
+    assert_null(computed_now(f, "nv0", &stored)); /* no reader yet: not published */
+    assert_false(stored);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"nv1\"},{\"type\":\"track\",\"anonymousId\":"
+            "\"nv1\",\"event\":\"Products Searched\",\"properties\":{\"query\":\"lantern\"}}]");
+    cJSON *c = computed_now(f, "nv1", &stored);
+    assert_non_null(c);
+    assert_false(stored); /* no checkpoint yet */
+    assert_int_equal((int)json_get_number(c, "page_views", -1), 1);
+    assert_string_equal(json_get_string(c, "last_search"), "lantern");
+    cJSON_Delete(c);
+    /* Later events of the visitor, still before any checkpoint. */
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"nv1\"}]");
+    c = computed_now(f, "nv1", &stored);
+    assert_non_null(c);
+    assert_int_equal((int)json_get_number(c, "page_views", -1), 2);
+    cJSON_Delete(c);
+    /* After the checkpoint the store holds the same. */
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    c = computed_now(f, "nv1", &stored);
+    assert_true(stored);
+    assert_int_equal((int)json_get_number(c, "page_views", -1), 2);
+    cJSON_Delete(c);
+    cJSON *pub = profile_of(f, "nv1");
+    assert_int_equal((int)computed_num(pub, "page_views"), 2);
+    cJSON_Delete(pub);
+}
+
 #define BOTH_MODES                                                                                 \
     cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),                   \
         cmocka_unit_test_setup_teardown(test_resend_is_deduplicated, setup, teardown),             \
@@ -665,7 +723,9 @@ static void test_wal_fresh_ids(void **state) {
         cmocka_unit_test_setup_teardown(test_cache_grows_between_checkpoints, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),                 \
-        cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_new_profile_visible_before_checkpoint, setup,         \
+                                        teardown)
 
 int main(void) {
     const struct CMUnitTest per_commit[] = {BOTH_MODES};
