@@ -66,6 +66,7 @@ typedef struct oentry {
     uint64_t gen;    /* checkpoint generation when json was published */
     char *json;      /* storage form, or NULL */
     size_t len;
+    bool unasked; /* entered by the writer for a new profile, not read since */
     struct oentry *next;
 } oentry;
 
@@ -87,6 +88,7 @@ typedef struct overlay {
     size_t count;
     uint64_t gen;
     int64_t last_read_ms;    /* the newest overlay_read, any pid */
+    size_t unasked;          /* entries with unasked set */
     pthread_mutex_t id_mu;   /* guards the id links, apart from the profiles */
     oid **id_buckets;        /* OVERLAY_ID_BUCKETS chains */
     _Atomic size_t id_count; /* read without id_mu: none published, no lock */

@@ -21,6 +21,7 @@
 
 #define OVERLAY_BUCKETS 65536              /* a power of two */
 #define OVERLAY_MAX_ENTRIES 1000000        /* pids remembered as wanted */
+#define OVERLAY_MAX_UNASKED 65536          /* new profiles published unasked (~200 MB) */
 #define OVERLAY_WANT_MS (30LL * 60 * 1000) /* a visitor's page views within a session */
 #define OVERLAY_ID_BUCKETS 65536           /* a power of two */
 
@@ -37,6 +38,8 @@ bsp_err overlay_init(overlay *o) {
     }
     o->nbuckets = OVERLAY_BUCKETS;
     o->count = 0;
+    o->unasked = 0;
+    o->last_read_ms = 0;
     o->gen = 0;
     pthread_mutex_init(&o->mu, NULL);
     pthread_mutex_init(&o->id_mu, NULL);
@@ -84,6 +87,7 @@ char *overlay_read(overlay *o, uint64_t pid, size_t *len) {
     if (e) {
         e->read_ms = bsp_now_ms();
         o->last_read_ms = e->read_ms;
+        if (e->unasked) e->unasked = false, o->unasked--;
         /* Older than two checkpoints: the store holds something as new. */
         bool current = e->gen + 2 > o->gen;
         if (e->json && current && (copy = malloc(e->len + 1))) {
@@ -115,10 +119,13 @@ void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len, bool crea
     pthread_mutex_lock(&o->mu);
     oentry **slot = slot_of(o, pid);
     oentry *e = *slot;
-    if (!e && create && o->count < OVERLAY_MAX_ENTRIES && (e = calloc(1, sizeof *e))) {
+    if (!e && create && o->count < OVERLAY_MAX_ENTRIES && o->unasked < OVERLAY_MAX_UNASKED &&
+        (e = calloc(1, sizeof *e))) {
         e->pid = pid; /* read_ms 0: not wanted, swept once the store holds it */
+        e->unasked = true;
         *slot = e;
         o->count++;
+        o->unasked++;
     }
     if (e) {
         free(e->json);
@@ -162,6 +169,7 @@ void overlay_forget(overlay *o, uint64_t pid) {
     oentry *e = *slot;
     if (e) {
         *slot = e->next;
+        if (e->unasked) o->unasked--;
         free(e->json);
         free(e);
         o->count--;
@@ -179,6 +187,7 @@ static void sweep_bucket(overlay *o, oentry **slot, int64_t now_ms) {
         }
         if (!e->json && now_ms - e->read_ms >= OVERLAY_WANT_MS) {
             *slot = e->next;
+            if (e->unasked) o->unasked--;
             free(e);
             o->count--;
             continue;
