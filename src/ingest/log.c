@@ -154,9 +154,9 @@ void writer_forget_learnt(bsp_ingest *ing) {
 /* Whether these exact facts were merged before; remembers them if not. Most
  * product events repeat what the catalog already has, and the memo spares
  * them a read, a parse and a print of the stored product. */
-static bool learnt_before(bsp_ingest *ing, const char *facts) {
+static bool learnt_before(bsp_ingest *ing, uint64_t facts_hash) {
     if (!ing->learnt && !(ing->learnt = calloc(LEARN_MEMO, sizeof *ing->learnt))) return false;
-    uint64_t h = bsp_hash64(facts, strlen(facts)) | 1;
+    uint64_t h = facts_hash | 1;
     uint64_t *slot = &ing->learnt[h & (LEARN_MEMO - 1)];
     if (*slot == h) return true;
     *slot = h;
@@ -170,13 +170,13 @@ static void learn_product(void *arg, cJSON *learnt) {
     const char *id = json_get_string(learnt, "id");
     bsp_slice raw = {0};
     cJSON *stored = NULL, *merged = NULL;
-    char *text = NULL, *facts = NULL;
+    bsp_buf text = {0};
     if (lc->rc || !id) goto done;
     /* The facts without the time they were seen, which every event changes. */
     cJSON *seen_at = cJSON_DetachItemFromObjectCaseSensitive(learnt, "updated_at");
-    facts = cJSON_PrintUnformatted(learnt);
+    uint64_t facts = json_hash(learnt);
     if (seen_at) cJSON_AddItemToObject(learnt, "updated_at", seen_at);
-    if (facts && learnt_before(lc->ing, facts)) goto done;
+    if (learnt_before(lc->ing, facts)) goto done;
     bsp_err rc = store_product_get(lc->txn, id, &raw);
     if (rc == BSP_OK) {
         stored = json_parse(raw.data, raw.len, BSP_JSON_MAX_DEPTH, NULL);
@@ -187,14 +187,12 @@ static void learn_product(void *arg, cJSON *learnt) {
         goto done;
     }
     merged = catalog_merge_learnt(stored, learnt);
-    text = merged ? cJSON_PrintUnformatted(merged) : NULL;
-    if (!text)
+    if (!merged || json_write(&text, merged) != BSP_OK)
         lc->rc = BSP_ENOMEM;
-    else if (!(rc == BSP_OK && strlen(text) == raw.len && !memcmp(text, raw.data, raw.len)))
-        lc->rc = store_product_put(lc->txn, id, text, strlen(text));
+    else if (!(rc == BSP_OK && text.len == raw.len && !memcmp(text.data, raw.data, raw.len)))
+        lc->rc = store_product_put(lc->txn, id, text.data, text.len);
 done:
-    cJSON_free(facts);
-    cJSON_free(text);
+    bsp_buf_free(&text);
     cJSON_Delete(merged);
     cJSON_Delete(stored);
     cJSON_Delete(learnt);

@@ -217,6 +217,37 @@ static bsp_err write_item(bsp_buf *out, const cJSON *item) {
     }
 }
 
+static uint64_t hash_mix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h * 0xff51afd7ed558ccdull;
+}
+
+static uint64_t hash_text(const char *s) {
+    return s ? bsp_hash64(s, strlen(s)) : 0x5bd1e995ull;
+}
+
+static uint64_t hash_item(const cJSON *item, uint64_t h) {
+    h = hash_mix(h, (uint64_t)(item->type & 0xff));
+    if (cJSON_IsNumber(item)) {
+        uint64_t bits;
+        double d = item->valuedouble == 0 ? 0 : item->valuedouble; /* -0 as 0 */
+        memcpy(&bits, &d, sizeof bits);
+        return hash_mix(h, bits);
+    }
+    if (cJSON_IsString(item) || cJSON_IsRaw(item)) return hash_mix(h, hash_text(item->valuestring));
+    if (!cJSON_IsArray(item) && !cJSON_IsObject(item)) return h;
+    uint64_t n = 0;
+    for (const cJSON *c = item->child; c; c = c->next, n++) {
+        if (cJSON_IsObject(item)) h = hash_mix(h, hash_text(c->string));
+        h = hash_item(c, h);
+    }
+    return hash_mix(h, n); /* [[1],2] and [[1,2]] differ */
+}
+
+uint64_t json_hash(const cJSON *item) {
+    return item ? hash_item(item, 0x243f6a8885a308d3ull) : 0;
+}
+
 bsp_err json_write(bsp_buf *out, const cJSON *item) {
     if (!item) return BSP_EINVAL;
     return write_item(out, item);

@@ -45,6 +45,10 @@ void json_merge(cJSON *dst, const cJSON *src);
 /* Appends the compact text of item to out. */
 bsp_err json_write(bsp_buf *out, const cJSON *item);
 
+/* A 64-bit hash of item's value (types, member names and order, strings,
+ * numbers), without printing it: equal trees hash equal. For memo keys. */
+uint64_t json_hash(const cJSON *item);
+
 /* Appends s as a JSON string literal (with quotes and escapes) to out. */
 bsp_err json_write_string(bsp_buf *out, const char *s);
 

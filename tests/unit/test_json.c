@@ -128,6 +128,39 @@ static void test_write_matches_cjson_round_trip(void **state) {
     cJSON_Delete(j);
 }
 
+static uint64_t hash_of(const char *text) {
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    uint64_t h = json_hash(j);
+    cJSON_Delete(j);
+    return h;
+}
+
+/* json_hash: equal values hash equal, whatever the spacing; a change of a
+ * value, a type, a member name, the order or the nesting changes it. */
+static void test_hash_follows_the_value(void **state) {
+    (void)state;
+    const char *base = "{\"id\":\"p1\",\"price\":12.95,\"tags\":[\"a\",[1],2],\"x\":null}";
+    uint64_t h = hash_of(base);
+    assert_true(h == hash_of("{ \"id\": \"p1\", \"price\": 12.950, \"tags\": [\"a\", [1], 2], "
+                             "\"x\": null }"));
+    const char *others[] = {
+        "{\"id\":\"p2\",\"price\":12.95,\"tags\":[\"a\",[1],2],\"x\":null}",
+        "{\"id\":\"p1\",\"price\":12.96,\"tags\":[\"a\",[1],2],\"x\":null}",
+        "{\"id\":\"p1\",\"price\":\"12.95\",\"tags\":[\"a\",[1],2],\"x\":null}",
+        "{\"id\":\"p1\",\"cost\":12.95,\"tags\":[\"a\",[1],2],\"x\":null}",
+        "{\"price\":12.95,\"id\":\"p1\",\"tags\":[\"a\",[1],2],\"x\":null}",
+        "{\"id\":\"p1\",\"price\":12.95,\"tags\":[\"a\",[1,2]],\"x\":null}",
+        "{\"id\":\"p1\",\"price\":12.95,\"tags\":[\"a\",[1],2],\"x\":false}",
+        "{\"id\":\"p1\",\"price\":12.95,\"tags\":[\"a\",[1],2]}",
+        "[\"p1\",12.95,[\"a\",[1],2],null]",
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (hash_of(others[i]) == h) fail_msg("same hash as the base: %s", others[i]);
+    assert_true(hash_of("{\"a\":0}") == hash_of("{\"a\":-0}"));
+    assert_true(json_hash(NULL) == 0);
+}
+
 static void test_error_body_shape(void **state) {
     (void)state;
     bsp_error err;
@@ -159,6 +192,7 @@ int main(void) {
         cmocka_unit_test(test_write_numbers_read_back_exactly),
         cmocka_unit_test(test_write_escapes_strings),
         cmocka_unit_test(test_write_matches_cjson_round_trip),
+        cmocka_unit_test(test_hash_follows_the_value),
         cmocka_unit_test(test_error_body_shape),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, free_written);
