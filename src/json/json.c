@@ -148,9 +148,46 @@ void json_merge(cJSON *dst, const cJSON *src) {
     }
 }
 
-/* Integers (the common case: counts, prices in whole units, ids) without
- * printf; other numbers in the shortest of %.15g / %.17g that reads back
- * exactly, as cJSON does; NaN and infinities, which JSON lacks, as null. */
+/* Writes u's digits ending at end, with a '.' before the last point digits
+ * (and leading zeros as needed); returns where the text starts. */
+static char *digits_before(char *end, uint64_t u, int point) {
+    char *p = end;
+    int written = 0;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+        if (++written == point) *--p = '.';
+    } while (u || written < point);
+    if (point && written == point) *--p = '0'; /* 0.xx */
+    return p;
+}
+
+/* A number with at most 9 decimals and 15 significant digits whose decimal
+ * form reads back exactly (prices, shares, ratings): the same text %.15g
+ * gives, without printf. False for anything else. */
+static bool write_short_decimal(bsp_buf *out, double d, bsp_err *rc) {
+    static const double scale[] = {1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15)) return false; /* %.15g would use an exponent */
+    for (int k = 0; k < 9; k++) {
+        double scaled = a * scale[k];
+        if (scaled >= 1e15) return false; /* more than 15 significant digits */
+        double v = nearbyint(scaled);
+        if (v / scale[k] != a) continue;
+        char tmp[40];
+        char *end = tmp + sizeof tmp;
+        char *p = digits_before(end, (uint64_t)v, k + 1);
+        if (d < 0) *--p = '-';
+        *rc = bsp_buf_append(out, p, (size_t)(end - p));
+        return true;
+    }
+    return false;
+}
+
+/* Integers (the common case: counts, prices in whole units, ids) and short
+ * decimals without printf; other numbers in the shortest of %.15g / %.17g
+ * that reads back exactly, as cJSON does; NaN and infinities, which JSON
+ * lacks, as null. */
 static bsp_err write_number(bsp_buf *out, double d) {
     if (isnan(d) || isinf(d)) return bsp_buf_append(out, "null", 4);
     char tmp[32];
@@ -166,6 +203,8 @@ static bsp_err write_number(bsp_buf *out, double d) {
         if (v < 0) *--p = '-';
         return bsp_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
     }
+    bsp_err rc;
+    if (write_short_decimal(out, d, &rc)) return rc;
     n = snprintf(tmp, sizeof tmp, "%.15g", d);
     if (strtod(tmp, NULL) != d) n = snprintf(tmp, sizeof tmp, "%.17g", d);
     return bsp_buf_append(out, tmp, (size_t)n);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,72 @@ static void test_write_numbers_read_back_exactly(void **state) {
     cJSON_Delete(n);
 }
 
+/* The text numbers had before the short-decimal path: the shortest of
+ * %.15g / %.17g that reads back. */
+static void number_reference(double d, char *out, size_t cap) {
+    snprintf(out, cap, "%.15g", d);
+    if (strtod(out, NULL) != d) snprintf(out, cap, "%.17g", d);
+}
+
+static void expect_number_text(double d) {
+    cJSON *n = cJSON_CreateNumber(d);
+    char want[40];
+    if (d == trunc(d) && fabs(d) < 9007199254740992.0)
+        snprintf(want, sizeof want, "%lld", (long long)d);
+    else
+        number_reference(d, want, sizeof want);
+    const char *got = written(n);
+    if (strcmp(got, want) != 0) fail_msg("%.17g written as %s, expected %s", d, got, want);
+    assert_true(strtod(got, NULL) == d);
+    cJSON_Delete(n);
+}
+
+/* Numbers written without printf are the same text as before, and read
+ * back exactly: decimals of every length, magnitudes at the edges of the
+ * fixed notation, and arbitrary bit patterns. */
+static void test_write_numbers_as_printf_did(void **state) {
+    (void)state;
+    static const double edges[] = {0.1,
+                                   0.2,
+                                   0.30000000000000004,
+                                   1.0 / 3,
+                                   12.95,
+                                   -12.95,
+                                   0.5,
+                                   -0.5,
+                                   1.5,
+                                   1e-4,
+                                   0.0001,
+                                   0.00009999,
+                                   1e-5,
+                                   1e15,
+                                   1e15 - 0.5,
+                                   999999999999999.9,
+                                   2.55,
+                                   1e14 + 0.25,
+                                   123456.789,
+                                   0.123456789,
+                                   0.1234567891,
+                                   5e-324,
+                                   1.7976931348623157e308};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        expect_number_text(edges[i]);
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int decimals = (int)(x % 11);
+        double scale = pow(10, decimals);
+        double magnitude = pow(10, (double)((x >> 8) % 16));
+        double d = nearbyint((double)((x >> 16) % 1000000007ull) * magnitude / 1e6) / scale;
+        if (x & (1ull << 60)) d = -d;
+        expect_number_text(d);
+        double bits;
+        uint64_t pattern = x & ~(0x7ffull << 52) ? x : x | 1;
+        memcpy(&bits, &pattern, sizeof bits);
+        if (isfinite(bits)) expect_number_text(bits);
+    }
+}
+
 static void test_write_escapes_strings(void **state) {
     (void)state;
     cJSON *s = cJSON_CreateString("a\"b\\c\n\t\x01 é");
@@ -193,6 +260,7 @@ int main(void) {
         cmocka_unit_test(test_write_escapes_strings),
         cmocka_unit_test(test_write_matches_cjson_round_trip),
         cmocka_unit_test(test_hash_follows_the_value),
+        cmocka_unit_test(test_write_numbers_as_printf_did),
         cmocka_unit_test(test_error_body_shape),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, free_written);
