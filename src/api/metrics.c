@@ -72,6 +72,16 @@ static bsp_err write_ingest(const bsp_ingest_metrics *m, bsp_buf *out) {
                             "# TYPE bespoke_ingest_checkpoint_seconds_total counter\n"
                             "bespoke_ingest_checkpoint_seconds_total %.6f\n",
                             (double)m->checkpoint_us / 1e6);
+    if (!rc)
+        rc = write_metric(out, "bespoke_profile_memo_hits_total", "counter",
+                          "Profile reads of decisions and recommendations answered from the "
+                          "memo of parsed profiles.",
+                          m->memo_hits);
+    if (!rc)
+        rc = write_metric(out, "bespoke_profile_memo_misses_total", "counter",
+                          "Profile reads of decisions and recommendations that parsed the "
+                          "profile.",
+                          m->memo_misses);
     return rc;
 }
 

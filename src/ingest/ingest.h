@@ -134,10 +134,11 @@ bsp_err ingest_job_profile_changed(bsp_ingest *ing, uint64_t pid);
  * *out. BSP_ENOTFOUND when the profile exists in neither. */
 bsp_err ingest_profile_read(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, bsp_profile **out);
 
-/* Like ingest_profile_read, but the profile is the calling thread's
- * memoized copy (profile_memo): parsed only when its stored or published
- * bytes changed since this thread last read it. Borrowed: valid until the
- * thread's next ingest_profile_peek. Never waits for the writer. */
+/* Like ingest_profile_read, but the profile is the memoized copy every
+ * reading thread shares (profile_memo): parsed only when its stored or
+ * published bytes changed since any reader last parsed it. Borrowed: valid
+ * until the calling thread's next ingest_profile_peek, whatever other
+ * threads do meanwhile. Never waits for the writer. */
 bsp_err ingest_profile_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, const bsp_profile **out);
 
 /* Counters for /metrics. Latency buckets are upper bounds in microseconds. */
@@ -153,6 +154,8 @@ typedef struct bsp_ingest_metrics {
     uint64_t lat_counts[BSP_INGEST_LAT_BUCKETS + 1]; /* last = +Inf */
     double lat_sum_us;
     uint64_t checkpoint_us; /* time the writer spent in its own checkpoints */
+    uint64_t memo_hits;     /* ingest_profile_peek answered without parsing */
+    uint64_t memo_misses;   /* ... and by parsing */
 } bsp_ingest_metrics;
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out);
 

@@ -153,7 +153,8 @@ typedef bsp_err (*wal_record_fn)(void *ctx, uint64_t seq, unsigned flags, const 
                                  size_t len);
 bsp_err wal_scan(wal *w, uint64_t gen, wal_record_fn fn, void *ctx, size_t *count);
 
-#define LEARN_MEMO 65536 /* slots of the learnt-products memo, a power of two */
+#define INGEST_PEEK_MEMO_PROFILES 131072 /* memo slots (4 MB); only visitors read hold profiles */
+#define LEARN_MEMO 65536                 /* slots of the learnt-products memo, a power of two */
 
 typedef struct timeline_link {
     uint64_t pid, seq;
@@ -192,6 +193,7 @@ struct bsp_ingest {
     ingest_hooks hooks;
     bool has_hooks;
     overlay over;
+    profile_memo *memo; /* parsed profiles the readers share (ingest_profile_peek) */
     /* Write-ahead mode (opts->write_ahead): a group is durable once its
      * records are synced in the WAL; its LMDB writes stay in open_txn until
      * the next checkpoint commits them. */

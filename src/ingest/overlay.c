@@ -290,41 +290,48 @@ bsp_err ingest_resolve_fresh(bsp_ingest *ing, bsp_txn *txn, const char *id, uint
     return rc;
 }
 
-/* Each reading thread's memo of parsed profiles, freed when it ends. */
-#define PEEK_MEMO_PROFILES 65536 /* slots a thread (2 MB); only visitors seen hold profiles */
-static pthread_key_t memo_key;
-static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+/* Each reading thread's hold on the memoized profile it last peeked (the
+ * memo itself, ing->memo, is shared), released when the thread ends. */
+static pthread_key_t hold_key;
+static pthread_once_t hold_once = PTHREAD_ONCE_INIT;
 
-static void memo_destroy(void *m) {
-    profile_memo_free(m);
+static void hold_destroy(void *h) {
+    profile_hold_release(h);
+    free(h);
 }
 
-static void memo_key_make(void) {
-    pthread_key_create(&memo_key, memo_destroy);
+static void hold_key_make(void) {
+    pthread_key_create(&hold_key, hold_destroy);
 }
 
-static profile_memo *thread_memo(void) {
-    pthread_once(&memo_once, memo_key_make);
-    profile_memo *m = pthread_getspecific(memo_key);
-    if (!m && (m = profile_memo_new(PEEK_MEMO_PROFILES))) pthread_setspecific(memo_key, m);
-    return m;
+static profile_hold *thread_hold(void) {
+    pthread_once(&hold_once, hold_key_make);
+    profile_hold *h = pthread_getspecific(hold_key);
+    if (!h && (h = calloc(1, sizeof *h)) && pthread_setspecific(hold_key, h) != 0) {
+        free(h);
+        h = NULL;
+    }
+    return h;
 }
 
 bsp_err ingest_profile_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, const bsp_profile **out) {
     *out = NULL;
-    profile_memo *m = thread_memo();
-    if (!m) return BSP_ENOMEM;
+    profile_hold *hold = thread_hold();
+    if (!hold) return BSP_ENOMEM;
     size_t len = 0;
     char *copy = overlay_read(&ing->over, pid, &len);
     if (copy) {
-        bsp_err rc = profile_memo_parse(m, pid, copy, len, out);
+        bsp_err rc = profile_memo_parse(ing->memo, hold, pid, copy, len, out);
         free(copy);
         return rc;
     }
     bsp_slice raw;
     bsp_err rc = store_profile_get(rtxn, pid, &raw);
-    if (rc) return rc;
-    return profile_memo_parse(m, pid, raw.data, raw.len, out);
+    if (rc) {
+        profile_hold_release(hold);
+        return rc;
+    }
+    return profile_memo_parse(ing->memo, hold, pid, raw.data, raw.len, out);
 }
 
 bsp_err ingest_profile_read(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, bsp_profile **out) {

@@ -278,6 +278,12 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
         free(ing);
         return BSP_ENOMEM;
     }
+    if (!(ing->memo = profile_memo_new(INGEST_PEEK_MEMO_PROFILES))) {
+        overlay_free(&ing->over);
+        pcache_free(&ing->cache);
+        free(ing);
+        return BSP_ENOMEM;
+    }
     pthread_mutex_init(&ing->mu, NULL);
     pthread_cond_init(&ing->cv_work, NULL);
     pthread_cond_init(&ing->cv_room, NULL);
@@ -303,6 +309,7 @@ static void ingest_free(bsp_ingest *ing) {
     free(ing->learnt);
     free(ing->touched);
     overlay_free(&ing->over);
+    profile_memo_free(ing->memo);
     pthread_mutex_destroy(&ing->mu);
     pthread_cond_destroy(&ing->cv_work);
     pthread_cond_destroy(&ing->cv_room);
@@ -425,6 +432,7 @@ void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {
     out->commit_failures = atomic_load(&ing->m_failures);
     out->checkpoints = atomic_load(&ing->m_checkpoints);
     out->checkpoint_us = atomic_load(&ing->m_ckpt_us);
+    profile_memo_stats(ing->memo, &out->memo_hits, &out->memo_misses);
     pthread_mutex_lock(&ing->mu);
     out->queue_depth = ing->queued_events;
     pthread_mutex_unlock(&ing->mu);

@@ -73,15 +73,21 @@ const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p);
 /* Parsed profiles remembered by the storage bytes they came from, for
  * readers that see the same visitors again and again (decisions): parse
  * returns the remembered profile when pid's bytes are unchanged (same
- * 64-bit hash and length), else parses and remembers them. The result is
- * borrowed: valid until the next parse on the same memo (which may replace
- * it) or profile_memo_free. One memo belongs to one thread; capacity is
- * rounded up to a power of two (direct-mapped by pid). */
+ * 64-bit hash and length), else parses and remembers them. One memo serves
+ * any number of threads; capacity is rounded up to a power of two
+ * (direct-mapped by pid). The result is borrowed through the caller's hold
+ * (one per thread): valid until the next parse with the same hold or
+ * profile_hold_release, even if the memo replaces or frees it meanwhile. */
 typedef struct profile_memo profile_memo;
+typedef struct profile_memo_ref profile_memo_ref;
+typedef struct profile_hold {
+    profile_memo_ref *ref; /* what the holder borrows; NULL: nothing */
+} profile_hold;
 profile_memo *profile_memo_new(size_t capacity);
 void profile_memo_free(profile_memo *m);
-bsp_err profile_memo_parse(profile_memo *m, uint64_t pid, const char *json, size_t len,
-                           const bsp_profile **out);
+bsp_err profile_memo_parse(profile_memo *m, profile_hold *hold, uint64_t pid, const char *json,
+                           size_t len, const bsp_profile **out);
+void profile_hold_release(profile_hold *hold);
 void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses);
 
 /* Borrowed views for conditions and decisions. traits is NULL until the

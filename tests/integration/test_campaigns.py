@@ -187,6 +187,32 @@ def test_new_visitors_first_event_reaches_the_next_decision():
              "%s right after its first event" % anon)
 
 
+def memo_counts():
+    text = S.request("GET", "/metrics").body.decode()
+    got = {}
+    for line in text.splitlines():
+        if line.startswith("bespoke_profile_memo_"):
+            name, value = line.split()
+            got[name] = int(value)
+    return got.get("bespoke_profile_memo_hits_total"), got.get("bespoke_profile_memo_misses_total")
+
+
+def test_decisions_reuse_the_parsed_profile():
+    """The second decision for an unchanged visitor takes the memo's parsed
+    profile (either HTTP thread: the memo is shared) and says so in /metrics."""
+    put("placements", "memo_slot", {"default": {"type": "banner", "title": "Sale"}})
+    track("memo-visitor", "Product Viewed", {"product_id": "m1"})
+    decide("memo-visitor", ["memo_slot"])
+    hits0, misses0 = memo_counts()
+    assert hits0 is not None and misses0 is not None, "memo counters in /metrics"
+    for _ in range(4):
+        decide("memo-visitor", ["memo_slot"])
+    hits1, misses1 = memo_counts()
+    h.eq((hits1 - hits0) + (misses1 - misses0), 4, "memo reads of 4 decisions")
+    # (a background segment pass could change the profile once in between)
+    assert hits1 - hits0 >= 3, "memo hits of 4 decisions: %d" % (hits1 - hits0)
+
+
 def test_add_to_cart_hides_teaser():
     put("placements", "shipping_teaser", {"default": {"type": "toggle", "show": ["#free-ship"]}})
     campaign("hide_teaser", "shipping_teaser", {"type": "toggle", "hide": ["#free-ship"]},

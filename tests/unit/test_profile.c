@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1083,23 +1084,25 @@ static void test_memo_reuses_parsed_profiles(void **state) {
     (void)state;
     profile_memo *m = profile_memo_new(1); /* rounded up to 16 slots */
     assert_non_null(m);
+    profile_hold hold = {0};
     bsp_profile *p = rich_profile();
     bsp_buf a = {0}, b = {0};
     assert_int_equal(profile_to_json(p, &a), BSP_OK);
     track(p, T0 + DAY, "Order Completed", "{\"revenue\":1}");
     assert_int_equal(profile_to_json(p, &b), BSP_OK);
     const bsp_profile *x, *y, *z;
-    assert_int_equal(profile_memo_parse(m, 5, a.data, a.len, &x), BSP_OK);
-    assert_int_equal(profile_memo_parse(m, 5, a.data, a.len, &y), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, &x), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, &y), BSP_OK);
     assert_ptr_equal(x, y);
-    assert_int_equal(profile_memo_parse(m, 5, b.data, b.len, &z), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 5, b.data, b.len, &z), BSP_OK);
     cJSON *c = profile_computed_json(z);
     assert_int_equal(num(c, "orders"), 2);
     cJSON_Delete(c);
     for (uint64_t pid = 6; pid < 200; pid++) /* every slot replaced at least once */
-        assert_int_equal(profile_memo_parse(m, pid, a.data, a.len, &x), BSP_OK);
-    assert_int_equal(profile_memo_parse(m, 7, "{not json", 9, &x), BSP_EPARSE);
+        assert_int_equal(profile_memo_parse(m, &hold, pid, a.data, a.len, &x), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 7, "{not json", 9, &x), BSP_EPARSE);
     assert_null(x);
+    assert_null(hold.ref); /* a failed parse holds nothing */
     uint64_t hits, misses;
     profile_memo_stats(m, &hits, &misses);
     assert_int_equal(hits, 1);
@@ -1107,6 +1110,91 @@ static void test_memo_reuses_parsed_profiles(void **state) {
     bsp_buf_free(&b);
     profile_free(p);
     profile_memo_free(m);
+}
+
+/* A profile a reader borrows stays valid while other readers replace it in
+ * its slot, and even after the memo is freed, until its holder moves on. */
+static void test_memo_borrowed_profile_outlives_its_slot(void **state) {
+    (void)state;
+    profile_memo *m = profile_memo_new(16);
+    profile_hold first = {0}, second = {0};
+    bsp_profile *p = rich_profile();
+    bsp_buf a = {0}, b = {0};
+    assert_int_equal(profile_to_json(p, &a), BSP_OK);
+    track(p, T0 + DAY, "Order Completed", "{\"revenue\":1}");
+    assert_int_equal(profile_to_json(p, &b), BSP_OK);
+    const bsp_profile *old, *fresh, *same;
+    assert_int_equal(profile_memo_parse(m, &first, 5, a.data, a.len, &old), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &second, 5, a.data, a.len, &same), BSP_OK);
+    assert_ptr_equal(old, same); /* shared, not parsed twice */
+    assert_int_equal(profile_memo_parse(m, &second, 5, b.data, b.len, &fresh), BSP_OK);
+    assert_ptr_not_equal(old, fresh);
+    profile_memo_free(m);
+    cJSON *c = profile_computed_json(old); /* the slot and the memo are gone */
+    assert_int_equal(num(c, "orders"), 1);
+    cJSON_Delete(c);
+    c = profile_computed_json(fresh);
+    assert_int_equal(num(c, "orders"), 2);
+    cJSON_Delete(c);
+    profile_hold_release(&first);
+    profile_hold_release(&second);
+    profile_hold_release(&second); /* twice is harmless */
+    bsp_buf_free(&a);
+    bsp_buf_free(&b);
+    profile_free(p);
+}
+
+typedef struct memo_worker {
+    profile_memo *m;
+    const bsp_buf *texts; /* [2]: one order, two orders */
+    unsigned seed;
+    int wrong;
+} memo_worker;
+
+static void *memo_work(void *arg) {
+    memo_worker *w = arg;
+    profile_hold hold = {0};
+    for (int i = 0; i < 20000; i++) {
+        w->seed = w->seed * 1103515245u + 12345u;
+        uint64_t pid = (w->seed >> 8) % 48;
+        int v = (int)((w->seed >> 20) & 1);
+        const bsp_profile *p;
+        if (profile_memo_parse(w->m, &hold, pid, w->texts[v].data, w->texts[v].len, &p) != BSP_OK ||
+            profile_orders(p) != (int64_t)(v + 1))
+            w->wrong++;
+    }
+    profile_hold_release(&hold);
+    return NULL;
+}
+
+/* Four threads on one small memo, each pid's bytes changing all the time:
+ * every answer is the profile of the bytes given (and ASan sees no profile
+ * freed while borrowed). */
+static void test_memo_shared_by_threads(void **state) {
+    (void)state;
+    profile_memo *m = profile_memo_new(16);
+    bsp_profile *p = rich_profile();
+    bsp_buf texts[2] = {{0}, {0}};
+    assert_int_equal(profile_to_json(p, &texts[0]), BSP_OK);
+    track(p, T0 + DAY, "Order Completed", "{\"revenue\":1}");
+    assert_int_equal(profile_to_json(p, &texts[1]), BSP_OK);
+    pthread_t t[4];
+    memo_worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (memo_worker){m, texts, 77u + (unsigned)i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, memo_work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].wrong, 0);
+    }
+    uint64_t hits, misses;
+    profile_memo_stats(m, &hits, &misses);
+    assert_int_equal(hits + misses, 80000);
+    profile_memo_free(m);
+    bsp_buf_free(&texts[0]);
+    bsp_buf_free(&texts[1]);
+    profile_free(p);
 }
 
 /* --- extras: segments, sections, exposure, engagement, recent events ------ */
@@ -1288,6 +1376,8 @@ int main(void) {
         cmocka_unit_test(test_merge_into_empty_and_decay_reference),
         cmocka_unit_test(test_view_equals_computed_json),
         cmocka_unit_test(test_memo_reuses_parsed_profiles),
+        cmocka_unit_test(test_memo_borrowed_profile_outlives_its_slot),
+        cmocka_unit_test(test_memo_shared_by_threads),
         cmocka_unit_test(test_sections_and_segments),
         cmocka_unit_test(test_campaign_exposure_by_day),
         cmocka_unit_test(test_engagement),
