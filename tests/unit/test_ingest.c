@@ -56,6 +56,14 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* Restarts ingest so that no checkpoint comes by itself during a test
+ * (only ingest_sync or a job makes one). */
+static void restart_without_checkpoints(fixture *f) {
+    ingest_stop(f->ing);
+    bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
+    assert_int_equal(start_ingest(f, &io), BSP_OK);
+}
+
 /* Parses a batch body and submits its events, waiting for the commit. */
 static bsp_ingest_result send(fixture *f, const char *batch_json) {
     return test_send_batch(f->ing, batch_json);
@@ -629,9 +637,7 @@ static void test_wal_clean_stop_retires_records(void **state) {
  * decisions) as soon as their group is durable, before any checkpoint. */
 static void test_wal_fresh_ids(void **state) {
     fixture *f = *state;
-    ingest_stop(f->ing);
-    bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
-    assert_int_equal(start_ingest(f, &io), BSP_OK);
+    restart_without_checkpoints(f);
     send(f, "[{\"type\":\"page\",\"anonymousId\":\"fresh1\"}]");
     send(f, "[{\"type\":\"identify\",\"anonymousId\":\"fresh1\",\"userId\":\"U1\"}]");
     bsp_txn *txn;
@@ -678,9 +684,7 @@ static cJSON *computed_now(fixture *f, const char *id, bool *stored) {
  * reads (a bulk load), new profiles are not published. */
 static void test_new_profile_visible_before_checkpoint(void **state) {
     fixture *f = *state;
-    ingest_stop(f->ing);
-    bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
-    assert_int_equal(start_ingest(f, &io), BSP_OK);
+    restart_without_checkpoints(f);
     send(f, "[{\"type\":\"page\",\"anonymousId\":\"nv0\"}]");
     bool stored = true;
     assert_null(computed_now(f, "nv0", &stored)); /* no reader yet: not published */

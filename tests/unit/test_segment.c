@@ -40,7 +40,9 @@ static void on_notice(void *ctx, const char *url, const char *secret, const char
     snprintf(f->last_notice, sizeof f->last_notice, "%.*s", (int)len, body);
 }
 
-static void start(fixture *f) {
+/* Like bespoke import: the writer runs with the segment hooks, and no
+ * background thread. */
+static void start_unattached(fixture *f) {
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
     segments_opts sg = {.sweep_ms = 3600000, .rescan_ms = 3600000};
@@ -49,6 +51,11 @@ static void start(fixture *f) {
     ingest_hooks hooks = segments_hooks(f->segs);
     bsp_ingest_opts io = {.hooks = &hooks};
     assert_int_equal(ingest_start(f->st, &io, &f->ing), BSP_OK);
+}
+
+/* Like the server: with the background thread. */
+static void start(fixture *f) {
+    start_unattached(f);
     assert_int_equal(segments_attach(f->segs, f->ing), BSP_OK);
 }
 
@@ -344,18 +351,6 @@ static void test_restart(void **state) {
 
 /* --- settling after an import ---------------------------------------------------- */
 
-/* Like bespoke import: the writer runs with the segment hooks, and no
- * background thread. */
-static void start_unattached(fixture *f) {
-    bsp_store_opts so = {.no_sync = true};
-    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
-    segments_opts sg = {.sweep_ms = 3600000, .rescan_ms = 3600000};
-    assert_int_equal(segments_open(f->st, &sg, &f->segs), BSP_OK);
-    ingest_hooks hooks = segments_hooks(f->segs);
-    bsp_ingest_opts io = {.hooks = &hooks};
-    assert_int_equal(ingest_start(f->st, &io, &f->ing), BSP_OK);
-}
-
 static void send_buyer(fixture *f, const char *uid, int revenue) {
     char body[256];
     snprintf(body, sizeof body,
@@ -416,10 +411,7 @@ static void test_settle_after_import(void **state) {
     send_buyer(f, "c1", 100);
     send_buyer(f, "c2", 100);
     send_buyer(f, "c3", 100);
-    segments_stop(f->segs);
-    ingest_stop(f->ing);
-    segments_close(f->segs);
-    store_close(f->st);
+    stop(f);
     /* Fresh mark: the background thread's first refresh is not due. Its
      * start-up step has run once segments_stop has joined it. */
     start(f);
@@ -430,9 +422,7 @@ static void test_settle_after_import(void **state) {
      * that cannot be read: the start-up step scans. */
     start_unattached(f);
     set_mark(f, "1 1000000000");
-    ingest_stop(f->ing);
-    segments_close(f->segs);
-    store_close(f->st);
+    stop(f);
     start(f);
     segments_stop(f->segs);
     expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 100.00");
@@ -443,9 +433,7 @@ static void test_settle_after_import(void **state) {
     send_buyer(f, "c5", 200);
     send_buyer(f, "c6", 200);
     send_buyer(f, "c7", 200);
-    ingest_stop(f->ing);
-    segments_close(f->segs);
-    store_close(f->st);
+    stop(f);
     start(f);
     segments_stop(f->segs);
     expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 200.00");
