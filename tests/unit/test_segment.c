@@ -370,6 +370,15 @@ static void expect_condition(fixture *f, const char *id, const char *want) {
     cJSON_Delete(o);
 }
 
+/* Restarts like the server and lets the background thread's start-up step
+ * run (segments_stop joins it), then expects the high_value condition. */
+static void restart_expect_threshold(fixture *f, const char *condition) {
+    stop(f);
+    start(f);
+    segments_stop(f->segs);
+    expect_condition(f, "high_value", condition);
+}
+
 static void set_mark(fixture *f, const char *text) {
     bsp_txn *txn;
     assert_int_equal(store_txn_begin(f->st, true, &txn), BSP_OK);
@@ -411,21 +420,14 @@ static void test_settle_after_import(void **state) {
     send_buyer(f, "c1", 100);
     send_buyer(f, "c2", 100);
     send_buyer(f, "c3", 100);
-    stop(f);
-    /* Fresh mark: the background thread's first refresh is not due. Its
-     * start-up step has run once segments_stop has joined it. */
-    start(f);
-    segments_stop(f->segs);
-    expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 19.00");
+    /* Fresh mark: the background thread's first refresh is not due. */
+    restart_expect_threshold(f, "computed.orders >= 1 and computed.revenue >= 19.00");
     stop(f);
     /* A mark from long ago (a scan of 1 s there, due 100 s later), or one
      * that cannot be read: the start-up step scans. */
     start_unattached(f);
     set_mark(f, "1 1000000000");
-    stop(f);
-    start(f);
-    segments_stop(f->segs);
-    expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 100.00");
+    restart_expect_threshold(f, "computed.orders >= 1 and computed.revenue >= 100.00");
     stop(f);
     start_unattached(f);
     set_mark(f, "garbage");
@@ -433,10 +435,7 @@ static void test_settle_after_import(void **state) {
     send_buyer(f, "c5", 200);
     send_buyer(f, "c6", 200);
     send_buyer(f, "c7", 200);
-    stop(f);
-    start(f);
-    segments_stop(f->segs);
-    expect_condition(f, "high_value", "computed.orders >= 1 and computed.revenue >= 200.00");
+    restart_expect_threshold(f, "computed.orders >= 1 and computed.revenue >= 200.00");
 }
 
 int main(void) {
