@@ -3,6 +3,7 @@
  * response helpers and the entry points of each endpoint family.
  *
  *   server.c   daemon, lifecycle, signals, keys and the ingest guard
+ *   listener.c the listening socket and its accept thread
  *   http.c     access handler: body accumulation, gzip, CORS, responses
  *   route.c    path -> route, allowed methods, metric labels
  *   collect.c  the Segment collection endpoints (suspend/resume on ingest)
@@ -98,12 +99,27 @@ bool api_route_is_admin(api_route r);
 /* "GET, HEAD, DELETE" for the Allow header. */
 void api_methods_text(unsigned methods, char *out, size_t cap);
 
+/* --- listener ------------------------------------------------------------------ */
+
+typedef struct api_listener api_listener;
+
+/* Binds and listens on "host:port" ("[v6]:port", ":port"); logs why not. */
+bsp_err api_listener_open(const char *address, api_listener **out);
+uint16_t api_listener_port(const api_listener *l); /* the bound one, when 0 was asked */
+/* Accepts on a thread of its own and hands each connection to one of the
+ * count workers (daemons without a listen socket), which must outlive l. */
+bsp_err api_listener_start(api_listener *l, struct MHD_Daemon **workers, unsigned count);
+/* Refuses new connections from now on, ends the thread, frees. NULL is fine. */
+void api_listener_close(api_listener *l);
+
 /* --- server state ------------------------------------------------------------ */
 
 #define API_STATUS_SLOTS 16
 
 typedef struct api_server {
-    struct MHD_Daemon *daemon;
+    struct MHD_Daemon **workers; /* HTTP workers: one daemon and thread each */
+    unsigned worker_count;
+    api_listener *listener; /* accepts for the workers; closed when draining begins */
     bsp_store *store;
     bsp_ingest *ingest;
     bsp_segments *segments;

@@ -3,18 +3,19 @@
  * Start: block SIGINT/SIGTERM (every thread started later inherits the
  * mask), open the store, settle the keys (flag/env, else stored, else
  * generated and stored before ingest starts), start ingest, start
- * libmicrohttpd (thread pool, epoll, suspend/resume) on the listen address.
+ * the HTTP workers (one libmicrohttpd daemon each: epoll, suspend/resume)
+ * fed by our own listener (listener.c says why).
  *
- * Stop (first SIGINT/SIGTERM, taken with sigwait on this thread): stop
- * accepting, refuse new ingest work, let ingest commit what is queued (each
- * waiting request is resumed with its answer), give in-flight requests up to
- * API_DRAIN_SECONDS to be answered, stop the daemon, close the store.
+ * Stop (first SIGINT/SIGTERM, taken with sigwait on this thread): close the
+ * listener (connection attempts are refused from then on), refuse new
+ * ingest work, let ingest commit what is queued (each waiting request is
+ * resumed with its answer), give in-flight requests up to API_DRAIN_SECONDS
+ * to be answered, stop the workers, close the store.
  *
  * Also here: constant-time key comparison and the guard that keeps HTTP
  * threads from calling into ingest once it is being stopped. */
 #include "api/api_internal.h"
 
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -150,34 +151,6 @@ void api_ingest_release(api_server *srv) {
     atomic_fetch_sub(&srv->ingest_users, 1);
 }
 
-/* --- listen address ------------------------------------------------------------- */
-
-/* "host:port", "[v6]:port", ":port" (all IPv4 interfaces). */
-static bool parse_listen(const char *listen, struct sockaddr_storage *addr, socklen_t *addr_len) {
-    char host[256];
-    const char *port;
-    const char *colon = strrchr(listen, ':');
-    if (!colon || !colon[1]) return false;
-    size_t host_len = (size_t)(colon - listen);
-    const char *host_start = listen;
-    if (host_len >= 2 && listen[0] == '[' && colon[-1] == ']') {
-        host_start++;
-        host_len -= 2;
-    }
-    if (host_len >= sizeof host) return false;
-    memcpy(host, host_start, host_len);
-    host[host_len] = '\0';
-    port = colon + 1;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    hints.ai_family = host_len ? AF_UNSPEC : AF_INET;
-    struct addrinfo *found = NULL;
-    if (getaddrinfo(host_len ? host : NULL, port, &hints, &found) != 0 || !found) return false;
-    memcpy(addr, found->ai_addr, found->ai_addrlen);
-    *addr_len = found->ai_addrlen;
-    freeaddrinfo(found);
-    return true;
-}
-
 /* --- daemon --------------------------------------------------------------------- */
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -204,35 +177,48 @@ static unsigned thread_count(const bsp_serve_opts *opts) {
     return cores > 0 ? (unsigned)cores : 1;
 }
 
-static struct MHD_Daemon *daemon_start(api_server *srv, const bsp_serve_opts *opts) {
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    const char *listen = opts->listen ? opts->listen : "127.0.0.1:8080";
-    if (!parse_listen(listen, &addr, &addr_len)) {
-        bsp_error_log("bad listen address %s (want host:port or [v6]:port)", listen);
-        return NULL;
-    }
+static struct MHD_Daemon *worker_start(api_server *srv, unsigned connection_limit) {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-    uint16_t port = addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&addr)->sin6_port)
-                                               : ntohs(((struct sockaddr_in *)&addr)->sin_port);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        flags, port, NULL, NULL, api_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-        thread_count(opts), MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
-        MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK,
-        keep_escaped, NULL, MHD_OPTION_END);
-    if (!d) {
-        bsp_error_log("could not listen on %s", listen);
-        return NULL;
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    return MHD_start_daemon(flags, 0, NULL, NULL, api_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+                            mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
+                            MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, srv,
+                            MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_END);
+}
+
+static void workers_stop(api_server *srv) {
+    for (unsigned i = 0; i < srv->worker_count; i++)
+        MHD_stop_daemon(srv->workers[i]);
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->worker_count = 0;
+}
+
+/* The listener first, so that a taken port fails before any thread starts;
+ * then one libmicrohttpd daemon per HTTP thread, fed by the listener. */
+static bool http_start(api_server *srv, const bsp_serve_opts *opts) {
+    const char *listen = opts->listen ? opts->listen : "127.0.0.1:8080";
+    if (api_listener_open(listen, &srv->listener) != BSP_OK) return false;
+    unsigned n = thread_count(opts);
+    srv->workers = calloc(n, sizeof *srv->workers);
+    bool ok = srv->workers != NULL;
+    for (unsigned i = 0; ok && i < n; i++) {
+        srv->workers[i] = worker_start(srv, API_CONNECTION_LIMIT / n + 1);
+        ok = srv->workers[i] != NULL;
+        if (ok) srv->worker_count++;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    bsp_info("listening on %s (port %u, %u threads)", listen, info ? info->port : port,
-             thread_count(opts));
-    return d;
+    if (ok) ok = api_listener_start(srv->listener, srv->workers, n) == BSP_OK;
+    if (!ok) {
+        bsp_error_log("could not start the HTTP threads on %s", listen);
+        api_listener_close(srv->listener);
+        srv->listener = NULL;
+        workers_stop(srv);
+        return false;
+    }
+    bsp_info("listening on %s (port %u, %u threads)", listen, api_listener_port(srv->listener), n);
+    return true;
 }
 
 /* Many connections need many descriptors: raise the soft limit. */
@@ -251,9 +237,9 @@ static void sleep_ms(long ms) {
 }
 
 static void drain(api_server *srv) {
-    MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
-    if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
     atomic_store(&srv->draining, true);
+    api_listener_close(srv->listener); /* new connections are refused from here on */
+    srv->listener = NULL;
     while (atomic_load(&srv->ingest_users))
         sleep_ms(1);
     rfm_schedule_stop(srv->rfm); /* it runs ingest jobs */
@@ -335,8 +321,7 @@ static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *se
         goto close_store;
     }
     srv->success = api_make_success_response();
-    srv->daemon = srv->success ? daemon_start(srv, opts) : NULL;
-    if (!srv->daemon) {
+    if (!srv->success || !http_start(srv, opts)) {
         campaigns_stop(srv);
         rfm_schedule_stop(srv->rfm);
         predict_schedule_stop(srv->predict);
@@ -348,7 +333,7 @@ static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *se
     int sig = wait_for_signal(set);
     bsp_info("%s received: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain(srv);
-    MHD_stop_daemon(srv->daemon);
+    workers_stop(srv);
     bsp_info("stopped");
     exit_code = 0;
 free_response:

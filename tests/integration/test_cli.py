@@ -9,13 +9,17 @@ Usage: test_cli.py PATH/TO/bespoke"""
 
 import collections
 import csv
+import http.client
 import io
 import json
 import os
 import random
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from decimal import Decimal, ROUND_HALF_UP
 
 sys.dont_write_bytecode = True
@@ -328,6 +332,51 @@ def test_serve_env_var_fallbacks():
     s = start(d)
     h.eq(s.stats()["events"], 3, "import went to BESPOKE_DATA")
     stop(s)
+
+
+def test_serve_listen_address_errors_and_ipv6():
+    d = os.path.join(WORK["dir"], "store-listen")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        code, _, err = run_cli("serve", "--data", d, "--listen", "127.0.0.1:%d" % port,
+                               timeout=60)
+    finally:
+        taken.close()
+    h.eq(code, 1, "a taken port")
+    assert "could not listen on 127.0.0.1:%d: Address already in use" % port in err, err
+    code, _, err = run_cli("serve", "--data", d, "--listen", "no-port-here", timeout=60)
+    h.eq(code, 1, "an address without a port")
+    assert "bad listen address no-port-here" in err, err
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        print("# no IPv6 loopback here: the [::1] part is skipped")
+        return
+    port = h.free_port()
+    log = open(os.path.join(WORK["dir"], "v6.log"), "wb")
+    p = subprocess.Popen([BIN, "serve", "--data", d, "--listen", "[::1]:%d" % port],
+                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    try:
+        status = None
+        for _ in range(600):
+            try:
+                c = http.client.HTTPConnection("::1", port, timeout=2)
+                c.request("GET", "/healthz")
+                status = c.getresponse().status
+                c.close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        h.eq(status, 200, "/healthz over [::1]")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        h.eq(p.wait(60), 0, "exit code of the [::1] server")
 
 
 def test_generated_keys_are_kept():

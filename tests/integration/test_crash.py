@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -210,6 +211,55 @@ def test_clean_stop_after_crashes():
     SERVERS.append(s2)
     STATE["server"] = s2
     h.eq(s2.stats(), before, "stats after a clean restart")
+
+
+def read_all(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def connection_refused(port, seconds):
+    """True once a connection attempt is refused within `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_sigterm_refuses_new_connections_and_answers_the_open_request():
+    """A request has begun (its 100 Continue came back) when SIGTERM arrives:
+    new connections are refused at once, the begun request still gets its
+    answer (503: ingest no longer takes work), and the server exits 0."""
+    s = h.Server(BIN).start()
+    SERVERS.append(s)
+    body = json.dumps({"type": "track", "userId": "drain-u1", "event": "Drain Test"}).encode()
+    head = ("POST /v1/track HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n"
+            "Expect: 100-continue\r\nConnection: close\r\n\r\n"
+            % (s.port, h.basic_auth(s.write_key), len(body)))
+    conn = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    try:
+        conn.sendall(head.encode())
+        h.eq(conn.recv(64).split(b"\r\n")[0], b"HTTP/1.1 100 Continue", "the request began")
+        s.proc.send_signal(signal.SIGTERM)
+        assert connection_refused(s.port, 10), \
+            "connections still accepted after SIGTERM; log:\n" + s.log_tail()
+        h.eq(s.proc.poll(), None, "the server waits for the begun request")
+        conn.sendall(body)
+        answer = read_all(conn)
+    finally:
+        conn.close()
+    h.eq(answer.split(b"\r\n")[0], b"HTTP/1.1 503 Service Unavailable", "the begun request")
+    h.eq(s.proc.wait(60), 0, "exit code; log:\n" + s.log_tail())
+    assert s.log_tail().endswith("stopped"), s.log_tail()
 
 
 if __name__ == "__main__":
