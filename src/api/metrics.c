@@ -149,10 +149,25 @@ static bsp_err write_webhooks(api_server *srv, bsp_buf *out) {
     return rc;
 }
 
+/* The listener gives each worker its share (listener.c); this shows it. */
+static bsp_err write_connections(api_server *srv, bsp_buf *out) {
+    bsp_err rc = bsp_buf_puts(out, "# HELP bespoke_http_connections Connections open, by HTTP "
+                                   "worker thread.\n"
+                                   "# TYPE bespoke_http_connections gauge\n");
+    for (unsigned i = 0; i < srv->worker_count && rc == BSP_OK; i++) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(srv->workers[i], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        rc = bsp_buf_printf(out, "bespoke_http_connections{worker=\"%u\"} %u\n", i,
+                            info ? info->num_connections : 0);
+    }
+    return rc;
+}
+
 enum MHD_Result metrics_handle(api_req *req) {
     api_server *srv = req->srv;
     bsp_buf out = {0};
     bsp_err rc = write_requests(srv, &out);
+    if (rc == BSP_OK) rc = write_connections(srv, &out);
     if (rc == BSP_OK && api_ingest_acquire(srv)) {
         bsp_ingest_metrics m;
         ingest_metrics(srv->ingest, &m);

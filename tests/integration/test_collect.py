@@ -5,6 +5,7 @@ de-duplication, batch policy and context merge, RudderStack's shape and
 /beacon/v1/batch, 429 when the ingest queue is full, /healthz, /metrics, 404
 and 405. Usage: test_collect.py PATH/TO/bespoke"""
 
+import http.client
 import json
 import os
 import re
@@ -617,6 +618,31 @@ def test_metrics():
          "+Inf bucket == _count")
     assert metric(after, "bespoke_commit_latency_seconds_count") >= 1, "no commits counted"
     assert metric(after, "bespoke_commit_latency_seconds_sum") > 0, "latency sum is 0"
+
+
+def test_connections_are_spread_over_the_workers():
+    """One client thread opens 30 keep-alive connections to a server with four
+    HTTP threads: each worker gets some, none more than 3 over the least
+    loaded (the listener's slack of 2, plus the /metrics request's own)."""
+    srv = h.Server(BIN, extra_args=["--threads", "4"]).start()
+    SERVERS.append(srv)
+    conns = []
+    try:
+        for _ in range(30):
+            c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+            c.request("GET", "/healthz")
+            h.eq(c.getresponse().read(), b'{"status":"ok"}', "healthz")
+            conns.append(c)
+        text = srv.request("GET", "/metrics").body.decode()
+    finally:
+        for c in conns:
+            c.close()
+    per_worker = {dict(k[1])["worker"]: v for k, v in parse_metrics(text).items()
+                  if k[0] == "bespoke_http_connections"}
+    h.eq(sorted(per_worker), ["0", "1", "2", "3"], "one gauge per worker")
+    h.eq(sum(per_worker.values()), 31.0, "30 open connections and the /metrics one")
+    assert max(per_worker.values()) - min(per_worker.values()) <= 3, per_worker
+    srv.stop()
 
 
 # --- 429 ------------------------------------------------------------------------------------
