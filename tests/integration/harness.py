@@ -86,7 +86,8 @@ class Server:
     """A `bespoke serve` child process."""
 
     def __init__(self, binary, data_dir=None, write_key=WRITE_KEY, admin_key=ADMIN_KEY,
-                 extra_args=(), env=None, keys_as_flags=True, addr_as_flags=True):
+                 extra_args=(), env=None, keys_as_flags=True, addr_as_flags=True,
+                 preexec_fn=None):
         self.binary = binary
         self.data_dir = data_dir or temp_dir()
         self.write_key = write_key
@@ -95,6 +96,7 @@ class Server:
         self.env = env
         self.keys_as_flags = keys_as_flags
         self.addr_as_flags = addr_as_flags
+        self.preexec_fn = preexec_fn  # run in the child before exec (limits)
         self.port = None
         self.proc = None
         self.log_path = None
@@ -125,7 +127,7 @@ class Server:
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=self.preexec_fn)
         log.close()
         _live.append(self)
         self.exit_code = None

@@ -11,6 +11,7 @@ Usage: test_crash.py PATH/TO/bespoke"""
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -261,6 +262,33 @@ def test_sigterm_refuses_new_connections_and_answers_the_open_request():
     h.eq(s.proc.wait(60), 0, "exit code; log:\n" + s.log_tail())
     assert s.log_tail().endswith("stopped"), s.log_tail()
 
+
+def test_out_of_descriptors_the_listener_waits_and_recovers():
+    """With 64 descriptors in all, 80 clients connect at once. Those the server
+    cannot take wait in the kernel's backlog while accept fails (EMFILE, said
+    in the log); as the first clients hang up, every waiting one is served."""
+    limit = 64
+
+    def few_descriptors():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    s = h.Server(BIN, preexec_fn=few_descriptors).start()
+    SERVERS.append(s)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    clients = []
+    for _ in range(80):
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        c.sendall(request)
+        clients.append(c)
+    answered = 0
+    for c in clients:  # in order: the first are answered, then room is made for the rest
+        answer = read_all(c)
+        c.close()
+        h.eq(answer.split(b"\r\n")[0], b"HTTP/1.1 200 OK", "client %d" % answered)
+        answered += 1
+    h.eq(answered, 80, "every client served")
+    assert "accept failed: Too many open files" in s.log_tail(200), s.log_tail()
+    h.eq(s.stop(), 0, "exit code; log:\n" + s.log_tail())
 
 if __name__ == "__main__":
     h.run(dict(globals()), setup, teardown)
