@@ -5,7 +5,10 @@ batch answered 200; the server is killed with SIGKILL mid-stream, restarted on
 the same data directory, and every acknowledged messageId must be in its
 user's timeline, none twice, with profile counters matching the timelines.
 Then every batch that was not acknowledged is resent: afterwards each
-messageId ever sent is stored exactly once. Two crash rounds.
+messageId ever sent is stored exactly once. Two crash rounds and a SIGTERM
+under load. Then the stop itself: SIGTERM refuses new connections at once and
+still answers a request already begun; and a server out of descriptors keeps
+clients waiting in the backlog instead of failing them.
 Usage: test_crash.py PATH/TO/bespoke"""
 
 import http.client
