@@ -187,6 +187,10 @@ static int cmd_serve(int argc, char **argv) {
                         "--segment-rescan and --rfm-interval take whole numbers\n");
         return 2;
     }
+    if (threads > BSP_SERVE_MAX_THREADS) {
+        fprintf(stderr, "bespoke serve: --threads takes at most %d\n", BSP_SERVE_MAX_THREADS);
+        return 2;
+    }
     uint64_t train_ms;
     if (!parse_interval(bsp_opt(flag[O_TRAIN], "BESPOKE_TRAIN_INTERVAL", "1h"), &train_ms)) {
         fprintf(stderr, "bespoke serve: --train-interval takes seconds, or a number with s, m "

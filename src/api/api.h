@@ -7,6 +7,8 @@
 
 #include "core/core.h"
 
+#define BSP_SERVE_MAX_THREADS 1024 /* HTTP worker threads at most */
+
 typedef struct bsp_serve_opts {
     const char *listen;              /* "127.0.0.1:8080" */
     const char *data_dir;            /* store directory */

@@ -174,6 +174,7 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *uri) {
 static unsigned thread_count(const bsp_serve_opts *opts) {
     if (opts->threads) return opts->threads;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > BSP_SERVE_MAX_THREADS) return BSP_SERVE_MAX_THREADS;
     return cores > 0 ? (unsigned)cores : 1;
 }
 

@@ -347,6 +347,9 @@ def test_serve_listen_address_errors_and_ipv6():
         taken.close()
     h.eq(code, 1, "a taken port")
     assert "could not listen on 127.0.0.1:%d: Address already in use" % port in err, err
+    code, _, err = run_cli("serve", "--data", d, "--threads", "1025", timeout=60)
+    h.eq(code, 2, "--threads over the maximum")
+    assert "--threads takes at most 1024" in err, err
     code, _, err = run_cli("serve", "--data", d, "--listen", "no-port-here", timeout=60)
     h.eq(code, 1, "an address without a port")
     assert "bad listen address no-port-here" in err, err
