@@ -15,9 +15,10 @@
  * Which worker: the one numbered after the CPU the connection's packets
  * arrive on (SO_INCOMING_CPU), so a client and the worker serving it tend
  * to share a CPU and its caches instead of waking each other across CPUs
- * on every request; unless that worker already holds more than its share,
- * then the one holding the fewest. Measured: with the client on the same
- * two CPUs, plain round-robin served 25% fewer decisions per second.
+ * on every request; unless that worker already holds more than
+ * LISTENER_SLACK connections over the least loaded one, which then gets it.
+ * Measured: with the client on the same two CPUs, plain round-robin served
+ * 25% fewer decisions per second.
  *
  * Stopping is shutdown(2) of the socket: from that moment connection
  * attempts are refused by the kernel, the blocked accept4 returns, and the
@@ -32,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 struct api_listener {
@@ -123,11 +123,6 @@ uint16_t api_listener_port(const api_listener *l) {
     return l->port;
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Out of descriptors or memory: say so once a second at most, back off a
  * little and try again; the connection waits in the backlog meanwhile. */
 static void accept_trouble(int err) {
@@ -137,7 +132,7 @@ static void accept_trouble(int err) {
         atomic_store(&last_ns, now);
         bsp_warn("http: accept failed: %s", strerror(err));
     }
-    sleep_ms(10);
+    bsp_sleep_ms(10);
 }
 
 static unsigned worker_connections(struct MHD_Daemon *d) {

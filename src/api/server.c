@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #define API_CONNECTION_LIMIT 10000
@@ -232,17 +231,12 @@ static void raise_fd_limit(void) {
 
 /* --- stop ----------------------------------------------------------------------- */
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void drain(api_server *srv) {
     atomic_store(&srv->draining, true);
     api_listener_close(srv->listener); /* new connections are refused from here on */
     srv->listener = NULL;
     while (atomic_load(&srv->ingest_users))
-        sleep_ms(1);
+        bsp_sleep_ms(1);
     rfm_schedule_stop(srv->rfm); /* it runs ingest jobs */
     srv->rfm = NULL;
     predict_schedule_stop(srv->predict); /* so does it */
@@ -254,7 +248,7 @@ static void drain(api_server *srv) {
     srv->ingest = NULL;
     uint64_t deadline = bsp_mono_ns() + (uint64_t)API_DRAIN_SECONDS * 1000000000ull;
     while (atomic_load(&srv->requests_open) && bsp_mono_ns() < deadline)
-        sleep_ms(5);
+        bsp_sleep_ms(5);
     unsigned left = atomic_load(&srv->requests_open);
     if (left) bsp_warn("stopping with %u requests unanswered", left);
 }

@@ -62,6 +62,7 @@ void bsp_log(bsp_log_level lvl, const char *fmt, ...) __attribute__((format(prin
 /* Time. Wall-clock in milliseconds since the Unix epoch; monotonic in ns. */
 int64_t bsp_now_ms(void);
 uint64_t bsp_mono_ns(void);
+void bsp_sleep_ms(unsigned ms); /* at least ms milliseconds, unless a signal ends it */
 /* Parses ISO 8601 / RFC 3339 ("2024-01-02T03:04:05.678Z", "+02:00" offsets,
  * "2010-12-01 08:26:00" with a space and no zone = UTC). false if invalid. */
 bool bsp_time_parse(const char *s, int64_t *out_ms);

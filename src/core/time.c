@@ -1,4 +1,4 @@
-/* time.c - wall and monotonic clocks, ISO 8601 parsing and formatting. All
+/* time.c - wall and monotonic clocks, sleeping, ISO 8601 parsing and formatting. All
  * times inside Bespoke are int64 milliseconds since the Unix epoch, UTC. */
 #include "core/core.h"
 
@@ -16,6 +16,11 @@ uint64_t bsp_mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bsp_sleep_ms(unsigned ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
