@@ -234,6 +234,8 @@ def connection_refused(port, seconds):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            pass  # it reached the backlog as the socket closed: try again
         time.sleep(0.01)
     return False
 
@@ -267,9 +269,10 @@ def test_sigterm_refuses_new_connections_and_answers_the_open_request():
 
 
 def test_out_of_descriptors_the_listener_waits_and_recovers():
-    """With 64 descriptors in all, 80 clients connect at once. Those the server
-    cannot take wait in the kernel's backlog while accept fails (EMFILE, said
-    in the log); as the first clients hang up, every waiting one is served."""
+    """With 64 descriptors in all, 80 clients connect before any of them sends
+    its request. Those the server cannot take wait in the kernel's backlog
+    while accept fails (EMFILE, said in the log); as the first are answered
+    and closed, every waiting one is taken and served."""
     limit = 64
 
     def few_descriptors():
@@ -280,9 +283,12 @@ def test_out_of_descriptors_the_listener_waits_and_recovers():
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     clients = []
     for _ in range(80):
-        c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        clients.append(socket.create_connection(("127.0.0.1", s.port), timeout=30))
+    deadline = time.time() + 10
+    while "Too many open files" not in s.log_tail(200) and time.time() < deadline:
+        time.sleep(0.02)
+    for c in clients:
         c.sendall(request)
-        clients.append(c)
     answered = 0
     for c in clients:  # in order: the first are answered, then room is made for the rest
         answer = read_all(c)
