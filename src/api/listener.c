@@ -146,6 +146,7 @@ static unsigned worker_connections(struct MHD_Daemon *d) {
 
 static struct MHD_Daemon *worker_pick(api_listener *l, int fd) {
     unsigned n = l->worker_count;
+    if (n == 1) return l->workers[0];
     int cpu = -1;
     socklen_t len = sizeof cpu;
     unsigned want;
@@ -153,7 +154,6 @@ static struct MHD_Daemon *worker_pick(api_listener *l, int fd) {
         want = (unsigned)cpu % n;
     else
         want = l->next++ % n;
-    if (n == 1) return l->workers[0];
     unsigned least = 0, least_count = UINT32_MAX, want_count = 0;
     for (unsigned i = 0; i < n; i++) {
         unsigned c = worker_connections(l->workers[i]);

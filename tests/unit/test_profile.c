@@ -1078,6 +1078,15 @@ static void test_view_equals_computed_json(void **state) {
     profile_view_free(v);
 }
 
+/* A rich profile's JSON in a, and in b after one more order. */
+static bsp_profile *two_versions(bsp_buf *a, bsp_buf *b) {
+    bsp_profile *p = rich_profile();
+    assert_int_equal(profile_to_json(p, a), BSP_OK);
+    track(p, T0 + DAY, "Order Completed", "{\"revenue\":1}");
+    assert_int_equal(profile_to_json(p, b), BSP_OK);
+    return p;
+}
+
 /* The memo parses once per distinct bytes of a pid; another pid in the same
  * slot, or changed bytes, parse again; broken bytes are refused. */
 static void test_memo_reuses_parsed_profiles(void **state) {
@@ -1085,11 +1094,8 @@ static void test_memo_reuses_parsed_profiles(void **state) {
     profile_memo *m = profile_memo_new(1); /* rounded up to 16 slots */
     assert_non_null(m);
     profile_hold hold = {0};
-    bsp_profile *p = rich_profile();
     bsp_buf a = {0}, b = {0};
-    assert_int_equal(profile_to_json(p, &a), BSP_OK);
-    track(p, T0 + DAY, "Order Completed", "{\"revenue\":1}");
-    assert_int_equal(profile_to_json(p, &b), BSP_OK);
+    bsp_profile *p = two_versions(&a, &b);
     const bsp_profile *x, *y, *z;
     assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, &x), BSP_OK);
     assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, &y), BSP_OK);
@@ -1118,11 +1124,8 @@ static void test_memo_borrowed_profile_outlives_its_slot(void **state) {
     (void)state;
     profile_memo *m = profile_memo_new(16);
     profile_hold first = {0}, second = {0};
-    bsp_profile *p = rich_profile();
     bsp_buf a = {0}, b = {0};
-    assert_int_equal(profile_to_json(p, &a), BSP_OK);
-    track(p, T0 + DAY, "Order Completed", "{\"revenue\":1}");
-    assert_int_equal(profile_to_json(p, &b), BSP_OK);
+    bsp_profile *p = two_versions(&a, &b);
     const bsp_profile *old, *fresh, *same;
     assert_int_equal(profile_memo_parse(m, &first, 5, a.data, a.len, &old), BSP_OK);
     assert_int_equal(profile_memo_parse(m, &second, 5, a.data, a.len, &same), BSP_OK);
