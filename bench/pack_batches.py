@@ -7,8 +7,10 @@ the profile-read benchmark. Python 3 standard library only.
 
 BODIES_OUT: one `{"batch":[...]}` body a line, PER_BATCH events each (the last
 may hold fewer); the events are the simulator's lines, verbatim and in order.
-IDS_OUT: up to IDS distinct visitor ids (userId or anonymousId) drawn at random
-from the events, percent-encoded for a URL path, one a line.
+IDS_OUT: up to IDS distinct visitor ids drawn at random from the events, one a
+line: the id percent-encoded for a URL path, a space, and `u` if the stream
+sends it as a userId or `a` if only as an anonymousId (the field a decision
+request carries it in, as the browser SDK does).
 Prints `bodies B events E ids I` on stdout.
 """
 import argparse
@@ -32,7 +34,7 @@ def main():
 
     rng = random.Random(a.seed)
     sample_rate = 0.05  # parse one event in twenty for ids; the rest is copied as bytes
-    ids = set()
+    ids = {}  # id -> "u" (seen as a userId) or "a" (only as an anonymousId)
     bodies = events = 0
     batch = []
 
@@ -56,10 +58,10 @@ def main():
                     ev = json.loads(line)
                 except ValueError as e:
                     sys.exit("pack_batches: %s:%d: not JSON: %s" % (a.sim, lineno, e))
-                for key in ("userId", "anonymousId"):
+                for key, kind in (("userId", "u"), ("anonymousId", "a")):
                     v = ev.get(key)
-                    if isinstance(v, str) and v:
-                        ids.add(v)
+                    if isinstance(v, str) and v and ids.get(v) != "u":
+                        ids[v] = kind
             batch.append(line)
             events += 1
             if len(batch) == a.per_batch:
@@ -72,7 +74,7 @@ def main():
     chosen = chosen[: a.nids]
     with open(a.ids, "w", encoding="utf-8") as out:
         for v in chosen:
-            out.write(urllib.parse.quote(v, safe="") + "\n")
+            out.write("%s %s\n" % (urllib.parse.quote(v, safe=""), ids[v]))
     print("bodies %d events %d ids %d" % (bodies, events, len(chosen)))
     if not events:
         sys.exit("pack_batches: %s holds no events" % a.sim)

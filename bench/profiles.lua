@@ -4,7 +4,8 @@
 --   wrk -tT -cC -dD --latency -s profiles.lua URL/v1/admin/profiles -- IDS AUTH
 --
 -- IDS holds percent-encoded visitor ids (userIds and anonymousIds seen in the
--- simulated stream, bench/pack_batches.py), one a line. Each request looks up
+-- simulated stream, bench/pack_batches.py), one a line, each followed by its
+-- kind (u or a), which the admin API does not need. Each request looks up
 -- one id drawn at random (seeded per thread, so runs repeat).
 
 local reqs = {}
@@ -17,8 +18,9 @@ end
 
 function init(args)
    local headers = { ["Authorization"] = args[2] }
-   for id in io.lines(args[1]) do
-      if #id > 0 then
+   for line in io.lines(args[1]) do
+      local id = line:match("^(%S+)")
+      if id then
          reqs[#reqs + 1] = wrk.format("GET", wrk.path .. "/" .. id, headers)
       end
    end

@@ -128,13 +128,14 @@ reco_holder *reco_service_holder(api_server *srv) {
  * NULL for a visitor nobody knows yet. */
 static const bsp_profile *load_visitor(api_req *req, const reco_body *b) {
     const char *ids[2] = {b->user_id, b->anonymous_id};
+    static const char kinds[2] = {'u', 'a'};
     bsp_txn *txn;
     if (store_txn_begin(req->srv->store, false, &txn) != BSP_OK) return NULL;
     const bsp_profile *p = NULL; /* the thread's memoized copy: valid for this request */
     for (int i = 0; i < 2 && !p; i++) {
         uint64_t pid;
         if (!ids[i] || !api_ingest_acquire(req->srv)) continue;
-        if (ingest_resolve_fresh(req->srv->ingest, txn, ids[i], &pid) == BSP_OK)
+        if (ingest_resolve_fresh(req->srv->ingest, txn, kinds[i], ids[i], &pid) == BSP_OK)
             ingest_profile_peek(req->srv->ingest, txn, pid, &p);
         api_ingest_release(req->srv);
     }

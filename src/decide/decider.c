@@ -75,11 +75,12 @@ typedef struct decision {
 static bsp_err load_profile(decision *dc) {
     const decide_request *req = dc->req;
     const char *ids[2] = {req->user_id, req->anonymous_id};
+    static const char kinds[2] = {'u', 'a'};
     uint64_t known_pid = 0;
     for (int i = 0; i < 2 && !dc->profile; i++) {
         uint64_t pid;
         if (!ids[i]) continue;
-        bsp_err rc = ingest_resolve_fresh(dc->d->ing, dc->txn, ids[i], &pid);
+        bsp_err rc = ingest_resolve_fresh(dc->d->ing, dc->txn, kinds[i], ids[i], &pid);
         if (rc == BSP_OK) {
             known_pid = pid;
             rc = ingest_profile_peek(dc->d->ing, dc->txn, pid, &dc->profile);

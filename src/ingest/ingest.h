@@ -83,8 +83,12 @@ bsp_err ingest_erase_profile(bsp_ingest *ing, const char *id, uint64_t *events_d
 /* Resolves a userId or anonymousId to a profile id in a read transaction. */
 bsp_err ingest_resolve(bsp_txn *txn, const char *id, uint64_t *pid);
 /* Like ingest_resolve, but also sees the ids the writer linked since its
- * last checkpoint (readers that must not wait for one, such as decisions). */
-bsp_err ingest_resolve_fresh(bsp_ingest *ing, bsp_txn *txn, const char *id, uint64_t *pid);
+ * last checkpoint (readers that must not wait for one, such as decisions).
+ * kind is what the caller was given the id as, 'u' (a userId) or 'a' (an
+ * anonymousId): that kind is looked up first and the other after, so a
+ * visitor sent by the field the SDKs use costs one lookup, not two. */
+bsp_err ingest_resolve_fresh(bsp_ingest *ing, bsp_txn *txn, char kind, const char *id,
+                             uint64_t *pid);
 
 /* --- hooks: segment membership and the like ------------------------------ */
 

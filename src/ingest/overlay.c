@@ -282,11 +282,14 @@ bsp_err overlay_id_get(overlay *o, char kind, const char *id, uint64_t *pid) {
     return rc;
 }
 
-bsp_err ingest_resolve_fresh(bsp_ingest *ing, bsp_txn *txn, const char *id, uint64_t *pid) {
-    bsp_err rc = overlay_id_get(&ing->over, 'u', id, pid);
-    if (rc == BSP_ENOTFOUND) rc = store_id_get(txn, 'u', id, pid);
-    if (rc == BSP_ENOTFOUND) rc = overlay_id_get(&ing->over, 'a', id, pid);
-    if (rc == BSP_ENOTFOUND) rc = store_id_get(txn, 'a', id, pid);
+bsp_err ingest_resolve_fresh(bsp_ingest *ing, bsp_txn *txn, char kind, const char *id,
+                             uint64_t *pid) {
+    char other = kind == 'a' ? 'u' : 'a';
+    if (kind != 'a') kind = 'u';
+    bsp_err rc = overlay_id_get(&ing->over, kind, id, pid);
+    if (rc == BSP_ENOTFOUND) rc = store_id_get(txn, kind, id, pid);
+    if (rc == BSP_ENOTFOUND) rc = overlay_id_get(&ing->over, other, id, pid);
+    if (rc == BSP_ENOTFOUND) rc = store_id_get(txn, other, id, pid);
     return rc;
 }
 

@@ -644,10 +644,10 @@ static void test_wal_fresh_ids(void **state) {
     uint64_t pid = 0, upid = 0;
     assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
     assert_int_equal(ingest_resolve(txn, "fresh1", &pid), BSP_ENOTFOUND); /* not stored yet */
-    assert_int_equal(ingest_resolve_fresh(f->ing, txn, "fresh1", &pid), BSP_OK);
-    assert_int_equal(ingest_resolve_fresh(f->ing, txn, "U1", &upid), BSP_OK);
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, 'a', "fresh1", &pid), BSP_OK);
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, 'u', "U1", &upid), BSP_OK);
     uint64_t none;
-    assert_int_equal(ingest_resolve_fresh(f->ing, txn, "nobody", &none), BSP_ENOTFOUND);
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, 'u', "nobody", &none), BSP_ENOTFOUND);
     store_txn_abort(txn);
     assert_true(pid != 0);
     assert_int_equal(upid, pid);
@@ -658,6 +658,38 @@ static void test_wal_fresh_ids(void **state) {
     assert_int_equal(upid, pid);
 }
 
+/* One string that is one visitor's userId and another's anonymousId: a
+ * reader finds the profile of the kind it was given the id as, before and
+ * after the checkpoint; an id of one kind only is found whichever is asked. */
+static void resolve_both_kinds(fixture *f, uint64_t *as_user, uint64_t *as_anon, uint64_t *only) {
+    bsp_txn *txn;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, 'u', "twin", as_user), BSP_OK);
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, 'a', "twin", as_anon), BSP_OK);
+    uint64_t other;
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, 'a', "solo-user", only), BSP_OK);
+    assert_int_equal(ingest_resolve_fresh(f->ing, txn, 'u', "solo-user", &other), BSP_OK);
+    assert_int_equal(other, *only);
+    store_txn_abort(txn);
+}
+
+static void test_fresh_resolve_prefers_the_given_kind(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f);
+    send(f, "[{\"type\":\"identify\",\"userId\":\"twin\",\"anonymousId\":\"a-of-twin\"},"
+            "{\"type\":\"page\",\"anonymousId\":\"twin\"},"
+            "{\"type\":\"identify\",\"userId\":\"solo-user\"}]");
+    uint64_t user = 0, anon = 0, solo = 0;
+    resolve_both_kinds(f, &user, &anon, &solo); /* from the writer's fresh links */
+    assert_true(user != 0 && anon != 0 && user != anon);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    uint64_t user2 = 0, anon2 = 0, solo2 = 0;
+    resolve_both_kinds(f, &user2, &anon2, &solo2); /* from the store */
+    assert_int_equal(user2, user);
+    assert_int_equal(anon2, anon);
+    assert_int_equal(solo2, solo);
+}
+
 /* The computed traits a reader that must not wait sees for id (NULL: no
  * profile), without a checkpoint. */
 static cJSON *computed_now(fixture *f, const char *id, bool *stored) {
@@ -665,7 +697,7 @@ static cJSON *computed_now(fixture *f, const char *id, bool *stored) {
     uint64_t pid;
     cJSON *out = NULL;
     assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
-    if (ingest_resolve_fresh(f->ing, txn, id, &pid) == BSP_OK) {
+    if (ingest_resolve_fresh(f->ing, txn, 'u', id, &pid) == BSP_OK) {
         bsp_slice raw;
         *stored = store_profile_get(txn, pid, &raw) == BSP_OK;
         bsp_profile *p;
@@ -738,6 +770,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fresh_resolve_prefers_the_given_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_fresh_ids, setup, teardown),
     };
     write_ahead = false;
