@@ -354,6 +354,58 @@ server_diagnostics() { # FILE: thread states and stacks of the server, for a sta
 # ================================================================================
 # 3. Ingest: 1M simulated events through POST /v1/batch, 100 a body.
 # ================================================================================
+# batch_send BODIES NBODIES OUT NAME: sends every body once through POST
+# /v1/batch with wrk (bench/batch.lua) to the running server, its summary
+# into OUT. Sets BATCH_WALL0/BATCH_WALL1 (wall clock around the run) and
+# BATCH_STALLED (why it stopped early, or empty).
+batch_send() {
+  local bodies=$1 nbodies=$2 out=$3 prog=$TMP/progress-$4
+  rm -rf "$prog"
+  mkdir -p "$prog"
+  BATCH_WALL0=$(date +%s.%N)
+  wrk -t"$WRK_T" -c64 -d600s --timeout 60s -s "$HERE/batch.lua" \
+    "http://127.0.0.1:$SRV_PORT/v1/batch" -- "$bodies" "$prog" "$WRK_T" "$WRITE_AUTH" \
+    >"$out" 2>&1 &
+  local wpid=$!
+  PIDS+=("$wpid")
+  # Watch: all threads done -> interrupt wrk (it otherwise sleeps its full
+  # duration); no progress for STALL_S seconds -> a stall, reported.
+  local last=-1 still=0 now_p ndone
+  BATCH_STALLED=""
+  while kill -0 "$wpid" 2>/dev/null; do
+    sleep 1
+    ndone=$(ls "$prog" 2>/dev/null | grep -c '^done\.')
+    if [ "$ndone" -ge "$WRK_T" ]; then break; fi
+    # (a file being rewritten may read empty: it then counts 0 this once)
+    now_p=$(cat "$prog"/progress.* 2>/dev/null | awk '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }')
+    if [ "$(ls "$prog" | grep -c '^progress\.')" -lt "$WRK_T" ]; then continue; fi # still loading
+    if [ "$now_p" -ne "$last" ]; then
+      last=$now_p
+      still=0
+    else
+      still=$((still + 1))
+      if [ "$still" -ge "$STALL_S" ]; then
+        BATCH_STALLED="no answer for ${STALL_S} s after $now_p of $nbodies bodies"
+        break
+      fi
+    fi
+    if ! server_alive; then
+      BATCH_STALLED="server died after $now_p of $nbodies bodies"
+      break
+    fi
+  done
+  BATCH_WALL1=$(date +%s.%N)
+  if [ -n "$BATCH_STALLED" ]; then
+    mkdir -p "$BUILD/bench"
+    local diag
+    diag=$BUILD/bench/stall-$(date +%Y%m%d-%H%M%S).txt
+    server_alive && server_diagnostics "$diag"
+    note "STALL during ingest: $BATCH_STALLED; server threads/stacks in $diag"
+  fi
+  kill -INT "$wpid" 2>/dev/null
+  wait "$wpid" 2>/dev/null
+}
+
 IDS_FILE=""
 bench_ingest() {
   local sim=$TMP/sim.jsonl bodies=$TMP/bodies.txt t0 t1
@@ -388,54 +440,12 @@ bench_ingest() {
   fi
   local seg0
   seg0=$(segment_snap)
-  local prog=$TMP/progress
-  mkdir -p "$prog"
   sync # the LMDB ceiling's dirty pages would be written back inside this run
   log "ingest: wrk -t$WRK_T -c64, $nbodies bodies of $PER_BATCH events, each sent once"
-  local wall0 wall1 m0 m1
+  local m0 m1 stalled
   m0=$(metrics_snap)
-  wall0=$(date +%s.%N)
-  wrk -t"$WRK_T" -c64 -d600s --timeout 60s -s "$HERE/batch.lua" \
-    "http://127.0.0.1:$SRV_PORT/v1/batch" -- "$bodies" "$prog" "$WRK_T" "$WRITE_AUTH" \
-    >"$TMP/wrk-batch.txt" 2>&1 &
-  local wpid=$!
-  PIDS+=("$wpid")
-  # Watch: all threads done -> interrupt wrk (it otherwise sleeps its full
-  # duration); no progress for STALL_S seconds -> a stall, reported.
-  local last=-1 still=0 stalled="" now_p ndone
-  while kill -0 "$wpid" 2>/dev/null; do
-    sleep 1
-    ndone=$(ls "$prog" 2>/dev/null | grep -c '^done\.')
-    if [ "$ndone" -ge "$WRK_T" ]; then break; fi
-    # (a file being rewritten may read empty: it then counts 0 this once)
-    now_p=$(cat "$prog"/progress.* 2>/dev/null | awk '$1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }')
-    if [ "$(ls "$prog" | grep -c '^progress\.')" -lt "$WRK_T" ]; then continue; fi # still loading
-    if [ "$now_p" -ne "$last" ]; then
-      last=$now_p
-      still=0
-    else
-      still=$((still + 1))
-      if [ "$still" -ge "$STALL_S" ]; then
-        stalled="no answer for ${STALL_S} s after $now_p of $nbodies bodies"
-        break
-      fi
-    fi
-    if ! server_alive; then
-      stalled="server died after $now_p of $nbodies bodies"
-      break
-    fi
-  done
-  wall1=$(date +%s.%N)
-  if [ -n "$stalled" ]; then
-    mkdir -p "$BUILD/bench"
-    local diag
-    diag=$BUILD/bench/stall-$(date +%Y%m%d-%H%M%S).txt
-    server_alive && server_diagnostics "$diag"
-    note "STALL during ingest: $stalled; server threads/stacks in $diag"
-  fi
-  kill -INT "$wpid" 2>/dev/null
-  wait "$wpid" 2>/dev/null
-
+  batch_send "$bodies" "$nbodies" "$TMP/wrk-batch.txt" ingest
+  stalled=$BATCH_STALLED
   local ok answered sent elapsed non200 codes sockerr extra fillers
   ok=$(awk '$1 == "batch_ok" { print $2 }' "$TMP/wrk-batch.txt")
   answered=$(awk '$1 == "batch_answered" { print $2 }' "$TMP/wrk-batch.txt")
@@ -449,7 +459,7 @@ bench_ingest() {
     note "ingest: wrk printed no summary: $(tail -n 5 "$TMP/wrk-batch.txt" | tr '\n' ' ')"
     ok=0 answered=0 sent=0 elapsed=0
   fi
-  [ -z "$stalled" ] || elapsed=$(awk -v a="$wall0" -v b="$wall1" 'BEGIN { print b - a }')
+  [ -z "$stalled" ] || elapsed=$(awk -v a="$BATCH_WALL0" -v b="$BATCH_WALL1" 'BEGIN { print b - a }')
   non200=$((answered - ok))
   # Every body holds PER_BATCH events but the last; acknowledged events:
   local acked rejected
@@ -479,12 +489,73 @@ bench_ingest() {
   if [ "${stored:-x}" != "$nevents" ]; then
     note "ingest: the store holds ${stored:-?} events, $nevents were sent ($acked acknowledged)"
   fi
-  rm -f "$bodies"
+  INGEST_BODIES=$bodies INGEST_NBODIES=$nbodies INGEST_NEVENTS=$nevents # for 3b
   if [ -n "$stalled" ]; then
     row "ingest: STALL" "$stalled"
     return 1
   fi
   return 0
+}
+
+# ================================================================================
+# 3b. What memory costs, and the ingest again on memory just in use.
+#     On a virtual machine whose host takes back the memory its guest frees
+#     (free page reporting), the first touch of such a page costs a fault in
+#     the host: bench/touch_ceiling.c measures it. A fresh store's ingest
+#     touches about 2 GB of new pages (page cache, LMDB's dirty pages), so
+#     run 3 pays for whatever the ceilings before it freed. touch_ceiling
+#     leaves 4 GB just in use; the same bodies then go to a fresh store at
+#     once (the host takes pages back a few seconds after they are freed).
+# ================================================================================
+INGEST_BODIES="" INGEST_NBODIES="" INGEST_NEVENTS=""
+bench_touch() {
+  local bin=$BUILD/bench/touch_ceiling src=$HERE/touch_ceiling.c
+  mkdir -p "$BUILD/bench"
+  if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+    if ! ${CC:-cc} -O2 -std=c17 -D_GNU_SOURCE -Wall -o "$bin" "$src" 2>"$TMP/touch-cc.txt"; then
+      note "touch_ceiling did not compile: $(head -n 3 "$TMP/touch-cc.txt" | tr '\n' ' ')"
+      return 1
+    fi
+  fi
+  log "touch_ceiling 4"
+  if ! "$bin" 4 >"$TMP/touch.txt" 2>"$TMP/touch-err.txt"; then
+    note "touch_ceiling failed: $(tr '\n' ' ' <"$TMP/touch-err.txt")"
+    return 1
+  fi
+  local first again
+  first=$(awk '$1 == "touch_first_us_per_page" { print $2 }' "$TMP/touch.txt")
+  again=$(awk '$1 == "touch_again_us_per_page" { print $2 }' "$TMP/touch.txt")
+  row "ceiling: first touch of 4 GB, then again (us a 4 KB page)" "$first, then $again" "" "$(ratio "$first" "$again")"
+}
+
+bench_ingest_warm() {
+  if [ ! -s "$INGEST_BODIES" ]; then
+    note "ingest on memory just in use skipped: no bodies from run 3"
+    return
+  fi
+  start_server "$TMP/data-ingest-warm" ingest-warm || return
+  python3 "$HERE/decide_setup.py" "http://127.0.0.1:$SRV_PORT" "$ADMIN_AUTH" >/dev/null 2>&1 ||
+    note "decide setup failed before the second ingest run"
+  sync
+  if ! bench_touch; then
+    stop_server ingest-warm
+    return
+  fi
+  log "ingest again on memory just in use: $INGEST_NBODIES bodies into a fresh store"
+  batch_send "$INGEST_BODIES" "$INGEST_NBODIES" "$TMP/wrk-batch-warm.txt" ingest-warm
+  local ok elapsed stored eps
+  ok=$(awk '$1 == "batch_ok" { print $2 }' "$TMP/wrk-batch-warm.txt")
+  elapsed=$(awk '$1 == "batch_elapsed_s" { print $2 }' "$TMP/wrk-batch-warm.txt")
+  stored=$(stored_events)
+  stop_server ingest-warm
+  rm -rf "$TMP/data-ingest-warm"
+  if [ -n "$BATCH_STALLED" ] || [ "${ok:-0}" != "$INGEST_NBODIES" ]; then
+    note "ingest on memory just in use: ${ok:-0} of $INGEST_NBODIES bodies answered 200 ${BATCH_STALLED:+($BATCH_STALLED)}"
+    return
+  fi
+  eps=$(awk -v a="$INGEST_NEVENTS" -v e="$elapsed" 'BEGIN { if (e > 0) print a / e; else print 0 }')
+  row "ingest again, memory just in use (events/s)" "$(num "$eps")" "$(num "$LMDB_RANDOM") LMDB random" "$(ratio "$eps" "$LMDB_RANDOM")"
+  row "  same: run time; events in the store" "$(awk -v e="$elapsed" 'BEGIN { printf "%.1f s", e }'); $(num "${stored:-?}")" "$(num "$INGEST_NEVENTS") sent"
 }
 
 # ================================================================================
@@ -778,6 +849,8 @@ if [ -x "$BESPOKE" ]; then
     note "profile reads skipped: the ingest run did not complete"
   fi
   stop_server ingest
+  want ingest && bench_ingest_warm
+  rm -f "$INGEST_BODIES"
   want decide_million && bench_decide_million
   want track && bench_track
   want import && bench_import
