@@ -11,7 +11,9 @@
  *   meta      name                 -> bytes
  *   ids       kind(1) | id(1..255) -> pid (8 bytes big-endian)
  *   profiles  pid (8 BE)           -> profile JSON
- *   events    seq (8 BE)           -> event JSON, appended with MDB_APPEND
+ *   events    seq (8 BE)           -> event JSON, appended with MDB_APPEND;
+ *                                     packed (pack.c) once meta holds the
+ *                                     "event_dict" the store trained
  *   pevents   pid (8 BE) | seq (8) -> empty, a profile's timeline
  *   msgids    XXH3-128(messageId)  -> seq (8 BE)
  *   products  product id bytes     -> product JSON
@@ -32,13 +34,14 @@
  * BSP_EINVAL; everything else, MDB_MAP_FULL included, is logged and becomes
  * BSP_ESTORE. After such an error LMDB refuses further writes in the
  * transaction, and its commit fails, so a transaction is all or nothing. */
-#include "store/store.h"
+#include "store/store_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -54,6 +57,8 @@
 #define STORE_FILE_MODE 0600
 
 #define META_LAST_SEQ "last_seq"
+#define META_EVENT_DICT "event_dict" /* the zstd dictionary events are packed with */
+#define EVENT_DICT_MAX (64 * 1024)
 #define META_NEXT_PID "next_pid"
 
 #define TIMELINE_KEY_LEN 16
@@ -72,6 +77,10 @@ struct bsp_store {
     size_t idle_count;
     MDB_dbi meta, ids, profiles, events, pevents, msgids, products, config, members;
     size_t max_key; /* LMDB's largest key, 511 bytes in Debian's build */
+    /* Packs and unpacks event values once the store has a dictionary
+     * (pack.c); set at most once, after the transaction that stored the
+     * dictionary committed, and freed at close. */
+    _Atomic(store_packer *) packer;
 };
 
 struct bsp_txn {
@@ -84,7 +93,27 @@ struct bsp_txn {
     bool pid_dirty;
     uint64_t last_seq;
     uint64_t next_pid;
+    bsp_buf unpacked; /* the last packed event read; kept with pooled readers */
+    void *new_dict;   /* a dictionary this transaction stored, used from its commit */
+    size_t new_dict_len;
 };
+
+static void txn_free(bsp_txn *txn) {
+    bsp_buf_free(&txn->unpacked);
+    free(txn->new_dict);
+    free(txn);
+}
+
+/* Starts packing events with dict, unless the store packs already (the
+ * first dictionary stays: events packed with it must stay readable). */
+static void packer_install(bsp_store *st, const void *dict, size_t len) {
+    store_packer *p = packer_new(dict, len), *none = NULL;
+    if (!p) {
+        bsp_warn("store: the event dictionary (%zu bytes) could not be loaded", len);
+        return;
+    }
+    if (!atomic_compare_exchange_strong(&st->packer, &none, p)) packer_free(p);
+}
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -273,6 +302,19 @@ static bsp_err lock_dir(bsp_store *st, const char *dir) {
     return err;
 }
 
+/* The dictionary a store packs events with, if it has one. */
+static bsp_err event_dict_load(bsp_store *st) {
+    MDB_txn *mt;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &mt);
+    if (rc != MDB_SUCCESS) return map_err(rc, "begin");
+    MDB_val key = {strlen(META_EVENT_DICT), (void *)META_EVENT_DICT}, val;
+    rc = mdb_get(mt, st->meta, &key, &val);
+    if (rc == MDB_SUCCESS) packer_install(st, val.mv_data, val.mv_size);
+    mdb_txn_abort(mt);
+    if (rc == MDB_SUCCESS && !atomic_load(&st->packer)) return BSP_ESTORE; /* unreadable events */
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? BSP_OK : map_err(rc, "event dictionary");
+}
+
 bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out) {
     *out = NULL;
     if (!dir || !*dir) return BSP_EINVAL;
@@ -286,6 +328,7 @@ bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out)
     err = st->dir ? lock_dir(st, dir) : BSP_ENOMEM;
     if (err == BSP_OK) err = env_open(st, dir, opts);
     if (err == BSP_OK) err = dbs_open(st);
+    if (err == BSP_OK) err = event_dict_load(st);
     if (err != BSP_OK) {
         if (st->env) mdb_env_close(st->env);
         if (st->lock_fd >= 0) close(st->lock_fd);
@@ -302,8 +345,9 @@ void store_close(bsp_store *st) {
     if (!st) return;
     for (size_t i = 0; i < st->idle_count; i++) {
         mdb_txn_abort(st->idle[i]->mt);
-        free(st->idle[i]);
+        txn_free(st->idle[i]);
     }
+    packer_free(atomic_load(&st->packer));
     pthread_mutex_destroy(&st->idle_mu);
     mdb_env_close(st->env);
     close(st->lock_fd); /* releases the lock */
@@ -325,7 +369,7 @@ static bsp_txn *reader_reuse(bsp_store *st) {
     pthread_mutex_unlock(&st->idle_mu);
     if (txn && mdb_txn_renew(txn->mt) != MDB_SUCCESS) {
         mdb_txn_abort(txn->mt);
-        free(txn);
+        txn_free(txn);
         txn = NULL;
     }
     return txn;
@@ -335,14 +379,14 @@ static bsp_txn *reader_reuse(bsp_store *st) {
 static void reader_release(bsp_txn *txn) {
     bsp_store *st = txn->st;
     mdb_txn_reset(txn->mt);
-    *txn = (bsp_txn){.mt = txn->mt, .st = st};
+    *txn = (bsp_txn){.mt = txn->mt, .st = st, .unpacked = txn->unpacked};
     pthread_mutex_lock(&st->idle_mu);
     bool kept = st->idle_count < STORE_IDLE_READERS;
     if (kept) st->idle[st->idle_count++] = txn;
     pthread_mutex_unlock(&st->idle_mu);
     if (!kept) {
         mdb_txn_abort(txn->mt);
-        free(txn);
+        txn_free(txn);
     }
 }
 
@@ -382,11 +426,13 @@ bsp_err store_txn_commit(bsp_txn *txn) {
     bsp_err err = counters_flush(txn);
     if (err != BSP_OK) {
         mdb_txn_abort(txn->mt);
-        free(txn);
+        txn_free(txn);
         return err;
     }
     int rc = mdb_txn_commit(txn->mt); /* frees the MDB_txn even on error */
-    free(txn);
+    if (rc == MDB_SUCCESS && txn->new_dict)
+        packer_install(txn->st, txn->new_dict, txn->new_dict_len);
+    txn_free(txn);
     return map_err(rc, "commit");
 }
 
@@ -397,7 +443,7 @@ void store_txn_abort(bsp_txn *txn) {
         return;
     }
     mdb_txn_abort(txn->mt);
-    free(txn);
+    txn_free(txn);
 }
 
 /* --- meta and counters --------------------------------------------------- */
@@ -583,12 +629,26 @@ bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq) {
                   "timeline put");
 }
 
+/* An event value as its JSON: as stored, or unpacked into the
+ * transaction's buffer (valid until the next event read in it). */
+static bsp_err event_json(bsp_txn *txn, uint64_t seq, MDB_val val, bsp_slice *out) {
+    if (!packer_is_packed(val.mv_data, val.mv_size)) {
+        *out = slice_of(val);
+        return BSP_OK;
+    }
+    store_packer *p = atomic_load(&txn->st->packer);
+    bsp_err err = p ? packer_unpack(p, val.mv_data, val.mv_size, &txn->unpacked, out) : BSP_ESTORE;
+    if (err == BSP_ESTORE)
+        bsp_error_log("store: event %llu does not unpack", (unsigned long long)seq);
+    return err;
+}
+
 bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out) {
     uint8_t key[8];
     be64_put(key, seq);
     MDB_val val;
     bsp_err err = db_get(txn, txn->st->events, val_of(key, 8), &val, "event get");
-    if (err == BSP_OK) *out = slice_of(val);
+    if (err == BSP_OK) err = event_json(txn, seq, val, out);
     return err;
 }
 
@@ -689,11 +749,86 @@ bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, vo
     MDB_val key = val_of(start, 8), val;
     int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
     while (rc == MDB_SUCCESS && err == BSP_OK) {
-        if (key.mv_size == 8) err = fn(ctx, be64_get(key.mv_data), slice_of(val));
+        bsp_slice json;
+        if (key.mv_size == 8) {
+            uint64_t seq = be64_get(key.mv_data);
+            err = event_json(txn, seq, val, &json);
+            if (err == BSP_OK) err = fn(ctx, seq, json);
+        }
         if (err == BSP_OK) rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     mdb_cursor_close(cur);
     return err != BSP_OK ? err : walk_end(rc, "events scan");
+}
+
+/* --- packed events -------------------------------------------------------- */
+
+bool store_event_packing(bsp_store *st) {
+    return atomic_load_explicit(&st->packer, memory_order_acquire) != NULL;
+}
+
+bsp_err store_event_pack(bsp_store *st, const char *json, size_t len, char **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    store_packer *p = atomic_load_explicit(&st->packer, memory_order_acquire);
+    return p ? packer_pack(p, json, len, out, out_len) : BSP_ENOTFOUND;
+}
+
+bsp_err store_event_unpack(bsp_store *st, const char *val, size_t len, bsp_buf *scratch,
+                           bsp_slice *out) {
+    if (!packer_is_packed(val, len)) {
+        *out = (bsp_slice){val, len};
+        return BSP_OK;
+    }
+    store_packer *p = atomic_load_explicit(&st->packer, memory_order_acquire);
+    return p ? packer_unpack(p, val, len, scratch, out) : BSP_ESTORE;
+}
+
+/* The newest unpacked events of the log, up to max, laid end to end. */
+static bsp_err dict_samples(bsp_txn *txn, size_t max, bsp_buf *all, size_t **sizes,
+                            unsigned *count) {
+    MDB_cursor *cur;
+    bsp_err err = cursor_open(txn, txn->st->events, &cur);
+    if (err != BSP_OK) return err;
+    *sizes = malloc(max * sizeof **sizes);
+    *count = 0;
+    if (!*sizes) err = BSP_ENOMEM;
+    MDB_val key, val;
+    int rc = err == BSP_OK ? mdb_cursor_get(cur, &key, &val, MDB_LAST) : MDB_NOTFOUND;
+    while (rc == MDB_SUCCESS && *count < max && err == BSP_OK) {
+        if (!packer_is_packed(val.mv_data, val.mv_size) && val.mv_size > 0) {
+            err = bsp_buf_append(all, val.mv_data, val.mv_size);
+            if (err == BSP_OK) (*sizes)[(*count)++] = val.mv_size;
+        }
+        rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+    if (err == BSP_OK && rc != MDB_SUCCESS && rc != MDB_NOTFOUND) err = map_err(rc, "samples");
+    return err;
+}
+
+bsp_err store_event_dict_train(bsp_txn *txn, size_t samples) {
+    if (!txn->writable || samples == 0) return BSP_EINVAL;
+    if (store_event_packing(txn->st) || txn->new_dict) return BSP_EEXISTS;
+    bsp_buf all = {0};
+    size_t *sizes = NULL;
+    unsigned count = 0;
+    bsp_err err = dict_samples(txn, samples, &all, &sizes, &count);
+    void *dict = NULL;
+    size_t len = 0;
+    if (err == BSP_OK)
+        err =
+            count ? packer_train(all.data, sizes, count, EVENT_DICT_MAX, &dict, &len) : BSP_EINVAL;
+    bsp_buf_free(&all);
+    free(sizes);
+    if (err == BSP_OK) err = store_meta_put(txn, META_EVENT_DICT, dict, len);
+    if (err != BSP_OK) {
+        free(dict);
+        return err;
+    }
+    txn->new_dict = dict;
+    txn->new_dict_len = len;
+    return BSP_OK;
 }
 
 /* --- de-duplication ------------------------------------------------------ */

@@ -6,7 +6,9 @@
  *   meta      name            -> bytes          keys, settings, counters
  *   ids       kind|id         -> pid (u64)      kind 'u' = userId, 'a' = anonymousId
  *   profiles  pid             -> profile JSON   (profile/ owns the format)
- *   events    seq             -> event JSON     the append-only event log
+ *   events    seq             -> event JSON     the append-only event log (packed
+ *                                               with zstd once the store has a
+ *                                               dictionary; readers see JSON)
  *   pevents   pid|seq         -> (empty)        a profile's timeline index
  *   msgids    bucket|hash(msgId) -> seq         de-duplication of resends
  *   products  product id      -> product JSON   (catalog/ owns the format)
@@ -83,12 +85,15 @@ bsp_err store_profiles_scan_from(bsp_txn *txn, uint64_t after_pid, store_profile
 /* --- events -------------------------------------------------------------- */
 /* Appends to the log under the next sequence number (1, 2, 3, ...; never
  * reused, even after the newest events were deleted) and indexes it under pid
- * (pid 0: log only, linked later with store_event_link). seq_out may be NULL. */
+ * (pid 0: log only, linked later with store_event_link). json is the event's
+ * JSON or what store_event_pack made of it. seq_out may be NULL. */
 bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t len,
                            uint64_t *seq_out);
 /* Indexes event seq under pid's timeline (idempotent). */
 bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq);
-bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out); /* BSP_ENOTFOUND */
+/* The event's JSON; a packed event is unpacked into a buffer of the
+ * transaction, valid until its next event read. BSP_ENOTFOUND. */
+bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out);
 /* A profile's events, newest first, starting strictly below before_seq
  * (UINT64_MAX = from the newest), at most limit (0 = none). fn returns non-OK
  * to stop, and that code is returned. To page, pass the last seq seen. */
@@ -103,6 +108,24 @@ bsp_err store_events_delete(bsp_txn *txn, uint64_t pid, uint64_t *deleted);
 /* The whole log in sequence order from from_seq (inclusive); fn returns
  * non-OK to stop, and that code is returned. */
 bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, void *ctx);
+
+/* Packed events. Once the log has some events, store_event_dict_train (in
+ * a write transaction) trains a zstd dictionary on the newest `samples` of
+ * them and stores it; from that transaction's commit on, store_event_pack
+ * packs an event's JSON (any thread; *out is malloc'd, the caller frees it)
+ * for store_event_append, and readers unpack what they read. Events stored
+ * before stay as they are. A store has one dictionary for good:
+ * store_event_dict_train is BSP_EEXISTS once there is one, and BSP_EINVAL
+ * when the events are too few or too alike to learn from (try again with
+ * more). store_event_pack is BSP_ENOTFOUND while there is none. */
+bool store_event_packing(bsp_store *st);
+bsp_err store_event_pack(bsp_store *st, const char *json, size_t len, char **out, size_t *out_len);
+/* The JSON of bytes store_event_pack may have made (a copy kept elsewhere,
+ * such as the write-ahead file): bytes that are not packed are the JSON
+ * itself; packed ones unpack into scratch. BSP_ESTORE if they do not. */
+bsp_err store_event_unpack(bsp_store *st, const char *val, size_t len, bsp_buf *scratch,
+                           bsp_slice *out);
+bsp_err store_event_dict_train(bsp_txn *txn, size_t samples);
 
 /* --- de-duplication ------------------------------------------------------ */
 /* Records msgid with seq under a bucket (the ingest writer uses the hour of

@@ -702,6 +702,150 @@ static void test_stats(void **state) {
     store_txn_abort(txn);
 }
 
+/* --- packed events ------------------------------------------------------------ */
+
+/* A shop-like event: the same keys and user agent, ids and paths that vary. */
+static void shop_event(char *out, size_t cap, int i) {
+    snprintf(out, cap,
+             "{\"type\":\"track\",\"event\":\"Product Viewed\",\"messageId\":\"m-%d\","
+             "\"anonymousId\":\"anon-%08x\",\"timestamp\":\"2024-01-01T00:%02d:%02d.000Z\","
+             "\"properties\":{\"product_id\":\"sku-%05d\",\"price\":%d.99,"
+             "\"category\":\"Home > Decor\"},\"context\":{\"userAgent\":\"Mozilla/5.0 "
+             "(X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0\","
+             "\"page\":{\"path\":\"/p/sku-%05d\"}}}",
+             i, (unsigned)(i * 2654435761u), i / 60 % 60, i % 60, i % 997, i % 90, i % 997);
+}
+
+/* Appends n shop events (pid i % 5) and commits. */
+static void append_shop_events(fixture *f, int from, int n) {
+    bsp_txn *txn = begin(f, true);
+    char json[512];
+    for (int i = from; i < from + n; i++) {
+        shop_event(json, sizeof json, i);
+        append(txn, (uint64_t)(i % 5) + 1, json);
+    }
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
+typedef struct json_check {
+    int first; /* the shop event number of seq 1 */
+    size_t seen;
+} json_check;
+
+/* Every event a scan or timeline reports is the JSON that was appended. */
+static bsp_err check_json(void *ctx, uint64_t seq, bsp_slice json) {
+    json_check *c = ctx;
+    char want[512];
+    shop_event(want, sizeof want, c->first + (int)seq - 1);
+    assert_slice(json, want);
+    c->seen++;
+    return BSP_OK;
+}
+
+static void test_pack_needs_a_dictionary(void **state) {
+    fixture *f = *state;
+    char *packed = NULL;
+    size_t len = 1;
+    assert_false(store_event_packing(f->st));
+    assert_int_equal(store_event_pack(f->st, "{}", 2, &packed, &len), BSP_ENOTFOUND);
+    assert_null(packed);
+    assert_int_equal(len, 0);
+    bsp_txn *txn = begin(f, false); /* training writes */
+    assert_int_equal(store_event_dict_train(txn, 100), BSP_EINVAL);
+    store_txn_abort(txn);
+    txn = begin(f, true); /* an empty log teaches nothing */
+    assert_int_equal(store_event_dict_train(txn, 100), BSP_EINVAL);
+    store_txn_abort(txn);
+    assert_false(store_event_packing(f->st));
+}
+
+/* Trained, committed, then: packed events are a fraction of their JSON,
+ * every reader gets the JSON back, the raw events before stay readable,
+ * and all of it survives a reopen. An aborted training leaves nothing. */
+static void test_packed_events_round_trip(void **state) {
+    fixture *f = *state;
+    append_shop_events(f, 1, 2000);
+    bsp_txn *txn = begin(f, true);
+    assert_int_equal(store_event_dict_train(txn, 2000), BSP_OK);
+    assert_false(store_event_packing(f->st)); /* not before the commit */
+    store_txn_abort(txn);
+    assert_false(store_event_packing(f->st));
+    txn = begin(f, true);
+    assert_int_equal(store_event_dict_train(txn, 2000), BSP_OK);
+    assert_int_equal(store_event_dict_train(txn, 2000), BSP_EEXISTS);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    assert_true(store_event_packing(f->st));
+    txn = begin(f, true);
+    assert_int_equal(store_event_dict_train(txn, 2000), BSP_EEXISTS); /* one for good */
+    store_txn_abort(txn);
+
+    txn = begin(f, true);
+    size_t json_bytes = 0, packed_bytes = 0;
+    for (int i = 2001; i <= 2300; i++) {
+        char json[512], *packed = NULL;
+        size_t len = 0;
+        shop_event(json, sizeof json, i);
+        assert_int_equal(store_event_pack(f->st, json, strlen(json), &packed, &len), BSP_OK);
+        json_bytes += strlen(json);
+        packed_bytes += len;
+        uint64_t seq = 0;
+        assert_int_equal(store_event_append(txn, (uint64_t)(i % 5) + 1, packed, len, &seq), BSP_OK);
+        assert_int_equal(seq, (uint64_t)i);
+        free(packed);
+    }
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    assert_true(packed_bytes * 3 < json_bytes);
+
+    for (int round = 0; round < 2; round++) {
+        txn = begin(f, false);
+        json_check all = {1, 0};
+        assert_int_equal(store_events_scan(txn, 1, check_json, &all), BSP_OK);
+        assert_int_equal(all.seen, 2300);
+        json_check one = {1, 0};
+        assert_int_equal(store_profile_events(txn, 2, UINT64_MAX, 100, check_json, &one), BSP_OK);
+        assert_int_equal(one.seen, 100);
+        bsp_slice a, b;
+        char want[512];
+        assert_int_equal(store_event_get(txn, 2300, &a), BSP_OK); /* packed */
+        shop_event(want, sizeof want, 2300);
+        assert_slice(a, want);
+        assert_int_equal(store_event_get(txn, 5, &b), BSP_OK); /* stored as JSON */
+        shop_event(want, sizeof want, 5);
+        assert_slice(b, want);
+        store_txn_abort(txn);
+        reopen(f); /* the dictionary comes back from the store */
+        assert_true(store_event_packing(f->st));
+    }
+}
+
+/* A packed value that does not unpack is a store error for every reader,
+ * not a crash or garbage. */
+static void test_packed_event_damaged(void **state) {
+    fixture *f = *state;
+    append_shop_events(f, 1, 2000);
+    bsp_txn *txn = begin(f, true);
+    assert_int_equal(store_event_dict_train(txn, 2000), BSP_OK);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    char json[512], *packed = NULL;
+    size_t len = 0;
+    shop_event(json, sizeof json, 2001);
+    assert_int_equal(store_event_pack(f->st, json, strlen(json), &packed, &len), BSP_OK);
+    packed[len / 2] ^= 0x5a;
+    txn = begin(f, true);
+    assert_int_equal(store_event_append(txn, 1, packed, len, NULL), BSP_OK);
+    assert_int_equal(store_event_append(txn, 1, packed, 1, NULL), BSP_OK); /* the mark alone */
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    free(packed);
+    txn = begin(f, false);
+    bsp_slice s;
+    assert_int_equal(store_event_get(txn, 2001, &s), BSP_ESTORE);
+    assert_int_equal(store_event_get(txn, 2002, &s), BSP_ESTORE);
+    json_check all = {1, 0};
+    assert_int_equal(store_events_scan(txn, 1995, check_json, &all), BSP_ESTORE);
+    assert_int_equal(all.seen, 6);
+    store_txn_abort(txn);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -727,6 +871,9 @@ int main(void) {
         T(test_events_rekey),
         T(test_events_delete),
         T(test_events_scan),
+        T(test_pack_needs_a_dictionary),
+        T(test_packed_events_round_trip),
+        T(test_packed_event_damaged),
         T(test_msgid_duplicate),
         T(test_products),
         T(test_stats),
