@@ -483,6 +483,7 @@ void event_free(bsp_event *ev) {
     if (!ev) return;
     cJSON_Delete(ev->json);
     free(ev->text);
+    free(ev->packed);
     memset(ev, 0, sizeof *ev);
 }
 

@@ -60,6 +60,8 @@ typedef struct bsp_event {
     cJSON *json;             /* owned: the normalized event */
     char *text;              /* owned: compact JSON of json, what is stored */
     size_t text_len;
+    char *packed; /* owned, or NULL: text packed by the store (ingest_submit) */
+    size_t packed_len;
 } bsp_event;
 
 /* Type from a route or type string: "track"/"t", "identify"/"i", "page"/"p",

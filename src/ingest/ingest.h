@@ -80,6 +80,13 @@ bsp_err ingest_put_products(bsp_ingest *ing, cJSON *const *products, size_t coun
  * profile, every id pointing at it, and its events. BSP_ENOTFOUND if none. */
 bsp_err ingest_erase_profile(bsp_ingest *ing, const char *id, uint64_t *events_deleted);
 
+/* Packed events (store.h): the first checkpoint after the log reaches
+ * INGEST_DICT_EVENTS events trains the store's dictionary on the newest
+ * INGEST_DICT_SAMPLES of them; from then on ingest_submit and
+ * ingest_submit_wait pack each event on the submitting thread. */
+#define INGEST_DICT_EVENTS 2000
+#define INGEST_DICT_SAMPLES 4000
+
 /* Resolves a userId or anonymousId to a profile id in a read transaction. */
 bsp_err ingest_resolve(bsp_txn *txn, const char *id, uint64_t *pid);
 /* Like ingest_resolve, but also sees the ids the writer linked since its

@@ -102,6 +102,24 @@ static uint64_t get_seq(bsp_txn *txn, const char *name) {
     return out;
 }
 
+/* Once the log holds INGEST_DICT_EVENTS events, the store learns a zstd
+ * dictionary from the newest of them and events are packed from then on
+ * (store.h). With too little to learn from it tries again when the log has
+ * doubled. Only packing depends on it, so a failure is logged, not passed
+ * on (a failure that spoiled the transaction fails its commit anyway). */
+static void event_dict_maybe(bsp_ingest *ing, bsp_txn *txn) {
+    if (ing->log_seq < ing->dict_next_try || store_event_packing(ing->st)) return;
+    uint64_t t0 = bsp_mono_ns();
+    bsp_err rc = store_event_dict_train(txn, INGEST_DICT_SAMPLES);
+    if (rc == BSP_OK)
+        bsp_info("ingest: events are packed from now on (dictionary learnt in %.0f ms)",
+                 (double)(bsp_mono_ns() - t0) / 1e6);
+    else if (rc != BSP_EEXISTS)
+        bsp_warn("ingest: no event dictionary yet (%s); trying again at %llu events",
+                 bsp_err_name(rc), (unsigned long long)ing->log_seq * 2);
+    ing->dict_next_try = ing->log_seq * 2;
+}
+
 bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
     bsp_buf text = {0};
     bsp_err rc = BSP_OK;
@@ -123,6 +141,7 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
     if (!rc) rc = put_seq(txn, META_APPLIED_SEQ, ing->log_seq);
     /* Everything the WAL holds is stored by this commit: retire its records. */
     if (!rc) rc = put_seq(txn, META_WAL_GEN, ing->wal.gen + 1);
+    if (!rc) event_dict_maybe(ing, txn);
     return rc;
 }
 
@@ -241,10 +260,13 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
     if (!ev->id_generated) rc = store_msgid_get(txn, bucket, ev->message_id, id_len, &seq);
     *dup = rc == BSP_OK;
     if (rc != BSP_ENOTFOUND) return rc;
-    rc = store_event_append(txn, 0, ev->text, ev->text_len, &seq);
+    rc = ev->packed ? store_event_append(txn, 0, ev->packed, ev->packed_len, &seq)
+                    : store_event_append(txn, 0, ev->text, ev->text_len, &seq);
     if (!rc && !ev->id_generated) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, seq);
     unsigned flags = (ev->ts_given ? WAL_TS_GIVEN : 0) | (ev->id_generated ? WAL_ID_GENERATED : 0);
-    if (!rc && ing->wal_live) rc = wal_add(&ing->wal, seq, flags, ev->text, ev->text_len);
+    if (!rc && ing->wal_live)
+        rc = ev->packed ? wal_add(&ing->wal, seq, flags, ev->packed, ev->packed_len)
+                        : wal_add(&ing->wal, seq, flags, ev->text, ev->text_len);
     if (rc) return rc;
     ing->log_seq = seq;
     rc = apply_logged_event(ing, txn, ev, seq);
@@ -364,6 +386,7 @@ static bsp_err recover_log(bsp_ingest *ing, size_t *total) {
 typedef struct wal_replay {
     bsp_ingest *ing;
     bsp_txn *txn;
+    bsp_buf unpacked; /* a packed record's JSON */
 } wal_replay;
 
 /* One WAL record: an acknowledged event the store does not hold yet. It
@@ -371,8 +394,14 @@ typedef struct wal_replay {
 static bsp_err replay_wal_record(void *ctx, uint64_t seq, unsigned flags, const char *text,
                                  size_t len) {
     wal_replay *wr = ctx;
+    bsp_slice json;
+    if (store_event_unpack(wr->ing->st, text, len, &wr->unpacked, &json) != BSP_OK) {
+        bsp_warn("ingest: wal replay: event %llu does not unpack; skipped",
+                 (unsigned long long)seq);
+        return BSP_OK;
+    }
     bsp_event ev;
-    if (!event_from_text(text, len, seq, "wal replay", &ev)) return BSP_OK;
+    if (!event_from_text(json.data, json.len, seq, "wal replay", &ev)) return BSP_OK;
     ev.ts_given = flags & WAL_TS_GIVEN;
     ev.id_generated = flags & WAL_ID_GENERATED;
     bool dup;
@@ -389,11 +418,12 @@ static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, size_t *total) {
         if (rc == BSP_ENOTFOUND) return BSP_OK;
         if (rc) return rc;
     }
-    wal_replay wr = {ing, NULL};
+    wal_replay wr = {.ing = ing};
     bsp_err rc = store_txn_begin(ing->st, true, &wr.txn);
     if (rc) return rc;
     size_t n = 0;
     rc = wal_scan(&ing->wal, gen, replay_wal_record, &wr, &n);
+    bsp_buf_free(&wr.unpacked);
     if (!rc && n == 0) {
         store_txn_abort(wr.txn);
         wal_restart(&ing->wal, ing->wal.gen);

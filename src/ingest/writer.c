@@ -263,6 +263,7 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
     bsp_ingest *ing = calloc(1, sizeof *ing);
     if (!ing) return BSP_ENOMEM;
     ing->st = st;
+    ing->dict_next_try = INGEST_DICT_EVENTS;
     ing->queue_max = opts && opts->queue_max_events ? opts->queue_max_events : 200000;
     ing->commit_max = opts && opts->commit_max_events ? opts->commit_max_events : 20000;
     uint64_t interval_ms = opts && opts->checkpoint_ms ? opts->checkpoint_ms : 1000;
@@ -353,8 +354,20 @@ static bsp_err enqueue(bsp_ingest *ing, work *w, bool wait) {
     return rc;
 }
 
+/* Packs each event's text for the log on the submitting thread, so that
+ * the writer only copies the smaller bytes. Without a dictionary yet, or
+ * short of memory, an event is stored as its text. */
+static void pack_events(bsp_ingest *ing, bsp_event *events, size_t count) {
+    if (!store_event_packing(ing->st)) return;
+    for (size_t i = 0; i < count; i++)
+        if (!events[i].packed && events[i].text)
+            store_event_pack(ing->st, events[i].text, events[i].text_len, &events[i].packed,
+                             &events[i].packed_len);
+}
+
 bsp_err ingest_submit(bsp_ingest *ing, bsp_event *events, size_t count, ingest_done_fn done,
                       void *ctx) {
+    pack_events(ing, events, count);
     work *w = calloc(1, sizeof *w);
     if (!w) return BSP_ENOMEM;
     *w = (work){
@@ -406,6 +419,7 @@ static bsp_err submit_and_wait(bsp_ingest *ing, work *w, bsp_ingest_result *res)
 
 bsp_err ingest_submit_wait(bsp_ingest *ing, bsp_event *events, size_t count,
                            bsp_ingest_result *res) {
+    pack_events(ing, events, count);
     work *w = calloc(1, sizeof *w);
     if (!w) return BSP_ENOMEM;
     *w = (work){.kind = WORK_EVENTS, .events = events, .count = count};

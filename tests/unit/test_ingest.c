@@ -110,6 +110,12 @@ static bsp_err count(void *ctx, uint64_t seq, bsp_slice json) {
     return BSP_OK;
 }
 
+static bsp_err last_seq_of(void *ctx, uint64_t seq, bsp_slice json) {
+    (void)json;
+    *(uint64_t *)ctx = seq;
+    return BSP_OK;
+}
+
 static void test_events_reach_profile(void **state) {
     fixture *f = *state;
     bsp_ingest_result r =
@@ -286,6 +292,62 @@ static void send_pages(fixture *f, int from, int to, int round) {
     assert_int_equal(bsp_buf_puts(&body, "]}"), BSP_OK);
     assert_int_equal(send(f, body.data).accepted, (size_t)(to - from));
     bsp_buf_free(&body);
+}
+
+/* The event of v<i>'s timeline (one event each), as JSON. */
+static void assert_one_page_of(fixture *f, int i) {
+    char id[32];
+    snprintf(id, sizeof id, "v%d", i);
+    bsp_txn *txn;
+    uint64_t pid;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_resolve(txn, id, &pid), BSP_OK);
+    size_t n = 0;
+    assert_int_equal(store_profile_events(txn, pid, UINT64_MAX, 10, count, &n), BSP_OK);
+    assert_int_equal(n, 1);
+    bsp_slice json;
+    uint64_t seq = 0;
+    assert_int_equal(store_profile_events(txn, pid, UINT64_MAX, 1, last_seq_of, &seq), BSP_OK);
+    assert_int_equal(store_event_get(txn, seq, &json), BSP_OK);
+    cJSON *ev = cJSON_ParseWithLength(json.data, json.len);
+    assert_non_null(ev);
+    assert_string_equal(json_get_string(ev, "anonymousId"), id);
+    cJSON_Delete(ev);
+    store_txn_abort(txn);
+}
+
+/* Once the log holds INGEST_DICT_EVENTS events, a checkpoint gives the
+ * store its dictionary; later events are packed by the submitting thread,
+ * and what was stored before and after reads back the same. */
+static void test_events_packed_once_the_log_grows(void **state) {
+    fixture *f = *state;
+    send_pages(f, 0, INGEST_DICT_EVENTS / 2, 0);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_false(store_event_packing(f->st)); /* too few yet */
+    send_pages(f, INGEST_DICT_EVENTS / 2, INGEST_DICT_EVENTS + 10, 0);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_true(store_event_packing(f->st));
+
+    bsp_event_list list = {0};
+    bsp_error err;
+    const char *body = "[{\"type\":\"page\",\"anonymousId\":\"v-packed\",\"messageId\":\"p1\"}]";
+    assert_int_equal(
+        event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list, &err), BSP_OK);
+    bsp_ingest_result res;
+    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
+    assert_int_equal(res.accepted, 1);
+    assert_non_null(list.items[0].packed);
+    assert_true(list.items[0].packed_len < list.items[0].text_len);
+    event_list_free(&list);
+    send_pages(f, 5000, 5010, 1);
+    assert_int_equal(send(f, "[{\"type\":\"page\",\"anonymousId\":\"v-packed\","
+                             "\"messageId\":\"p1\"}]")
+                         .duplicates,
+                     1);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_one_page_of(f, 3);    /* stored as JSON */
+    assert_one_page_of(f, 5004); /* stored packed */
+    assert_int_equal(stats_of(f).events, INGEST_DICT_EVENTS + 10 + 1 + 10);
 }
 
 /* Far more profiles than the writer's cache holds between two checkpoints:
@@ -589,6 +651,31 @@ static long wal_end(const fixture *f) {
     return end;
 }
 
+/* Packed events in the WAL: a writer that dies after acknowledging them
+ * leaves packed records, and the next start unpacks and stores them. */
+static void test_wal_replay_packed(void **state) {
+    fixture *f = *state;
+    send_pages(f, 0, INGEST_DICT_EVENTS + 10, 0);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_true(store_event_packing(f->st));
+    static const char *const batch[] = {
+        "[{\"type\":\"page\",\"anonymousId\":\"v7001\",\"messageId\":\"c1\"},"
+        "{\"type\":\"page\",\"anonymousId\":\"v7002\",\"messageId\":\"c2\"}]",
+        "[{\"type\":\"page\",\"anonymousId\":\"v7001\",\"messageId\":\"c3\"}]"};
+    crash_after_groups(f, batch, 2);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, INGEST_DICT_EVENTS + 10 + 3);
+    cJSON *p = profile_of(f, "v7001");
+    assert_non_null(p);
+    assert_int_equal((int)computed_num(p, "page_views"), 2);
+    cJSON_Delete(p);
+    assert_one_page_of(f, 7002);
+    assert_int_equal(send(f, "[{\"type\":\"page\",\"anonymousId\":\"v7002\","
+                             "\"messageId\":\"c2\"}]")
+                         .duplicates,
+                     1);
+}
+
 static void wal_flip_byte(const fixture *f, long at) {
     char path[128];
     snprintf(path, sizeof path, "%s/events.wal", f->dir);
@@ -756,6 +843,7 @@ static void test_new_profile_visible_before_checkpoint(void **state) {
         cmocka_unit_test_setup_teardown(test_erasure_removes_everything, setup, teardown),         \
         cmocka_unit_test_setup_teardown(test_products_job, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_events_packed_once_the_log_grows, setup, teardown),   \
         cmocka_unit_test_setup_teardown(test_cache_grows_between_checkpoints, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),                 \
@@ -770,6 +858,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fresh_resolve_prefers_the_given_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_fresh_ids, setup, teardown),
     };
