@@ -59,6 +59,9 @@
 #define META_LAST_SEQ "last_seq"
 #define META_EVENT_DICT "event_dict" /* the zstd dictionary events are packed with */
 #define EVENT_DICT_MAX (64 * 1024)
+/* Samples a dictionary learns from, at most: training time grows with
+ * them (35 ms for 1.2 MB of small events, 300 ms for 10 MB of orders). */
+#define EVENT_DICT_SAMPLE_BYTES (2 * 1024 * 1024)
 #define META_NEXT_PID "next_pid"
 
 #define TIMELINE_KEY_LEN 16
@@ -784,7 +787,8 @@ bsp_err store_event_unpack(bsp_store *st, const char *val, size_t len, bsp_buf *
     return p ? packer_unpack(p, val, len, scratch, out) : BSP_ESTORE;
 }
 
-/* The newest unpacked events of the log, up to max, laid end to end. */
+/* The newest unpacked events of the log, up to max of them and about
+ * EVENT_DICT_SAMPLE_BYTES, laid end to end. */
 static bsp_err dict_samples(bsp_txn *txn, size_t max, bsp_buf *all, size_t **sizes,
                             unsigned *count) {
     MDB_cursor *cur;
@@ -795,7 +799,8 @@ static bsp_err dict_samples(bsp_txn *txn, size_t max, bsp_buf *all, size_t **siz
     if (!*sizes) err = BSP_ENOMEM;
     MDB_val key, val;
     int rc = err == BSP_OK ? mdb_cursor_get(cur, &key, &val, MDB_LAST) : MDB_NOTFOUND;
-    while (rc == MDB_SUCCESS && *count < max && err == BSP_OK) {
+    while (rc == MDB_SUCCESS && *count < max && all->len < EVENT_DICT_SAMPLE_BYTES &&
+           err == BSP_OK) {
         if (!packer_is_packed(val.mv_data, val.mv_size) && val.mv_size > 0) {
             err = bsp_buf_append(all, val.mv_data, val.mv_size);
             if (err == BSP_OK) (*sizes)[(*count)++] = val.mv_size;
