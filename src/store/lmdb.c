@@ -57,12 +57,13 @@
 #define STORE_FILE_MODE 0600
 
 #define META_LAST_SEQ "last_seq"
+#define META_NEXT_PID "next_pid"
 #define META_EVENT_DICT "event_dict" /* the zstd dictionary events are packed with */
+
 #define EVENT_DICT_MAX (64 * 1024)
 /* Samples a dictionary learns from, at most: training time grows with
  * them (35 ms for 1.2 MB of small events, 300 ms for 10 MB of orders). */
 #define EVENT_DICT_SAMPLE_BYTES (2 * 1024 * 1024)
-#define META_NEXT_PID "next_pid"
 
 #define TIMELINE_KEY_LEN 16
 

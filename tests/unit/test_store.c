@@ -727,6 +727,15 @@ static void append_shop_events(fixture *f, int from, int n) {
     assert_int_equal(store_txn_commit(txn), BSP_OK);
 }
 
+/* Trains the store's dictionary on its events and commits it. */
+static void train_dictionary(fixture *f) {
+    bsp_txn *txn = begin(f, true);
+    assert_int_equal(store_event_dict_train(txn, 2000), BSP_OK);
+    assert_int_equal(store_event_dict_train(txn, 2000), BSP_EEXISTS);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    assert_true(store_event_packing(f->st));
+}
+
 typedef struct json_check {
     int first; /* the shop event number of seq 1 */
     size_t seen;
@@ -770,11 +779,7 @@ static void test_packed_events_round_trip(void **state) {
     assert_false(store_event_packing(f->st)); /* not before the commit */
     store_txn_abort(txn);
     assert_false(store_event_packing(f->st));
-    txn = begin(f, true);
-    assert_int_equal(store_event_dict_train(txn, 2000), BSP_OK);
-    assert_int_equal(store_event_dict_train(txn, 2000), BSP_EEXISTS);
-    assert_int_equal(store_txn_commit(txn), BSP_OK);
-    assert_true(store_event_packing(f->st));
+    train_dictionary(f);
     txn = begin(f, true);
     assert_int_equal(store_event_dict_train(txn, 2000), BSP_EEXISTS); /* one for good */
     store_txn_abort(txn);
@@ -823,15 +828,13 @@ static void test_packed_events_round_trip(void **state) {
 static void test_packed_event_damaged(void **state) {
     fixture *f = *state;
     append_shop_events(f, 1, 2000);
-    bsp_txn *txn = begin(f, true);
-    assert_int_equal(store_event_dict_train(txn, 2000), BSP_OK);
-    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    train_dictionary(f);
     char json[512], *packed = NULL;
     size_t len = 0;
     shop_event(json, sizeof json, 2001);
     assert_int_equal(store_event_pack(f->st, json, strlen(json), &packed, &len), BSP_OK);
     packed[len / 2] ^= 0x5a;
-    txn = begin(f, true);
+    bsp_txn *txn = begin(f, true);
     assert_int_equal(store_event_append(txn, 1, packed, len, NULL), BSP_OK);
     assert_int_equal(store_event_append(txn, 1, packed, 1, NULL), BSP_OK); /* the mark alone */
     assert_int_equal(store_txn_commit(txn), BSP_OK);
