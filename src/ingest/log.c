@@ -260,13 +260,13 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
     if (!ev->id_generated) rc = store_msgid_get(txn, bucket, ev->message_id, id_len, &seq);
     *dup = rc == BSP_OK;
     if (rc != BSP_ENOTFOUND) return rc;
-    rc = ev->packed ? store_event_append(txn, 0, ev->packed, ev->packed_len, &seq)
-                    : store_event_append(txn, 0, ev->text, ev->text_len, &seq);
+    /* What is stored: the packed form when the submitter made one. */
+    const char *bytes = ev->packed ? ev->packed : ev->text;
+    size_t len = ev->packed ? ev->packed_len : ev->text_len;
+    rc = store_event_append(txn, 0, bytes, len, &seq);
     if (!rc && !ev->id_generated) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, seq);
     unsigned flags = (ev->ts_given ? WAL_TS_GIVEN : 0) | (ev->id_generated ? WAL_ID_GENERATED : 0);
-    if (!rc && ing->wal_live)
-        rc = ev->packed ? wal_add(&ing->wal, seq, flags, ev->packed, ev->packed_len)
-                        : wal_add(&ing->wal, seq, flags, ev->text, ev->text_len);
+    if (!rc && ing->wal_live) rc = wal_add(&ing->wal, seq, flags, bytes, len);
     if (rc) return rc;
     ing->log_seq = seq;
     rc = apply_logged_event(ing, txn, ev, seq);

@@ -636,12 +636,7 @@ bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq) {
 /* An event value as its JSON: as stored, or unpacked into the
  * transaction's buffer (valid until the next event read in it). */
 static bsp_err event_json(bsp_txn *txn, uint64_t seq, MDB_val val, bsp_slice *out) {
-    if (!packer_is_packed(val.mv_data, val.mv_size)) {
-        *out = slice_of(val);
-        return BSP_OK;
-    }
-    store_packer *p = atomic_load(&txn->st->packer);
-    bsp_err err = p ? packer_unpack(p, val.mv_data, val.mv_size, &txn->unpacked, out) : BSP_ESTORE;
+    bsp_err err = store_event_unpack(txn->st, val.mv_data, val.mv_size, &txn->unpacked, out);
     if (err == BSP_ESTORE)
         bsp_error_log("store: event %llu does not unpack", (unsigned long long)seq);
     return err;
