@@ -41,6 +41,8 @@ static void usage_serve(FILE *out) {
             "  --admin-key KEY      key for /v1/admin           BESPOKE_ADMIN_KEY (generated)\n"
             "  --threads N          HTTP threads                BESPOKE_THREADS (cores)\n"
             "  --queue-max N        ingest queue, in events     BESPOKE_QUEUE_MAX (200000)\n"
+            "  --profile-memo N     visitors' profiles kept     BESPOKE_PROFILE_MEMO (262144)\n"
+            "                       parsed for decisions\n"
             "  --web DIR            static files served at /    BESPOKE_WEB (none)\n"
             "  --segment-sweep S    re-check clock-reading      BESPOKE_SEGMENT_SWEEP (60)\n"
             "                       segments every S seconds\n"
@@ -136,6 +138,7 @@ static int cmd_serve(int argc, char **argv) {
         O_AKEY,
         O_THREADS,
         O_QUEUE,
+        O_MEMO,
         O_WEB,
         O_SWEEP,
         O_RESCAN,
@@ -153,6 +156,7 @@ static int cmd_serve(int argc, char **argv) {
         {"admin-key", required_argument, 0, O_AKEY},
         {"threads", required_argument, 0, O_THREADS},
         {"queue-max", required_argument, 0, O_QUEUE},
+        {"profile-memo", required_argument, 0, O_MEMO},
         {"web", required_argument, 0, O_WEB},
         {"segment-sweep", required_argument, 0, O_SWEEP},
         {"segment-rescan", required_argument, 0, O_RESCAN},
@@ -173,17 +177,19 @@ static int cmd_serve(int argc, char **argv) {
         flag[c] = c == O_CONSENT ? "1" : optarg;
     }
     apply_log_level(bsp_opt(flag[O_LOG], "BESPOKE_LOG_LEVEL", "info"));
-    uint64_t threads = 0, queue = 0, sweep = 0, rescan = 0, rfm = 0;
+    uint64_t threads = 0, queue = 0, memo = 0, sweep = 0, rescan = 0, rfm = 0;
     const char *threads_s = bsp_opt(flag[O_THREADS], "BESPOKE_THREADS", NULL);
     const char *queue_s = bsp_opt(flag[O_QUEUE], "BESPOKE_QUEUE_MAX", NULL);
+    const char *memo_s = bsp_opt(flag[O_MEMO], "BESPOKE_PROFILE_MEMO", NULL);
     const char *sweep_s = bsp_opt(flag[O_SWEEP], "BESPOKE_SEGMENT_SWEEP", NULL);
     const char *rescan_s = bsp_opt(flag[O_RESCAN], "BESPOKE_SEGMENT_RESCAN", NULL);
     if ((threads_s && !bsp_parse_size(threads_s, &threads)) ||
         (queue_s && !bsp_parse_size(queue_s, &queue)) ||
+        (memo_s && !bsp_parse_size(memo_s, &memo)) ||
         (sweep_s && !bsp_parse_size(sweep_s, &sweep)) ||
         (rescan_s && !bsp_parse_size(rescan_s, &rescan)) ||
         !bsp_parse_size(bsp_opt(flag[O_RFM], "BESPOKE_RFM_INTERVAL", "3600"), &rfm)) {
-        fprintf(stderr, "bespoke serve: --threads, --queue-max, --segment-sweep, "
+        fprintf(stderr, "bespoke serve: --threads, --queue-max, --profile-memo, --segment-sweep, "
                         "--segment-rescan and --rfm-interval take whole numbers\n");
         return 2;
     }
@@ -210,6 +216,7 @@ static int cmd_serve(int argc, char **argv) {
         .admin_key = bsp_opt(flag[O_AKEY], "BESPOKE_ADMIN_KEY", NULL),
         .threads = (unsigned)threads,
         .queue_max = (size_t)queue,
+        .profile_memo = (size_t)memo,
         .web_dir = bsp_opt(flag[O_WEB], "BESPOKE_WEB", NULL),
         .segment_sweep_ms = sweep * 1000,
         .segment_rescan_ms = rescan * 1000,

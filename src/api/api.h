@@ -16,6 +16,7 @@ typedef struct bsp_serve_opts {
     const char *admin_key;           /* NULL: from store, or generated */
     unsigned threads;                /* HTTP threads; 0 = number of cores */
     size_t queue_max;                /* ingest queue bound in events; 0 = default */
+    size_t profile_memo;             /* profiles kept parsed for decisions; 0 = default */
     const char *web_dir;             /* static files served under / (may be NULL) */
     bool require_consent;            /* decisions personalize only with stated consent */
     uint64_t segment_sweep_ms;       /* clock-reading segments re-checked; 0 = 60 s */

@@ -82,6 +82,9 @@ static bsp_err write_ingest(const bsp_ingest_metrics *m, bsp_buf *out) {
                           "Profile reads of decisions and recommendations that parsed the "
                           "profile.",
                           m->memo_misses);
+    if (!rc)
+        rc = write_metric(out, "bespoke_profile_memo_profiles", "gauge",
+                          "Profiles the memo holds parsed (at most --profile-memo).", m->memo_held);
     return rc;
 }
 

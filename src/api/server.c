@@ -293,8 +293,10 @@ static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *se
     }
     segments_set_notifier(srv->segments, notify_webhook, srv->webhooks);
     ingest_hooks hooks = segments_hooks(srv->segments);
-    bsp_ingest_opts ingest_opts = {
-        .queue_max_events = opts->queue_max, .hooks = &hooks, .write_ahead = true};
+    bsp_ingest_opts ingest_opts = {.queue_max_events = opts->queue_max,
+                                   .memo_profiles = opts->profile_memo,
+                                   .hooks = &hooks,
+                                   .write_ahead = true};
     rc = ingest_start(srv->store, &ingest_opts, &srv->ingest);
     if (!rc) rc = segments_attach(srv->segments, srv->ingest);
     if (!rc) rc = campaigns_start(srv, opts->require_consent);

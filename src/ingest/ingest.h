@@ -20,11 +20,12 @@
 typedef struct bsp_ingest bsp_ingest;
 
 typedef struct bsp_ingest_opts {
-    size_t queue_max_events;          /* events waiting before submit says BSP_EBUSY; 0 = 200000 */
-    size_t commit_max_events;         /* most events in one transaction; 0 = 20000 */
-    size_t cache_profiles;            /* profiles kept parsed between commits; 0 = 100000 */
-    uint64_t checkpoint_ms;           /* longest wait before profiles are stored; 0 = 1000 */
-    uint64_t checkpoint_events;       /* most events between checkpoints; 0 = 200000 */
+    size_t queue_max_events;    /* events waiting before submit says BSP_EBUSY; 0 = 200000 */
+    size_t commit_max_events;   /* most events in one transaction; 0 = 20000 */
+    size_t cache_profiles;      /* profiles kept parsed between commits; 0 = 100000 */
+    size_t memo_profiles;       /* readers' parsed profiles (ingest_profile_peek); 0 = 262144 */
+    uint64_t checkpoint_ms;     /* longest wait before profiles are stored; 0 = 1000 */
+    uint64_t checkpoint_events; /* most events between checkpoints; 0 = 200000 */
     const struct ingest_hooks *hooks; /* installed before the log is replayed; may be NULL */
     /* true: each group is made durable by one append and fdatasync of the
      * write-ahead file DIR/events.wal, and reaches LMDB at checkpoints
@@ -167,6 +168,7 @@ typedef struct bsp_ingest_metrics {
     uint64_t checkpoint_us; /* time the writer spent in its own checkpoints */
     uint64_t memo_hits;     /* ingest_profile_peek answered without parsing */
     uint64_t memo_misses;   /* ... and by parsing */
+    uint64_t memo_held;     /* profiles the memo holds parsed now */
 } bsp_ingest_metrics;
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out);
 

@@ -153,7 +153,7 @@ typedef bsp_err (*wal_record_fn)(void *ctx, uint64_t seq, unsigned flags, const 
                                  size_t len);
 bsp_err wal_scan(wal *w, uint64_t gen, wal_record_fn fn, void *ctx, size_t *count);
 
-#define INGEST_PEEK_MEMO_PROFILES 131072 /* memo slots (4 MB); only visitors read hold profiles */
+#define INGEST_PEEK_MEMO_PROFILES 262144 /* default memo size; only visitors read are held */
 #define LEARN_MEMO 65536                 /* slots of the learnt-products memo, a power of two */
 
 typedef struct timeline_link {

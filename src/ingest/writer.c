@@ -279,7 +279,8 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
         free(ing);
         return BSP_ENOMEM;
     }
-    if (!(ing->memo = profile_memo_new(INGEST_PEEK_MEMO_PROFILES))) {
+    size_t memo = opts && opts->memo_profiles ? opts->memo_profiles : INGEST_PEEK_MEMO_PROFILES;
+    if (!(ing->memo = profile_memo_new(memo))) {
         overlay_free(&ing->over);
         pcache_free(&ing->cache);
         free(ing);
@@ -446,7 +447,7 @@ void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {
     out->commit_failures = atomic_load(&ing->m_failures);
     out->checkpoints = atomic_load(&ing->m_checkpoints);
     out->checkpoint_us = atomic_load(&ing->m_ckpt_us);
-    profile_memo_stats(ing->memo, &out->memo_hits, &out->memo_misses);
+    profile_memo_stats(ing->memo, &out->memo_hits, &out->memo_misses, &out->memo_held);
     pthread_mutex_lock(&ing->mu);
     out->queue_depth = ing->queued_events;
     pthread_mutex_unlock(&ing->mu);

@@ -74,10 +74,11 @@ const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p);
  * readers that see the same visitors again and again (decisions): parse
  * returns the remembered profile when pid's bytes are unchanged (same
  * 64-bit hash and length), else parses and remembers them. One memo serves
- * any number of threads; capacity is rounded up to a power of two
- * (direct-mapped by pid). The result is borrowed through the caller's hold
- * (one per thread): valid until the next parse with the same hold or
- * profile_hold_release, even if the memo replaces or frees it meanwhile. */
+ * any number of threads; capacity (profiles at most) is rounded up to a
+ * power of two, at least 16 (sets of 4 slots, see memo.c). The result is
+ * borrowed through the caller's hold (one per thread): valid until the
+ * next parse with the same hold or profile_hold_release, even if the memo
+ * replaces or frees it meanwhile. */
 typedef struct profile_memo profile_memo;
 typedef struct profile_memo_ref profile_memo_ref;
 typedef struct profile_hold {
@@ -88,7 +89,8 @@ void profile_memo_free(profile_memo *m);
 bsp_err profile_memo_parse(profile_memo *m, profile_hold *hold, uint64_t pid, const char *json,
                            size_t len, const bsp_profile **out);
 void profile_hold_release(profile_hold *hold);
-void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses);
+/* Reads answered from the memo, reads that parsed, profiles held now. */
+void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses, uint64_t *held);
 
 /* Borrowed views for conditions and decisions. traits is NULL until the
  * first trait arrives. profile_consent answers for one category of the

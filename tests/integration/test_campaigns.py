@@ -194,7 +194,8 @@ def memo_counts():
         if line.startswith("bespoke_profile_memo_"):
             name, value = line.split()
             got[name] = int(value)
-    return got.get("bespoke_profile_memo_hits_total"), got.get("bespoke_profile_memo_misses_total")
+    return (got.get("bespoke_profile_memo_hits_total"),
+            got.get("bespoke_profile_memo_misses_total"), got.get("bespoke_profile_memo_profiles"))
 
 
 def test_decisions_reuse_the_parsed_profile():
@@ -203,11 +204,12 @@ def test_decisions_reuse_the_parsed_profile():
     put("placements", "memo_slot", {"default": {"type": "banner", "title": "Sale"}})
     track("memo-visitor", "Product Viewed", {"product_id": "m1"})
     decide("memo-visitor", ["memo_slot"])
-    hits0, misses0 = memo_counts()
+    hits0, misses0, held = memo_counts()
     assert hits0 is not None and misses0 is not None, "memo counters in /metrics"
+    assert held is not None and held >= 1, "bespoke_profile_memo_profiles: %r" % held
     for _ in range(4):
         decide("memo-visitor", ["memo_slot"])
-    hits1, misses1 = memo_counts()
+    hits1, misses1, _ = memo_counts()
     h.eq((hits1 - hits0) + (misses1 - misses0), 4, "memo reads of 4 decisions")
     # (a background segment pass could change the profile once in between)
     assert hits1 - hits0 >= 3, "memo hits of 4 decisions: %d" % (hits1 - hits0)

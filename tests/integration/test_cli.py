@@ -67,7 +67,8 @@ def stop(s):
 SERVE_FLAGS = [("--listen", "BESPOKE_LISTEN"), ("--data", "BESPOKE_DATA"),
                ("--write-key", "BESPOKE_WRITE_KEY"), ("--admin-key", "BESPOKE_ADMIN_KEY"),
                ("--threads", "BESPOKE_THREADS"), ("--queue-max", "BESPOKE_QUEUE_MAX"),
-               ("--web", "BESPOKE_WEB"), ("--log-level", "BESPOKE_LOG_LEVEL")]
+               ("--profile-memo", "BESPOKE_PROFILE_MEMO"), ("--web", "BESPOKE_WEB"),
+               ("--log-level", "BESPOKE_LOG_LEVEL")]
 
 
 def test_main_help():
@@ -96,6 +97,9 @@ def test_serve_help_lists_every_flag_with_env():
     h.eq(code, 2, "serve with an unknown flag")
     code, out, err = run_cli("serve", "--threads", "many")
     h.eq(code, 2, "serve --threads many")
+    code, out, err = run_cli("serve", "--profile-memo", "lots")
+    h.eq(code, 2, "serve --profile-memo lots")
+    assert "--profile-memo" in err, "serve --profile-memo lots: %r" % err
 
 
 def test_import_and_simulate_help():

@@ -1109,9 +1109,10 @@ static void test_memo_reuses_parsed_profiles(void **state) {
     assert_int_equal(profile_memo_parse(m, &hold, 7, "{not json", 9, &x), BSP_EPARSE);
     assert_null(x);
     assert_null(hold.ref); /* a failed parse holds nothing */
-    uint64_t hits, misses;
-    profile_memo_stats(m, &hits, &misses);
+    uint64_t hits, misses, held;
+    profile_memo_stats(m, &hits, &misses, &held);
     assert_int_equal(hits, 1);
+    assert_int_equal(held, 16);
     bsp_buf_free(&a);
     bsp_buf_free(&b);
     profile_free(p);
@@ -1142,6 +1143,59 @@ static void test_memo_borrowed_profile_outlives_its_slot(void **state) {
     profile_hold_release(&first);
     profile_hold_release(&second);
     profile_hold_release(&second); /* twice is harmless */
+    bsp_buf_free(&a);
+    bsp_buf_free(&b);
+    profile_free(p);
+}
+
+/* Fills pids[] with n pids that a memo of 16 (4 sets of 4) puts in one set. */
+static void pids_of_one_set(uint64_t *pids, int n) {
+    int found = 0;
+    for (uint64_t pid = 1; found < n; pid++)
+        if ((bsp_hash64(&pid, sizeof pid) & 3) == 0) pids[found++] = pid;
+}
+
+static bool memo_hit(profile_memo *m, uint64_t pid, const bsp_buf *text) {
+    uint64_t before, after, misses, held;
+    profile_memo_stats(m, &before, &misses, &held);
+    profile_hold hold = {0};
+    const bsp_profile *p;
+    assert_int_equal(profile_memo_parse(m, &hold, pid, text->data, text->len, &p), BSP_OK);
+    assert_non_null(p);
+    profile_hold_release(&hold);
+    profile_memo_stats(m, &after, &misses, &held);
+    return after > before;
+}
+
+/* Four visitors whose pids share a set all stay (direct-mapped, each would
+ * push the last one out). A fifth takes the slot of the one not read since
+ * it came (second chance); a new version of a pid takes that pid's own
+ * slot and pushes nobody out. */
+static void test_memo_sets_keep_visitors_read_again(void **state) {
+    (void)state;
+    profile_memo *m = profile_memo_new(16);
+    bsp_buf a = {0}, b = {0};
+    bsp_profile *p = two_versions(&a, &b);
+    uint64_t pid[5];
+    pids_of_one_set(pid, 5);
+    for (int i = 0; i < 4; i++)
+        assert_false(memo_hit(m, pid[i], &a));
+    for (int i = 0; i < 3; i++) /* pid[3] is not read again */
+        assert_true(memo_hit(m, pid[i], &a));
+    assert_false(memo_hit(m, pid[4], &a)); /* takes pid[3]'s slot */
+    for (int i = 0; i < 3; i++)
+        assert_true(memo_hit(m, pid[i], &a));
+    assert_true(memo_hit(m, pid[4], &a));
+    assert_false(memo_hit(m, pid[0], &b)); /* a new version, in its own slot */
+    assert_true(memo_hit(m, pid[0], &b));
+    assert_true(memo_hit(m, pid[1], &a));
+    assert_true(memo_hit(m, pid[2], &a));
+    assert_true(memo_hit(m, pid[4], &a));
+    assert_false(memo_hit(m, pid[3], &a)); /* gone: parsed again */
+    uint64_t hits, misses, held;
+    profile_memo_stats(m, &hits, &misses, &held);
+    assert_int_equal(held, 4); /* one set, full: replacing never counts twice */
+    profile_memo_free(m);
     bsp_buf_free(&a);
     bsp_buf_free(&b);
     profile_free(p);
@@ -1191,9 +1245,10 @@ static void test_memo_shared_by_threads(void **state) {
         pthread_join(t[i], NULL);
         assert_int_equal(w[i].wrong, 0);
     }
-    uint64_t hits, misses;
-    profile_memo_stats(m, &hits, &misses);
+    uint64_t hits, misses, held;
+    profile_memo_stats(m, &hits, &misses, &held);
     assert_int_equal(hits + misses, 80000);
+    assert_true(held <= 16);
     profile_memo_free(m);
     bsp_buf_free(&texts[0]);
     bsp_buf_free(&texts[1]);
@@ -1380,6 +1435,7 @@ int main(void) {
         cmocka_unit_test(test_view_equals_computed_json),
         cmocka_unit_test(test_memo_reuses_parsed_profiles),
         cmocka_unit_test(test_memo_borrowed_profile_outlives_its_slot),
+        cmocka_unit_test(test_memo_sets_keep_visitors_read_again),
         cmocka_unit_test(test_memo_shared_by_threads),
         cmocka_unit_test(test_sections_and_segments),
         cmocka_unit_test(test_campaign_exposure_by_day),
