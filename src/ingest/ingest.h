@@ -71,7 +71,8 @@ typedef bsp_err (*ingest_job_fn)(bsp_ingest *ing, bsp_txn *txn, void *arg);
  * the commit's failure. */
 bsp_err ingest_run_job(bsp_ingest *ing, ingest_job_fn fn, void *arg);
 
-/* For jobs: forget a cached profile (after erasing or rewriting it). */
+/* For jobs: forget a cached profile (after erasing or rewriting it): the
+ * writer's copy, the readers' overlay copy and the memo's parsed one. */
 void ingest_forget_profile(bsp_ingest *ing, uint64_t pid);
 
 /* Built-in jobs. */

@@ -437,6 +437,7 @@ bsp_err ingest_run_job(bsp_ingest *ing, ingest_job_fn fn, void *arg) {
 void ingest_forget_profile(bsp_ingest *ing, uint64_t pid) {
     pcache_remove(&ing->cache, pid);
     overlay_forget(&ing->over, pid);
+    profile_memo_forget(ing->memo, pid);
 }
 
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {

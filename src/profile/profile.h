@@ -89,6 +89,9 @@ void profile_memo_free(profile_memo *m);
 bsp_err profile_memo_parse(profile_memo *m, profile_hold *hold, uint64_t pid, const char *json,
                            size_t len, const bsp_profile **out);
 void profile_hold_release(profile_hold *hold);
+/* Drops pid's parsed profile, if held (erasure; readers holding it keep
+ * their reference until they move on). */
+void profile_memo_forget(profile_memo *m, uint64_t pid);
 /* Reads answered from the memo, reads that parsed, profiles held now. */
 void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses, uint64_t *held);
 

@@ -209,10 +209,13 @@ def test_decisions_reuse_the_parsed_profile():
     assert held is not None and held >= 1, "bespoke_profile_memo_profiles: %r" % held
     for _ in range(4):
         decide("memo-visitor", ["memo_slot"])
-    hits1, misses1, _ = memo_counts()
+    hits1, misses1, held1 = memo_counts()
     h.eq((hits1 - hits0) + (misses1 - misses0), 4, "memo reads of 4 decisions")
     # (a background segment pass could change the profile once in between)
     assert hits1 - hits0 >= 3, "memo hits of 4 decisions: %d" % (hits1 - hits0)
+    # Erasure drops the parsed copy too.
+    h.status(S.admin("DELETE", "/v1/admin/profiles/memo-visitor"), 200, "erase memo-visitor")
+    h.eq(memo_counts()[2], held1 - 1, "bespoke_profile_memo_profiles after the erasure")
 
 
 def test_add_to_cart_hides_teaser():

@@ -1170,7 +1170,7 @@ static bool memo_hit(profile_memo *m, uint64_t pid, const bsp_buf *text) {
 /* Four visitors whose pids share a set all stay (direct-mapped, each would
  * push the last one out). A fifth takes the slot of the one not read since
  * it came (second chance); a new version of a pid takes that pid's own
- * slot and pushes nobody out. */
+ * slot and pushes nobody out; an erased pid's profile is dropped. */
 static void test_memo_sets_keep_visitors_read_again(void **state) {
     (void)state;
     profile_memo *m = profile_memo_new(16);
@@ -1192,6 +1192,12 @@ static void test_memo_sets_keep_visitors_read_again(void **state) {
     assert_true(memo_hit(m, pid[2], &a));
     assert_true(memo_hit(m, pid[4], &a));
     assert_false(memo_hit(m, pid[3], &a)); /* gone: parsed again */
+    profile_memo_forget(m, pid[3]);        /* erasure */
+    profile_memo_forget(m, 123456789);     /* not held: nothing to do */
+    uint64_t before_hits, before_misses, before_held;
+    profile_memo_stats(m, &before_hits, &before_misses, &before_held);
+    assert_int_equal(before_held, 3);
+    assert_false(memo_hit(m, pid[3], &a)); /* parsed again after the erasure */
     uint64_t hits, misses, held;
     profile_memo_stats(m, &hits, &misses, &held);
     assert_int_equal(held, 4); /* one set, full: replacing never counts twice */
