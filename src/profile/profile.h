@@ -69,6 +69,12 @@ typedef struct profile_view profile_view;
 profile_view *profile_view_new(void);
 void profile_view_free(profile_view *v);
 const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p);
+/* computed.NAME when NAME is one of the traits that are plain numbers
+ * (sessions, page_views, product_views, add_to_carts, cart_items,
+ * cart_value, orders, revenue, aov, engaged_seconds): true and the value
+ * the computed view shows, else false. name_hash is bsp_hash64 of name. */
+bool profile_computed_number(const bsp_profile *p, const char *name, uint64_t name_hash,
+                             double *out);
 
 /* Parsed profiles remembered by the storage bytes they came from, for
  * readers that see the same visitors again and again (decisions): parse

@@ -9,6 +9,7 @@
 #include "profile/profile_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +144,79 @@ static double cents(double x) {
     return r == 0 ? 0 : r;
 }
 
+/* --- the computed traits that are plain numbers ----------------------------
+ * One function gives each value, to the view and to conditions that read
+ * it directly (profile_computed_number), so the two cannot differ. */
+
+typedef enum computed_num {
+    CN_SESSIONS,
+    CN_PAGE_VIEWS,
+    CN_PRODUCT_VIEWS,
+    CN_ADD_TO_CARTS,
+    CN_CART_ITEMS,
+    CN_CART_VALUE,
+    CN_ORDERS,
+    CN_REVENUE,
+    CN_AOV,
+    CN_ENGAGED_SECONDS,
+    CN_COUNT
+} computed_num;
+
+static const char *const computed_num_names[CN_COUNT] = {
+    "sessions",   "page_views", "product_views", "add_to_carts", "cart_items",
+    "cart_value", "orders",     "revenue",       "aov",          "engaged_seconds"};
+
+static uint64_t computed_num_hashes[CN_COUNT];
+static pthread_once_t computed_num_once = PTHREAD_ONCE_INIT;
+
+static void computed_num_hash_all(void) {
+    for (int i = 0; i < CN_COUNT; i++)
+        computed_num_hashes[i] = bsp_hash64(computed_num_names[i], strlen(computed_num_names[i]));
+}
+
+static double computed_value(const bsp_profile *p, computed_num which) {
+    switch (which) {
+    case CN_SESSIONS:
+        return (double)p->sessions;
+    case CN_PAGE_VIEWS:
+        return (double)p->page_views;
+    case CN_PRODUCT_VIEWS:
+        return (double)p->product_views;
+    case CN_ADD_TO_CARTS:
+        return (double)p->add_to_carts;
+    case CN_CART_ITEMS:
+        return (double)profile_cart_items(p);
+    case CN_CART_VALUE:
+        return cents(profile_cart_value(p));
+    case CN_ORDERS:
+        return (double)p->orders;
+    case CN_REVENUE:
+        return cents(money_value(&p->revenue));
+    case CN_AOV:
+        return p->orders > 0 ? cents(money_value(&p->revenue) / (double)p->orders) : 0;
+    case CN_ENGAGED_SECONDS:
+        return round(p->dwell_seconds);
+    default:
+        return 0;
+    }
+}
+
+bool profile_computed_number(const bsp_profile *p, const char *name, uint64_t name_hash,
+                             double *out) {
+    pthread_once(&computed_num_once, computed_num_hash_all);
+    for (int i = 0; i < CN_COUNT; i++) {
+        if (computed_num_hashes[i] != name_hash || strcmp(computed_num_names[i], name) != 0)
+            continue;
+        *out = computed_value(p, (computed_num)i);
+        return true;
+    }
+    return false;
+}
+
+static void put_computed(profile_view *v, cJSON *o, const bsp_profile *p, computed_num which) {
+    put_number(v, o, computed_num_names[which], computed_value(p, which));
+}
+
 const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p) {
     v->cur = NULL;
     v->used = 0;
@@ -150,19 +224,18 @@ const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p) {
     v->ntimes = 0;
     cJSON *o = v->root = node(v, cJSON_Object);
     if (!o) return NULL;
-    double revenue = money_value(&p->revenue);
     put_time(v, o, "first_seen", p->first_seen_ms);
     put_time(v, o, "last_seen", p->last_seen_ms);
-    put_number(v, o, "sessions", (double)p->sessions);
-    put_number(v, o, "page_views", (double)p->page_views);
-    put_number(v, o, "product_views", (double)p->product_views);
-    put_number(v, o, "add_to_carts", (double)p->add_to_carts);
-    put_number(v, o, "cart_items", (double)profile_cart_items(p));
-    put_number(v, o, "cart_value", cents(profile_cart_value(p)));
+    put_computed(v, o, p, CN_SESSIONS);
+    put_computed(v, o, p, CN_PAGE_VIEWS);
+    put_computed(v, o, p, CN_PRODUCT_VIEWS);
+    put_computed(v, o, p, CN_ADD_TO_CARTS);
+    put_computed(v, o, p, CN_CART_ITEMS);
+    put_computed(v, o, p, CN_CART_VALUE);
     put_cart(v, o, &p->cart);
-    put_number(v, o, "orders", (double)p->orders);
-    put_number(v, o, "revenue", cents(revenue));
-    put_number(v, o, "aov", p->orders > 0 ? cents(revenue / (double)p->orders) : 0);
+    put_computed(v, o, p, CN_ORDERS);
+    put_computed(v, o, p, CN_REVENUE);
+    put_computed(v, o, p, CN_AOV);
     put_time(v, o, "last_order_at", p->last_order_ms);
     put_string(v, o, "favorite_category", decay_top(&p->categories));
     put_string(v, o, "favorite_brand", decay_top(&p->brands));
@@ -171,7 +244,7 @@ const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p) {
     put_string(v, o, "last_search", p->last_search);
     put_string(v, o, "country", p->country);
     put_string(v, o, "device", profile_device_name(p->device));
-    put_number(v, o, "engaged_seconds", round(p->dwell_seconds));
+    put_computed(v, o, p, CN_ENGAGED_SECONDS);
     put_string(v, o, "engaged_category", decay_top(&p->dwell_categories));
     put_string(v, o, "engaged_product", decay_top(&p->dwell_products));
     return v->failed ? NULL : o;

@@ -84,6 +84,7 @@ static bool set_segments(cond_parser *p, int32_t index, size_t nsegs) {
         node->segs[i] = name;
         name += strlen(name) + 1;
     }
+    node->hash = bsp_hash64(node->segs[0], strlen(node->segs[0])); /* cond_env.computed_number */
     return true;
 }
 

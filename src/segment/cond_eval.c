@@ -322,6 +322,12 @@ static const cJSON *root_object(const eval_ctx *x, cond_root root) {
 }
 
 static void eval_path(const eval_ctx *x, const cond_node *path, cond_val *out) {
+    double num;
+    if (path->op == ROOT_COMPUTED && path->nsegs == 1 && x->env->computed_number &&
+        x->env->computed_number(x->env->ctx, path->segs[0], path->hash, &num)) {
+        value_number(num, out); /* without building the computed object */
+        return;
+    }
     const cJSON *item = root_object(x, (cond_root)path->op);
     for (unsigned seg = 0; item && seg < path->nsegs; seg++) {
         if (cJSON_IsArray(item)) {

@@ -115,7 +115,7 @@ typedef struct cond_node {
     double num;        /* number; duration in milliseconds */
     char *str;         /* string literal (NUL-terminated); owned */
     size_t len;        /* bytes of str */
-    uint64_t hash;     /* string: bsp_hash64 of str */
+    uint64_t hash;     /* string: bsp_hash64 of str; path: of its first segment */
     const char **segs; /* path: nsegs names after the root, into str; owned */
     regex_t *re;       /* compare with matches: the compiled pattern; owned */
 } cond_node;

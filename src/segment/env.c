@@ -1,7 +1,9 @@
 /* env.c - binds the condition language's inputs to one profile: the roots
  * traits/computed/rfm/predicted/context, the profile's kept recent events
  * for did()/count()/sum(), and its segment memberships for in_segment().
- * The computed object is built only when a condition reads it. */
+ * The computed traits that are plain numbers are read straight from the
+ * profile; the computed object is built only when a condition reads
+ * anything else of it. */
 #include <pthread.h>
 #include <string.h>
 
@@ -44,6 +46,11 @@ static const cJSON *env_root(void *ctx, const char *root) {
     return NULL;
 }
 
+static bool env_computed_number(void *ctx, const char *name, uint64_t name_hash, double *out) {
+    segment_env *se = ctx;
+    return profile_computed_number(se->profile, name, name_hash, out);
+}
+
 static bool env_each_event(void *ctx, const char *event_name, int64_t since_ms,
                            bool (*visit)(void *vctx, const cJSON *event), void *vctx) {
     segment_env *se = ctx;
@@ -62,7 +69,8 @@ void segment_env_init(segment_env *se, const bsp_profile *p, const cJSON *contex
                          .now_ms = now_ms,
                          .root = env_root,
                          .each_event = env_each_event,
-                         .in_segment = env_in_segment};
+                         .in_segment = env_in_segment,
+                         .computed_number = env_computed_number};
 }
 
 void segment_env_free(segment_env *se) {

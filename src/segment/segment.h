@@ -45,6 +45,11 @@ typedef struct cond_env {
      * bsp_hash64(segment_id, strlen(segment_id)), computed once when the
      * condition was compiled. */
     int (*in_segment)(void *ctx, const char *segment_id, uint64_t id_hash);
+    /* computed.NAME read directly, when NAME is one of the plain numbers:
+     * true and *out, else false and the path is read from root("computed").
+     * name_hash is bsp_hash64(name, strlen(name)), computed at compile time.
+     * May be NULL. */
+    bool (*computed_number)(void *ctx, const char *name, uint64_t name_hash, double *out);
 } cond_env;
 
 /* True if the condition holds; a value-only condition holds when truthy

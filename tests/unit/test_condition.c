@@ -106,6 +106,18 @@ static cond_env make_env(void) {
     return env;
 }
 
+/* A computed_number that knows "orders" only (7, where the computed object
+ * of the fixture has another value), and counts its calls. */
+static int direct_calls;
+static bool direct_number(void *ctx, const char *name, uint64_t name_hash, double *out) {
+    (void)ctx;
+    direct_calls++;
+    assert_true(name_hash == bsp_hash64(name, strlen(name)));
+    if (strcmp(name, "orders") != 0) return false;
+    *out = 7;
+    return true;
+}
+
 static bsp_cond *compile_ok(const char *text) {
     bsp_cond *c = NULL;
     bsp_error err;
@@ -173,6 +185,30 @@ static void test_spec_examples(void **state) {
     assert_fails("traits.country in [\"AT\", \"CH\"] and not in_segment(\"churn_risk\")");
     assert_fails("traits.country in [\"DE\"] and not in_segment(\"vip\")");
     assert_fails("predicted.churn > 0.9 or rfm.segment = \"loyal\"");
+}
+
+/* computed.NAME goes to computed_number first: a number it knows wins over
+ * the computed object; any other name, a longer path or no callback reads
+ * the object. */
+static void test_computed_number_callback(void **state) {
+    (void)state;
+    const char *cases[][2] = {
+        {"computed.orders = 7", "1"},      /* the callback's value */
+        {"computed.orders = 3", "0"},      /* not the object's */
+        {"computed.revenue = 750", "1"},   /* unknown to it: the object */
+        {"computed.orders.x = null", "1"}, /* a longer path: the object */
+        {"days_since(computed.last_seen) = 10", "1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bsp_cond *c = compile_ok(cases[i][0]);
+        cond_env env = make_env();
+        env.computed_number = direct_number;
+        direct_calls = 0;
+        if (cond_eval(c, &env) != (cases[i][1][0] == '1')) fail_msg("%s", cases[i][0]);
+        assert_int_equal(direct_calls, i < 3 || i == 4 ? 1 : 0);
+        cond_free(c);
+    }
+    assert_holds("computed.orders = 3"); /* without the callback */
 }
 
 /* ---- grammar ---- */
@@ -614,6 +650,7 @@ static void test_introspection(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_examples),
+        cmocka_unit_test(test_computed_number_callback),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_literals_and_comments),
         cmocka_unit_test(test_operators),

@@ -1148,6 +1148,43 @@ static void test_memo_borrowed_profile_outlives_its_slot(void **state) {
     profile_free(p);
 }
 
+/* Every member of the computed view that is a number is served directly by
+ * profile_computed_number with the same value, and nothing else is, on an
+ * empty profile, a rich one and one with a cart and two orders. */
+static void test_computed_numbers_match_the_view(void **state) {
+    (void)state;
+    bsp_buf a = {0}, b = {0};
+    bsp_profile *profiles[3] = {profile_new(1), rich_profile(), two_versions(&a, &b)};
+    track(profiles[2], T0 + DAY, "Product Added",
+          "{\"product_id\":\"p9\",\"price\":3.333,\"quantity\":3}");
+    profile_view *v = profile_view_new();
+    for (int i = 0; i < 3; i++) {
+        const cJSON *view = profile_view_computed(v, profiles[i]);
+        assert_non_null(view);
+        int numbers = 0;
+        for (const cJSON *it = view->child; it; it = it->next) {
+            double direct = -1;
+            bool found = profile_computed_number(
+                profiles[i], it->string, bsp_hash64(it->string, strlen(it->string)), &direct);
+            assert_int_equal(found, cJSON_IsNumber(it));
+            if (!found) continue;
+            numbers++;
+            if (direct != it->valuedouble)
+                fail_msg("computed.%s: %g direct, %g in the view", it->string, direct,
+                         it->valuedouble);
+        }
+        assert_int_equal(numbers, 10);
+    }
+    double x;
+    assert_false(profile_computed_number(profiles[1], "nope", bsp_hash64("nope", 4), &x));
+    assert_false(profile_computed_number(profiles[1], "orders", 12345, &x)); /* wrong hash */
+    profile_view_free(v);
+    for (int i = 0; i < 3; i++)
+        profile_free(profiles[i]);
+    bsp_buf_free(&a);
+    bsp_buf_free(&b);
+}
+
 /* Fills pids[] with n pids that a memo of 16 (4 sets of 4) puts in one set. */
 static void pids_of_one_set(uint64_t *pids, int n) {
     int found = 0;
@@ -1439,6 +1476,7 @@ int main(void) {
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_merge_into_empty_and_decay_reference),
         cmocka_unit_test(test_view_equals_computed_json),
+        cmocka_unit_test(test_computed_numbers_match_the_view),
         cmocka_unit_test(test_memo_reuses_parsed_profiles),
         cmocka_unit_test(test_memo_borrowed_profile_outlives_its_slot),
         cmocka_unit_test(test_memo_sets_keep_visitors_read_again),
