@@ -1148,6 +1148,40 @@ static void test_memo_borrowed_profile_outlives_its_slot(void **state) {
     profile_free(p);
 }
 
+/* Memberships against a plain model, through joins and leaves of 200
+ * segment ids in a seeded order and reloads from storage: every id is
+ * found exactly when the model has it. */
+static void test_memberships_match_a_model(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(3);
+    bool model[200] = {false};
+    char id[32];
+    unsigned seed = 12345;
+    for (int step = 0; step < 3000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int which = (int)((seed >> 8) % 200);
+        bool join = ((seed >> 20) & 3) != 0; /* mostly joins, so the list grows */
+        snprintf(id, sizeof id, "seg_%03d", which);
+        assert_int_equal(profile_set_segment(p, id, join), model[which] != join);
+        model[which] = join;
+        if (step % 500 == 499) {
+            bsp_buf text = {0};
+            bsp_profile *back = NULL;
+            assert_int_equal(profile_to_json(p, &text), BSP_OK);
+            assert_int_equal(profile_from_json(text.data, text.len, &back), BSP_OK);
+            profile_free(p);
+            p = back;
+            bsp_buf_free(&text);
+        }
+        for (int i = 0; i < 200; i++) {
+            snprintf(id, sizeof id, "seg_%03d", i);
+            if (profile_in_segment(p, id) != model[i])
+                fail_msg("step %d: %s is %s", step, id, model[i] ? "lost" : "kept");
+        }
+    }
+    profile_free(p);
+}
+
 /* Every member of the computed view that is a number is served directly by
  * profile_computed_number with the same value, and nothing else is, on an
  * empty profile, a rich one and one with a cart and two orders. */
@@ -1477,6 +1511,7 @@ int main(void) {
         cmocka_unit_test(test_merge_into_empty_and_decay_reference),
         cmocka_unit_test(test_view_equals_computed_json),
         cmocka_unit_test(test_computed_numbers_match_the_view),
+        cmocka_unit_test(test_memberships_match_a_model),
         cmocka_unit_test(test_memo_reuses_parsed_profiles),
         cmocka_unit_test(test_memo_borrowed_profile_outlives_its_slot),
         cmocka_unit_test(test_memo_sets_keep_visitors_read_again),
