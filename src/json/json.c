@@ -6,22 +6,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The end of the string whose first character is at p: just past its
+ * closing quote, the first one after an even run of backslashes; end if it
+ * never closes. Strings are most of a body's bytes, so they go by memchr. */
+static const char *string_end(const char *p, const char *end) {
+    for (;;) {
+        const char *quote = memchr(p, '"', (size_t)(end - p));
+        if (!quote) return end;
+        const char *run = quote;
+        while (run > p && run[-1] == '\\')
+            run--;
+        p = quote + 1;
+        if ((quote - run) % 2 == 0) return p;
+    }
+}
+
 /* Maximum nesting measured on the raw text, so a hostile body never reaches
  * cJSON's recursive parser deeper than we allow. Strings are skipped. */
 int json_text_depth(const char *s, size_t len) {
     int depth = 0, max = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-            continue;
-        }
+    const char *p = s, *end = s + len;
+    while (p < end) {
+        char c = *p++;
         if (c == '"')
-            in_str = true;
+            p = string_end(p, end);
         else if (c == '{' || c == '[') {
             if (++depth > max) max = depth;
         } else if (c == '}' || c == ']')

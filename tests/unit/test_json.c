@@ -250,9 +250,56 @@ static int free_written(void **state) {
     return 0;
 }
 
+/* The nesting scan as it was first written, one byte at a time: the
+ * reference json_text_depth must agree with on any text. */
+static int depth_reference(const char *s, size_t len) {
+    int depth = 0, max = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"')
+            in_str = true;
+        else if (c == '{' || c == '[') {
+            if (++depth > max) max = depth;
+        } else if (c == '}' || c == ']')
+            depth--;
+    }
+    return max;
+}
+
+/* 200,000 seeded texts of quotes, backslashes, brackets and letters,
+ * unterminated strings and trailing backslashes included. */
+static void test_text_depth_matches_the_reference(void **state) {
+    (void)state;
+    static const char alphabet[] = "\"\\{}[]a ";
+    char text[64];
+    unsigned seed = 99;
+    for (int n = 0; n < 200000; n++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t len = (seed >> 16) % sizeof text;
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            text[i] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+        }
+        if (json_text_depth(text, len) != depth_reference(text, len))
+            fail_msg("%.*s: %d, reference %d", (int)len, text, json_text_depth(text, len),
+                     depth_reference(text, len));
+    }
+    const char *escaped = "{\"a\\\"[[[\":[1]}"; /* brackets inside a string */
+    assert_int_equal(json_text_depth(escaped, strlen(escaped)), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_reports_line_and_column),
+        cmocka_unit_test(test_text_depth_matches_the_reference),
         cmocka_unit_test(test_parse_refuses_trailing_text_and_depth),
         cmocka_unit_test(test_paths_and_getters),
         cmocka_unit_test(test_merge_is_deep_and_src_wins),
