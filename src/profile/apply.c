@@ -117,8 +117,8 @@ static void apply_time(bsp_profile *p, int64_t ts_ms) {
 
 /* --- country and device -------------------------------------------------- */
 
-static const char *country_of(const cJSON *json, const cJSON *traits, const cJSON *props) {
-    const char *c = json_get_string(json_path(json, "context.location"), "country");
+static const char *country_of(const cJSON *context, const cJSON *traits, const cJSON *props) {
+    const char *c = json_get_string(json_get_object(context, "location"), "country");
     if (!c || !*c) c = json_get_string(json_path(traits, "address"), "country");
     if (!c || !*c) c = json_get_string(props, "country");
     if (!c || !*c) c = json_get_string(traits, "country");
@@ -242,10 +242,9 @@ static const cJSON *apply_all_traits(bsp_profile *p, const bsp_event *ev, const 
     return own ? own : ctx;
 }
 
-static void apply_place(bsp_profile *p, const bsp_event *ev, const cJSON *traits,
+static void apply_place(bsp_profile *p, const cJSON *context, const cJSON *traits,
                         const cJSON *props, bool latest) {
-    const cJSON *context = json_get_object(ev->json, "context");
-    const char *country = country_of(ev->json, traits, props);
+    const char *country = country_of(context, traits, props);
     if (country && (latest || !p->country)) profile_set_string(&p->country, country);
     profile_device device = device_of(context);
     if (device != PROFILE_DEVICE_NONE && (latest || p->device == PROFILE_DEVICE_NONE))
@@ -265,7 +264,7 @@ void profile_apply_event(bsp_profile *p, const bsp_event *ev) {
     const cJSON *props = json_get_object(ev->json, "properties");
     const cJSON *traits = apply_all_traits(p, ev, context);
     apply_consent(p, context, ev->ts_ms);
-    apply_place(p, ev, traits, props, latest);
+    apply_place(p, context, traits, props, latest);
 
     if (ev->type == BSP_EV_PAGE || ev->type == BSP_EV_SCREEN) p->page_views++;
     if (ev->type != BSP_EV_TRACK) return;
