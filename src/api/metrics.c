@@ -78,6 +78,11 @@ static bsp_err write_ingest(const bsp_ingest_metrics *m, bsp_buf *out) {
                           "memo of parsed profiles.",
                           m->memo_hits);
     if (!rc)
+        rc = write_metric(out, "bespoke_profile_memo_unread_hits_total", "counter",
+                          "Memo hits of decisions answered on freshness stamps, without "
+                          "reading the store.",
+                          m->memo_stamped);
+    if (!rc)
         rc = write_metric(out, "bespoke_profile_memo_misses_total", "counter",
                           "Profile reads of decisions and recommendations that parsed the "
                           "profile.",

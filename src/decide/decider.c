@@ -59,6 +59,7 @@ const uint8_t *decider_token_key(const bsp_decider *d) {
 typedef struct decision {
     bsp_decider *d;
     const decide_request *req;
+    uint64_t mark; /* ingest_read_mark before txn began */
     bsp_txn *txn;
     const bsp_profile *profile; /* the thread's memoized copy, or fresh */
     bsp_profile *fresh;         /* owned: a visitor with no profile yet */
@@ -78,13 +79,11 @@ static bsp_err load_profile(decision *dc) {
     static const char kinds[2] = {'u', 'a'};
     uint64_t known_pid = 0;
     for (int i = 0; i < 2 && !dc->profile; i++) {
-        uint64_t pid;
+        uint64_t pid = 0;
         if (!ids[i]) continue;
-        bsp_err rc = ingest_resolve_fresh(dc->d->ing, dc->txn, kinds[i], ids[i], &pid);
-        if (rc == BSP_OK) {
-            known_pid = pid;
-            rc = ingest_profile_peek(dc->d->ing, dc->txn, pid, &dc->profile);
-        }
+        bsp_err rc = ingest_visitor_peek(dc->d->ing, dc->txn, dc->mark, kinds[i], ids[i], &pid,
+                                         &dc->profile);
+        if (pid) known_pid = pid;
         if (rc != BSP_OK && rc != BSP_ENOTFOUND) return rc;
     }
     if (dc->profile) return BSP_OK;
@@ -271,6 +270,7 @@ bsp_err decide_run(bsp_decider *d, const decide_request *req, int64_t now_ms, bs
                    bsp_error *err) {
     uint64_t t0 = bsp_mono_ns();
     decision dc = {.d = d, .req = req, .now_ms = now_ms, .out = out};
+    dc.mark = ingest_read_mark(d->ing); /* before the snapshot: see fresh.c */
     bsp_err rc = store_txn_begin(d->st, false, &dc.txn);
     if (rc == BSP_OK) rc = load_profile(&dc);
     if (rc == BSP_OK) {

@@ -46,7 +46,9 @@ static bool has_other_user(const bsp_profile *p, const char *user_id) {
 
 bsp_err writer_id_put(bsp_ingest *ing, bsp_txn *txn, char kind, const char *id, uint64_t pid) {
     bsp_err rc = store_id_put(txn, kind, id, pid);
-    if (rc || !ing->wal_live) return rc;
+    if (rc) return rc;
+    writer_stale(ing, fresh_id_key(id));
+    if (!ing->wal_live) return BSP_OK;
     oid *link = overlay_id_new(kind, id, pid);
     if (!link) return BSP_ENOMEM;
     link->next = ing->new_ids;
@@ -87,6 +89,7 @@ static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, 
     if (rc) return rc;
     pcache_remove(&ing->cache, from_pid);
     overlay_forget(&ing->over, from_pid);
+    writer_stale(ing, fresh_pid_key(from_pid));
     rc = writer_mark_dirty(ing, into);
     if (!rc) rc = writer_touch(ing, into, INGEST_TOUCH_MERGED | INGEST_TOUCH_TRAITS, ~0ull);
     if (rc) return rc;

@@ -154,6 +154,16 @@ bsp_err ingest_profile_read(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, bsp_pr
  * threads do meanwhile. Never waits for the writer. */
 bsp_err ingest_profile_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, const bsp_profile **out);
 
+/* A visitor's profile for a decision: ingest_resolve_fresh, then
+ * ingest_profile_peek, except that a visitor whose id link and profile
+ * have not changed since a reader last saw them is answered without
+ * reading the store (freshness stamps, fresh.c). mark is ingest_read_mark,
+ * taken before beginning rtxn. *pid is set whenever the id resolved, even
+ * when the profile is not found (BSP_ENOTFOUND). */
+uint64_t ingest_read_mark(bsp_ingest *ing);
+bsp_err ingest_visitor_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t mark, char kind,
+                            const char *id, uint64_t *pid, const bsp_profile **out);
+
 /* Counters for /metrics. Latency buckets are upper bounds in microseconds. */
 #define BSP_INGEST_LAT_BUCKETS 12
 extern const double bsp_ingest_lat_bounds_us[BSP_INGEST_LAT_BUCKETS];
@@ -170,6 +180,7 @@ typedef struct bsp_ingest_metrics {
     uint64_t memo_hits;     /* ingest_profile_peek answered without parsing */
     uint64_t memo_misses;   /* ... and by parsing */
     uint64_t memo_held;     /* profiles the memo holds parsed now */
+    uint64_t memo_stamped;  /* of the hits, visitors answered on stamps alone */
 } bsp_ingest_metrics;
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out);
 

@@ -120,6 +120,57 @@ void overlay_ids_free(oid *list);
 void overlay_forget_ids(overlay *o, uint64_t pid);
 /* The pid the published link of (kind, id) names: BSP_ENOTFOUND if none. */
 bsp_err overlay_id_get(overlay *o, char kind, const char *id, uint64_t *pid);
+/* Marks pid as read now, as overlay_read does, without copying. */
+void overlay_touch(overlay *o, uint64_t pid);
+
+/* --- freshness stamps (fresh.c) -------------------------------------------
+ * Counters the writer moves on after each change became readable, so a
+ * reader knows what it read before is still the newest. */
+#define FRESH_STAMPS (1u << 20) /* counters, a power of two (8 MB) */
+#define FRESH_ID_WAYS 4         /* stamped id links a set */
+
+typedef struct fresh_id {
+    uint64_t hash; /* of kind and id */
+    uint64_t pid;
+    uint64_t stamp;     /* the id's counter when the link was read */
+    int64_t touched_ms; /* when a read through it last marked pid as read */
+    char kind;          /* 'u' or 'a'; 0: empty */
+} fresh_id;
+
+typedef struct fresh_id_set {
+    fresh_id ways[FRESH_ID_WAYS];
+    unsigned hand; /* the way the next replacement takes */
+} fresh_id_set;
+
+typedef struct fresh {
+    _Atomic uint64_t *stamps; /* FRESH_STAMPS counters */
+    _Atomic uint64_t gen;     /* commits so far (ingest_read_mark) */
+    fresh_id_set *ids;
+    size_t id_mask; /* sets - 1 */
+    pthread_mutex_t locks[256];
+} fresh;
+
+bsp_err fresh_init(fresh *f, size_t visitors);
+void fresh_free(fresh *f);
+/* The counter a pid's profile or an id's link (either kind) hashes to. */
+uint32_t fresh_pid_key(uint64_t pid);
+uint32_t fresh_id_key(const char *id);
+uint64_t fresh_stamp(fresh *f, uint32_t key);
+/* Writer side: after a change to key became readable. */
+void fresh_bump(fresh *f, uint32_t key);
+/* After the writer rebuilt its state: nothing stamped before holds. */
+void fresh_bump_all(fresh *f);
+/* Writer side: first thing after each commit. */
+void fresh_committed(fresh *f);
+/* Reader side: a mark taken before beginning a read transaction, and
+ * whether no commit came since (else what it read may predate one). */
+uint64_t fresh_mark(fresh *f);
+bool fresh_unchanged_since(fresh *f, uint64_t mark);
+/* The pid of a link stamped with the id's current counter; touch is set
+ * when the caller should mark the pid as read in the overlay. */
+bool fresh_id_get(fresh *f, char kind, const char *id, int64_t now_ms, uint64_t *pid, bool *touch);
+void fresh_id_put(fresh *f, char kind, const char *id, uint64_t pid, uint64_t stamp,
+                  int64_t now_ms);
 
 /* --- the write-ahead file (wal.c) -----------------------------------------
  * Records of the events acknowledged since the last checkpoint, each group
@@ -195,6 +246,11 @@ struct bsp_ingest {
     bool has_hooks;
     overlay over;
     profile_memo *memo; /* parsed profiles the readers share (ingest_profile_peek) */
+    fresh fresh;        /* stamps that let readers skip the store (ingest_visitor_peek) */
+    uint32_t *stale;    /* stamp keys changed since the last checkpoint (fresh.c) */
+    size_t stale_len, stale_cap;
+    size_t stale_published; /* of them, bumped after a group commit already */
+    bool stale_lost;        /* out of memory for the list: bump every counter */
     /* Write-ahead mode (opts->write_ahead): a group is durable once its
      * records are synced in the WAL; its LMDB writes stay in open_txn until
      * the next checkpoint commits them. */
@@ -224,6 +280,14 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn);
 void writer_checkpoint_done(bsp_ingest *ing);
 /* Forgets which product facts were merged (after a job changed products). */
 void writer_forget_learnt(bsp_ingest *ing);
+
+/* Remembers that key's profile or id link changed: bumped after the group
+ * commit makes it readable (stale_published on) and again after the next
+ * checkpoint stores it. */
+void writer_stale(bsp_ingest *ing, uint32_t key);
+/* Bumps the stale keys of the group just committed / of the checkpoint. */
+void writer_stale_published(bsp_ingest *ing);
+void writer_stale_stored(bsp_ingest *ing);
 
 /* Records what an event did to a cached profile (for hooks and the overlay). */
 bsp_err writer_touch(bsp_ingest *ing, pentry *e, unsigned flags, uint64_t names);

@@ -43,11 +43,12 @@ typedef struct erase_job {
     uint64_t events_deleted;
 } erase_job;
 
-static bsp_err delete_ids(bsp_txn *txn, const bsp_profile *p) {
+static bsp_err delete_ids(bsp_ingest *ing, bsp_txn *txn, const bsp_profile *p) {
     static const char kinds[] = {'u', 'a'};
     for (size_t k = 0; k < sizeof kinds; k++) {
         size_t n = profile_id_count(p, kinds[k]);
         for (size_t i = 0; i < n; i++) {
+            writer_stale(ing, fresh_id_key(profile_id_at(p, kinds[k], i)));
             bsp_err rc = store_id_del(txn, kinds[k], profile_id_at(p, kinds[k], i));
             if (rc && rc != BSP_ENOTFOUND) return rc;
         }
@@ -65,8 +66,9 @@ static bsp_err erase_job_run(bsp_ingest *ing, bsp_txn *txn, void *arg) {
     if (rc) return rc;
     if (ing->has_hooks && ing->hooks.profile_gone)
         rc = ing->hooks.profile_gone(ing->hooks.ctx, txn, e->profile);
-    if (!rc) rc = delete_ids(txn, e->profile);
+    if (!rc) rc = delete_ids(ing, txn, e->profile);
     /* The id asked for goes too, even if the profile no longer lists it. */
+    writer_stale(ing, fresh_id_key(job->id));
     if (!rc) rc = store_id_del(txn, 'u', job->id);
     if (rc == BSP_ENOTFOUND) rc = store_id_del(txn, 'a', job->id);
     if (rc == BSP_ENOTFOUND) rc = BSP_OK;

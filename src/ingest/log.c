@@ -129,6 +129,7 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
         bsp_buf_reset(&text);
         rc = profile_to_json(e->profile, &text);
         if (!rc) rc = store_profile_put(txn, e->pid, text.data, text.len);
+        writer_stale(ing, fresh_pid_key(e->pid));
         e->dirty = false;
         e->fresh = false; /* a failed commit rebuilds the cache from the store */
     }
@@ -151,6 +152,8 @@ void writer_checkpoint_done(bsp_ingest *ing) {
     ing->ckpt_seq = ing->log_seq;
     ing->last_ckpt_ns = bsp_mono_ns();
     atomic_fetch_add(&ing->m_checkpoints, 1);
+    fresh_committed(&ing->fresh);
+    writer_stale_stored(ing);
     overlay_checkpointed(&ing->over, bsp_now_ms());
     pthread_mutex_lock(&ing->mu);
     ing->checkpointed_seq = ing->ckpt_seq;
@@ -442,6 +445,10 @@ bsp_err writer_recover(bsp_ingest *ing) {
     writer_touched_drop(ing);
     pcache_clear(&ing->cache);
     ing->dirty_len = ing->links_len = 0;
+    /* What readers stamped may be ahead of what is rebuilt: none of it holds. */
+    ing->stale_len = ing->stale_published = 0;
+    ing->stale_lost = false;
+    fresh_bump_all(&ing->fresh);
     /* The generation to replay is the stored one before any checkpoint here. */
     bsp_txn *txn;
     bsp_err rc = store_txn_begin(ing->st, false, &txn);

@@ -74,9 +74,9 @@ static oentry **slot_of(overlay *o, uint64_t pid) {
     return slot;
 }
 
-char *overlay_read(overlay *o, uint64_t pid, size_t *len) {
-    char *copy = NULL;
-    pthread_mutex_lock(&o->mu);
+/* The entry of pid marked as read now, entered if absent (NULL when the
+ * table is full or memory is short). Called with mu held. */
+static oentry *want(overlay *o, uint64_t pid) {
     oentry **slot = slot_of(o, pid);
     oentry *e = *slot;
     if (!e && o->count < OVERLAY_MAX_ENTRIES && (e = calloc(1, sizeof *e))) {
@@ -88,16 +88,28 @@ char *overlay_read(overlay *o, uint64_t pid, size_t *len) {
         e->read_ms = bsp_now_ms();
         o->last_read_ms = e->read_ms;
         if (e->unasked) e->unasked = false, o->unasked--;
-        /* Older than two checkpoints: the store holds something as new. */
-        bool current = e->gen + 2 > o->gen;
-        if (e->json && current && (copy = malloc(e->len + 1))) {
-            memcpy(copy, e->json, e->len);
-            copy[e->len] = '\0';
-            *len = e->len;
-        }
+    }
+    return e;
+}
+
+char *overlay_read(overlay *o, uint64_t pid, size_t *len) {
+    char *copy = NULL;
+    pthread_mutex_lock(&o->mu);
+    oentry *e = want(o, pid);
+    /* Older than two checkpoints: the store holds something as new. */
+    if (e && e->json && e->gen + 2 > o->gen && (copy = malloc(e->len + 1))) {
+        memcpy(copy, e->json, e->len);
+        copy[e->len] = '\0';
+        *len = e->len;
     }
     pthread_mutex_unlock(&o->mu);
     return copy;
+}
+
+void overlay_touch(overlay *o, uint64_t pid) {
+    pthread_mutex_lock(&o->mu);
+    want(o, pid);
+    pthread_mutex_unlock(&o->mu);
 }
 
 bool overlay_readers_active(overlay *o, int64_t now_ms) {
@@ -317,14 +329,18 @@ static profile_hold *thread_hold(void) {
     return h;
 }
 
-bsp_err ingest_profile_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, const bsp_profile **out) {
+/* The memo's profile of pid parsed from the overlay's copy or the store's
+ * bytes; stamp (0: none) vouches for them when no commit came since mark. */
+static bsp_err peek_stamped(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, uint64_t stamp,
+                            uint64_t mark, const bsp_profile **out) {
     *out = NULL;
     profile_hold *hold = thread_hold();
     if (!hold) return BSP_ENOMEM;
     size_t len = 0;
     char *copy = overlay_read(&ing->over, pid, &len);
+    if (stamp && !fresh_unchanged_since(&ing->fresh, mark)) stamp = 0;
     if (copy) {
-        bsp_err rc = profile_memo_parse(ing->memo, hold, pid, copy, len, out);
+        bsp_err rc = profile_memo_parse(ing->memo, hold, pid, copy, len, stamp, out);
         free(copy);
         return rc;
     }
@@ -334,7 +350,63 @@ bsp_err ingest_profile_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, const 
         profile_hold_release(hold);
         return rc;
     }
-    return profile_memo_parse(ing->memo, hold, pid, raw.data, raw.len, out);
+    if (stamp && !fresh_unchanged_since(&ing->fresh, mark)) stamp = 0;
+    return profile_memo_parse(ing->memo, hold, pid, raw.data, raw.len, stamp, out);
+}
+
+bsp_err ingest_profile_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, const bsp_profile **out) {
+    return peek_stamped(ing, rtxn, pid, 0, 0, out);
+}
+
+uint64_t ingest_read_mark(bsp_ingest *ing) {
+    return fresh_mark(&ing->fresh);
+}
+
+static bool profile_lists_id(const bsp_profile *p, const char *id) {
+    static const char kinds[] = {'u', 'a'};
+    for (size_t k = 0; k < sizeof kinds; k++)
+        for (size_t i = 0, n = profile_id_count(p, kinds[k]); i < n; i++)
+            if (!strcmp(profile_id_at(p, kinds[k], i), id)) return true;
+    return false;
+}
+
+/* Through a stamped id link: the parsed profile when its stamp is current
+ * too (no store read at all), else the profile read as ingest_profile_peek
+ * does, without resolving the id again. false when the link is not stamped,
+ * or the profile is gone or does not list the id (the link is found by a
+ * 64-bit hash): the caller then resolves the id itself. */
+static bool visitor_by_link(bsp_ingest *ing, bsp_txn *rtxn, uint64_t mark, char kind,
+                            const char *id, uint64_t *pid, const bsp_profile **out) {
+    bool touch;
+    if (!fresh_id_get(&ing->fresh, kind, id, bsp_now_ms(), pid, &touch)) return false;
+    profile_hold *hold = thread_hold();
+    if (!hold) return false;
+    uint64_t stamp = fresh_stamp(&ing->fresh, fresh_pid_key(*pid));
+    bool unread = profile_memo_peek(ing->memo, hold, *pid, stamp, out) == BSP_OK;
+    if (!unread && peek_stamped(ing, rtxn, *pid, stamp, mark, out) != BSP_OK) return false;
+    if (!profile_lists_id(*out, id)) {
+        profile_hold_release(hold);
+        *out = NULL;
+        return false;
+    }
+    /* A read from the overlay or the store marked it as read already. */
+    if (unread && touch) overlay_touch(&ing->over, *pid); /* the writer goes on publishing it */
+    return true;
+}
+
+bsp_err ingest_visitor_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t mark, char kind,
+                            const char *id, uint64_t *pid, const bsp_profile **out) {
+    *out = NULL;
+    if (kind != 'a') kind = 'u';
+    uint64_t id_stamp = fresh_stamp(&ing->fresh, fresh_id_key(id));
+    if (visitor_by_link(ing, rtxn, mark, kind, id, pid, out)) return BSP_OK;
+    *pid = 0;
+    bsp_err rc = ingest_resolve_fresh(ing, rtxn, kind, id, pid);
+    if (rc) return rc;
+    if (fresh_unchanged_since(&ing->fresh, mark))
+        fresh_id_put(&ing->fresh, kind, id, *pid, id_stamp, bsp_now_ms());
+    uint64_t stamp = fresh_stamp(&ing->fresh, fresh_pid_key(*pid));
+    return peek_stamped(ing, rtxn, *pid, stamp, mark, out);
 }
 
 bsp_err ingest_profile_read(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, bsp_profile **out) {

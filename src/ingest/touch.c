@@ -61,6 +61,7 @@ static void publish_one(bsp_ingest *ing, pentry *e, int64_t now_ms, bool readers
 }
 
 void writer_touched_publish(bsp_ingest *ing) {
+    fresh_committed(&ing->fresh);
     int64_t now_ms = bsp_now_ms();
     bool readers = ing->touched_len && overlay_readers_active(&ing->over, now_ms);
     for (size_t i = 0; i < ing->touched_len; i++) {
@@ -70,10 +71,12 @@ void writer_touched_publish(bsp_ingest *ing) {
         e->touch_flags = 0;
         e->touch_names = 0;
         publish_one(ing, e, now_ms, readers);
+        fresh_bump(&ing->fresh, fresh_pid_key(e->pid));
     }
     ing->touched_len = 0;
     overlay_publish_ids(&ing->over, ing->new_ids);
     ing->new_ids = NULL;
+    writer_stale_published(ing);
     if (ing->has_hooks && ing->hooks.committed) ing->hooks.committed(ing->hooks.ctx);
 }
 
@@ -86,6 +89,42 @@ void writer_touched_drop(bsp_ingest *ing) {
     overlay_ids_free(ing->new_ids);
     ing->new_ids = NULL;
     if (ing->has_hooks && ing->hooks.aborted) ing->hooks.aborted(ing->hooks.ctx);
+}
+
+/* --- freshness stamps ------------------------------------------------------ */
+
+void writer_stale(bsp_ingest *ing, uint32_t key) {
+    if (ing->stale_len == ing->stale_cap) {
+        size_t cap = ing->stale_cap ? ing->stale_cap * 2 : 1024;
+        uint32_t *grown = realloc(ing->stale, cap * sizeof *grown);
+        if (!grown) {
+            ing->stale_lost = true;
+            return;
+        }
+        ing->stale = grown;
+        ing->stale_cap = cap;
+    }
+    ing->stale[ing->stale_len++] = key;
+}
+
+static void stale_bump(bsp_ingest *ing, size_t from) {
+    if (ing->stale_lost) {
+        fresh_bump_all(&ing->fresh);
+        return;
+    }
+    for (size_t i = from; i < ing->stale_len; i++)
+        fresh_bump(&ing->fresh, ing->stale[i]);
+}
+
+void writer_stale_published(bsp_ingest *ing) {
+    stale_bump(ing, ing->stale_published);
+    ing->stale_published = ing->stale_len;
+}
+
+void writer_stale_stored(bsp_ingest *ing) {
+    stale_bump(ing, 0);
+    ing->stale_len = ing->stale_published = 0;
+    ing->stale_lost = false;
 }
 
 /* --- jobs that change profiles -------------------------------------------- */

@@ -286,6 +286,13 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
         free(ing);
         return BSP_ENOMEM;
     }
+    if (fresh_init(&ing->fresh, memo)) {
+        profile_memo_free(ing->memo);
+        overlay_free(&ing->over);
+        pcache_free(&ing->cache);
+        free(ing);
+        return BSP_ENOMEM;
+    }
     pthread_mutex_init(&ing->mu, NULL);
     pthread_cond_init(&ing->cv_work, NULL);
     pthread_cond_init(&ing->cv_room, NULL);
@@ -310,8 +317,10 @@ static void ingest_free(bsp_ingest *ing) {
     free(ing->links);
     free(ing->learnt);
     free(ing->touched);
+    free(ing->stale);
     overlay_free(&ing->over);
     profile_memo_free(ing->memo);
+    fresh_free(&ing->fresh);
     pthread_mutex_destroy(&ing->mu);
     pthread_cond_destroy(&ing->cv_work);
     pthread_cond_destroy(&ing->cv_room);
@@ -438,6 +447,7 @@ void ingest_forget_profile(bsp_ingest *ing, uint64_t pid) {
     pcache_remove(&ing->cache, pid);
     overlay_forget(&ing->over, pid);
     profile_memo_forget(ing->memo, pid);
+    writer_stale(ing, fresh_pid_key(pid));
 }
 
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {
@@ -448,7 +458,8 @@ void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {
     out->commit_failures = atomic_load(&ing->m_failures);
     out->checkpoints = atomic_load(&ing->m_checkpoints);
     out->checkpoint_us = atomic_load(&ing->m_ckpt_us);
-    profile_memo_stats(ing->memo, &out->memo_hits, &out->memo_misses, &out->memo_held);
+    profile_memo_stats(ing->memo, &out->memo_hits, &out->memo_misses, &out->memo_held,
+                       &out->memo_stamped);
     pthread_mutex_lock(&ing->mu);
     out->queue_depth = ing->queued_events;
     pthread_mutex_unlock(&ing->mu);

@@ -20,7 +20,13 @@
  * guarded by striped mutexes held only to compare and to swap a pointer.
  * A parsed profile is reference-counted: the slot holds one reference and
  * each reader its hold's, so a profile replaced in its slot lives until the
- * last reader that borrowed it moves on. */
+ * last reader that borrowed it moves on.
+ *
+ * A slot may also carry a stamp, an opaque number its reader vouches for:
+ * the bytes were the newest readable when the stamp was current (ingest's
+ * freshness stamps, fresh.c). profile_memo_peek hands the profile out for
+ * the same stamp without any bytes to compare, so a visitor whose profile
+ * did not change is answered without reading the store at all. */
 #include "profile/profile_internal.h"
 
 #include <pthread.h>
@@ -39,6 +45,7 @@ typedef struct memo_slot {
     uint64_t pid;
     uint64_t hash;
     size_t len;
+    uint64_t stamp;        /* the reader's freshness stamp for these bytes; 0: none */
     profile_memo_ref *ref; /* NULL: empty */
     bool used;             /* read since the hand last passed (second chance) */
 } memo_slot;
@@ -52,7 +59,7 @@ struct profile_memo {
     memo_set *sets;
     size_t mask; /* sets - 1 */
     pthread_mutex_t locks[MEMO_LOCKS];
-    atomic_uint_fast64_t hits, misses, held;
+    atomic_uint_fast64_t hits, misses, held, stamped;
 };
 
 static void ref_drop(profile_memo_ref *r) {
@@ -118,8 +125,34 @@ static memo_slot *slot_victim(memo_set *set, uint64_t pid) {
     }
 }
 
+/* Lends the hold a reference to slot s's profile. Called with the set's
+ * lock held. */
+static const bsp_profile *slot_lend(memo_slot *s, profile_hold *hold) {
+    s->used = true;
+    atomic_fetch_add(&s->ref->refs, 1);
+    hold->ref = s->ref;
+    return s->ref->profile;
+}
+
+bsp_err profile_memo_peek(profile_memo *m, profile_hold *hold, uint64_t pid, uint64_t stamp,
+                          const bsp_profile **out) {
+    *out = NULL;
+    profile_hold_release(hold);
+    if (!stamp) return BSP_ENOTFOUND;
+    size_t at = bsp_hash64(&pid, sizeof pid) & m->mask;
+    pthread_mutex_t *lock = &m->locks[at & (MEMO_LOCKS - 1)];
+    pthread_mutex_lock(lock);
+    memo_slot *s = slot_of(&m->sets[at], pid);
+    if (s && s->stamp == stamp) *out = slot_lend(s, hold);
+    pthread_mutex_unlock(lock);
+    if (!*out) return BSP_ENOTFOUND;
+    atomic_fetch_add_explicit(&m->hits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->stamped, 1, memory_order_relaxed);
+    return BSP_OK;
+}
+
 bsp_err profile_memo_parse(profile_memo *m, profile_hold *hold, uint64_t pid, const char *json,
-                           size_t len, const bsp_profile **out) {
+                           size_t len, uint64_t stamp, const bsp_profile **out) {
     *out = NULL;
     profile_hold_release(hold);
     size_t at = bsp_hash64(&pid, sizeof pid) & m->mask;
@@ -129,12 +162,11 @@ bsp_err profile_memo_parse(profile_memo *m, profile_hold *hold, uint64_t pid, co
     pthread_mutex_lock(lock);
     memo_slot *s = slot_of(set, pid);
     if (s && s->hash == hash && s->len == len) {
-        s->used = true;
-        atomic_fetch_add(&s->ref->refs, 1);
-        hold->ref = s->ref;
+        /* The same bytes: a stamp given now vouches for them too. */
+        if (stamp) s->stamp = stamp;
+        *out = slot_lend(s, hold);
         pthread_mutex_unlock(lock);
         atomic_fetch_add_explicit(&m->hits, 1, memory_order_relaxed);
-        *out = hold->ref->profile;
         return BSP_OK;
     }
     pthread_mutex_unlock(lock);
@@ -152,7 +184,8 @@ bsp_err profile_memo_parse(profile_memo *m, profile_hold *hold, uint64_t pid, co
     pthread_mutex_lock(lock);
     s = slot_victim(set, pid);
     profile_memo_ref *old = s->ref;
-    *s = (memo_slot){.pid = pid, .hash = hash, .len = len, .ref = r}; /* unused until read again */
+    /* unused until read again */
+    *s = (memo_slot){.pid = pid, .hash = hash, .len = len, .stamp = stamp, .ref = r};
     pthread_mutex_unlock(lock);
     if (!old) atomic_fetch_add_explicit(&m->held, 1, memory_order_relaxed);
     ref_drop(old);
@@ -173,8 +206,10 @@ void profile_memo_forget(profile_memo *m, uint64_t pid) {
     ref_drop(old);
 }
 
-void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses, uint64_t *held) {
+void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses, uint64_t *held,
+                        uint64_t *stamped) {
     *hits = atomic_load_explicit(&m->hits, memory_order_relaxed);
+    *stamped = atomic_load_explicit(&m->stamped, memory_order_relaxed);
     *misses = atomic_load_explicit(&m->misses, memory_order_relaxed);
     *held = atomic_load_explicit(&m->held, memory_order_relaxed);
 }

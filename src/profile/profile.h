@@ -92,14 +92,23 @@ typedef struct profile_hold {
 } profile_hold;
 profile_memo *profile_memo_new(size_t capacity);
 void profile_memo_free(profile_memo *m);
+/* stamp, when not 0, is a number the caller vouches for: json was the
+ * newest form of pid anyone could read while stamp was current. The slot
+ * keeps it (also on a hit, the bytes being the same). */
 bsp_err profile_memo_parse(profile_memo *m, profile_hold *hold, uint64_t pid, const char *json,
-                           size_t len, const bsp_profile **out);
+                           size_t len, uint64_t stamp, const bsp_profile **out);
+/* pid's parsed profile if its slot carries stamp (not 0), with no bytes to
+ * compare; BSP_ENOTFOUND otherwise. Borrowed as with profile_memo_parse. */
+bsp_err profile_memo_peek(profile_memo *m, profile_hold *hold, uint64_t pid, uint64_t stamp,
+                          const bsp_profile **out);
 void profile_hold_release(profile_hold *hold);
 /* Drops pid's parsed profile, if held (erasure; readers holding it keep
  * their reference until they move on). */
 void profile_memo_forget(profile_memo *m, uint64_t pid);
-/* Reads answered from the memo, reads that parsed, profiles held now. */
-void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses, uint64_t *held);
+/* Reads answered from the memo, reads that parsed, profiles held now, and
+ * of the hits those answered by profile_memo_peek on a stamp. */
+void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses, uint64_t *held,
+                        uint64_t *stamped);
 
 /* Borrowed views for conditions and decisions. traits is NULL until the
  * first trait arrives. profile_consent answers for one category of the

@@ -195,7 +195,8 @@ def memo_counts():
             name, value = line.split()
             got[name] = int(value)
     return (got.get("bespoke_profile_memo_hits_total"),
-            got.get("bespoke_profile_memo_misses_total"), got.get("bespoke_profile_memo_profiles"))
+            got.get("bespoke_profile_memo_misses_total"), got.get("bespoke_profile_memo_profiles"),
+            got.get("bespoke_profile_memo_unread_hits_total"))
 
 
 def test_decisions_reuse_the_parsed_profile():
@@ -204,15 +205,24 @@ def test_decisions_reuse_the_parsed_profile():
     put("placements", "memo_slot", {"default": {"type": "banner", "title": "Sale"}})
     track("memo-visitor", "Product Viewed", {"product_id": "m1"})
     decide("memo-visitor", ["memo_slot"])
-    hits0, misses0, held = memo_counts()
+    hits0, misses0, held, unread0 = memo_counts()
     assert hits0 is not None and misses0 is not None, "memo counters in /metrics"
     assert held is not None and held >= 1, "bespoke_profile_memo_profiles: %r" % held
+    assert unread0 is not None, "bespoke_profile_memo_unread_hits_total in /metrics"
     for _ in range(4):
         decide("memo-visitor", ["memo_slot"])
-    hits1, misses1, held1 = memo_counts()
+    hits1, misses1, held1, unread1 = memo_counts()
     h.eq((hits1 - hits0) + (misses1 - misses0), 4, "memo reads of 4 decisions")
     # (a background segment pass could change the profile once in between)
     assert hits1 - hits0 >= 3, "memo hits of 4 decisions: %d" % (hits1 - hits0)
+    # Unchanged since the first of them: answered without reading the store.
+    assert unread1 - unread0 >= 2, "unread hits of 4 decisions: %d" % (unread1 - unread0)
+    # A new event is seen by the next decision all the same.
+    campaign("memo_after", "memo_slot", {"type": "banner", "title": "Viewed two"},
+             condition="computed.product_views >= 2")
+    track("memo-visitor", "Product Viewed", {"product_id": "m2"})
+    h.eq(chosen("memo-visitor", "memo_slot"), ("memo_after", "treatment"),
+         "the decision right after a new event")
     # Erasure drops the parsed copy too.
     h.status(S.admin("DELETE", "/v1/admin/profiles/memo-visitor"), 200, "erase memo-visitor")
     h.eq(memo_counts()[2], held1 - 1, "bespoke_profile_memo_profiles after the erasure")

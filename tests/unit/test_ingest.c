@@ -833,6 +833,156 @@ static void test_new_profile_visible_before_checkpoint(void **state) {
     cJSON_Delete(pub);
 }
 
+/* --- freshness stamps: visitors read without the store ----------------------- */
+
+typedef struct visitor_read {
+    bsp_err rc;
+    uint64_t pid;
+    int page_views; /* -1: no profile */
+    bool stamped;   /* answered on stamps alone */
+} visitor_read;
+
+/* Reads a visitor as a decision does, with the mark taken before the read
+ * transaction began (or mark, when given). */
+static visitor_read read_visitor_marked(fixture *f, char kind, const char *id, const uint64_t *mark,
+                                        bsp_txn *txn) {
+    bsp_ingest_metrics before, after;
+    ingest_metrics(f->ing, &before);
+    visitor_read r = {.page_views = -1};
+    bool own = !txn;
+    uint64_t m = mark ? *mark : ingest_read_mark(f->ing);
+    if (own) assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    const bsp_profile *p = NULL;
+    r.rc = ingest_visitor_peek(f->ing, txn, m, kind, id, &r.pid, &p);
+    if (p) {
+        cJSON *c = profile_computed_json(p);
+        r.page_views = (int)json_get_number(c, "page_views", -1);
+        cJSON_Delete(c);
+    }
+    if (own) store_txn_abort(txn);
+    ingest_metrics(f->ing, &after);
+    r.stamped = after.memo_stamped > before.memo_stamped;
+    return r;
+}
+
+static visitor_read read_visitor(fixture *f, char kind, const char *id) {
+    return read_visitor_marked(f, kind, id, NULL, NULL);
+}
+
+/* A visitor read again with nothing changed is answered on stamps; any
+ * change to it (published, or stored by a checkpoint) is seen by the next
+ * read, which stamps again; other visitors' changes do not matter. */
+static void test_stamps_answer_unchanged_visitors(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"sv1\"}]");
+    assert_int_equal(ingest_sync(f->ing), BSP_OK); /* stored: nobody read before */
+    visitor_read r = read_visitor(f, 'a', "sv1");
+    assert_int_equal(r.rc, BSP_OK);
+    assert_int_equal(r.page_views, 1);
+    assert_false(r.stamped); /* first read: from the writer's copy or the store */
+    uint64_t pid = r.pid;
+    r = read_visitor(f, 'a', "sv1");
+    assert_true(r.stamped);
+    assert_int_equal(r.page_views, 1);
+    assert_int_equal(r.pid, pid);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"sv1\"}]");
+    r = read_visitor(f, 'a', "sv1");
+    assert_false(r.stamped);
+    assert_int_equal(r.page_views, 2);
+    r = read_visitor(f, 'a', "sv1");
+    assert_true(r.stamped);
+    assert_int_equal(r.page_views, 2);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"sv2\"}]");
+    r = read_visitor(f, 'a', "sv1");
+    assert_true(r.stamped);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK); /* the checkpoint stores sv1 */
+    r = read_visitor(f, 'a', "sv1");
+    assert_false(r.stamped);
+    assert_int_equal(r.page_views, 2);
+    assert_true(read_visitor(f, 'a', "sv1").stamped);
+    /* An id nobody has: not found, nothing remembered. */
+    r = read_visitor(f, 'u', "nobody");
+    assert_int_equal(r.rc, BSP_ENOTFOUND);
+    assert_int_equal(r.pid, 0);
+    assert_int_equal(read_visitor(f, 'u', "nobody").rc, BSP_ENOTFOUND);
+}
+
+/* A stamped anonymous visitor merged into a known one is read as the known
+ * one at once; its id moved to another person (a shared device), as that
+ * person; once erased, as nobody. */
+static void test_stamps_follow_merges_and_erasure(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f);
+    send(f,
+         "[{\"type\":\"page\",\"anonymousId\":\"ma1\"},{\"type\":\"page\",\"anonymousId\":\"ma1\"},"
+         "{\"type\":\"identify\",\"userId\":\"mu1\"}]");
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    visitor_read user = read_visitor(f, 'u', "mu1");
+    assert_int_equal(user.rc, BSP_OK);
+    assert_int_equal(read_visitor(f, 'a', "ma1").rc, BSP_OK);
+    visitor_read anon = read_visitor(f, 'a', "ma1");
+    assert_true(anon.stamped);
+    assert_int_equal(anon.page_views, 2);
+    assert_true(anon.pid != user.pid);
+    send(f, "[{\"type\":\"identify\",\"userId\":\"mu1\",\"anonymousId\":\"ma1\"}]");
+    visitor_read merged = read_visitor(f, 'a', "ma1");
+    assert_int_equal(merged.rc, BSP_OK);
+    assert_int_equal(merged.pid, user.pid);
+    assert_int_equal(merged.page_views, 2);
+    assert_true(read_visitor(f, 'a', "ma1").stamped);
+    /* A shared device: the anonymousId follows the next person to log in,
+     * while the profile it named stays as it was (and still lists it). */
+    send(f, "[{\"type\":\"identify\",\"userId\":\"mu2\",\"anonymousId\":\"ma1\"}]");
+    visitor_read moved = read_visitor(f, 'a', "ma1");
+    assert_int_equal(moved.rc, BSP_OK);
+    assert_true(moved.pid != user.pid);
+    assert_int_equal(moved.pid, read_visitor(f, 'u', "mu2").pid);
+    send(f, "[{\"type\":\"identify\",\"userId\":\"mu1\",\"anonymousId\":\"ma1\"}]");
+    assert_int_equal(read_visitor(f, 'a', "ma1").pid, user.pid);
+    assert_true(read_visitor(f, 'a', "ma1").stamped);
+    assert_int_equal(ingest_erase_profile(f->ing, "mu1", NULL), BSP_OK);
+    visitor_read gone = read_visitor(f, 'a', "ma1");
+    assert_int_equal(gone.rc, BSP_ENOTFOUND);
+    assert_int_equal(gone.pid, 0);
+    assert_int_equal(read_visitor(f, 'u', "mu1").rc, BSP_ENOTFOUND);
+}
+
+/* A read whose transaction began before a commit may see older bytes than
+ * the stamps it took: it stamps nothing, so the next read goes to the
+ * store again. */
+static void test_no_stamps_across_a_commit(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"cv1\"}]");
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    uint64_t mark = ingest_read_mark(f->ing);
+    bsp_txn *txn;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"cv2\"}]"); /* a commit meanwhile */
+    visitor_read r = read_visitor_marked(f, 'a', "cv1", &mark, txn);
+    store_txn_abort(txn);
+    assert_int_equal(r.rc, BSP_OK);
+    assert_int_equal(r.page_views, 1);
+    assert_false(read_visitor(f, 'a', "cv1").stamped); /* nothing stamped before */
+    assert_true(read_visitor(f, 'a', "cv1").stamped);
+    /* The same for an id link: one that moves meanwhile (a shared device)
+     * may be read as it was, but not remembered so. */
+    send(f, "[{\"type\":\"identify\",\"userId\":\"cu1\",\"anonymousId\":\"ca\"}]");
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    uint64_t first = read_visitor(f, 'a', "ca").pid;
+    mark = ingest_read_mark(f->ing);
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    send(f, "[{\"type\":\"identify\",\"userId\":\"cu2\",\"anonymousId\":\"ca\"}]");
+    r = read_visitor_marked(f, 'a', "ca", &mark, txn);
+    store_txn_abort(txn);
+    assert_int_equal(r.rc, BSP_OK);
+    uint64_t second = read_visitor(f, 'u', "cu2").pid;
+    assert_true(second != first);
+    assert_int_equal(read_visitor(f, 'a', "ca").pid, second);
+    assert_int_equal(read_visitor(f, 'a', "ca").pid, second);
+}
+
 #define BOTH_MODES                                                                                 \
     cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),                   \
         cmocka_unit_test_setup_teardown(test_resend_is_deduplicated, setup, teardown),             \
@@ -849,7 +999,10 @@ static void test_new_profile_visible_before_checkpoint(void **state) {
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_replay_equals_live, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_new_profile_visible_before_checkpoint, setup,         \
-                                        teardown)
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_stamps_answer_unchanged_visitors, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(test_stamps_follow_merges_and_erasure, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(test_no_stamps_across_a_commit, setup, teardown)
 
 int main(void) {
     const struct CMUnitTest per_commit[] = {BOTH_MODES};

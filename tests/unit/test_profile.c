@@ -1097,22 +1097,63 @@ static void test_memo_reuses_parsed_profiles(void **state) {
     bsp_buf a = {0}, b = {0};
     bsp_profile *p = two_versions(&a, &b);
     const bsp_profile *x, *y, *z;
-    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, &x), BSP_OK);
-    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, &y), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, 0, &x), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, 0, &y), BSP_OK);
     assert_ptr_equal(x, y);
-    assert_int_equal(profile_memo_parse(m, &hold, 5, b.data, b.len, &z), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 5, b.data, b.len, 0, &z), BSP_OK);
     cJSON *c = profile_computed_json(z);
     assert_int_equal(num(c, "orders"), 2);
     cJSON_Delete(c);
     for (uint64_t pid = 6; pid < 200; pid++) /* every slot replaced at least once */
-        assert_int_equal(profile_memo_parse(m, &hold, pid, a.data, a.len, &x), BSP_OK);
-    assert_int_equal(profile_memo_parse(m, &hold, 7, "{not json", 9, &x), BSP_EPARSE);
+        assert_int_equal(profile_memo_parse(m, &hold, pid, a.data, a.len, 0, &x), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 7, "{not json", 9, 0, &x), BSP_EPARSE);
     assert_null(x);
     assert_null(hold.ref); /* a failed parse holds nothing */
-    uint64_t hits, misses, held;
-    profile_memo_stats(m, &hits, &misses, &held);
+    uint64_t hits, misses, held, stamped;
+    profile_memo_stats(m, &hits, &misses, &held, &stamped);
     assert_int_equal(hits, 1);
     assert_int_equal(held, 16);
+    bsp_buf_free(&a);
+    bsp_buf_free(&b);
+    profile_free(p);
+    profile_memo_free(m);
+}
+
+/* A stamp given with a parse lets a peek with the same stamp answer without
+ * bytes; another stamp, none, new bytes or erasure do not. The same bytes
+ * parsed again without a stamp keep the one given before. */
+static void test_memo_peek_answers_on_its_stamp(void **state) {
+    (void)state;
+    profile_memo *m = profile_memo_new(16);
+    profile_hold hold = {0};
+    bsp_buf a = {0}, b = {0};
+    bsp_profile *p = two_versions(&a, &b);
+    const bsp_profile *x, *y;
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 7, &x), BSP_ENOTFOUND); /* empty */
+    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, 7, &x), BSP_OK);
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 7, &y), BSP_OK);
+    assert_ptr_equal(x, y);
+    assert_non_null(hold.ref); /* borrowed through the hold */
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 8, &y), BSP_ENOTFOUND);
+    assert_null(y);
+    assert_null(hold.ref);
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 0, &y), BSP_ENOTFOUND);
+    assert_int_equal(profile_memo_peek(m, &hold, 6, 7, &y), BSP_ENOTFOUND); /* other pid */
+    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, 0, &y), BSP_OK);
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 7, &y), BSP_OK); /* kept */
+    assert_int_equal(profile_memo_parse(m, &hold, 5, a.data, a.len, 9, &y), BSP_OK);
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 7, &y), BSP_ENOTFOUND); /* moved on */
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 9, &y), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, 5, b.data, b.len, 0, &y), BSP_OK);
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 9, &y), BSP_ENOTFOUND); /* new bytes */
+    assert_int_equal(profile_memo_parse(m, &hold, 5, b.data, b.len, 11, &y), BSP_OK);
+    profile_memo_forget(m, 5);
+    assert_int_equal(profile_memo_peek(m, &hold, 5, 11, &y), BSP_ENOTFOUND);
+    uint64_t hits, misses, held, stamped;
+    profile_memo_stats(m, &hits, &misses, &held, &stamped);
+    assert_int_equal(stamped, 3);
+    assert_int_equal(hits, 6); /* the stamped ones and three parses of bytes held */
+    profile_hold_release(&hold);
     bsp_buf_free(&a);
     bsp_buf_free(&b);
     profile_free(p);
@@ -1128,10 +1169,10 @@ static void test_memo_borrowed_profile_outlives_its_slot(void **state) {
     bsp_buf a = {0}, b = {0};
     bsp_profile *p = two_versions(&a, &b);
     const bsp_profile *old, *fresh, *same;
-    assert_int_equal(profile_memo_parse(m, &first, 5, a.data, a.len, &old), BSP_OK);
-    assert_int_equal(profile_memo_parse(m, &second, 5, a.data, a.len, &same), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &first, 5, a.data, a.len, 0, &old), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &second, 5, a.data, a.len, 0, &same), BSP_OK);
     assert_ptr_equal(old, same); /* shared, not parsed twice */
-    assert_int_equal(profile_memo_parse(m, &second, 5, b.data, b.len, &fresh), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &second, 5, b.data, b.len, 0, &fresh), BSP_OK);
     assert_ptr_not_equal(old, fresh);
     profile_memo_free(m);
     cJSON *c = profile_computed_json(old); /* the slot and the memo are gone */
@@ -1227,14 +1268,14 @@ static void pids_of_one_set(uint64_t *pids, int n) {
 }
 
 static bool memo_hit(profile_memo *m, uint64_t pid, const bsp_buf *text) {
-    uint64_t before, after, misses, held;
-    profile_memo_stats(m, &before, &misses, &held);
+    uint64_t before, after, misses, held, stamped;
+    profile_memo_stats(m, &before, &misses, &held, &stamped);
     profile_hold hold = {0};
     const bsp_profile *p;
-    assert_int_equal(profile_memo_parse(m, &hold, pid, text->data, text->len, &p), BSP_OK);
+    assert_int_equal(profile_memo_parse(m, &hold, pid, text->data, text->len, 0, &p), BSP_OK);
     assert_non_null(p);
     profile_hold_release(&hold);
-    profile_memo_stats(m, &after, &misses, &held);
+    profile_memo_stats(m, &after, &misses, &held, &stamped);
     return after > before;
 }
 
@@ -1265,12 +1306,12 @@ static void test_memo_sets_keep_visitors_read_again(void **state) {
     assert_false(memo_hit(m, pid[3], &a)); /* gone: parsed again */
     profile_memo_forget(m, pid[3]);        /* erasure */
     profile_memo_forget(m, 123456789);     /* not held: nothing to do */
-    uint64_t before_hits, before_misses, before_held;
-    profile_memo_stats(m, &before_hits, &before_misses, &before_held);
+    uint64_t before_hits, before_misses, before_held, stamped;
+    profile_memo_stats(m, &before_hits, &before_misses, &before_held, &stamped);
     assert_int_equal(before_held, 3);
     assert_false(memo_hit(m, pid[3], &a)); /* parsed again after the erasure */
     uint64_t hits, misses, held;
-    profile_memo_stats(m, &hits, &misses, &held);
+    profile_memo_stats(m, &hits, &misses, &held, &stamped);
     assert_int_equal(held, 4); /* one set, full: replacing never counts twice */
     profile_memo_free(m);
     bsp_buf_free(&a);
@@ -1293,7 +1334,8 @@ static void *memo_work(void *arg) {
         uint64_t pid = (w->seed >> 8) % 48;
         int v = (int)((w->seed >> 20) & 1);
         const bsp_profile *p;
-        if (profile_memo_parse(w->m, &hold, pid, w->texts[v].data, w->texts[v].len, &p) != BSP_OK ||
+        if (profile_memo_parse(w->m, &hold, pid, w->texts[v].data, w->texts[v].len, 0, &p) !=
+                BSP_OK ||
             profile_orders(p) != (int64_t)(v + 1))
             w->wrong++;
     }
@@ -1322,8 +1364,8 @@ static void test_memo_shared_by_threads(void **state) {
         pthread_join(t[i], NULL);
         assert_int_equal(w[i].wrong, 0);
     }
-    uint64_t hits, misses, held;
-    profile_memo_stats(m, &hits, &misses, &held);
+    uint64_t hits, misses, held, stamped;
+    profile_memo_stats(m, &hits, &misses, &held, &stamped);
     assert_int_equal(hits + misses, 80000);
     assert_true(held <= 16);
     profile_memo_free(m);
@@ -1515,6 +1557,7 @@ int main(void) {
         cmocka_unit_test(test_memo_reuses_parsed_profiles),
         cmocka_unit_test(test_memo_borrowed_profile_outlives_its_slot),
         cmocka_unit_test(test_memo_sets_keep_visitors_read_again),
+        cmocka_unit_test(test_memo_peek_answers_on_its_stamp),
         cmocka_unit_test(test_memo_shared_by_threads),
         cmocka_unit_test(test_sections_and_segments),
         cmocka_unit_test(test_campaign_exposure_by_day),
