@@ -72,7 +72,11 @@ uint32_t fresh_pid_key(uint64_t pid) {
 }
 
 uint32_t fresh_id_key(const char *id) {
-    return (uint32_t)(bsp_hash64(id, strlen(id)) & (FRESH_STAMPS - 1));
+    return fresh_id_key_hashed(bsp_hash64(id, strlen(id)));
+}
+
+uint32_t fresh_id_key_hashed(uint64_t id_hash) {
+    return (uint32_t)(id_hash & (FRESH_STAMPS - 1));
 }
 
 uint64_t fresh_stamp(fresh *f, uint32_t key) {
@@ -104,17 +108,18 @@ bool fresh_unchanged_since(fresh *f, uint64_t mark) {
 
 /* --- stamped id links ----------------------------------------------------- */
 
-static uint64_t link_hash(char kind, const char *id) {
-    return bsp_hash64(id, strlen(id)) ^ ((uint64_t)(unsigned char)kind << 56);
+static uint64_t link_hash(char kind, uint64_t id_hash) {
+    return id_hash ^ ((uint64_t)(unsigned char)kind << 56);
 }
 
 static pthread_mutex_t *set_lock(fresh *f, size_t at) {
     return &f->locks[at & (FRESH_LOCKS - 1)];
 }
 
-bool fresh_id_get(fresh *f, char kind, const char *id, int64_t now_ms, uint64_t *pid, bool *touch) {
-    uint64_t hash = link_hash(kind, id);
-    uint64_t stamp = fresh_stamp(f, fresh_id_key(id));
+bool fresh_id_get(fresh *f, char kind, uint64_t id_hash, int64_t now_ms, uint64_t *pid,
+                  bool *touch) {
+    uint64_t hash = link_hash(kind, id_hash);
+    uint64_t stamp = fresh_stamp(f, fresh_id_key_hashed(id_hash));
     size_t at = hash & f->id_mask;
     fresh_id_set *set = &f->ids[at];
     bool found = false;
@@ -135,9 +140,9 @@ bool fresh_id_get(fresh *f, char kind, const char *id, int64_t now_ms, uint64_t 
     return found;
 }
 
-void fresh_id_put(fresh *f, char kind, const char *id, uint64_t pid, uint64_t stamp,
+void fresh_id_put(fresh *f, char kind, uint64_t id_hash, uint64_t pid, uint64_t stamp,
                   int64_t now_ms) {
-    uint64_t hash = link_hash(kind, id);
+    uint64_t hash = link_hash(kind, id_hash);
     size_t at = hash & f->id_mask;
     fresh_id_set *set = &f->ids[at];
     pthread_mutex_lock(set_lock(f, at));

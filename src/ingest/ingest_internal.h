@@ -155,6 +155,7 @@ void fresh_free(fresh *f);
 /* The counter a pid's profile or an id's link (either kind) hashes to. */
 uint32_t fresh_pid_key(uint64_t pid);
 uint32_t fresh_id_key(const char *id);
+uint32_t fresh_id_key_hashed(uint64_t id_hash); /* id_hash: bsp_hash64 of the id */
 uint64_t fresh_stamp(fresh *f, uint32_t key);
 /* Writer side: after a change to key became readable. */
 void fresh_bump(fresh *f, uint32_t key);
@@ -166,10 +167,11 @@ void fresh_committed(fresh *f);
  * whether no commit came since (else what it read may predate one). */
 uint64_t fresh_mark(fresh *f);
 bool fresh_unchanged_since(fresh *f, uint64_t mark);
-/* The pid of a link stamped with the id's current counter; touch is set
- * when the caller should mark the pid as read in the overlay. */
-bool fresh_id_get(fresh *f, char kind, const char *id, int64_t now_ms, uint64_t *pid, bool *touch);
-void fresh_id_put(fresh *f, char kind, const char *id, uint64_t pid, uint64_t stamp,
+/* id_hash is bsp_hash64 of the id. The pid of a link stamped with the id's current counter; touch
+ * is set when the caller should mark the pid as read in the overlay. */
+bool fresh_id_get(fresh *f, char kind, uint64_t id_hash, int64_t now_ms, uint64_t *pid,
+                  bool *touch);
+void fresh_id_put(fresh *f, char kind, uint64_t id_hash, uint64_t pid, uint64_t stamp,
                   int64_t now_ms);
 
 /* --- the write-ahead file (wal.c) -----------------------------------------

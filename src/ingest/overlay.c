@@ -362,29 +362,22 @@ uint64_t ingest_read_mark(bsp_ingest *ing) {
     return fresh_mark(&ing->fresh);
 }
 
-static bool profile_lists_id(const bsp_profile *p, const char *id) {
-    static const char kinds[] = {'u', 'a'};
-    for (size_t k = 0; k < sizeof kinds; k++)
-        for (size_t i = 0, n = profile_id_count(p, kinds[k]); i < n; i++)
-            if (!strcmp(profile_id_at(p, kinds[k], i), id)) return true;
-    return false;
-}
-
 /* Through a stamped id link: the parsed profile when its stamp is current
  * too (no store read at all), else the profile read as ingest_profile_peek
  * does, without resolving the id again. false when the link is not stamped,
  * or the profile is gone or does not list the id (the link is found by a
  * 64-bit hash): the caller then resolves the id itself. */
 static bool visitor_by_link(bsp_ingest *ing, bsp_txn *rtxn, uint64_t mark, char kind,
-                            const char *id, uint64_t *pid, const bsp_profile **out) {
+                            const char *id, uint64_t id_hash, uint64_t *pid,
+                            const bsp_profile **out) {
     bool touch;
-    if (!fresh_id_get(&ing->fresh, kind, id, bsp_now_ms(), pid, &touch)) return false;
+    if (!fresh_id_get(&ing->fresh, kind, id_hash, bsp_now_ms(), pid, &touch)) return false;
     profile_hold *hold = thread_hold();
     if (!hold) return false;
     uint64_t stamp = fresh_stamp(&ing->fresh, fresh_pid_key(*pid));
     bool unread = profile_memo_peek(ing->memo, hold, *pid, stamp, out) == BSP_OK;
     if (!unread && peek_stamped(ing, rtxn, *pid, stamp, mark, out) != BSP_OK) return false;
-    if (!profile_lists_id(*out, id)) {
+    if (!profile_has_id(*out, id, id_hash)) {
         profile_hold_release(hold);
         *out = NULL;
         return false;
@@ -398,13 +391,14 @@ bsp_err ingest_visitor_peek(bsp_ingest *ing, bsp_txn *rtxn, uint64_t mark, char 
                             const char *id, uint64_t *pid, const bsp_profile **out) {
     *out = NULL;
     if (kind != 'a') kind = 'u';
-    uint64_t id_stamp = fresh_stamp(&ing->fresh, fresh_id_key(id));
-    if (visitor_by_link(ing, rtxn, mark, kind, id, pid, out)) return BSP_OK;
+    uint64_t id_hash = bsp_hash64(id, strlen(id));
+    uint64_t id_stamp = fresh_stamp(&ing->fresh, fresh_id_key_hashed(id_hash));
+    if (visitor_by_link(ing, rtxn, mark, kind, id, id_hash, pid, out)) return BSP_OK;
     *pid = 0;
     bsp_err rc = ingest_resolve_fresh(ing, rtxn, kind, id, pid);
     if (rc) return rc;
     if (fresh_unchanged_since(&ing->fresh, mark))
-        fresh_id_put(&ing->fresh, kind, id, *pid, id_stamp, bsp_now_ms());
+        fresh_id_put(&ing->fresh, kind, id_hash, *pid, id_stamp, bsp_now_ms());
     uint64_t stamp = fresh_stamp(&ing->fresh, fresh_pid_key(*pid));
     return peek_stamped(ing, rtxn, *pid, stamp, mark, out);
 }

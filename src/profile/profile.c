@@ -339,6 +339,11 @@ const char *profile_id_at(const bsp_profile *p, char kind, size_t i) {
     return ids && i < ids->count ? ids->items[i] : NULL;
 }
 
+bool profile_has_id(const bsp_profile *p, const char *id, uint64_t hash) {
+    return strlist_find_hashed(&p->user_ids, id, hash) != SIZE_MAX ||
+           strlist_find_hashed(&p->anon_ids, id, hash) != SIZE_MAX;
+}
+
 const cJSON *profile_traits(const bsp_profile *p) {
     return p->traits;
 }

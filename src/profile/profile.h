@@ -129,6 +129,8 @@ void profile_set_applied_seq(bsp_profile *p, uint64_t seq);
 void profile_add_id(bsp_profile *p, char kind, const char *id);
 size_t profile_id_count(const bsp_profile *p, char kind);
 const char *profile_id_at(const bsp_profile *p, char kind, size_t i);
+/* Whether p lists id as either kind; hash is bsp_hash64 of id's bytes. */
+bool profile_has_id(const bsp_profile *p, const char *id, uint64_t hash);
 /* The first userId and anonymousId of a profile's storage form, read
  * without parsing the rest of it (listings that show many profiles' ids):
  * copied into uid/aid ("" when none or longer than cap). BSP_EPARSE if the
