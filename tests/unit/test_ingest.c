@@ -12,6 +12,8 @@
 
 #include "teststore.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -983,6 +985,50 @@ static void test_no_stamps_across_a_commit(void **state) {
     assert_int_equal(read_visitor(f, 'a', "ca").pid, second);
 }
 
+/* Readers on other threads keep reading (and stamping) a visitor while its
+ * events are acknowledged one by one: a read right after each
+ * acknowledgement sees that event, never a copy stamped before it. */
+typedef struct stamp_reader {
+    fixture *f;
+    atomic_bool stop;
+    atomic_long reads;
+} stamp_reader;
+
+static void *stamp_reader_main(void *arg) {
+    stamp_reader *r = arg;
+    while (!atomic_load(&r->stop)) {
+        uint64_t mark = ingest_read_mark(r->f->ing), pid = 0;
+        bsp_txn *txn;
+        if (store_txn_begin(r->f->st, false, &txn) != BSP_OK) continue;
+        const bsp_profile *p;
+        ingest_visitor_peek(r->f->ing, txn, mark, 'a', "busy", &pid, &p);
+        store_txn_abort(txn);
+        atomic_fetch_add(&r->reads, 1);
+    }
+    return NULL;
+}
+
+static void test_stamps_under_concurrent_readers(void **state) {
+    fixture *f = *state;
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"busy\"}]");
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    stamp_reader r = {.f = f};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, stamp_reader_main, &r), 0);
+    for (int n = 2; n <= 150; n++) {
+        send(f, "[{\"type\":\"page\",\"anonymousId\":\"busy\"}]");
+        if (n % 50 == 0) assert_int_equal(ingest_sync(f->ing), BSP_OK);
+        visitor_read got = read_visitor(f, 'a', "busy");
+        assert_int_equal(got.rc, BSP_OK);
+        assert_int_equal(got.page_views, n);
+    }
+    atomic_store(&r.stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_true(atomic_load(&r.reads) > 0);
+}
+
 #define BOTH_MODES                                                                                 \
     cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),                   \
         cmocka_unit_test_setup_teardown(test_resend_is_deduplicated, setup, teardown),             \
@@ -1002,7 +1048,8 @@ static void test_no_stamps_across_a_commit(void **state) {
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_stamps_answer_unchanged_visitors, setup, teardown),   \
         cmocka_unit_test_setup_teardown(test_stamps_follow_merges_and_erasure, setup, teardown),   \
-        cmocka_unit_test_setup_teardown(test_no_stamps_across_a_commit, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_no_stamps_across_a_commit, setup, teardown),          \
+        cmocka_unit_test_setup_teardown(test_stamps_under_concurrent_readers, setup, teardown)
 
 int main(void) {
     const struct CMUnitTest per_commit[] = {BOTH_MODES};
