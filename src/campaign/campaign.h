@@ -135,6 +135,7 @@ typedef struct campaign_set {
     const char *event_names[CAMPAIGN_WATCH_MAX]; /* read by did()/count()/sum() */
     size_t event_name_count;
     uint64_t version;
+    uint64_t serial; /* unique in the process: what readers' notes on profiles are keyed by */
 } campaign_set;
 
 /* The placement with that id, or NULL. */

@@ -11,6 +11,7 @@
  * round, and reserves the next block of pools that run low. */
 #include "campaign/campaign_internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -134,6 +135,8 @@ static bsp_err build(campaign_registry *reg, campaign_set **out) {
     for (size_t i = 0; i < (*out)->campaign_count; i++)
         if ((*out)->campaigns[i].pool) coupon_pool_reserve((*out)->campaigns[i].pool);
     (*out)->version = ++reg->version;
+    static _Atomic uint64_t serials;
+    (*out)->serial = atomic_fetch_add(&serials, 1) + 1;
     return BSP_OK;
 }
 

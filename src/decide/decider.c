@@ -64,6 +64,7 @@ typedef struct decision {
     const bsp_profile *profile; /* the thread's memoized copy, or fresh */
     bsp_profile *fresh;         /* owned: a visitor with no profile yet */
     const campaign_set *set;
+    profile_note *note; /* on the profile, for this set (ruled_out); NULL: none */
     segment_env env;
     int64_t now_ms;
     bool personalize;
@@ -107,6 +108,18 @@ static bool may_personalize(const decision *dc) {
     return stated == 1 || !dc->d->require_consent;
 }
 
+/* The profile's note for the current campaign set, added if missing. */
+static profile_note *note_of(decision *dc) {
+    profile_note *n = profile_note_find(dc->profile, dc->set->serial);
+    if (n) return n;
+    n = calloc(1, sizeof *n);
+    if (!n) return NULL;
+    n->key = dc->set->serial;
+    if (profile_note_add(dc->profile, n)) return n;
+    free(n);
+    return profile_note_find(dc->profile, dc->set->serial); /* another thread's, or none */
+}
+
 /* --- choosing -----------------------------------------------------------------------------------
  */
 
@@ -137,7 +150,31 @@ static bool under_caps(const decision *dc, const campaign_rt *c) {
 
 typedef enum { PICK_NONE, PICK_TREATMENT, PICK_CONTROL } pick_kind;
 
+/* Whether what the profile stores alone rules the condition out: one of its
+ * top-level operands is false without reading the request, the time or the
+ * events. Remembered in a note on the shared parsed profile, per campaign
+ * set, so a visitor read again is not evaluated again for campaigns that
+ * can never match them. Conditions that read the time are not noted. */
+static bool ruled_out(decision *dc, const campaign_rt *c) {
+    size_t index = (size_t)(c - dc->set->campaigns);
+    if (!dc->note || index >= PROFILE_NOTE_BITS || (cond_inputs(c->cond) & COND_USES_TIME))
+        return false;
+    int known = profile_note_get(dc->note, (unsigned)index);
+    if (known >= 0) return known == 1;
+    segment_env stored;
+    segment_env_stored_only(&stored, dc->profile);
+    bool out = false;
+    for (size_t i = 0, n = cond_conjuncts(c->cond); i < n && !out; i++) {
+        stored.read_other = false;
+        out = !cond_eval_conjunct(c->cond, i, &stored.env) && !stored.read_other;
+    }
+    segment_env_free(&stored);
+    profile_note_put(dc->note, (unsigned)index, out);
+    return out;
+}
+
 static pick_kind try_campaign(decision *dc, const campaign_rt *c, char *code) {
+    if (c->cond && ruled_out(dc, c)) return PICK_NONE;
     if (!in_schedule(c, dc->now_ms) || !under_caps(dc, c)) return PICK_NONE;
     if (c->cond && !cond_eval(c->cond, &dc->env.env)) return PICK_NONE;
     if (c->control > 0 && visitor_share(dc->req, c->id) < c->control) return PICK_CONTROL;
@@ -277,6 +314,7 @@ bsp_err decide_run(bsp_decider *d, const decide_request *req, int64_t now_ms, bs
         unsigned slot;
         dc.set = campaign_acquire(d->reg, &slot);
         dc.personalize = may_personalize(&dc);
+        if (dc.set && dc.personalize && !dc.fresh) dc.note = note_of(&dc);
         segment_env_init(&dc.env, dc.profile, req->context, now_ms);
         rc = decide_all(&dc);
         segment_env_free(&dc.env);

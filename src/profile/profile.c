@@ -310,7 +310,48 @@ void profile_free(bsp_profile *p) {
     free(p->last_search);
     free(p->country);
     extras_free(p);
+    for (profile_note *n = atomic_load(&p->notes), *next; n; n = next) {
+        next = n->next;
+        free(n);
+    }
     free(p);
+}
+
+/* --- readers' notes --------------------------------------------------------- */
+
+profile_note *profile_note_find(const bsp_profile *p, uint64_t key) {
+    for (profile_note *n = atomic_load_explicit(&p->notes, memory_order_acquire); n; n = n->next)
+        if (n->key == key) return n;
+    return NULL;
+}
+
+bool profile_note_add(const bsp_profile *p, profile_note *n) {
+    bsp_profile *shared = (bsp_profile *)p; /* notes are the readers' cache, not content */
+    profile_note *head = atomic_load_explicit(&shared->notes, memory_order_acquire);
+    for (;;) {
+        size_t count = 0;
+        for (profile_note *m = head; m; m = m->next, count++)
+            if (m->key == n->key) return false;
+        if (count >= PROFILE_NOTES_MAX) return false;
+        n->next = head;
+        if (atomic_compare_exchange_weak_explicit(&shared->notes, &head, n, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return true;
+    }
+}
+
+int profile_note_get(const profile_note *n, unsigned i) {
+    if (i >= PROFILE_NOTE_BITS) return -1;
+    uint64_t bit = 1ull << (i % 64);
+    if (!(atomic_load_explicit(&n->known[i / 64], memory_order_acquire) & bit)) return -1;
+    return (atomic_load_explicit(&n->yes[i / 64], memory_order_relaxed) & bit) != 0;
+}
+
+void profile_note_put(profile_note *n, unsigned i, bool yes) {
+    if (i >= PROFILE_NOTE_BITS) return;
+    uint64_t bit = 1ull << (i % 64);
+    if (yes) atomic_fetch_or_explicit(&n->yes[i / 64], bit, memory_order_relaxed);
+    atomic_fetch_or_explicit(&n->known[i / 64], bit, memory_order_release);
 }
 
 uint64_t profile_pid(const bsp_profile *p) {

@@ -21,6 +21,7 @@
 #define BSP_PROFILE_H
 
 #include <cJSON.h>
+#include <stdatomic.h>
 
 #include "core/core.h"
 #include "event/event.h"
@@ -109,6 +110,28 @@ void profile_memo_forget(profile_memo *m, uint64_t pid);
  * of the hits those answered by profile_memo_peek on a stamp. */
 void profile_memo_stats(const profile_memo *m, uint64_t *hits, uint64_t *misses, uint64_t *held,
                         uint64_t *stamped);
+
+/* Notes readers keep on a parsed profile they share, such as which
+ * campaigns it can never match (decide): 256 bits of what is known and 256
+ * of the answers, under a key of the reader's choosing (a configuration's
+ * version). Set bits are never cleared; what a note says must follow from
+ * the profile's content alone, which a parsed profile never changes.
+ * profile_note_add publishes n (allocated with malloc; the profile frees
+ * it) unless a note of that key is there already or PROFILE_NOTES_MAX are;
+ * false then, and n stays the caller's. */
+#define PROFILE_NOTE_BITS 256
+#define PROFILE_NOTES_MAX 4
+typedef struct profile_note {
+    struct profile_note *next; /* an older note */
+    uint64_t key;
+    _Atomic uint64_t known[PROFILE_NOTE_BITS / 64];
+    _Atomic uint64_t yes[PROFILE_NOTE_BITS / 64];
+} profile_note;
+profile_note *profile_note_find(const bsp_profile *p, uint64_t key);
+bool profile_note_add(const bsp_profile *p, profile_note *n);
+/* Bit i of a note: -1 not known yet, else 0 or 1; and recording it. */
+int profile_note_get(const profile_note *n, unsigned i);
+void profile_note_put(profile_note *n, unsigned i, bool yes);
 
 /* Borrowed views for conditions and decisions. traits is NULL until the
  * first trait arrives. profile_consent answers for one category of the

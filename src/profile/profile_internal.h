@@ -6,6 +6,7 @@
 #ifndef BSP_PROFILE_INTERNAL_H
 #define BSP_PROFILE_INTERNAL_H
 
+#include <stdatomic.h>
 #include "profile/profile.h"
 
 #define PROFILE_PURCHASED_MAX 1000 /* purchased product ids kept; oldest dropped */
@@ -161,8 +162,9 @@ struct bsp_profile {
     size_t exposure_cap;
     decay_table dwell_products; /* seconds on product pages, decayed */
     decay_table dwell_categories;
-    double dwell_seconds; /* all seconds reported, not decayed */
-    cJSON *recent;        /* watched events, newest first, or NULL */
+    double dwell_seconds;          /* all seconds reported, not decayed */
+    cJSON *recent;                 /* watched events, newest first, or NULL */
+    _Atomic(profile_note *) notes; /* readers' notes (profile_note_add), newest first */
 };
 
 /* extras.c: the hooks the rest of the profile calls. */

@@ -553,6 +553,33 @@ static void eval_node(const eval_ctx *x, int32_t index, cond_val *out) {
     }
 }
 
+/* The i-th top-level operand of an `and` at the root, else the root for
+ * i 0; -1 past the last. */
+static int32_t conjunct_at(const bsp_cond *c, size_t i) {
+    const cond_node *root = &c->nodes[c->root];
+    if (root->kind != N_AND) return i == 0 ? c->root : -1;
+    int32_t at = root->first;
+    while (at >= 0 && i--)
+        at = c->nodes[at].next;
+    return at;
+}
+
+size_t cond_conjuncts(const bsp_cond *c) {
+    size_t n = 0;
+    if (c && c->root >= 0)
+        while (conjunct_at(c, n) >= 0)
+            n++;
+    return n;
+}
+
+bool cond_eval_conjunct(const bsp_cond *c, size_t i, const cond_env *env) {
+    if (!c || !env || c->root < 0) return false;
+    int32_t at = conjunct_at(c, i);
+    if (at < 0) return false;
+    eval_ctx x = {.cond = c, .env = env, .properties = NULL};
+    return eval_truthy(&x, at);
+}
+
 bool cond_eval(const bsp_cond *c, const cond_env *env) {
     if (!c || !env || c->root < 0) return false;
     eval_ctx x = {.cond = c, .env = env, .properties = NULL};

@@ -31,6 +31,11 @@ static profile_view *thread_view(void) {
 
 static const cJSON *env_root(void *ctx, const char *root) {
     segment_env *se = ctx;
+    if (se->stored_only) {
+        if (strcmp(root, "traits") == 0) return profile_traits(se->profile);
+        se->read_other = true;
+        return NULL;
+    }
     if (root[0] == 'c' && root[1] == 'o' && root[2] == 'm' && strcmp(root, "computed") == 0) {
         if (!se->computed_ready) {
             profile_view *v = thread_view();
@@ -54,6 +59,10 @@ static bool env_computed_number(void *ctx, const char *name, uint64_t name_hash,
 static bool env_each_event(void *ctx, const char *event_name, int64_t since_ms,
                            bool (*visit)(void *vctx, const cJSON *event), void *vctx) {
     segment_env *se = ctx;
+    if (se->stored_only) {
+        se->read_other = true;
+        return true;
+    }
     profile_each_recent(se->profile, event_name, since_ms, visit, vctx);
     return true;
 }
@@ -71,6 +80,11 @@ void segment_env_init(segment_env *se, const bsp_profile *p, const cJSON *contex
                          .each_event = env_each_event,
                          .in_segment = env_in_segment,
                          .computed_number = env_computed_number};
+}
+
+void segment_env_stored_only(segment_env *se, const bsp_profile *p) {
+    segment_env_init(se, p, NULL, 0);
+    se->stored_only = true;
 }
 
 void segment_env_free(segment_env *se) {

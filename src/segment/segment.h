@@ -56,6 +56,12 @@ typedef struct cond_env {
  * (not null, not false, not 0, not an empty string or list). */
 bool cond_eval(const bsp_cond *c, const cond_env *env);
 
+/* The operands of the `and` at a condition's root (else the whole
+ * condition, as one), evaluated one at a time: any false one makes the
+ * condition false. */
+size_t cond_conjuncts(const bsp_cond *c);
+bool cond_eval_conjunct(const bsp_cond *c, size_t i, const cond_env *env);
+
 /* Which inputs a condition reads: a bit set of these. COND_USES_TIME is set
  * by now(), days_since(), hours_since() and the windowed event functions. */
 enum {
@@ -94,9 +100,20 @@ typedef struct segment_env {
     const cJSON *context;
     const cJSON *computed_view; /* the thread's view, filled on first use */
     bool computed_ready;
+    bool stored_only; /* segment_env_stored_only */
+    bool read_other;  /* ... and something else was asked for */
 } segment_env;
 void segment_env_init(segment_env *se, const bsp_profile *p, const cJSON *context, int64_t now_ms);
 void segment_env_free(segment_env *se);
+
+/* An env that answers only from what the profile stores and nothing else
+ * changes: segment memberships, traits and the plain computed numbers.
+ * Anything else asked for (context, other computed traits, rfm, predicted,
+ * events) answers as absent and sets read_other; a result obtained with
+ * read_other still false holds whatever the request, for as long as the
+ * profile stays the same. It does not answer the time: use it only for
+ * conditions without COND_USES_TIME. */
+void segment_env_stored_only(segment_env *se, const bsp_profile *p);
 
 /* --- segments: the registry (registry.c) ----------------------------------
  *

@@ -13,6 +13,8 @@
 
 #include "teststore.h"
 
+#include "segment/segment.h"
+
 #include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -548,6 +550,93 @@ typedef struct decider_thread {
     char codes[EACH][CAMPAIGN_CODE_MAX + 1];
 } decider_thread;
 
+/* Notes on shared parsed profiles rule campaigns out only when the full
+ * evaluation agrees: one campaign a placement, each condition a different
+ * mix of stored numbers, context, traits, events and time, decided three
+ * times in three contexts for visitors of different histories, checked
+ * against cond_eval on the same profile and context. */
+static const char *const note_conditions[] = {
+    "computed.product_views >= 2",
+    "computed.product_views >= 2 and context.page.type = \"home\"",
+    "context.page.type = \"home\" or computed.add_to_carts > 0",
+    "not (computed.product_views > 2)",
+    "traits.plan = \"gold\" or context.page.type = \"cart\"",
+    "computed.favorite_category = \"Toys\" and computed.product_views > 0",
+    "in_segment(\"nobody_s\") and context.page.type = \"home\"",
+    "computed.add_to_carts > 1 and computed.product_views < 100",
+    "lower(context.campaign.name) = \"spring\" and computed.product_views > 0",
+    "did(\"Product Viewed\", 30d) and computed.product_views > 1",
+    "computed.product_views >= 1 and computed.orders = 0",
+    "days_since(computed.last_seen) < 1 and computed.product_views > 2",
+    "now() > 1000 and computed.product_views >= 0",
+};
+#define NOTE_CONDS (sizeof note_conditions / sizeof *note_conditions)
+
+static bool reference_holds(fixture *f, const char *anon, const char *context, size_t i) {
+    bsp_cond *c;
+    bsp_error err;
+    const char *text = note_conditions[i];
+    assert_int_equal(cond_compile(text, strlen(text), &c, &err), BSP_OK);
+    bsp_txn *txn;
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    uint64_t pid;
+    bsp_profile *p = NULL;
+    if (ingest_resolve_fresh(f->ing, txn, 'a', anon, &pid) == BSP_OK)
+        assert_int_equal(ingest_profile_read(f->ing, txn, pid, &p), BSP_OK);
+    store_txn_abort(txn);
+    if (!p) p = profile_new(0); /* a visitor not seen yet: an empty profile */
+    cJSON *ctx = cJSON_Parse(context);
+    segment_env se;
+    segment_env_init(&se, p, ctx, bsp_now_ms());
+    bool holds = cond_eval(c, &se.env);
+    segment_env_free(&se);
+    cJSON_Delete(ctx);
+    profile_free(p);
+    cond_free(c);
+    return holds;
+}
+
+static void test_notes_agree_with_full_evaluation(void **state) {
+    fixture *f = *state;
+    for (size_t i = 0; i < NOTE_CONDS; i++) {
+        char text[1024];
+        cJSON *cond = cJSON_CreateString(note_conditions[i]);
+        char *quoted = cJSON_PrintUnformatted(cond);
+        snprintf(text, sizeof text,
+                 "{\"id\":\"n%zu\",\"placement\":\"np%zu\",\"status\":\"active\",\"priority\":1,"
+                 "\"condition\":%s,\"content\":{\"type\":\"banner\",\"title\":\"N\"}}",
+                 i, i, quoted);
+        cJSON_free(quoted);
+        cJSON_Delete(cond);
+        add(f, CAMPAIGN_KIND, text);
+    }
+    static const char *const visitors[] = {"nv0", "nv1", "nv2", "nv3"};
+    for (int v = 0; v < 4; v++)
+        for (int k = 0; k < v * 2; k++)
+            track(f, visitors[v], k % 2 ? "Product Added" : "Product Viewed",
+                  "{\"product_id\":\"p1\",\"category\":\"Toys\",\"price\":5}", NULL);
+    static const char *const contexts[] = {"{\"page\":{\"type\":\"home\"}}",
+                                           "{\"page\":{\"type\":\"cart\"}}",
+                                           "{\"campaign\":{\"name\":\"SPRING\"}}"};
+    for (int round = 0; round < 3; round++)
+        for (int v = 0; v < 4; v++)
+            for (int x = 0; x < 3; x++)
+                for (size_t i = 0; i < NOTE_CONDS; i++) {
+                    char placement[16], id[16];
+                    snprintf(placement, sizeof placement, "np%zu", i);
+                    snprintf(id, sizeof id, "n%zu", i);
+                    bool want = reference_holds(f, visitors[v], contexts[x], i);
+                    cJSON *root;
+                    cJSON *d = decide_json(f, visitors[v], contexts[x], placement, &root);
+                    const char *got = json_get_string(d, "campaign");
+                    if (want != (got && strcmp(got, id) == 0))
+                        fail_msg("%s in %s, round %d: \"%s\" %s", visitors[v], contexts[x], round,
+                                 note_conditions[i],
+                                 want ? "holds but was not chosen" : "chosen but does not hold");
+                    cJSON_Delete(root);
+                }
+}
+
 static void *decide_many(void *arg) {
     decider_thread *t = arg;
     for (int v = 0; v < EACH; v++) {
@@ -619,6 +708,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_require_consent, setup_consent, teardown),
         cmocka_unit_test_setup_teardown(test_seed_examples, setup, teardown),
         cmocka_unit_test_setup_teardown(test_products_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notes_agree_with_full_evaluation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_impression_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_concurrent_decisions, setup, teardown),
     };

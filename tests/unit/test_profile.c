@@ -1160,6 +1160,42 @@ static void test_memo_peek_answers_on_its_stamp(void **state) {
     profile_memo_free(m);
 }
 
+/* Notes: found by key, one a key, at most PROFILE_NOTES_MAX, bits unknown
+ * until put, freed with the profile (ASan and valgrind would see a leak). */
+static void test_profile_notes(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(3);
+    assert_null(profile_note_find(p, 1));
+    profile_note *n = calloc(1, sizeof *n);
+    n->key = 1;
+    assert_true(profile_note_add(p, n));
+    assert_ptr_equal(profile_note_find(p, 1), n);
+    profile_note *twin = calloc(1, sizeof *twin);
+    twin->key = 1;
+    assert_false(profile_note_add(p, twin)); /* one a key: stays the caller's */
+    free(twin);
+    assert_int_equal(profile_note_get(n, 5), -1);
+    profile_note_put(n, 5, true);
+    profile_note_put(n, 200, false);
+    assert_int_equal(profile_note_get(n, 5), 1);
+    assert_int_equal(profile_note_get(n, 200), 0);
+    assert_int_equal(profile_note_get(n, 6), -1);
+    assert_int_equal(profile_note_get(n, PROFILE_NOTE_BITS), -1); /* out of range */
+    profile_note_put(n, PROFILE_NOTE_BITS, true);                 /* ignored */
+    for (uint64_t key = 2; key <= PROFILE_NOTES_MAX; key++) {
+        profile_note *m = calloc(1, sizeof *m);
+        m->key = key;
+        assert_true(profile_note_add(p, m));
+    }
+    profile_note *extra = calloc(1, sizeof *extra);
+    extra->key = 99;
+    assert_false(profile_note_add(p, extra)); /* full */
+    free(extra);
+    assert_non_null(profile_note_find(p, PROFILE_NOTES_MAX));
+    assert_ptr_equal(profile_note_find(p, 1), n);
+    profile_free(p);
+}
+
 /* A profile a reader borrows stays valid while other readers replace it in
  * its slot, and even after the memo is freed, until its holder moves on. */
 static void test_memo_borrowed_profile_outlives_its_slot(void **state) {
@@ -1558,6 +1594,7 @@ int main(void) {
         cmocka_unit_test(test_memo_borrowed_profile_outlives_its_slot),
         cmocka_unit_test(test_memo_sets_keep_visitors_read_again),
         cmocka_unit_test(test_memo_peek_answers_on_its_stamp),
+        cmocka_unit_test(test_profile_notes),
         cmocka_unit_test(test_memo_shared_by_threads),
         cmocka_unit_test(test_sections_and_segments),
         cmocka_unit_test(test_campaign_exposure_by_day),
