@@ -644,7 +644,8 @@ bench_decide_million() {
     note "decide x$PROFILES: simulate failed: $(head -n 2 "$TMP/sim-million-err.txt" | tr '\n' ' ')"
     return
   fi
-  # 200,000 visitors drawn: most decisions read a profile the memo has not seen
+  # 200,000 visitors drawn: in a 10-second run each is read for the first time once
+  # (from the store, parsed), then mostly from the memo
   python3 "$HERE/pack_batches.py" --per-batch 100 --ids 200000 "$sim" /dev/null "$TMP/ids-million.txt" >/dev/null
   start_server "$data" million-setup || return
   if ! python3 "$HERE/decide_setup.py" "http://127.0.0.1:$SRV_PORT" "$ADMIN_AUTH" >/dev/null 2>&1; then
