@@ -338,8 +338,8 @@ static bsp_err peek_stamped(bsp_ingest *ing, bsp_txn *rtxn, uint64_t pid, uint64
     if (!hold) return BSP_ENOMEM;
     size_t len = 0;
     char *copy = overlay_read(&ing->over, pid, &len);
-    if (stamp && !fresh_unchanged_since(&ing->fresh, mark)) stamp = 0;
     if (copy) {
+        if (stamp && !fresh_unchanged_since(&ing->fresh, mark)) stamp = 0;
         bsp_err rc = profile_memo_parse(ing->memo, hold, pid, copy, len, stamp, out);
         free(copy);
         return rc;
