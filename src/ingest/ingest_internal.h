@@ -17,7 +17,6 @@ typedef struct pentry {
     bsp_profile *profile;
     bool dirty;
     bool touched;         /* in ing->touched for this transaction */
-    bool fresh;           /* created since the last checkpoint: not in the store yet */
     unsigned touch_flags; /* INGEST_TOUCH_* */
     uint64_t touch_names; /* ingest_name_bit of the events applied */
     struct pentry *hash_next;
@@ -99,14 +98,15 @@ void overlay_free(overlay *o);
 /* Reader side: copies the published json (caller frees) or NULL, and marks
  * pid as read now. */
 char *overlay_read(overlay *o, uint64_t pid, size_t *len);
-/* Writer side: whether pid was read recently enough to publish. */
-bool overlay_wanted(overlay *o, uint64_t pid, int64_t now_ms);
+/* Writer side: whether a copy of pid would be kept (it has an entry, or the
+ * table has room for one more unasked copy); a copy costs a serialization. */
+bool overlay_takes(overlay *o, uint64_t pid);
 /* Whether any profile was read recently: while nobody reads (a bulk load),
- * new profiles are not published. */
+ * nothing is published. */
 bool overlay_readers_active(overlay *o, int64_t now_ms);
-/* Takes json. Replaces the copy of a wanted pid; with create, also enters
- * a pid nobody asked for (a profile the store does not hold yet). */
-void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len, bool create);
+/* Takes json. Replaces the copy of pid, or enters one nobody asked for
+ * (at most OVERLAY_MAX_UNASKED of those at a time). */
+void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len);
 void overlay_forget(overlay *o, uint64_t pid);
 /* After a checkpoint: drops copies older than the previous checkpoint and
  * entries nobody read for a while. */

@@ -42,7 +42,6 @@ bsp_err writer_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, pentry **out
         profile_free(p);
         return BSP_ENOMEM;
     }
-    e->fresh = fresh;
     *out = e;
     return BSP_OK;
 }
@@ -131,7 +130,6 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
         if (!rc) rc = store_profile_put(txn, e->pid, text.data, text.len);
         writer_stale(ing, fresh_pid_key(e->pid));
         e->dirty = false;
-        e->fresh = false; /* a failed commit rebuilds the cache from the store */
     }
     bsp_buf_free(&text);
     ing->dirty_len = 0;

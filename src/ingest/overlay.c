@@ -1,19 +1,19 @@
 /* overlay.c - the read overlay: the writer's newest copy of the profiles
- * that readers asked for recently, so a decision made right after an event
+ * changed since the last checkpoints, so a decision made right after an event
  * was acknowledged sees that event, although profiles reach the store only
  * at checkpoints.
  *
  * A reader (ingest_profile_read) marks the pid as wanted and copies the
  * published bytes under a mutex held only for the lookup and the copy; it
- * never waits for a transaction. The writer publishes, after each commit,
- * the storage form of every profile the commit changed that was read in the
- * last OVERLAY_WANT_MS and, while anyone reads at all, of every profile
- * created since the last checkpoint (a new visitor's first page views:
- * without them a decision right after the visitor's first events would not
- * see them until the checkpoint stores the profile; a bulk load nobody reads
- * from does not pay for them). A copy is dropped two checkpoints after it was
- * published: by then the store holds it, even for a read transaction that
- * began just before the first of those checkpoints. */
+ * never waits for a transaction. While anyone reads at all (a read in the
+ * last OVERLAY_WANT_MS), the writer publishes, after each commit, the
+ * storage form of every profile the commit changed: a profile nobody read
+ * lately would otherwise be read from the store, which holds it only as of
+ * the last checkpoint, and a decision right after its event would miss it.
+ * A bulk load nobody reads from does not pay for the copies. Copies of
+ * wanted pids are replaced commit after commit; any copy is dropped two
+ * checkpoints after it was published: by then the store holds it, even for
+ * a read transaction that began just before the first of those checkpoints. */
 #include "ingest/ingest_internal.h"
 
 #include <stdlib.h>
@@ -21,7 +21,7 @@
 
 #define OVERLAY_BUCKETS 65536              /* a power of two */
 #define OVERLAY_MAX_ENTRIES 1000000        /* pids remembered as wanted */
-#define OVERLAY_MAX_UNASKED 65536          /* new profiles published unasked (~200 MB) */
+#define OVERLAY_MAX_UNASKED 65536          /* copies of pids nobody asked for (~200 MB) */
 #define OVERLAY_WANT_MS (30LL * 60 * 1000) /* a visitor's page views within a session */
 #define OVERLAY_ID_BUCKETS 65536           /* a power of two */
 
@@ -119,20 +119,24 @@ bool overlay_readers_active(overlay *o, int64_t now_ms) {
     return active;
 }
 
-bool overlay_wanted(overlay *o, uint64_t pid, int64_t now_ms) {
-    pthread_mutex_lock(&o->mu);
-    oentry *e = *slot_of(o, pid);
-    bool wanted = e && now_ms - e->read_ms < OVERLAY_WANT_MS;
-    pthread_mutex_unlock(&o->mu);
-    return wanted;
+/* Whether a copy of pid would be kept: it has an entry (read lately, or
+ * published since the last checkpoint), or there is room for one more. */
+static bool has_room(overlay *o, oentry *e) {
+    return e || (o->count < OVERLAY_MAX_ENTRIES && o->unasked < OVERLAY_MAX_UNASKED);
 }
 
-void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len, bool create) {
+bool overlay_takes(overlay *o, uint64_t pid) {
+    pthread_mutex_lock(&o->mu);
+    bool takes = has_room(o, *slot_of(o, pid));
+    pthread_mutex_unlock(&o->mu);
+    return takes;
+}
+
+void overlay_publish(overlay *o, uint64_t pid, char *json, size_t len) {
     pthread_mutex_lock(&o->mu);
     oentry **slot = slot_of(o, pid);
     oentry *e = *slot;
-    if (!e && create && o->count < OVERLAY_MAX_ENTRIES && o->unasked < OVERLAY_MAX_UNASKED &&
-        (e = calloc(1, sizeof *e))) {
+    if (!e && has_room(o, e) && (e = calloc(1, sizeof *e))) {
         e->pid = pid; /* read_ms 0: not wanted, swept once the store holds it */
         e->unasked = true;
         *slot = e;

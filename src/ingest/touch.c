@@ -47,14 +47,15 @@ bsp_err writer_touched_hooks(bsp_ingest *ing, bsp_txn *txn) {
     return BSP_OK;
 }
 
-/* Profiles readers asked for lately and, while anyone reads, new ones
- * (which readers could not find in the store at all yet). */
-static void publish_one(bsp_ingest *ing, pentry *e, int64_t now_ms, bool readers) {
-    bool fresh = e->fresh && readers;
-    if (!fresh && !overlay_wanted(&ing->over, e->pid, now_ms)) return;
+/* While anyone reads, every profile the commit changed: a visitor nobody read
+ * lately would otherwise read the store, which holds the profile only as of
+ * the last checkpoint, and miss the event just acknowledged. While nobody
+ * reads (a bulk load), nothing: nobody is waiting for the copies. */
+static void publish_one(bsp_ingest *ing, pentry *e, bool readers) {
+    if (!readers || !overlay_takes(&ing->over, e->pid)) return;
     bsp_buf text = {0};
     if (profile_to_json(e->profile, &text) == BSP_OK && text.data) {
-        overlay_publish(&ing->over, e->pid, text.data, text.len, fresh); /* takes the bytes */
+        overlay_publish(&ing->over, e->pid, text.data, text.len); /* takes the bytes */
         return;
     }
     bsp_buf_free(&text);
@@ -70,7 +71,7 @@ void writer_touched_publish(bsp_ingest *ing) {
         e->touched = false;
         e->touch_flags = 0;
         e->touch_names = 0;
-        publish_one(ing, e, now_ms, readers);
+        publish_one(ing, e, readers);
         fresh_bump(&ing->fresh, fresh_pid_key(e->pid));
     }
     ing->touched_len = 0;
