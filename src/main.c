@@ -39,7 +39,7 @@ static void usage_serve(FILE *out) {
             "  --data DIR           store directory             BESPOKE_DATA (./bespoke-data)\n"
             "  --write-key KEY      key for collection calls    BESPOKE_WRITE_KEY (generated)\n"
             "  --admin-key KEY      key for /v1/admin           BESPOKE_ADMIN_KEY (generated)\n"
-            "  --threads N          HTTP threads                BESPOKE_THREADS (cores)\n"
+            "  --threads N          HTTP lanes (2 threads each) BESPOKE_THREADS (cores)\n"
             "  --queue-max N        ingest queue, in events     BESPOKE_QUEUE_MAX (200000)\n"
             "  --profile-memo N     visitors' profiles kept     BESPOKE_PROFILE_MEMO (262144)\n"
             "                       parsed for decisions\n"

@@ -101,24 +101,44 @@ void api_methods_text(unsigned methods, char *out, size_t cap);
 
 /* --- listener ------------------------------------------------------------------ */
 
+/* One lane of HTTP workers per HTTP thread asked for: a near worker that
+ * waits with poll(2) and takes the lane's first API_LANE_NEAR_MAX
+ * connections, and a far worker that waits with epoll and takes the rest
+ * (listener.c says why two). Each is a libmicrohttpd daemon with one thread
+ * and no listen socket. near_held counts the connections the listener gave
+ * near and libmicrohttpd has not closed yet: it is raised by the listener
+ * before the hand-over and lowered by the near daemon's close notification,
+ * so it never counts fewer than near holds. */
+#define API_LANE_NEAR_MAX 64
+
+typedef struct api_lane {
+    struct MHD_Daemon *near;
+    struct MHD_Daemon *far;
+    atomic_uint near_held;
+} api_lane;
+
 typedef struct api_listener api_listener;
 
 /* Binds and listens on "host:port" ("[v6]:port", ":port"); logs why not. */
 bsp_err api_listener_open(const char *address, api_listener **out);
 uint16_t api_listener_port(const api_listener *l); /* the bound one, when 0 was asked */
-/* Accepts on a thread of its own and hands each connection to one of the
- * count workers (daemons without a listen socket), which must outlive l. */
-bsp_err api_listener_start(api_listener *l, struct MHD_Daemon **workers, unsigned count);
+/* Accepts on a thread of its own and hands each connection to a worker of
+ * one of the count lanes, which must outlive l. */
+bsp_err api_listener_start(api_listener *l, api_lane *lanes, unsigned count);
 /* Refuses new connections from now on, ends the thread, frees. NULL is fine. */
 void api_listener_close(api_listener *l);
+/* The near worker's close notification (MHD_OPTION_NOTIFY_CONNECTION), cls
+ * being its lane. */
+void api_lane_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
 
 /* --- server state ------------------------------------------------------------ */
 
 #define API_STATUS_SLOTS 16
 
 typedef struct api_server {
-    struct MHD_Daemon **workers; /* HTTP workers: one daemon and thread each */
-    unsigned worker_count;
+    api_lane *lanes; /* HTTP workers: two daemons, one thread each, a lane */
+    unsigned lane_count;
     api_listener *listener; /* accepts for the workers; closed when draining begins */
     bsp_store *store;
     bsp_ingest *ingest;

@@ -12,13 +12,32 @@
  * the socket: one thread blocks in accept4 and gives each connection to a
  * worker with MHD_add_connection.
  *
- * Which worker: the one numbered after the CPU the connection's packets
+ * Which lane: the one numbered after the CPU the connection's packets
  * arrive on (SO_INCOMING_CPU), so a client and the worker serving it tend
  * to share a CPU and its caches instead of waking each other across CPUs
- * on every request; unless that worker already holds more than
+ * on every request; unless that lane already holds more than
  * LISTENER_SLACK connections over the least loaded one, which then gets it.
  * Measured: with the client on the same two CPUs, plain round-robin served
  * 25% fewer decisions per second.
+ *
+ * Which worker of the lane: the near one (poll) while it holds fewer than
+ * API_LANE_NEAR_MAX connections, else the far one (epoll). Every request
+ * that waits for the writer (a track call is answered once durable) is
+ * suspended and resumed, and an epoll worker of libmicrohttpd takes a
+ * suspended connection out of its epoll set and puts it back on resume: two
+ * epoll_ctl calls a request. A poll worker builds its set anew on every
+ * wake-up, so suspending costs nothing, but that wake-up looks at every
+ * connection it holds; with a few dozen that is cheaper than the two calls
+ * (track calls at 64 connections: 7 to 20% more a second), with thousands
+ * it would not be. Hence the cap, and epoll beyond it.
+ *
+ * The cap must hold exactly: libmicrohttpd 0.9.75's poll worker deadlocks
+ * on its own mutex when it refuses a connection over its limit, and its own
+ * count (MHD_DAEMON_INFO_CURRENT_CONNECTIONS) lags a burst of hand-overs.
+ * So the lane counts for itself (near_held, raised here before each
+ * hand-over, lowered by the near worker's close notification), the near
+ * daemon's limit is four times the cap, and a count that cannot be lowered
+ * (a hand-over that failed) errs high, which only sends more to far.
  *
  * Stopping is shutdown(2) of the socket: from that moment connection
  * attempts are refused by the kernel, the blocked accept4 returns, and the
@@ -37,9 +56,9 @@
 
 struct api_listener {
     int fd;
-    uint16_t port;               /* the bound port, also when 0 was asked */
-    struct MHD_Daemon **workers; /* borrowed from api_listener_start's caller */
-    unsigned worker_count;
+    uint16_t port;   /* the bound port, also when 0 was asked */
+    api_lane *lanes; /* borrowed from api_listener_start's caller */
+    unsigned lane_count;
     unsigned next; /* round-robin when the CPU is unknown */
     pthread_t thread;
     bool started;
@@ -135,35 +154,73 @@ static void accept_trouble(int err) {
     bsp_sleep_ms(10);
 }
 
-static unsigned worker_connections(struct MHD_Daemon *d) {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+static unsigned far_connections(const api_lane *lane) {
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(lane->far, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     return info ? info->num_connections : 0;
 }
 
-/* The worker of the CPU the connection came in on, unless it holds more
- * than LISTENER_SLACK connections over the least loaded one. */
+static unsigned near_connections(const api_lane *lane) {
+    return atomic_load(&lane->near_held);
+}
+
+/* Of the lanes whose count (by how_many) is under cap: the wanted one unless
+ * it holds more than LISTENER_SLACK over the least loaded, else the least
+ * loaded. -1 when none is under cap. */
 #define LISTENER_SLACK 2
 
-static struct MHD_Daemon *worker_pick(api_listener *l, int fd) {
-    unsigned n = l->worker_count;
-    if (n == 1) return l->workers[0];
-    int cpu = -1;
-    socklen_t len = sizeof cpu;
-    unsigned want;
-    if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) == 0 && cpu >= 0)
-        want = (unsigned)cpu % n;
-    else
-        want = l->next++ % n;
-    unsigned least = 0, least_count = UINT32_MAX, want_count = 0;
-    for (unsigned i = 0; i < n; i++) {
-        unsigned c = worker_connections(l->workers[i]);
+static int lane_pick(const api_listener *l, unsigned want, unsigned (*how_many)(const api_lane *),
+                     unsigned cap) {
+    int least = -1;
+    unsigned least_count = UINT32_MAX, want_count = UINT32_MAX;
+    for (unsigned i = 0; i < l->lane_count; i++) {
+        unsigned c = how_many(&l->lanes[i]);
+        if (c >= cap) continue;
         if (i == want) want_count = c;
         if (c < least_count) {
-            least = i;
+            least = (int)i;
             least_count = c;
         }
     }
-    return l->workers[want_count > least_count + LISTENER_SLACK ? least : want];
+    if (want_count != UINT32_MAX && want_count <= least_count + LISTENER_SLACK) return (int)want;
+    return least;
+}
+
+static unsigned wanted_lane(api_listener *l, int fd) {
+    int cpu = -1;
+    socklen_t len = sizeof cpu;
+    if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) == 0 && cpu >= 0)
+        return (unsigned)cpu % l->lane_count;
+    return l->next++ % l->lane_count;
+}
+
+/* Gives fd to a near worker with room, else to a far one; libmicrohttpd
+ * closes fd itself when it cannot take it. */
+static void hand_over(api_listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len) {
+    unsigned want = wanted_lane(l, fd);
+    int i = lane_pick(l, want, near_connections, API_LANE_NEAR_MAX);
+    if (i >= 0) {
+        /* raised first, so the count is never below what near holds; not
+         * lowered when the hand-over fails, since the failure may already
+         * have been notified (erring high) */
+        atomic_fetch_add(&l->lanes[i].near_held, 1);
+        MHD_add_connection(l->lanes[i].near, fd, peer, peer_len);
+        return;
+    }
+    i = lane_pick(l, want, far_connections, UINT32_MAX);
+    MHD_add_connection(l->lanes[i < 0 ? want : (unsigned)i].far, fd, peer, peer_len);
+}
+
+void api_lane_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code) {
+    (void)conn;
+    api_lane *lane = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = lane; /* marks a connection that was counted */
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context == lane) {
+        *socket_context = NULL;
+        atomic_fetch_sub(&lane->near_held, 1);
+    }
 }
 
 static void *accept_loop(void *arg) {
@@ -173,8 +230,7 @@ static void *accept_loop(void *arg) {
         socklen_t peer_len = sizeof peer;
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            /* closes fd itself when it cannot take it (connection limit) */
-            MHD_add_connection(worker_pick(l, fd), fd, (struct sockaddr *)&peer, peer_len);
+            hand_over(l, fd, (struct sockaddr *)&peer, peer_len);
             continue;
         }
         int err = errno;
@@ -185,9 +241,9 @@ static void *accept_loop(void *arg) {
     return NULL;
 }
 
-bsp_err api_listener_start(api_listener *l, struct MHD_Daemon **workers, unsigned count) {
-    l->workers = workers;
-    l->worker_count = count;
+bsp_err api_listener_start(api_listener *l, api_lane *lanes, unsigned count) {
+    l->lanes = lanes;
+    l->lane_count = count;
     if (pthread_create(&l->thread, NULL, accept_loop, l) != 0) return BSP_ENOMEM;
     l->started = true;
     return BSP_OK;

@@ -157,16 +157,22 @@ static bsp_err write_webhooks(api_server *srv, bsp_buf *out) {
     return rc;
 }
 
-/* The listener gives each worker its share (listener.c); this shows it. */
+static unsigned daemon_connections(struct MHD_Daemon *d) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}
+
+/* The listener gives each lane its share (listener.c); this shows it. */
 static bsp_err write_connections(api_server *srv, bsp_buf *out) {
     bsp_err rc = bsp_buf_puts(out, "# HELP bespoke_http_connections Connections open, by HTTP "
-                                   "worker thread.\n"
+                                   "lane and worker (near: poll, far: epoll).\n"
                                    "# TYPE bespoke_http_connections gauge\n");
-    for (unsigned i = 0; i < srv->worker_count && rc == BSP_OK; i++) {
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(srv->workers[i], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        rc = bsp_buf_printf(out, "bespoke_http_connections{worker=\"%u\"} %u\n", i,
-                            info ? info->num_connections : 0);
+    for (unsigned i = 0; i < srv->lane_count && rc == BSP_OK; i++) {
+        rc = bsp_buf_printf(out,
+                            "bespoke_http_connections{lane=\"%u\",worker=\"near\"} %u\n"
+                            "bespoke_http_connections{lane=\"%u\",worker=\"far\"} %u\n",
+                            i, daemon_connections(srv->lanes[i].near), i,
+                            daemon_connections(srv->lanes[i].far));
     }
     return rc;
 }

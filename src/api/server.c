@@ -3,8 +3,8 @@
  * Start: block SIGINT/SIGTERM (every thread started later inherits the
  * mask), open the store, settle the keys (flag/env, else stored, else
  * generated and stored before ingest starts), start ingest, start
- * the HTTP workers (one libmicrohttpd daemon each: epoll, suspend/resume)
- * fed by our own listener (listener.c says why).
+ * the HTTP workers (lanes of two libmicrohttpd daemons, poll and epoll,
+ * suspend/resume) fed by our own listener (listener.c says why).
  *
  * Stop (first SIGINT/SIGTERM, taken with sigwait on this thread): close the
  * listener (connection attempts are refused from then on), refuse new
@@ -177,39 +177,50 @@ static unsigned thread_count(const bsp_serve_opts *opts) {
     return cores > 0 ? (unsigned)cores : 1;
 }
 
-static struct MHD_Daemon *worker_start(api_server *srv, unsigned connection_limit) {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+/* A worker of a lane: near ones wait with poll(2) and report closed
+ * connections to their lane's count, far ones wait with epoll. */
+static struct MHD_Daemon *worker_start(api_server *srv, api_lane *near_of,
+                                       unsigned connection_limit) {
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (near_of ? MHD_USE_POLL : MHD_USE_EPOLL) |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     return MHD_start_daemon(flags, 0, NULL, NULL, api_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
                             mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, connection_limit,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONNECTION_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONNECTION_MEMORY,
                             MHD_OPTION_NOTIFY_COMPLETED, api_on_completed, srv,
+                            MHD_OPTION_NOTIFY_CONNECTION, near_of ? api_lane_notify : NULL, near_of,
                             MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_END);
 }
 
 static void workers_stop(api_server *srv) {
-    for (unsigned i = 0; i < srv->worker_count; i++)
-        MHD_stop_daemon(srv->workers[i]);
-    free(srv->workers);
-    srv->workers = NULL;
-    srv->worker_count = 0;
+    for (unsigned i = 0; i < srv->lane_count; i++) {
+        if (srv->lanes[i].near) MHD_stop_daemon(srv->lanes[i].near);
+        if (srv->lanes[i].far) MHD_stop_daemon(srv->lanes[i].far);
+    }
+    free(srv->lanes);
+    srv->lanes = NULL;
+    srv->lane_count = 0;
 }
 
 /* The listener first, so that a taken port fails before any thread starts;
- * then one libmicrohttpd daemon per HTTP thread, fed by the listener. */
+ * then one lane of two libmicrohttpd daemons per HTTP thread asked for, fed
+ * by the listener. A near daemon's limit is four times what the listener
+ * gives it (listener.c says why it must never be reached). */
 static bool http_start(api_server *srv, const bsp_serve_opts *opts) {
     const char *listen = opts->listen ? opts->listen : "127.0.0.1:8080";
     if (api_listener_open(listen, &srv->listener) != BSP_OK) return false;
     unsigned n = thread_count(opts);
-    srv->workers = calloc(n, sizeof *srv->workers);
-    bool ok = srv->workers != NULL;
+    srv->lanes = calloc(n, sizeof *srv->lanes);
+    bool ok = srv->lanes != NULL;
     for (unsigned i = 0; ok && i < n; i++) {
-        srv->workers[i] = worker_start(srv, API_CONNECTION_LIMIT / n + 1);
-        ok = srv->workers[i] != NULL;
-        if (ok) srv->worker_count++;
+        api_lane *lane = &srv->lanes[i];
+        srv->lane_count++;
+        lane->near = worker_start(srv, lane, 4 * API_LANE_NEAR_MAX);
+        lane->far = worker_start(srv, NULL, API_CONNECTION_LIMIT / n + 1);
+        ok = lane->near && lane->far;
     }
-    if (ok) ok = api_listener_start(srv->listener, srv->workers, n) == BSP_OK;
+    if (ok) ok = api_listener_start(srv->listener, srv->lanes, n) == BSP_OK;
     if (!ok) {
         bsp_error_log("could not start the HTTP threads on %s", listen);
         api_listener_close(srv->listener);
@@ -217,7 +228,8 @@ static bool http_start(api_server *srv, const bsp_serve_opts *opts) {
         workers_stop(srv);
         return false;
     }
-    bsp_info("listening on %s (port %u, %u threads)", listen, api_listener_port(srv->listener), n);
+    bsp_info("listening on %s (port %u, %u lanes of 2 threads)", listen,
+             api_listener_port(srv->listener), n);
     return true;
 }
 
