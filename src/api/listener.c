@@ -37,7 +37,10 @@
  * So the lane counts for itself (near_held, raised here before each
  * hand-over, lowered by the near worker's close notification), the near
  * daemon's limit is four times the cap, and a count that cannot be lowered
- * (a hand-over that failed) errs high, which only sends more to far.
+ * (a hand-over that failed) errs high, which only sends more to far. The
+ * exact count decides only whether near has room; which lane is least
+ * loaded is still judged by libmicrohttpd's lagging count (lane_pick says
+ * why).
  *
  * Stopping is shutdown(2) of the socket: from that moment connection
  * attempts are refused by the kernel, the blocked accept4 returns, and the
@@ -154,28 +157,30 @@ static void accept_trouble(int err) {
     bsp_sleep_ms(10);
 }
 
-static unsigned far_connections(const api_lane *lane) {
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(lane->far, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+static unsigned daemon_connections(struct MHD_Daemon *d) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     return info ? info->num_connections : 0;
 }
 
-static unsigned near_connections(const api_lane *lane) {
-    return atomic_load(&lane->near_held);
-}
-
-/* Of the lanes whose count (by how_many) is under cap: the wanted one unless
- * it holds more than LISTENER_SLACK over the least loaded, else the least
- * loaded. -1 when none is under cap. */
+/* Of the lanes whose worker (near or far) has room: the wanted one unless it
+ * holds more than LISTENER_SLACK connections over the least loaded, else
+ * the least loaded. -1 when none has room.
+ *
+ * Room (near only) is judged by the exact near_held; load by
+ * libmicrohttpd's own count, which lags a burst of accepts. The lag is what
+ * keeps a client's burst of connections together on its own CPU's lane:
+ * judged by exact counts, the slack spread each wrk thread's 8 connections
+ * over both lanes, every request then woke a worker on the other CPU, and
+ * decisions at 16 connections fell from 100-110k to 80-90k a second. */
 #define LISTENER_SLACK 2
 
-static int lane_pick(const api_listener *l, unsigned want, unsigned (*how_many)(const api_lane *),
-                     unsigned cap) {
+static int lane_pick(const api_listener *l, unsigned want, bool near) {
     int least = -1;
     unsigned least_count = UINT32_MAX, want_count = UINT32_MAX;
     for (unsigned i = 0; i < l->lane_count; i++) {
-        unsigned c = how_many(&l->lanes[i]);
-        if (c >= cap) continue;
+        const api_lane *lane = &l->lanes[i];
+        if (near && atomic_load(&lane->near_held) >= API_LANE_NEAR_MAX) continue;
+        unsigned c = daemon_connections(near ? lane->near : lane->far);
         if (i == want) want_count = c;
         if (c < least_count) {
             least = (int)i;
@@ -198,7 +203,7 @@ static unsigned wanted_lane(api_listener *l, int fd) {
  * closes fd itself when it cannot take it. */
 static void hand_over(api_listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len) {
     unsigned want = wanted_lane(l, fd);
-    int i = lane_pick(l, want, near_connections, API_LANE_NEAR_MAX);
+    int i = lane_pick(l, want, true);
     if (i >= 0) {
         /* raised first, so the count is never below what near holds; not
          * lowered when the hand-over fails, since the failure may already
@@ -207,7 +212,7 @@ static void hand_over(api_listener *l, int fd, const struct sockaddr *peer, sock
         MHD_add_connection(l->lanes[i].near, fd, peer, peer_len);
         return;
     }
-    i = lane_pick(l, want, far_connections, UINT32_MAX);
+    i = lane_pick(l, want, false);
     MHD_add_connection(l->lanes[i < 0 ? want : (unsigned)i].far, fd, peer, peer_len);
 }
 
