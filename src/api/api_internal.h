@@ -127,6 +127,9 @@ uint16_t api_listener_port(const api_listener *l); /* the bound one, when 0 was 
 bsp_err api_listener_start(api_listener *l, api_lane *lanes, unsigned count);
 /* Refuses new connections from now on, ends the thread, frees. NULL is fine. */
 void api_listener_close(api_listener *l);
+/* Connections a worker holds, by libmicrohttpd's own count (which lags a
+ * burst of hand-overs). */
+unsigned api_daemon_connections(struct MHD_Daemon *d);
 /* The near worker's close notification (MHD_OPTION_NOTIFY_CONNECTION), cls
  * being its lane. */
 void api_lane_notify(void *cls, struct MHD_Connection *conn, void **socket_context,

@@ -157,7 +157,7 @@ static void accept_trouble(int err) {
     bsp_sleep_ms(10);
 }
 
-static unsigned daemon_connections(struct MHD_Daemon *d) {
+unsigned api_daemon_connections(struct MHD_Daemon *d) {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     return info ? info->num_connections : 0;
 }
@@ -180,7 +180,7 @@ static int lane_pick(const api_listener *l, unsigned want, bool near) {
     for (unsigned i = 0; i < l->lane_count; i++) {
         const api_lane *lane = &l->lanes[i];
         if (near && atomic_load(&lane->near_held) >= API_LANE_NEAR_MAX) continue;
-        unsigned c = daemon_connections(near ? lane->near : lane->far);
+        unsigned c = api_daemon_connections(near ? lane->near : lane->far);
         if (i == want) want_count = c;
         if (c < least_count) {
             least = (int)i;

@@ -157,11 +157,6 @@ static bsp_err write_webhooks(api_server *srv, bsp_buf *out) {
     return rc;
 }
 
-static unsigned daemon_connections(struct MHD_Daemon *d) {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return info ? info->num_connections : 0;
-}
-
 /* The listener gives each lane its share (listener.c); this shows it. */
 static bsp_err write_connections(api_server *srv, bsp_buf *out) {
     bsp_err rc = bsp_buf_puts(out, "# HELP bespoke_http_connections Connections open, by HTTP "
@@ -171,8 +166,8 @@ static bsp_err write_connections(api_server *srv, bsp_buf *out) {
         rc = bsp_buf_printf(out,
                             "bespoke_http_connections{lane=\"%u\",worker=\"near\"} %u\n"
                             "bespoke_http_connections{lane=\"%u\",worker=\"far\"} %u\n",
-                            i, daemon_connections(srv->lanes[i].near), i,
-                            daemon_connections(srv->lanes[i].far));
+                            i, api_daemon_connections(srv->lanes[i].near), i,
+                            api_daemon_connections(srv->lanes[i].far));
     }
     return rc;
 }
