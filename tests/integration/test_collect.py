@@ -638,6 +638,16 @@ def open_connections(srv, count):
     return conns
 
 
+def lanes_while_open(srv, count):
+    """connections_by_lane while count new keep-alive connections are open."""
+    conns = open_connections(srv, count)
+    try:
+        return connections_by_lane(srv)
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_connections_are_spread_over_the_workers():
     """One client thread opens 30 keep-alive connections to a server with four
     HTTP lanes: each lane gets some, none more than 3 over the least loaded
@@ -645,12 +655,7 @@ def test_connections_are_spread_over_the_workers():
     to the lanes' near (poll) workers, which take up to 64 each."""
     srv = h.Server(BIN, extra_args=["--threads", "4"]).start()
     SERVERS.append(srv)
-    conns = open_connections(srv, 30)
-    try:
-        by = connections_by_lane(srv)
-    finally:
-        for c in conns:
-            c.close()
+    by = lanes_while_open(srv, 30)
     h.eq(sorted(by), [(str(i), w) for i in range(4) for w in ("far", "near")],
          "a near and a far gauge per lane")
     per_lane = [by[(str(i), "near")] + by[(str(i), "far")] for i in range(4)]
@@ -682,12 +687,7 @@ def test_near_worker_overflow_and_reuse():
     while time.time() < deadline and sum(connections_by_lane(srv).values()) > 1:
         time.sleep(0.05)
     time.sleep(0.2)
-    conns = open_connections(srv, 64)
-    try:
-        by = connections_by_lane(srv)
-    finally:
-        for c in conns:
-            c.close()
+    by = lanes_while_open(srv, 64)
     h.eq(by[("0", "near")] + by[("0", "far")], 65.0, "64 new connections and the /metrics one")
     assert by[("0", "near")] >= 60, "closed connections left the near count: %r" % by
     h.eq(srv.stop(), 0, "exit code")
