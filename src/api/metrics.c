@@ -73,6 +73,11 @@ static bsp_err write_ingest(const bsp_ingest_metrics *m, bsp_buf *out) {
                             "bespoke_ingest_checkpoint_seconds_total %.6f\n",
                             (double)m->checkpoint_us / 1e6);
     if (!rc)
+        rc = write_metric(out, "bespoke_ingest_wal_direct", "gauge",
+                          "1 when groups reach the write-ahead file by O_DIRECT|O_DSYNC writes, "
+                          "0 when through the page cache and fdatasync.",
+                          m->wal_direct);
+    if (!rc)
         rc = write_metric(out, "bespoke_profile_memo_hits_total", "counter",
                           "Profile reads of decisions and recommendations answered from the "
                           "memo of parsed profiles.",

@@ -32,6 +32,10 @@ typedef struct bsp_ingest_opts {
      * (the server). false: one durable LMDB commit per group (imports).
      * Either way, records a crash left in the file are replayed at start. */
     bool write_ahead;
+    /* Write-ahead mode writes each group with O_DIRECT|O_DSYNC (one call,
+     * no page-cache copy) where the filesystem allows, else through the
+     * page cache and fdatasync. true: always the latter (tests). */
+    bool wal_buffered;
 } bsp_ingest_opts;
 
 /* What a completed submission reports. accepted counts events newly stored,
@@ -181,6 +185,7 @@ typedef struct bsp_ingest_metrics {
     uint64_t memo_misses;   /* ... and by parsing */
     uint64_t memo_held;     /* profiles the memo holds parsed now */
     uint64_t memo_stamped;  /* of the hits, visitors answered on stamps alone */
+    bool wal_direct;        /* groups are written to the WAL with O_DIRECT|O_DSYNC */
 } bsp_ingest_metrics;
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out);
 

@@ -179,15 +179,23 @@ void fresh_id_put(fresh *f, char kind, uint64_t id_hash, uint64_t pid, uint64_t 
  * made durable by one fdatasync; see wal.c for the format and its rules. */
 typedef struct wal {
     int fd;          /* -1: not open */
+    int dfd;         /* the file opened O_DIRECT|O_DSYNC; -1: groups go through fd */
     uint64_t gen;    /* generation new records carry (meta "wal_gen") */
     uint64_t off;    /* where the next record goes */
     uint64_t size;   /* bytes in the file (zeros beyond the records) */
     bsp_buf pending; /* records of the group being applied */
+    uint8_t *stage;  /* direct writes: block-aligned; starts with the tail, the
+                        bytes of off's block before off */
+    size_t stage_cap;
+    bool tail_known; /* stage holds the tail (else it is read at the next flush) */
 } wal;
 
 void wal_init(wal *w);
-/* Opens DIR/events.wal; BSP_ENOTFOUND when it is absent and !create. */
-bsp_err wal_open(wal *w, const char *dir, bool create);
+/* Opens DIR/events.wal; BSP_ENOTFOUND when it is absent and !create.
+ * direct: write groups with O_DIRECT|O_DSYNC where the filesystem allows. */
+bsp_err wal_open(wal *w, const char *dir, bool create, bool direct);
+/* Whether groups are written directly (else through the page cache). */
+bool wal_is_direct(const wal *w);
 void wal_close(wal *w);
 /* Adds a record of event seq (its stored text) to the pending group. */
 #define WAL_TS_GIVEN 1u     /* the sender set the event's time */
@@ -257,6 +265,7 @@ struct bsp_ingest {
      * records are synced in the WAL; its LMDB writes stay in open_txn until
      * the next checkpoint commits them. */
     bool write_ahead;
+    bool wal_buffered; /* opts->wal_buffered: never O_DIRECT */
     bool wal_live;     /* appends to the log are recorded in wal.pending */
     wal wal;           /* open in write-ahead mode, or while replaying */
     bsp_txn *open_txn; /* write-ahead mode: the transaction between checkpoints */
@@ -264,6 +273,7 @@ struct bsp_ingest {
 
     /* Metrics. */
     _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints, m_ckpt_us;
+    atomic_bool m_wal_direct; /* wal_is_direct, for readers of the metrics */
     _Atomic uint64_t m_lat[BSP_INGEST_LAT_BUCKETS + 1];
     _Atomic uint64_t m_lat_sum_us;
 };

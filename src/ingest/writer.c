@@ -75,7 +75,11 @@ static bsp_err group_txn(bsp_ingest *ing, bsp_txn **out) {
  * the transaction staying open; else (or when it holds a checkpoint) by
  * committing the transaction, which then also holds the records' events. */
 static bsp_err group_durable(bsp_ingest *ing, bsp_txn *txn, bool checkpointed) {
-    if (ing->open_txn && !checkpointed) return wal_flush(&ing->wal);
+    if (ing->open_txn && !checkpointed) {
+        bsp_err rc = wal_flush(&ing->wal);
+        atomic_store_explicit(&ing->m_wal_direct, wal_is_direct(&ing->wal), memory_order_relaxed);
+        return rc;
+    }
     ing->open_txn = NULL;
     wal_drop(&ing->wal);
     return store_txn_commit(txn);
@@ -299,6 +303,7 @@ bsp_err ingest_start(bsp_store *st, const bsp_ingest_opts *opts, bsp_ingest **ou
     pthread_cond_init(&ing->cv_synced, NULL);
     wal_init(&ing->wal);
     ing->write_ahead = opts && opts->write_ahead;
+    ing->wal_buffered = opts && opts->wal_buffered;
     if (opts && opts->hooks) ingest_set_hooks(ing, opts->hooks);
     bsp_err rc = writer_recover(ing);
     if (!rc && pthread_create(&ing->writer, NULL, writer_main, ing) != 0) rc = BSP_ENOMEM;
@@ -458,6 +463,7 @@ void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out) {
     out->commit_failures = atomic_load(&ing->m_failures);
     out->checkpoints = atomic_load(&ing->m_checkpoints);
     out->checkpoint_us = atomic_load(&ing->m_ckpt_us);
+    out->wal_direct = atomic_load(&ing->m_wal_direct);
     profile_memo_stats(ing->memo, &out->memo_hits, &out->memo_misses, &out->memo_held,
                        &out->memo_stamped);
     pthread_mutex_lock(&ing->mu);

@@ -619,6 +619,21 @@ def test_metrics():
          "+Inf bucket == _count")
     assert metric(after, "bespoke_commit_latency_seconds_count") >= 1, "no commits counted"
     assert metric(after, "bespoke_commit_latency_seconds_sum") > 0, "latency sum is 0"
+    h.eq(metric(after, "bespoke_ingest_wal_direct"), 1.0 if allows_direct(S.data_dir) else 0.0,
+         "bespoke_ingest_wal_direct: O_DIRECT wherever the data directory allows it")
+
+
+def allows_direct(directory):
+    """Whether the filesystem of directory takes O_DIRECT opens."""
+    path = os.path.join(directory, "direct-probe")
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600))
+        return True
+    except OSError:
+        return False
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 def connections_by_lane(srv):

@@ -12,6 +12,7 @@
 
 #include "teststore.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -31,12 +32,14 @@ typedef struct fixture {
     bsp_ingest *ing;
 } fixture;
 
-static bool write_ahead; /* the mode of the group being run */
+static bool write_ahead;  /* the mode of the group being run */
+static bool wal_buffered; /* ... and whether its WAL may not use O_DIRECT */
 
 /* Starts ingest in the group's mode; opts may be NULL. */
 static bsp_err start_ingest(fixture *f, const bsp_ingest_opts *opts) {
     bsp_ingest_opts io = opts ? *opts : (bsp_ingest_opts){0};
     io.write_ahead = write_ahead;
+    io.wal_buffered = wal_buffered;
     return ingest_start(f->st, &io, &f->ing);
 }
 
@@ -723,6 +726,100 @@ static void test_wal_clean_stop_retires_records(void **state) {
     assert_int_equal(stats_of(f).events, 5);
 }
 
+/* Groups of one to three events with padding of every length, so records
+ * start and end anywhere in a block, the last block is rewritten by the
+ * next group, and the records span several blocks. */
+#define WAL_GROUPS 60
+static char **wal_padded_batches(size_t n, const char *visitor) {
+    char **batches = calloc(n, sizeof *batches);
+    assert_non_null(batches);
+    for (size_t i = 0; i < n; i++) {
+        bsp_buf b = {0};
+        bsp_buf_puts(&b, "[");
+        for (size_t k = 0; k <= i % 3; k++) {
+            size_t pad = (i * 173 + k * 59) % 900;
+            bsp_buf_printf(&b,
+                           "%s{\"type\":\"page\",\"anonymousId\":\"%s%zu\",\"properties\":"
+                           "{\"pad\":\"%*s\"}}",
+                           k ? "," : "", visitor, i % 5, (int)pad, "");
+        }
+        bsp_buf_puts(&b, "]");
+        batches[i] = b.data;
+    }
+    return batches;
+}
+
+static void free_batches(char **batches, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(batches[i]);
+    free(batches);
+}
+
+/* Events of groups 0..n-1 of wal_padded_batches for visitor number v. */
+static int padded_views(size_t n, size_t v) {
+    int views = 0;
+    for (size_t i = v; i < n; i += 5)
+        views += (int)(i % 3) + 1;
+    return views;
+}
+
+/* Every group written comes back after a crash, however its records fall
+ * on blocks; after the checkpoint that stored them, the next generation is
+ * written from the start of the file over them, and a second crash
+ * replays exactly its own groups. */
+static void test_wal_groups_across_blocks(void **state) {
+    fixture *f = *state;
+    char **first = wal_padded_batches(WAL_GROUPS, "p");
+    crash_after_groups(f, (const char *const *)first, WAL_GROUPS);
+    assert_true(wal_end(f) > 3 * 4096);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    size_t events = 0;
+    for (size_t i = 0; i < WAL_GROUPS; i++)
+        events += i % 3 + 1;
+    assert_int_equal(stats_of(f).events, events);
+    for (size_t v = 0; v < 5; v++) {
+        char id[8];
+        snprintf(id, sizeof id, "p%zu", v);
+        cJSON *p = profile_of(f, id);
+        assert_non_null(p);
+        assert_int_equal((int)computed_num(p, "page_views"), padded_views(WAL_GROUPS, v));
+        cJSON_Delete(p);
+    }
+    char **second = wal_padded_batches(7, "q");
+    crash_after_groups(f, (const char *const *)second, 7);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, events + 1 + 2 + 3 + 1 + 2 + 3 + 1);
+    cJSON *p = profile_of(f, "q1");
+    assert_non_null(p);
+    assert_int_equal((int)computed_num(p, "page_views"), padded_views(7, 1));
+    cJSON_Delete(p);
+    p = profile_of(f, "p1");
+    assert_int_equal((int)computed_num(p, "page_views"), padded_views(WAL_GROUPS, 1));
+    cJSON_Delete(p);
+    free_batches(first, WAL_GROUPS);
+    free_batches(second, 7);
+}
+
+/* Whether this directory's filesystem takes O_DIRECT opens. */
+static bool dir_allows_direct(const char *dir) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/direct-probe", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_DIRECT, 0600);
+    if (fd >= 0) close(fd);
+    unlink(path);
+    return fd >= 0;
+}
+
+/* The metric tells how groups reach the file: directly wherever the
+ * filesystem allows it, unless the caller asked for the page cache. */
+static void test_wal_direct_where_allowed(void **state) {
+    fixture *f = *state;
+    send(f, wal_batches[0]);
+    bsp_ingest_metrics m;
+    ingest_metrics(f->ing, &m);
+    assert_int_equal(m.wal_direct, !wal_buffered && dir_allows_direct(f->dir));
+}
+
 /* Ids the writer linked are visible to readers that must not wait (such as
  * decisions) as soon as their group is durable, before any checkpoint. */
 static void test_wal_fresh_ids(void **state) {
@@ -1086,9 +1183,23 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fresh_resolve_prefers_the_given_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_fresh_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),
+    };
+    /* The WAL's own tests once more with groups through the page cache. */
+    const struct CMUnitTest ahead_buffered[] = {
+        cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),
     };
     write_ahead = false;
     int failed = cmocka_run_group_tests_name("ingest", per_commit, NULL, NULL);
     write_ahead = true;
-    return failed + cmocka_run_group_tests_name("ingest write-ahead", ahead, NULL, NULL);
+    failed += cmocka_run_group_tests_name("ingest write-ahead", ahead, NULL, NULL);
+    wal_buffered = true;
+    return failed + cmocka_run_group_tests_name("ingest write-ahead, page cache", ahead_buffered,
+                                                NULL, NULL);
 }
