@@ -687,37 +687,39 @@ bench_decide_million() {
 # ================================================================================
 # 4. Small track calls.
 # ================================================================================
-bench_track() {
+bench_track() { # [WAL_SYNC]: the default (answered once on disk), or e.g. 10ms
+  local mode=${1:-} name=track label=""
+  [ -n "$mode" ] && name=track-lazy label=", --wal-sync $mode"
   sync # the earlier runs' dirty pages would be written back inside this one
-  start_server "$TMP/data-track" track || return
+  BENCH_SERVER_ENV="${mode:+BESPOKE_WAL_SYNC=$mode}" start_server "$TMP/data-$name" "$name" || return
   local before after m0 m1
   before=$(stored_events)
   m0=$(metrics_snap)
-  log "track: wrk -t$WRK_T -c64 -d${SECONDS_RUN}s"
+  log "track$label: wrk -t$WRK_T -c64 -d${SECONDS_RUN}s"
   wrk -t"$WRK_T" -c64 -d"${SECONDS_RUN}s" --timeout 10s -s "$HERE/track.lua" \
-    "http://127.0.0.1:$SRV_PORT/v1/track" -- "$WRITE_AUTH" >"$TMP/wrk-track.txt" 2>&1
+    "http://127.0.0.1:$SRV_PORT/v1/track" -- "$WRITE_AUTH" >"$TMP/wrk-$name.txt" 2>&1
   local rps bad total se
-  rps=$(wrk_rps "$TMP/wrk-track.txt")
-  bad=$(wrk_non2xx "$TMP/wrk-track.txt")
-  total=$(wrk_requests "$TMP/wrk-track.txt")
-  se=$(wrk_sockerr "$TMP/wrk-track.txt")
+  rps=$(wrk_rps "$TMP/wrk-$name.txt")
+  bad=$(wrk_non2xx "$TMP/wrk-$name.txt")
+  total=$(wrk_requests "$TMP/wrk-$name.txt")
+  se=$(wrk_sockerr "$TMP/wrk-$name.txt")
   m1=$(metrics_snap)
   sleep 1 # the last commits of calls that wrk stopped waiting for
   after=$(stored_events)
-  rate_row "POST /v1/track ~200 B, c64 (req/s)" "$rps" 64
-  row "track: non-2xx answers" "$bad of $(num "$total")" "0"
-  commit_row track "$m0" "$m1" "$SECONDS_RUN"
+  rate_row "POST /v1/track ~200 B, c64$label (req/s)" "$rps" 64
+  row "track$label: non-2xx answers" "$bad of $(num "$total")" "0"
+  commit_row "track$label" "$m0" "$m1" "$SECONDS_RUN"
   if [ -n "$before" ] && [ -n "$after" ] && [ -n "$total" ]; then
     local acked=$((total - bad)) stored=$((after - before))
-    row "track: events stored / acknowledged" "$(num "$stored") / $(num "$acked")"
+    row "track$label: events stored / acknowledged" "$(num "$stored") / $(num "$acked")"
     # wrk stops with up to 64 calls in flight: those may be stored, unacknowledged.
     if [ "$stored" -lt "$acked" ] || [ "$stored" -gt $((acked + 64)) ]; then
-      note "track: $stored events stored but $acked calls acknowledged"
+      note "track$label: $stored events stored but $acked calls acknowledged"
     fi
   fi
-  [ -n "$se" ] && note "track: wrk socket errors: $se"
-  [ -z "$rps" ] && note "track: wrk: $(tail -n 3 "$TMP/wrk-track.txt" | tr '\n' ' ')"
-  stop_server track
+  [ -n "$se" ] && note "track$label: wrk socket errors: $se"
+  [ -z "$rps" ] && note "track$label: wrk: $(tail -n 3 "$TMP/wrk-$name.txt" | tr '\n' ' ')"
+  stop_server "$name"
 }
 
 # ================================================================================
@@ -853,7 +855,7 @@ if [ -x "$BESPOKE" ]; then
   want ingest && bench_ingest_warm
   rm -f "$INGEST_BODIES"
   want decide_million && bench_decide_million
-  want track && bench_track
+  want track && { bench_track; bench_track 10ms; }
   want import && bench_import
   want reco && bench_reco
   want predict && bench_predict

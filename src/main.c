@@ -43,6 +43,9 @@ static void usage_serve(FILE *out) {
             "  --queue-max N        ingest queue, in events     BESPOKE_QUEUE_MAX (200000)\n"
             "  --profile-memo N     visitors' profiles kept     BESPOKE_PROFILE_MEMO (262144)\n"
             "                       parsed for decisions\n"
+            "  --wal-sync WHEN      always: answer events once  BESPOKE_WAL_SYNC (always)\n"
+            "                       on disk; Nms: once written,\n"
+            "                       on disk within N ms (1-1000)\n"
             "  --web DIR            static files served at /    BESPOKE_WEB (none)\n"
             "  --segment-sweep S    re-check clock-reading      BESPOKE_SEGMENT_SWEEP (60)\n"
             "                       segments every S seconds\n"
@@ -130,6 +133,20 @@ static bool parse_interval(const char *s, uint64_t *ms) {
     return true;
 }
 
+/* --wal-sync: "always" (0) or a number of milliseconds, "ms" optional. */
+static bool parse_wal_sync(const char *s, uint64_t *ms) {
+    if (strcmp(s, "always") == 0) {
+        *ms = 0;
+        return true;
+    }
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *s == '-' || (*end && strcmp(end, "ms") != 0)) return false;
+    if (v < 1 || v > INGEST_WAL_SYNC_MAX_MS) return false;
+    *ms = v;
+    return true;
+}
+
 static int cmd_serve(int argc, char **argv) {
     enum {
         O_LISTEN = 1,
@@ -147,6 +164,7 @@ static int cmd_serve(int argc, char **argv) {
         O_TRAIN,
         O_PREDICT,
         O_AFFINITY,
+        O_WALSYNC,
         O_LOG
     };
     static const struct option longopts[] = {
@@ -165,6 +183,7 @@ static int cmd_serve(int argc, char **argv) {
         {"train-interval", required_argument, 0, O_TRAIN},
         {"predict-interval", required_argument, 0, O_PREDICT},
         {"affinity-attributes", required_argument, 0, O_AFFINITY},
+        {"wal-sync", required_argument, 0, O_WALSYNC},
         {"log-level", required_argument, 0, O_LOG},
         {0, 0, 0, 0}};
     const char *flag[O_LOG + 1] = {0};
@@ -209,6 +228,14 @@ static int cmd_serve(int argc, char **argv) {
                         "or h (0 = off)\n");
         return 2;
     }
+    uint64_t wal_sync_ms;
+    if (!parse_wal_sync(bsp_opt(flag[O_WALSYNC], "BESPOKE_WAL_SYNC", "always"), &wal_sync_ms)) {
+        fprintf(stderr,
+                "bespoke serve: --wal-sync takes 'always' or milliseconds from 1 to %d "
+                "(such as 10ms)\n",
+                INGEST_WAL_SYNC_MAX_MS);
+        return 2;
+    }
     bsp_serve_opts opts = {
         .listen = bsp_opt(flag[O_LISTEN], "BESPOKE_LISTEN", "127.0.0.1:8080"),
         .data_dir = bsp_opt(flag[O_DATA], "BESPOKE_DATA", "./bespoke-data"),
@@ -225,6 +252,7 @@ static int cmd_serve(int argc, char **argv) {
         .predict_interval_ms = predict_ms,
         .affinity_attributes = bsp_opt(flag[O_AFFINITY], "BESPOKE_AFFINITY_ATTRIBUTES", NULL),
         .require_consent = is_yes(bsp_opt(flag[O_CONSENT], "BESPOKE_REQUIRE_CONSENT", "0")),
+        .wal_sync_ms = wal_sync_ms,
     };
     return api_serve(&opts);
 }

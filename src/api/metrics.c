@@ -78,6 +78,10 @@ static bsp_err write_ingest(const bsp_ingest_metrics *m, bsp_buf *out) {
                           "0 when through the page cache and fdatasync.",
                           m->wal_direct);
     if (!rc)
+        rc = write_metric(out, "bespoke_ingest_wal_syncs_total", "counter",
+                          "Syncs of the write-ahead file (each direct group write is one).",
+                          m->wal_syncs);
+    if (!rc)
         rc = write_metric(out, "bespoke_profile_memo_hits_total", "counter",
                           "Profile reads of decisions and recommendations answered from the "
                           "memo of parsed profiles.",

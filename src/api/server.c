@@ -308,8 +308,13 @@ static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *se
     bsp_ingest_opts ingest_opts = {.queue_max_events = opts->queue_max,
                                    .memo_profiles = opts->profile_memo,
                                    .hooks = &hooks,
-                                   .write_ahead = true};
+                                   .write_ahead = true,
+                                   .wal_sync_ms = opts->wal_sync_ms};
     rc = ingest_start(srv->store, &ingest_opts, &srv->ingest);
+    if (!rc && opts->wal_sync_ms)
+        bsp_info("--wal-sync %llums: events are answered once written, and are on disk within "
+                 "%llu ms (a killed process loses none; a power cut can lose that much)",
+                 (unsigned long long)opts->wal_sync_ms, (unsigned long long)opts->wal_sync_ms);
     if (!rc) rc = segments_attach(srv->segments, srv->ingest);
     if (!rc) rc = campaigns_start(srv, opts->require_consent);
     if (!rc)

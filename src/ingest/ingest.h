@@ -36,7 +36,15 @@ typedef struct bsp_ingest_opts {
      * no page-cache copy) where the filesystem allows, else through the
      * page cache and fdatasync. true: always the latter (tests). */
     bool wal_buffered;
+    /* Write-ahead mode: 0 syncs each group before its submitters are told
+     * (it survives power loss). N answers a group once it is written to the
+     * operating system (it survives the process being killed) and syncs it
+     * at most N ms later, so a power cut or kernel crash can lose the last
+     * N ms of answered events; never direct. At most INGEST_WAL_SYNC_MAX_MS. */
+    uint64_t wal_sync_ms;
 } bsp_ingest_opts;
+
+#define INGEST_WAL_SYNC_MAX_MS 1000 /* a checkpoint stores everything each second anyway */
 
 /* What a completed submission reports. accepted counts events newly stored,
  * duplicates those whose messageId was already stored. */
@@ -186,6 +194,7 @@ typedef struct bsp_ingest_metrics {
     uint64_t memo_held;     /* profiles the memo holds parsed now */
     uint64_t memo_stamped;  /* of the hits, visitors answered on stamps alone */
     bool wal_direct;        /* groups are written to the WAL with O_DIRECT|O_DSYNC */
+    uint64_t wal_syncs;     /* syncs of the WAL (a direct group write is one) */
 } bsp_ingest_metrics;
 void ingest_metrics(bsp_ingest *ing, bsp_ingest_metrics *out);
 

@@ -187,7 +187,11 @@ typedef struct wal {
     uint8_t *stage;  /* direct writes: block-aligned; starts with the tail, the
                         bytes of off's block before off */
     size_t stage_cap;
-    bool tail_known; /* stage holds the tail (else it is read at the next flush) */
+    bool tail_known;      /* stage holds the tail (else it is read at the next flush) */
+    uint64_t lazy_ns;     /* 0: each group synced before it is answered; else the
+                             longest a written group waits for its fdatasync */
+    uint64_t unsynced_ns; /* lazy: when the oldest unsynced group was written; 0: none */
+    uint64_t syncs;       /* syncs made (a direct group write counts as one) */
 } wal;
 
 void wal_init(wal *w);
@@ -202,8 +206,16 @@ void wal_close(wal *w);
 #define WAL_ID_GENERATED 2u /* Bespoke made its messageId */
 #define WAL_FLAGS (WAL_TS_GIVEN | WAL_ID_GENERATED)
 bsp_err wal_add(wal *w, uint64_t seq, unsigned flags, const char *text, size_t len);
-/* Writes the pending group at the end of the log and syncs it. */
+/* Answer groups once written, and sync within lazy_ms (0: sync each group,
+ * the default). Set before the first flush; lazy groups are never direct. */
+void wal_set_lazy(wal *w, uint64_t lazy_ms);
+/* Writes the pending group at the end of the log and syncs it (lazily: syncs
+ * only when the oldest unsynced group has waited lazy_ms). */
 bsp_err wal_flush(wal *w);
+/* Lazy mode: when the unsynced groups must be synced (monotonic ns), or 0
+ * when none wait; wal_sync syncs them. */
+uint64_t wal_sync_due_ns(const wal *w);
+bsp_err wal_sync(wal *w);
 /* Forgets the pending group (its events were committed another way). */
 void wal_drop(wal *w);
 /* After a checkpoint stored everything: records of gen start over at 0. */
@@ -265,15 +277,17 @@ struct bsp_ingest {
      * records are synced in the WAL; its LMDB writes stay in open_txn until
      * the next checkpoint commits them. */
     bool write_ahead;
-    bool wal_buffered; /* opts->wal_buffered: never O_DIRECT */
-    bool wal_live;     /* appends to the log are recorded in wal.pending */
-    wal wal;           /* open in write-ahead mode, or while replaying */
-    bsp_txn *open_txn; /* write-ahead mode: the transaction between checkpoints */
-    oid *new_ids;      /* write-ahead mode: id links this group made, to publish */
+    bool wal_buffered;    /* opts->wal_buffered: never O_DIRECT */
+    uint64_t wal_sync_ms; /* opts->wal_sync_ms */
+    bool wal_live;        /* appends to the log are recorded in wal.pending */
+    wal wal;              /* open in write-ahead mode, or while replaying */
+    bsp_txn *open_txn;    /* write-ahead mode: the transaction between checkpoints */
+    oid *new_ids;         /* write-ahead mode: id links this group made, to publish */
 
     /* Metrics. */
     _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints, m_ckpt_us;
     atomic_bool m_wal_direct; /* wal_is_direct, for readers of the metrics */
+    _Atomic uint64_t m_wal_syncs;
     _Atomic uint64_t m_lat[BSP_INGEST_LAT_BUCKETS + 1];
     _Atomic uint64_t m_lat_sum_us;
 };

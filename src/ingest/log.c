@@ -415,7 +415,8 @@ static bsp_err replay_wal_record(void *ctx, uint64_t seq, unsigned flags, const 
  * and stores them with a checkpoint, which retires them. */
 static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, size_t *total) {
     if (ing->wal.fd < 0) {
-        bsp_err rc = wal_open(&ing->wal, store_dir(ing->st), ing->write_ahead, !ing->wal_buffered);
+        bsp_err rc = wal_open(&ing->wal, store_dir(ing->st), ing->write_ahead,
+                              !ing->wal_buffered && !ing->wal_sync_ms);
         if (rc == BSP_ENOTFOUND) return BSP_OK;
         if (rc) return rc;
     }
@@ -458,6 +459,7 @@ bsp_err writer_recover(bsp_ingest *ing) {
     if (!rc) rc = recover_wal(ing, gen, &wal_n);
     if (rc) return rc;
     ing->wal_live = ing->write_ahead;
+    wal_set_lazy(&ing->wal, ing->wal_sync_ms);
     atomic_store(&ing->m_wal_direct, ing->wal_live && wal_is_direct(&ing->wal));
     pthread_mutex_lock(&ing->mu);
     ing->committed_seq = ing->log_seq;

@@ -262,11 +262,46 @@ static bsp_err flush_direct(wal *w) {
     return BSP_OK;
 }
 
+void wal_set_lazy(wal *w, uint64_t lazy_ms) {
+    w->lazy_ns = lazy_ms * 1000000u;
+    if (w->lazy_ns) close_direct(w);
+}
+
+bsp_err wal_sync(wal *w) {
+    if (!w->unsynced_ns) return BSP_OK;
+    if (fdatasync(w->fd) != 0) {
+        bsp_error_log("wal: fdatasync failed: %s", strerror(errno));
+        return BSP_EIO;
+    }
+    w->unsynced_ns = 0;
+    w->syncs++;
+    return BSP_OK;
+}
+
+uint64_t wal_sync_due_ns(const wal *w) {
+    return w->unsynced_ns ? w->unsynced_ns + w->lazy_ns : 0;
+}
+
+/* Lazily: written to the page cache (which a killed process leaves to the
+ * kernel to write), synced once the oldest unsynced group is due. */
+static bsp_err flush_lazy(wal *w) {
+    bsp_err rc = write_all(w->fd, w->pending.data, w->pending.len, w->off);
+    if (rc) return rc;
+    uint64_t now = bsp_mono_ns();
+    if (!w->unsynced_ns) w->unsynced_ns = now;
+    return now >= wal_sync_due_ns(w) ? wal_sync(w) : BSP_OK;
+}
+
 bsp_err wal_flush(wal *w) {
     if (!w->pending.len) return BSP_OK;
     bsp_err rc = BSP_OK;
     if (w->off + w->pending.len > w->size) rc = grow_to(w, w->off + w->pending.len);
-    if (!rc) rc = w->dfd >= 0 ? flush_direct(w) : flush_buffered(w);
+    if (!rc && w->lazy_ns)
+        rc = flush_lazy(w);
+    else if (!rc) {
+        rc = w->dfd >= 0 ? flush_direct(w) : flush_buffered(w);
+        if (!rc) w->syncs++;
+    }
     if (!rc) w->off += w->pending.len;
     bsp_buf_reset(&w->pending);
     return rc;
@@ -280,6 +315,7 @@ void wal_restart(wal *w, uint64_t gen) {
     w->gen = gen;
     w->off = 0;
     w->tail_known = true; /* offset 0 has no bytes before it */
+    w->unsynced_ns = 0;   /* the checkpoint stored every group durably */
     bsp_buf_reset(&w->pending);
 }
 

@@ -68,7 +68,7 @@ SERVE_FLAGS = [("--listen", "BESPOKE_LISTEN"), ("--data", "BESPOKE_DATA"),
                ("--write-key", "BESPOKE_WRITE_KEY"), ("--admin-key", "BESPOKE_ADMIN_KEY"),
                ("--threads", "BESPOKE_THREADS"), ("--queue-max", "BESPOKE_QUEUE_MAX"),
                ("--profile-memo", "BESPOKE_PROFILE_MEMO"), ("--web", "BESPOKE_WEB"),
-               ("--log-level", "BESPOKE_LOG_LEVEL")]
+               ("--wal-sync", "BESPOKE_WAL_SYNC"), ("--log-level", "BESPOKE_LOG_LEVEL")]
 
 
 def test_main_help():
@@ -354,6 +354,10 @@ def test_serve_listen_address_errors_and_ipv6():
     code, _, err = run_cli("serve", "--data", d, "--threads", "1025", timeout=60)
     h.eq(code, 2, "--threads over the maximum")
     assert "--threads takes at most 1024" in err, err
+    for bad in ("0", "1001", "5s", "often", "-3"):
+        code, _, err = run_cli("serve", "--data", d, "--wal-sync", bad, timeout=60)
+        h.eq(code, 2, "--wal-sync %s" % bad)
+        assert "--wal-sync takes 'always' or milliseconds from 1 to 1000" in err, err
     code, _, err = run_cli("serve", "--data", d, "--listen", "no-port-here", timeout=60)
     h.eq(code, 1, "an address without a port")
     assert "bad listen address no-port-here" in err, err

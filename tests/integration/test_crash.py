@@ -5,8 +5,9 @@ batch answered 200; the server is killed with SIGKILL mid-stream, restarted on
 the same data directory, and every acknowledged messageId must be in its
 user's timeline, none twice, with profile counters matching the timelines.
 Then every batch that was not acknowledged is resent: afterwards each
-messageId ever sent is stored exactly once. Two crash rounds and a SIGTERM
-under load. Then the stop itself: SIGTERM refuses new connections at once and
+messageId ever sent is stored exactly once. Two crash rounds (the second with
+--wal-sync 5ms: answered once written, synced later, which a killed process
+must not lose either) and a SIGTERM under load. Then the stop itself: SIGTERM refuses new connections at once and
 still answers a request already begun; and a server out of descriptors keeps
 clients waiting in the backlog instead of failing them.
 Usage: test_crash.py PATH/TO/bespoke"""
@@ -91,7 +92,9 @@ def client(port, rnd, t, stop, acked, unacked, lock):
         conn.close()
 
 
-def stream_and_kill(rnd, sig=signal.SIGKILL):
+def stream_and_kill(rnd, sig=signal.SIGKILL, next_args=()):
+    """Streams, stops the server with sig, starts the next on the same data
+    (with next_args)."""
     s = STATE["server"]
     stop = threading.Event()
     lock = threading.Lock()
@@ -129,7 +132,7 @@ def stream_and_kill(rnd, sig=signal.SIGKILL):
     STATE["unacked"].update(unacked)
     print("# round %d: %d batches acknowledged, %d not, before %s"
           % (rnd, len(acked), len(unacked), "kill -9" if sig == signal.SIGKILL else "SIGTERM"))
-    s2 = h.Server(BIN, data_dir=STATE["data"]).start()
+    s2 = h.Server(BIN, data_dir=STATE["data"], extra_args=next_args).start()
     SERVERS.append(s2)
     STATE["server"] = s2
 
@@ -169,7 +172,7 @@ def check_consistent(s, what):
 
 
 def test_round_1_acknowledged_survive_kill9():
-    stream_and_kill(1)
+    stream_and_kill(1, next_args=["--wal-sync", "5ms"])
     present = check_consistent(STATE["server"], "after kill -9 #1")
     missing = ids_of(STATE["acked"]) - present
     assert not missing, "%d acknowledged events lost, e.g. %s" % (len(missing),
@@ -177,6 +180,8 @@ def test_round_1_acknowledged_survive_kill9():
 
 
 def test_round_2_acknowledged_survive_kill9():
+    """This server answers once written (--wal-sync 5ms)."""
+    assert "--wal-sync 5ms" in STATE["server"].log_tail(), STATE["server"].log_tail()
     stream_and_kill(2)
     present = check_consistent(STATE["server"], "after kill -9 #2")
     missing = ids_of(STATE["acked"]) - present

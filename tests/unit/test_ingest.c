@@ -34,12 +34,14 @@ typedef struct fixture {
 
 static bool write_ahead;  /* the mode of the group being run */
 static bool wal_buffered; /* ... and whether its WAL may not use O_DIRECT */
+static uint64_t wal_sync; /* ... and its wal_sync_ms (0: each group synced) */
 
 /* Starts ingest in the group's mode; opts may be NULL. */
 static bsp_err start_ingest(fixture *f, const bsp_ingest_opts *opts) {
     bsp_ingest_opts io = opts ? *opts : (bsp_ingest_opts){0};
     io.write_ahead = write_ahead;
     io.wal_buffered = wal_buffered;
+    if (!io.wal_sync_ms) io.wal_sync_ms = wal_sync;
     return ingest_start(f->st, &io, &f->ing);
 }
 
@@ -817,7 +819,36 @@ static void test_wal_direct_where_allowed(void **state) {
     send(f, wal_batches[0]);
     bsp_ingest_metrics m;
     ingest_metrics(f->ing, &m);
-    assert_int_equal(m.wal_direct, !wal_buffered && dir_allows_direct(f->dir));
+    assert_int_equal(m.wal_direct, !wal_buffered && !wal_sync && dir_allows_direct(f->dir));
+}
+
+static uint64_t wal_syncs_of(fixture *f) {
+    bsp_ingest_metrics m;
+    ingest_metrics(f->ing, &m);
+    return m.wal_syncs;
+}
+
+/* Each group is synced before it is answered; with wal_sync_ms a group is
+ * answered unsynced, and the writer syncs it that much later even when no
+ * other group comes (well before the next checkpoint). */
+static void test_wal_syncs(void **state) {
+    fixture *f = *state;
+    if (!wal_sync) {
+        send(f, wal_batches[0]);
+        send(f, wal_batches[1]);
+        assert_int_equal(wal_syncs_of(f), 2);
+        return;
+    }
+    ingest_stop(f->ing);
+    bsp_ingest_opts io = {.checkpoint_ms = 60000, .wal_sync_ms = 300};
+    assert_int_equal(start_ingest(f, &io), BSP_OK);
+    send(f, wal_batches[0]);
+    send(f, wal_batches[1]);
+    assert_int_equal(wal_syncs_of(f), 0); /* answered, not yet synced */
+    for (int i = 0; i < 300 && wal_syncs_of(f) == 0; i++)
+        usleep(10000);
+    assert_int_equal(wal_syncs_of(f), 1); /* both groups in one sync */
+    assert_int_equal(stats_of(f).events, 4);
 }
 
 /* Ids the writer linked are visible to readers that must not wait (such as
@@ -1185,8 +1216,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wal_fresh_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown),
     };
-    /* The WAL's own tests once more with groups through the page cache. */
+    /* The WAL's own tests once more with groups through the page cache, then
+     * answered before their sync (a killed process must lose none either). */
     const struct CMUnitTest ahead_buffered[] = {
         cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
@@ -1194,12 +1227,17 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown),
     };
     write_ahead = false;
     int failed = cmocka_run_group_tests_name("ingest", per_commit, NULL, NULL);
     write_ahead = true;
     failed += cmocka_run_group_tests_name("ingest write-ahead", ahead, NULL, NULL);
     wal_buffered = true;
-    return failed + cmocka_run_group_tests_name("ingest write-ahead, page cache", ahead_buffered,
-                                                NULL, NULL);
+    failed +=
+        cmocka_run_group_tests_name("ingest write-ahead, page cache", ahead_buffered, NULL, NULL);
+    wal_buffered = false;
+    wal_sync = 5;
+    return failed + cmocka_run_group_tests_name("ingest write-ahead, synced within 5 ms",
+                                                ahead_buffered, NULL, NULL);
 }
