@@ -1204,40 +1204,35 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
         cmocka_unit_test_setup_teardown(test_unread_visitor_sees_its_event_at_once, setup,         \
                                         teardown)
 
+/* The write-ahead file's own tests, run in each of its ways of writing. */
+#define WAL_TESTS                                                                                  \
+    cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown)
+
 int main(void) {
     const struct CMUnitTest per_commit[] = {BOTH_MODES};
     const struct CMUnitTest ahead[] = {
         BOTH_MODES,
-        cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),
+        WAL_TESTS,
         cmocka_unit_test_setup_teardown(test_fresh_resolve_prefers_the_given_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_fresh_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown),
     };
     /* The WAL's own tests once more with groups through the page cache, then
      * answered before their sync (a killed process must lose none either). */
-    const struct CMUnitTest ahead_buffered[] = {
-        cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown),
-    };
+    const struct CMUnitTest wal_only[] = {WAL_TESTS};
     write_ahead = false;
     int failed = cmocka_run_group_tests_name("ingest", per_commit, NULL, NULL);
     write_ahead = true;
     failed += cmocka_run_group_tests_name("ingest write-ahead", ahead, NULL, NULL);
     wal_buffered = true;
-    failed +=
-        cmocka_run_group_tests_name("ingest write-ahead, page cache", ahead_buffered, NULL, NULL);
+    failed += cmocka_run_group_tests_name("ingest write-ahead, page cache", wal_only, NULL, NULL);
     wal_buffered = false;
     wal_sync = 5;
-    return failed + cmocka_run_group_tests_name("ingest write-ahead, synced within 5 ms",
-                                                ahead_buffered, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("ingest write-ahead, synced within 5 ms", wal_only,
+                                                NULL, NULL);
 }
