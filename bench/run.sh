@@ -293,14 +293,15 @@ try: r = find(json.load(sys.stdin))
 except ValueError: r = None
 print("" if r is None else r)' 2>/dev/null
 }
-metrics_snap() { # -> "commits events latency_sum latency_count checkpoint_seconds" from /metrics
+metrics_snap() { # -> "commits events latency_sum latency_count checkpoint_seconds wal_syncs" from /metrics
   curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | awk '
     $1 == "bespoke_ingest_commits_total" { c = $2 }
     $1 == "bespoke_events_ingested_total" { e = $2 }
     $1 == "bespoke_commit_latency_seconds_sum" { ls = $2 }
     $1 == "bespoke_commit_latency_seconds_count" { lc = $2 }
     $1 == "bespoke_ingest_checkpoint_seconds_total" { ck = $2 }
-    END { print c + 0, e + 0, ls + 0, lc + 0, ck + 0 }'
+    $1 == "bespoke_ingest_wal_syncs_total" { sy = $2 }
+    END { print c + 0, e + 0, ls + 0, lc + 0, ck + 0, sy + 0 }'
 }
 segment_snap() { # -> "evaluations seconds segments" from /metrics
   curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/metrics" | awk '
@@ -321,8 +322,8 @@ segment_row() { # BEFORE AFTER EVENTS: segment upkeep per ingested event
 
 commit_row() { # LABEL "BEFORE" "AFTER" SECONDS: events a commit, commits/s, mean commit time
   local label=$1
-  read -r c0 e0 s0 n0 k0 <<<"$2"
-  read -r c1 e1 s1 n1 k1 <<<"$3"
+  read -r c0 e0 s0 n0 k0 y0 <<<"$2"
+  read -r c1 e1 s1 n1 k1 y1 <<<"$3"
   local v
   v=$(LC_ALL=C awk -v c="$((c1 - c0))" -v e="$((e1 - e0))" -v s="$(awk -v a="$s1" -v b="$s0" 'BEGIN { print a - b }')" \
     -v n="$((n1 - n0))" -v t="$4" 'BEGIN { if (c <= 0) { print "no commits"; exit }
@@ -330,6 +331,8 @@ commit_row() { # LABEL "BEFORE" "AFTER" SECONDS: events a commit, commits/s, mea
   row "$label: group commit" "$v"
   v=$(LC_ALL=C awk -v a="${k1:-0}" -v b="${k0:-0}" -v t="$4" 'BEGIN { if (t > 0) printf "%.1f%% of the run", (a - b) / t * 100 }')
   [ -n "$v" ] && row "$label: writer in checkpoints" "$v"
+  v=$(LC_ALL=C awk -v a="${y1:-0}" -v b="${y0:-0}" -v t="$4" 'BEGIN { if (t > 0 && a > b) printf "%.0f a second", (a - b) / t }')
+  [ -n "$v" ] && row "$label: syncs of the write-ahead file" "$v"
 }
 server_diagnostics() { # FILE: thread states and stacks of the server, for a stall
   {
