@@ -207,7 +207,8 @@ void wal_close(wal *w);
 #define WAL_FLAGS (WAL_TS_GIVEN | WAL_ID_GENERATED)
 bsp_err wal_add(wal *w, uint64_t seq, unsigned flags, const char *text, size_t len);
 /* Answer groups once written, and sync within lazy_ms (0: sync each group,
- * the default). Set before the first flush; lazy groups are never direct. */
+ * the default). Set before the first flush; a lazy file is opened with
+ * direct false (lazy groups go through the page cache). */
 void wal_set_lazy(wal *w, uint64_t lazy_ms);
 /* Writes the pending group at the end of the log and syncs it (lazily: syncs
  * only when the oldest unsynced group has waited lazy_ms). */

@@ -264,7 +264,6 @@ static bsp_err flush_direct(wal *w) {
 
 void wal_set_lazy(wal *w, uint64_t lazy_ms) {
     w->lazy_ns = lazy_ms * 1000000u;
-    if (w->lazy_ns) close_direct(w);
 }
 
 bsp_err wal_sync(wal *w) {

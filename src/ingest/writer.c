@@ -74,11 +74,22 @@ static bsp_err group_txn(bsp_ingest *ing, bsp_txn **out) {
 /* Makes an applied group durable: in write-ahead mode by its WAL records,
  * the transaction staying open; else (or when it holds a checkpoint) by
  * committing the transaction, which then also holds the records' events. */
+/* Mirrors the WAL's mode and sync count for readers of the metrics. */
+static void publish_wal_state(bsp_ingest *ing) {
+    atomic_store_explicit(&ing->m_wal_direct, wal_is_direct(&ing->wal), memory_order_relaxed);
+    atomic_store_explicit(&ing->m_wal_syncs, ing->wal.syncs, memory_order_relaxed);
+}
+
+/* Lazy mode: whether the answered, unsynced groups are due for their sync. */
+static bool lazy_sync_due(const bsp_ingest *ing, uint64_t now_ns) {
+    uint64_t due = wal_sync_due_ns(&ing->wal);
+    return due && due <= now_ns;
+}
+
 static bsp_err group_durable(bsp_ingest *ing, bsp_txn *txn, bool checkpointed) {
     if (ing->open_txn && !checkpointed) {
         bsp_err rc = wal_flush(&ing->wal);
-        atomic_store_explicit(&ing->m_wal_direct, wal_is_direct(&ing->wal), memory_order_relaxed);
-        atomic_store_explicit(&ing->m_wal_syncs, ing->wal.syncs, memory_order_relaxed);
+        publish_wal_state(ing);
         return rc;
     }
     ing->open_txn = NULL;
@@ -197,8 +208,8 @@ static void wait_for_work(bsp_ingest *ing) {
             continue;
         }
         uint64_t due_ns = ing->last_ckpt_ns + ing->ckpt_interval_ns;
+        if (lazy_sync_due(ing, bsp_mono_ns())) return;
         uint64_t sync_ns = wal_sync_due_ns(&ing->wal);
-        if (sync_ns && sync_ns <= bsp_mono_ns()) return;
         if (sync_ns && sync_ns < due_ns) due_ns = sync_ns;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -226,7 +237,7 @@ static void release_idle_txn(bsp_ingest *ing) {
  * failure is logged; the next checkpoint stores them durably or fails too. */
 static void sync_lazy_groups(bsp_ingest *ing) {
     if (wal_sync(&ing->wal) != BSP_OK) atomic_fetch_add(&ing->m_failures, 1);
-    atomic_store_explicit(&ing->m_wal_syncs, ing->wal.syncs, memory_order_relaxed);
+    publish_wal_state(ing);
 }
 
 static void *writer_main(void *arg) {
@@ -242,8 +253,7 @@ static void *writer_main(void *arg) {
             finish_works(ing, batch, rc);
             pthread_mutex_lock(&ing->mu);
         }
-        uint64_t sync_ns = wal_sync_due_ns(&ing->wal);
-        if (sync_ns && sync_ns <= bsp_mono_ns()) {
+        if (lazy_sync_due(ing, bsp_mono_ns())) {
             pthread_mutex_unlock(&ing->mu);
             sync_lazy_groups(ing);
             pthread_mutex_lock(&ing->mu);
