@@ -167,7 +167,9 @@ static bsp_err write_all(int fd, const char *data, size_t len, uint64_t off) {
         ssize_t n = pwrite(fd, data, len, (off_t)off);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            bsp_error_log("wal: write failed: %s", n < 0 ? strerror(errno) : "short write");
+            int err = n < 0 ? errno : 0;
+            bsp_error_log("wal: write failed: %s", err ? strerror(err) : "short write");
+            errno = err; /* flush_direct tells a refused direct write by it */
             return BSP_EIO;
         }
         data += n;
@@ -199,14 +201,16 @@ static bsp_err grow_to(wal *w, uint64_t need) {
     return BSP_OK;
 }
 
+static bsp_err datasync(int fd) {
+    if (fdatasync(fd) == 0) return BSP_OK;
+    bsp_error_log("wal: fdatasync failed: %s", strerror(errno));
+    return BSP_EIO;
+}
+
 /* Through the page cache: one write, one fdatasync. */
 static bsp_err flush_buffered(wal *w) {
     bsp_err rc = write_all(w->fd, w->pending.data, w->pending.len, w->off);
-    if (!rc && fdatasync(w->fd) != 0) {
-        bsp_error_log("wal: fdatasync failed: %s", strerror(errno));
-        rc = BSP_EIO;
-    }
-    return rc;
+    return rc ? rc : datasync(w->fd);
 }
 
 /* Makes the staging buffer hold at least need bytes, keeping its first
@@ -268,10 +272,8 @@ void wal_set_lazy(wal *w, uint64_t lazy_ms) {
 
 bsp_err wal_sync(wal *w) {
     if (!w->unsynced_ns) return BSP_OK;
-    if (fdatasync(w->fd) != 0) {
-        bsp_error_log("wal: fdatasync failed: %s", strerror(errno));
-        return BSP_EIO;
-    }
+    bsp_err rc = datasync(w->fd);
+    if (rc) return rc;
     w->unsynced_ns = 0;
     w->syncs++;
     return BSP_OK;
