@@ -1,6 +1,7 @@
 /* core.h - the foundations every module shares: the one error enum, error
- * details with a position, logging, time, hashing, growable buffers and
- * option lookup (flag, then environment, then default).
+ * details with a position, logging, time, hashing, growable buffers,
+ * option lookup (flag, then environment, then default), periodic jobs and
+ * the failure points tests arm.
  *
  * Nothing here knows about events, profiles or HTTP; every other folder may
  * include this header. */
@@ -112,5 +113,26 @@ typedef void (*bsp_periodic_fn)(void *ctx, atomic_bool *stop);
 bsp_err bsp_periodic_start(uint64_t first_ms, uint64_t interval_ms, bsp_periodic_fn fn, void *ctx,
                            bsp_periodic **out);
 void bsp_periodic_stop(bsp_periodic *p); /* NULL is a no-op */
+
+/* --- failure injection for tests (fault.c) ---------------------------------- */
+
+/* Points where the disk can fail. A test arms one to make its calls fail as
+ * the operating system would (the call reports EIO; a commit, the store's
+ * failure); nothing else arms them. */
+typedef enum bsp_fault_point {
+    BSP_FAULT_WAL_WRITE,    /* each pwrite of the write-ahead file */
+    BSP_FAULT_WAL_SYNC,     /* each fsync/fdatasync of the write-ahead file */
+    BSP_FAULT_STORE_COMMIT, /* each commit of a store write transaction */
+    BSP_FAULT_POINTS
+} bsp_fault_point;
+
+/* Lets the next `skip` calls at p pass, then fails `fail` of them; fail 0
+ * disarms p. */
+void bsp_fault_arm(bsp_fault_point p, unsigned skip, unsigned fail);
+void bsp_fault_disarm_all(void);
+/* Called by the point itself: whether this call is to fail. */
+bool bsp_fault_hit(bsp_fault_point p);
+/* How many calls at p failed since it was last armed. */
+unsigned bsp_fault_fired(bsp_fault_point p);
 
 #endif

@@ -164,7 +164,8 @@ static bsp_err read_at(int fd, uint8_t *buf, size_t cap, uint64_t off, size_t *g
 
 static bsp_err write_all(int fd, const char *data, size_t len, uint64_t off) {
     while (len) {
-        ssize_t n = pwrite(fd, data, len, (off_t)off);
+        ssize_t n = bsp_fault_hit(BSP_FAULT_WAL_WRITE) ? (errno = EIO, -1)
+                                                       : pwrite(fd, data, len, (off_t)off);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             int err = n < 0 ? errno : 0;
@@ -190,7 +191,7 @@ static bsp_err grow_to(wal *w, uint64_t need) {
             if (rc) return rc;
         }
     }
-    if (fsync(w->fd) != 0) {
+    if (bsp_fault_hit(BSP_FAULT_WAL_SYNC) ? (errno = EIO, true) : fsync(w->fd) != 0) {
         bsp_error_log("wal: fsync failed: %s", strerror(errno));
         return BSP_EIO;
     }
@@ -202,7 +203,10 @@ static bsp_err grow_to(wal *w, uint64_t need) {
 }
 
 static bsp_err datasync(int fd) {
-    if (fdatasync(fd) == 0) return BSP_OK;
+    if (bsp_fault_hit(BSP_FAULT_WAL_SYNC))
+        errno = EIO;
+    else if (fdatasync(fd) == 0)
+        return BSP_OK;
     bsp_error_log("wal: fdatasync failed: %s", strerror(errno));
     return BSP_EIO;
 }

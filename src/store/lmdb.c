@@ -428,6 +428,10 @@ bsp_err store_txn_commit(bsp_txn *txn) {
         return BSP_OK;
     }
     bsp_err err = counters_flush(txn);
+    if (err == BSP_OK && bsp_fault_hit(BSP_FAULT_STORE_COMMIT)) {
+        bsp_error_log("store: commit: failed on purpose (an armed fault point)");
+        err = BSP_ESTORE;
+    }
     if (err != BSP_OK) {
         mdb_txn_abort(txn->mt);
         txn_free(txn);

@@ -148,6 +148,27 @@ static void test_generated_ids(void **state) {
     assert_true(bsp_hash64("a", 1) != bsp_hash64("b", 1));
 }
 
+/* A point lets `skip` calls pass, fails `fail`, then passes again; the
+ * others stay disarmed; disarming forgets the count. */
+static void test_fault_points(void **state) {
+    (void)state;
+    assert_false(bsp_fault_hit(BSP_FAULT_WAL_WRITE)); /* nothing armed */
+    bsp_fault_arm(BSP_FAULT_WAL_WRITE, 2, 2);
+    bool seen[6];
+    for (int i = 0; i < 6; i++)
+        seen[i] = bsp_fault_hit(BSP_FAULT_WAL_WRITE);
+    assert_false(seen[0] || seen[1] || seen[4] || seen[5]);
+    assert_true(seen[2] && seen[3]);
+    assert_int_equal(bsp_fault_fired(BSP_FAULT_WAL_WRITE), 2);
+    assert_false(bsp_fault_hit(BSP_FAULT_WAL_SYNC));
+    assert_false(bsp_fault_hit(BSP_FAULT_STORE_COMMIT));
+    assert_false(bsp_fault_hit(BSP_FAULT_POINTS)); /* out of range */
+    bsp_fault_arm(BSP_FAULT_STORE_COMMIT, 0, 1);
+    bsp_fault_disarm_all();
+    assert_false(bsp_fault_hit(BSP_FAULT_STORE_COMMIT));
+    assert_int_equal(bsp_fault_fired(BSP_FAULT_WAL_WRITE), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_table),
@@ -156,6 +177,7 @@ int main(void) {
         cmocka_unit_test(test_buf_grows_and_stays_terminated),
         cmocka_unit_test(test_options_and_sizes),
         cmocka_unit_test(test_generated_ids),
+        cmocka_unit_test(test_fault_points),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
