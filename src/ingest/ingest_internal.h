@@ -222,10 +222,11 @@ void wal_drop(wal *w);
 /* After a checkpoint stored everything: records of gen start over at 0. */
 void wal_restart(wal *w, uint64_t gen);
 /* Calls fn on each intact record of generation gen from the start, in
- * order, and leaves the append position after the last one. */
+ * order, up to the first that starts at or after offset limit (UINT64_MAX:
+ * all), and leaves the append position after the last one. */
 typedef bsp_err (*wal_record_fn)(void *ctx, uint64_t seq, unsigned flags, const char *text,
                                  size_t len);
-bsp_err wal_scan(wal *w, uint64_t gen, wal_record_fn fn, void *ctx, size_t *count);
+bsp_err wal_scan(wal *w, uint64_t gen, uint64_t limit, wal_record_fn fn, void *ctx, size_t *count);
 
 #define INGEST_PEEK_MEMO_PROFILES 262144 /* default memo size; only visitors read are held */
 #define LEARN_MEMO 65536                 /* slots of the learnt-products memo, a power of two */
@@ -262,6 +263,7 @@ struct bsp_ingest {
     uint64_t dict_next_try; /* log_seq at which a checkpoint trains the event dictionary */
     uint64_t ckpt_seq;      /* newest seq covered by the last checkpoint */
     uint64_t last_ckpt_ns;  /* when it was taken */
+    bool ckpt_asap;         /* checkpoint at once (answered groups failed to sync); under mu */
     uint64_t *learnt;       /* hashes of product facts already merged (LEARN_MEMO slots) */
     uint64_t *touched;      /* pids the current transaction's events changed */
     size_t touched_len, touched_cap;

@@ -412,8 +412,12 @@ static bsp_err replay_wal_record(void *ctx, uint64_t seq, unsigned flags, const 
 }
 
 /* Replays the WAL records of generation gen (those no checkpoint stored)
- * and stores them with a checkpoint, which retires them. */
-static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, size_t *total) {
+ * that start before offset limit, and stores them with a checkpoint. The
+ * generation is retired either way: recover_log's checkpoint stored the
+ * next one, so no record of gen (such as a failed group's, which starts at
+ * the limit) is read again, even where a later group ends where it
+ * begins. */
+static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, uint64_t limit, size_t *total) {
     if (ing->wal.fd < 0) {
         bsp_err rc = wal_open(&ing->wal, store_dir(ing->st), ing->write_ahead,
                               !ing->wal_buffered && !ing->wal_sync_ms);
@@ -424,7 +428,7 @@ static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, size_t *total) {
     bsp_err rc = store_txn_begin(ing->st, true, &wr.txn);
     if (rc) return rc;
     size_t n = 0;
-    rc = wal_scan(&ing->wal, gen, replay_wal_record, &wr, &n);
+    rc = wal_scan(&ing->wal, gen, limit, replay_wal_record, &wr, &n);
     bsp_buf_free(&wr.unpacked);
     if (!rc && n == 0) {
         store_txn_abort(wr.txn);
@@ -436,6 +440,10 @@ static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, size_t *total) {
 }
 
 bsp_err writer_recover(bsp_ingest *ing) {
+    /* After a failure in this process the file is open and its append
+     * position is the end of the last acknowledged group: what lies beyond
+     * belongs to the failed group, answered with an error. */
+    uint64_t acked_end = ing->wal.fd >= 0 ? ing->wal.off : UINT64_MAX;
     ing->wal_live = false;
     if (ing->open_txn) store_txn_abort(ing->open_txn);
     ing->open_txn = NULL;
@@ -456,7 +464,7 @@ bsp_err writer_recover(bsp_ingest *ing) {
     store_txn_abort(txn);
     size_t logged_n = 0, wal_n = 0;
     rc = recover_log(ing, &logged_n);
-    if (!rc) rc = recover_wal(ing, gen, &wal_n);
+    if (!rc) rc = recover_wal(ing, gen, acked_end, &wal_n);
     if (rc) return rc;
     ing->wal_live = ing->write_ahead;
     wal_set_lazy(&ing->wal, ing->wal_sync_ms);

@@ -344,7 +344,7 @@ static size_t record_size(const uint8_t *buf, size_t avail, uint64_t gen, size_t
     return WAL_HEAD + (size_t)len;
 }
 
-bsp_err wal_scan(wal *w, uint64_t gen, wal_record_fn fn, void *ctx, size_t *count) {
+bsp_err wal_scan(wal *w, uint64_t gen, uint64_t limit, wal_record_fn fn, void *ctx, size_t *count) {
     *count = 0;
     w->off = 0;
     w->tail_known = false;
@@ -358,7 +358,7 @@ bsp_err wal_scan(wal *w, uint64_t gen, wal_record_fn fn, void *ctx, size_t *coun
         rc = read_at(w->fd, buf, cap, w->off, &got);
         if (rc) break;
         size_t pos = 0, need = 0, size;
-        while ((size = record_size(buf + pos, got - pos, gen, &need)) > 0) {
+        while (w->off + pos < limit && (size = record_size(buf + pos, got - pos, gen, &need)) > 0) {
             const uint8_t *rec = buf + pos;
             rc = fn(ctx, get_u64(rec + 24), get_u32(rec + 12), (const char *)rec + WAL_HEAD,
                     size - WAL_HEAD);
@@ -367,8 +367,9 @@ bsp_err wal_scan(wal *w, uint64_t gen, wal_record_fn fn, void *ctx, size_t *coun
             pos += size;
         }
         w->off += pos;
-        /* Stop at a bad record, or when even a fresh read cannot hold more. */
-        if (rc || !need || got < cap || pos == 0) break;
+        /* Stop at a bad record or the limit, or when even a fresh read cannot
+         * hold more. */
+        if (rc || !need || got < cap || pos == 0 || w->off >= limit) break;
     }
     free(buf);
     return rc;

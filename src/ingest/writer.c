@@ -125,7 +125,8 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
         atomic_fetch_add(&ing->m_failures, 1);
         bsp_error_log("ingest: transaction failed: %s; rebuilding from the log", bsp_err_name(rc));
         if (writer_recover(ing) != BSP_OK) bsp_error_log("ingest: rebuilding failed");
-        return rc;
+        /* To the callers a failed write or sync is the store's failure. */
+        return rc == BSP_ENOMEM ? rc : BSP_ESTORE;
     }
     writer_touched_publish(ing);
     if (checkpointed) writer_checkpoint_done(ing);
@@ -162,7 +163,8 @@ static void checkpoint_now(bsp_ingest *ing) {
 static bool checkpoint_due(const bsp_ingest *ing, uint64_t now_ns) {
     uint64_t pending = ing->log_seq - ing->ckpt_seq;
     if (pending == 0 && ing->links_len == 0) return false;
-    if (ing->sync_waiters || ing->stopping || pending >= ing->ckpt_max_events) return true;
+    if (ing->sync_waiters || ing->stopping || ing->ckpt_asap || pending >= ing->ckpt_max_events)
+        return true;
     return now_ns - ing->last_ckpt_ns >= ing->ckpt_interval_ns;
 }
 
@@ -233,11 +235,19 @@ static void release_idle_txn(bsp_ingest *ing) {
     if (store_txn_commit(txn) != BSP_OK) bsp_error_log("ingest: idle commit failed");
 }
 
-/* Lazy mode: syncs the groups already answered once the oldest is due. A
- * failure is logged; the next checkpoint stores them durably or fails too. */
+/* Lazy mode: syncs the groups already answered once the oldest is due. They
+ * were answered, so a failed sync cannot fail them: a checkpoint follows at
+ * once instead (it commits them to the store durably, or fails and rebuilds
+ * from the log and the file's records). Called with mu held. */
 static void sync_lazy_groups(bsp_ingest *ing) {
-    if (wal_sync(&ing->wal) != BSP_OK) atomic_fetch_add(&ing->m_failures, 1);
+    pthread_mutex_unlock(&ing->mu);
+    bsp_err rc = wal_sync(&ing->wal);
     publish_wal_state(ing);
+    pthread_mutex_lock(&ing->mu);
+    if (rc == BSP_OK) return;
+    atomic_fetch_add(&ing->m_failures, 1);
+    bsp_error_log("ingest: answered groups failed to sync; checkpointing them now");
+    ing->ckpt_asap = true;
 }
 
 static void *writer_main(void *arg) {
@@ -253,12 +263,9 @@ static void *writer_main(void *arg) {
             finish_works(ing, batch, rc);
             pthread_mutex_lock(&ing->mu);
         }
-        if (lazy_sync_due(ing, bsp_mono_ns())) {
-            pthread_mutex_unlock(&ing->mu);
-            sync_lazy_groups(ing);
-            pthread_mutex_lock(&ing->mu);
-        }
+        if (lazy_sync_due(ing, bsp_mono_ns())) sync_lazy_groups(ing);
         if (checkpoint_due(ing, bsp_mono_ns())) {
+            ing->ckpt_asap = false; /* one attempt; if it fails the interval retries */
             pthread_mutex_unlock(&ing->mu);
             checkpoint_now(ing);
             pcache_evict(&ing->cache);

@@ -57,6 +57,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     fixture *f = *state;
+    bsp_fault_disarm_all();
     ingest_stop(f->ing);
     store_close(f->st);
     test_temp_dir_remove(f->dir);
@@ -851,6 +852,201 @@ static void test_wal_syncs(void **state) {
     assert_int_equal(stats_of(f).events, 4);
 }
 
+/* --- failures of the disk, injected (core.h: bsp_fault_arm) -------------------------- */
+
+/* The point where a group's write fails in the group's mode: its LMDB
+ * commit, or its record's write in the write-ahead file. */
+static bsp_fault_point group_write_point(void) {
+    return write_ahead ? BSP_FAULT_WAL_WRITE : BSP_FAULT_STORE_COMMIT;
+}
+
+/* Sends a batch expected to fail; returns its result. */
+static bsp_ingest_result send_failing(fixture *f, const char *batch_json) {
+    bsp_event_list list = {0};
+    bsp_error err;
+    bsp_error_clear(&err);
+    assert_int_equal(event_parse_body(batch_json, strlen(batch_json), BSP_EV_TYPE_COUNT,
+                                      bsp_now_ms(), &list, &err),
+                     BSP_OK);
+    bsp_ingest_result res = {0};
+    bsp_err rc = ingest_submit_wait(f->ing, list.items, list.count, &res);
+    event_list_free(&list);
+    assert_int_equal(rc, res.code);
+    return res;
+}
+
+static const char fault_ok1[] = "[{\"type\":\"page\",\"anonymousId\":\"fa\",\"messageId\":\"f1\"}]";
+static const char fault_bad[] = "[{\"type\":\"page\",\"anonymousId\":\"fz\",\"messageId\":\"f2\"},"
+                                "{\"type\":\"page\",\"anonymousId\":\"fa\",\"messageId\":\"f3\"}]";
+static const char fault_ok2[] = "[{\"type\":\"page\",\"anonymousId\":\"fa\",\"messageId\":\"f4\"}]";
+
+static int views_of(fixture *f, const char *id) {
+    cJSON *p = profile_of(f, id);
+    int views = p ? (int)computed_num(p, "page_views") : 0;
+    cJSON_Delete(p);
+    return views;
+}
+
+/* A group whose write fails is answered with the store's failure and leaves
+ * no trace: not stored, not counted, its messageIds not remembered (a
+ * resend is a new event, not a duplicate); the groups around it are kept,
+ * and the writer goes on. */
+static void test_failed_group_leaves_no_trace(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f); /* the armed point is for the group's write alone */
+    assert_int_equal(send(f, fault_ok1).accepted, 1);
+    bsp_fault_arm(group_write_point(), 0, 1);
+    bsp_ingest_result r = send_failing(f, fault_bad);
+    assert_int_equal(r.code, BSP_ESTORE);
+    assert_int_equal(r.accepted, 0);
+    assert_int_equal(bsp_fault_fired(group_write_point()), 1);
+    assert_int_equal(send(f, fault_ok2).accepted, 1);
+    assert_int_equal(stats_of(f).events, 2);
+    assert_int_equal(views_of(f, "fa"), 2);
+    assert_null(profile_of(f, "fz"));
+    r = send(f, fault_bad); /* the client's retry */
+    assert_int_equal(r.accepted, 2);
+    assert_int_equal(r.duplicates, 0);
+    assert_int_equal(stats_of(f).events, 4);
+    assert_int_equal(views_of(f, "fa"), 3);
+    assert_int_equal(views_of(f, "fz"), 1);
+    bsp_ingest_metrics m;
+    ingest_metrics(f->ing, &m);
+    assert_int_equal(m.commit_failures, 1);
+}
+
+/* Runs fn in a child process on the fixture's store, which dies without a
+ * checkpoint when fn returns 0 (fn's other values are its exit status);
+ * then reopens the store, ingest stopped. */
+static void in_crashing_child(fixture *f, int (*fn)(fixture *f)) {
+    ingest_stop(f->ing);
+    store_close(f->st);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        bsp_store_opts so = {.no_sync = false};
+        bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
+        if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
+        _exit(fn(f));
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    bsp_store_opts so = {.no_sync = true};
+    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+}
+
+static int good_failed_good(fixture *f) {
+    send(f, fault_ok1);
+    bsp_fault_arm(group_write_point(), 0, 1);
+    if (send_failing(f, fault_bad).code != BSP_ESTORE) return 4;
+    send(f, fault_ok2);
+    return 0;
+}
+
+/* The same in a process that dies after it: the next start finds the
+ * acknowledged groups on both sides of the failed one, and not it. */
+static void test_failed_group_then_crash(void **state) {
+    fixture *f = *state;
+    in_crashing_child(f, good_failed_good);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 2);
+    assert_int_equal(views_of(f, "fa"), 2);
+    assert_null(profile_of(f, "fz"));
+}
+
+/* The first group of a generation fails its sync after its two records
+ * reached the file; the next group's one record is exactly as long as the
+ * first of them and is written where they were. */
+static int failed_first_group(fixture *f) {
+    send(f, fault_ok1);                          /* grows the file (a sync of its own) */
+    if (ingest_sync(f->ing) != BSP_OK) return 5; /* a checkpoint: a new generation */
+    bsp_fault_arm(BSP_FAULT_WAL_SYNC, 0, 1);
+    if (send_failing(f, "[{\"type\":\"page\",\"anonymousId\":\"fz\",\"messageId\":\"f2\"},"
+                        "{\"type\":\"page\",\"anonymousId\":\"fy\",\"messageId\":\"f5\"}]")
+            .code != BSP_ESTORE)
+        return 4;
+    send(f, "[{\"type\":\"page\",\"anonymousId\":\"fx\",\"messageId\":\"f6\"}]");
+    return 0;
+}
+
+/* The failed group's second record, intact in the file and starting where
+ * the acknowledged record ends, is not replayed after a crash: the failure
+ * retired its generation. */
+static void test_failed_first_group_then_crash(void **state) {
+    fixture *f = *state;
+    if (!wal_buffered || wal_sync) return; /* only there does a failed group reach the file */
+    in_crashing_child(f, failed_first_group);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 2);
+    assert_int_equal(views_of(f, "fx"), 1);
+    assert_null(profile_of(f, "fy"));
+}
+
+/* A checkpoint whose commit fails loses nothing acknowledged and counts
+ * nothing twice: the writer rebuilds from the stored log and the
+ * write-ahead file's records, and stores them with the next checkpoint. */
+static void test_failed_checkpoint_keeps_groups(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f);
+    send(f, wal_batches[0]);
+    send(f, wal_batches[1]);
+    bsp_fault_arm(BSP_FAULT_STORE_COMMIT, 0, 1);
+    assert_int_equal(stats_of(f).events, 4); /* its ingest_sync asks for the checkpoint */
+    assert_int_equal(bsp_fault_fired(BSP_FAULT_STORE_COMMIT), 1);
+    assert_int_equal(views_of(f, "w1"), 3);
+    assert_int_equal(views_of(f, "w2"), 1);
+    assert_int_equal(send(f, wal_batches[0]).duplicates, 1); /* k1 is still known */
+    static const char *const more[] = {"[{\"type\":\"page\",\"anonymousId\":\"w2\"}]"};
+    crash_after_groups(f, more, 1);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 6);
+    assert_int_equal(views_of(f, "w1"), 4);
+    assert_int_equal(views_of(f, "w2"), 2);
+}
+
+/* A failed sync: in the default way the group is not acknowledged and
+ * leaves no trace, though its records reached the file (the rebuild
+ * replays the records of acknowledged groups only); answered
+ * before their sync (--wal-sync), the groups were acknowledged already, so
+ * a checkpoint stores them at once instead of at the next interval. With
+ * direct writes a sync is part of each write: the write's failure is
+ * test_failed_group_leaves_no_trace. */
+static void test_failed_sync(void **state) {
+    fixture *f = *state;
+    if (!wal_buffered && !wal_sync) return;
+    ingest_stop(f->ing);
+    bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
+    assert_int_equal(start_ingest(f, &io), BSP_OK);
+    assert_int_equal(send(f, fault_ok1).accepted, 1);
+    bsp_ingest_metrics m;
+    ingest_metrics(f->ing, &m);
+    uint64_t checkpoints = m.checkpoints;
+    bsp_fault_arm(BSP_FAULT_WAL_SYNC, 0, 1);
+    if (!wal_sync) {
+        bsp_ingest_result r = send_failing(f, fault_bad);
+        assert_int_equal(r.code, BSP_ESTORE);
+        assert_int_equal(stats_of(f).events, 1);
+        assert_null(profile_of(f, "fz"));
+        r = send(f, fault_bad); /* the client's retry */
+        assert_int_equal(r.accepted, 2);
+    } else {
+        assert_int_equal(send(f, fault_bad).accepted, 2);
+        for (int i = 0; i < 500 && m.checkpoints == checkpoints; i++) {
+            usleep(10000);
+            ingest_metrics(f->ing, &m);
+        }
+        assert_int_equal(bsp_fault_fired(BSP_FAULT_WAL_SYNC), 1);
+        assert_int_equal(m.checkpoints, checkpoints + 1); /* not 10 minutes later */
+        assert_int_equal(m.commit_failures, 1);
+        assert_int_equal(m.wal_syncs, 0);
+    }
+    assert_int_equal(stats_of(f).events, 3);
+    assert_int_equal(views_of(f, "fa"), 2);
+    assert_int_equal(views_of(f, "fz"), 1);
+}
+
 /* Ids the writer linked are visible to readers that must not wait (such as
  * decisions) as soon as their group is durable, before any checkpoint. */
 static void test_wal_fresh_ids(void **state) {
@@ -1202,7 +1398,9 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
         cmocka_unit_test_setup_teardown(test_no_stamps_across_a_commit, setup, teardown),          \
         cmocka_unit_test_setup_teardown(test_stamps_under_concurrent_readers, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_unread_visitor_sees_its_event_at_once, setup,         \
-                                        teardown)
+                                        teardown),                                                 \
+        cmocka_unit_test_setup_teardown(test_failed_group_leaves_no_trace, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown)
 
 /* The write-ahead file's own tests, run in each of its ways of writing. */
 #define WAL_TESTS                                                                                  \
@@ -1212,7 +1410,10 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
         cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),           \
-        cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown),                          \
+        cmocka_unit_test_setup_teardown(test_failed_checkpoint_keeps_groups, setup, teardown),     \
+        cmocka_unit_test_setup_teardown(test_failed_sync, setup, teardown),                        \
+        cmocka_unit_test_setup_teardown(test_failed_first_group_then_crash, setup, teardown)
 
 int main(void) {
     const struct CMUnitTest per_commit[] = {BOTH_MODES};
@@ -1224,7 +1425,11 @@ int main(void) {
     };
     /* The WAL's own tests once more with groups through the page cache, then
      * answered before their sync (a killed process must lose none either). */
-    const struct CMUnitTest wal_only[] = {WAL_TESTS};
+    const struct CMUnitTest wal_only[] = {
+        WAL_TESTS,
+        cmocka_unit_test_setup_teardown(test_failed_group_leaves_no_trace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown),
+    };
     write_ahead = false;
     int failed = cmocka_run_group_tests_name("ingest", per_commit, NULL, NULL);
     write_ahead = true;
