@@ -111,6 +111,8 @@ typedef struct campaign_rt {
     uint32_t cap_per_day, cap_total; /* 0: no cap */
     double control;                  /* share held out, 0..1 */
     bsp_cond *cond;                  /* NULL: everyone */
+    uint32_t cond_conjuncts;         /* its top-level operands (cond_conjuncts) */
+    bool cond_timeless;              /* it reads no time: what the profile rules out stays so */
     campaign_content_type type;
     cJSON *content;     /* the answer's content (a pool's codes removed) */
     char *content_json; /* the same, compact */

@@ -108,6 +108,10 @@ static bsp_err condition_compile(campaign_rt *c, const cJSON *obj) {
                  err.message, err.at);
         return BSP_EINVAL;
     }
+    /* Kept beside the campaign, so a decision that finds the answer in the
+     * profile's note does not read the compiled condition at all. */
+    c->cond_conjuncts = (uint32_t)cond_conjuncts(c->cond);
+    c->cond_timeless = !(cond_inputs(c->cond) & COND_USES_TIME);
     return BSP_OK;
 }
 

@@ -157,14 +157,13 @@ typedef enum { PICK_NONE, PICK_TREATMENT, PICK_CONTROL } pick_kind;
  * can never match them. Conditions that read the time are not noted. */
 static bool ruled_out(decision *dc, const campaign_rt *c) {
     size_t index = (size_t)(c - dc->set->campaigns);
-    if (!dc->note || index >= PROFILE_NOTE_BITS || (cond_inputs(c->cond) & COND_USES_TIME))
-        return false;
+    if (!dc->note || index >= PROFILE_NOTE_BITS || !c->cond_timeless) return false;
     int known = profile_note_get(dc->note, (unsigned)index);
     if (known >= 0) return known == 1;
     segment_env stored;
     segment_env_stored_only(&stored, dc->profile);
     bool out = false;
-    for (size_t i = 0, n = cond_conjuncts(c->cond); i < n && !out; i++) {
+    for (size_t i = 0; i < c->cond_conjuncts && !out; i++) {
         stored.read_other = false;
         out = !cond_eval_conjunct(c->cond, i, &stored.env) && !stored.read_other;
     }
