@@ -411,9 +411,10 @@ static void test_stop_drains_queue(void **state) {
     assert_int_equal(stats_of(f).events, 50);
 }
 
-/* In a child: opens the store in the group's mode, sends each batch as its
- * own group, then dies without a checkpoint. */
-static void crash_after_groups(fixture *f, const char *const *batches, size_t n) {
+/* Runs fn in a child process on the fixture's store, which dies without a
+ * checkpoint when fn returns 0 (fn's other values are its exit status);
+ * then reopens the store, ingest stopped. */
+static void in_crashing_child(fixture *f, int (*fn)(fixture *f, const void *ctx), const void *ctx) {
     ingest_stop(f->ing);
     store_close(f->st);
     pid_t child = fork();
@@ -422,15 +423,33 @@ static void crash_after_groups(fixture *f, const char *const *batches, size_t n)
         bsp_store_opts so = {.no_sync = false};
         bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
         if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
-        for (size_t i = 0; i < n; i++)
-            send(f, batches[i]);
-        _exit(0); /* acknowledged, never checkpointed */
+        _exit(fn(f, ctx));
     }
     int status;
     assert_int_equal(waitpid(child, &status, 0), child);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
     bsp_store_opts so = {.no_sync = true};
     assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+}
+
+typedef struct batch_list {
+    const char *const *batches;
+    size_t n;
+} batch_list;
+
+static int send_all(fixture *f, const void *ctx) {
+    const batch_list *list = ctx;
+    for (size_t i = 0; i < list->n; i++)
+        send(f, list->batches[i]);
+    return 0; /* acknowledged, never checkpointed */
+}
+
+/* A child process sends the batches, each acknowledged, and dies before any
+ * checkpoint; the store is reopened, ingest stopped. */
+static void crash_after_groups(fixture *f, const char *const *batches, size_t n) {
+    batch_list list = {batches, n};
+    in_crashing_child(f, send_all, &list);
 }
 
 /* A writer that dies after acknowledging events but before any checkpoint:
@@ -915,29 +934,8 @@ static void test_failed_group_leaves_no_trace(void **state) {
     assert_int_equal(m.commit_failures, 1);
 }
 
-/* Runs fn in a child process on the fixture's store, which dies without a
- * checkpoint when fn returns 0 (fn's other values are its exit status);
- * then reopens the store, ingest stopped. */
-static void in_crashing_child(fixture *f, int (*fn)(fixture *f)) {
-    ingest_stop(f->ing);
-    store_close(f->st);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        bsp_store_opts so = {.no_sync = false};
-        bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
-        if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
-        _exit(fn(f));
-    }
-    int status;
-    assert_int_equal(waitpid(child, &status, 0), child);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    bsp_store_opts so = {.no_sync = true};
-    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
-}
-
-static int good_failed_good(fixture *f) {
+static int good_failed_good(fixture *f, const void *ctx) {
+    (void)ctx;
     send(f, fault_ok1);
     bsp_fault_arm(group_write_point(), 0, 1);
     if (send_failing(f, fault_bad).code != BSP_ESTORE) return 4;
@@ -949,7 +947,7 @@ static int good_failed_good(fixture *f) {
  * acknowledged groups on both sides of the failed one, and not it. */
 static void test_failed_group_then_crash(void **state) {
     fixture *f = *state;
-    in_crashing_child(f, good_failed_good);
+    in_crashing_child(f, good_failed_good, NULL);
     assert_int_equal(start_ingest(f, NULL), BSP_OK);
     assert_int_equal(stats_of(f).events, 2);
     assert_int_equal(views_of(f, "fa"), 2);
@@ -959,7 +957,8 @@ static void test_failed_group_then_crash(void **state) {
 /* The first group of a generation fails its sync after its two records
  * reached the file; the next group's one record is exactly as long as the
  * first of them and is written where they were. */
-static int failed_first_group(fixture *f) {
+static int failed_first_group(fixture *f, const void *ctx) {
+    (void)ctx;
     send(f, fault_ok1);                          /* grows the file (a sync of its own) */
     if (ingest_sync(f->ing) != BSP_OK) return 5; /* a checkpoint: a new generation */
     bsp_fault_arm(BSP_FAULT_WAL_SYNC, 0, 1);
@@ -977,7 +976,7 @@ static int failed_first_group(fixture *f) {
 static void test_failed_first_group_then_crash(void **state) {
     fixture *f = *state;
     if (!wal_buffered || wal_sync) return; /* only there does a failed group reach the file */
-    in_crashing_child(f, failed_first_group);
+    in_crashing_child(f, failed_first_group, NULL);
     assert_int_equal(start_ingest(f, NULL), BSP_OK);
     assert_int_equal(stats_of(f).events, 2);
     assert_int_equal(views_of(f, "fx"), 1);
