@@ -259,13 +259,16 @@ struct bsp_ingest {
     size_t dirty_len, dirty_cap;
     timeline_link *links; /* timeline entries not yet stored */
     size_t links_len, links_cap;
-    uint64_t log_seq;       /* newest seq appended (this transaction included) */
-    uint64_t dict_next_try; /* log_seq at which a checkpoint trains the event dictionary */
-    uint64_t ckpt_seq;      /* newest seq covered by the last checkpoint */
-    uint64_t last_ckpt_ns;  /* when it was taken */
-    bool ckpt_asap;         /* checkpoint at once (answered groups failed to sync); under mu */
-    uint64_t *learnt;       /* hashes of product facts already merged (LEARN_MEMO slots) */
-    uint64_t *touched;      /* pids the current transaction's events changed */
+    uint64_t log_seq;          /* newest seq appended (this transaction included) */
+    uint64_t dict_next_try;    /* log_seq at which a checkpoint trains the event dictionary */
+    uint64_t ckpt_seq;         /* newest seq covered by the last checkpoint */
+    uint64_t last_ckpt_ns;     /* when it was taken */
+    bool ckpt_asap;            /* checkpoint at once (answered groups failed to sync); under mu */
+    atomic_bool unrecovered;   /* the last rebuild failed: nothing is applied until one works */
+    uint64_t rebuild_failures; /* failed rebuilds so far (ingest_sync's waiters watch it); mu */
+    size_t rebuild_asks;       /* ingest_sync calls since the last failed rebuild; mu */
+    uint64_t *learnt;          /* hashes of product facts already merged (LEARN_MEMO slots) */
+    uint64_t *touched;         /* pids the current transaction's events changed */
     size_t touched_len, touched_cap;
     ingest_hooks hooks;
     bool has_hooks;

@@ -104,9 +104,32 @@ static void group_abandon(bsp_ingest *ing, bsp_txn *txn) {
     wal_drop(&ing->wal);
 }
 
+/* Rebuilds the writer's state from the store after a failure. Until a
+ * rebuild succeeds the writer applies nothing: what it holds in memory may
+ * be ahead of the store (acknowledged groups only the write-ahead file has)
+ * or behind it, and a group applied on top would be numbered and stored
+ * wrongly. Each later group, and each ingest_sync, tries again first. */
+static bsp_err writer_rebuild(bsp_ingest *ing) {
+    bsp_err rc = writer_recover(ing);
+    atomic_store(&ing->unrecovered, rc != BSP_OK);
+    if (rc == BSP_OK) return BSP_OK;
+    bsp_error_log("ingest: rebuilding failed: %s; events are refused until a rebuild works",
+                  bsp_err_name(rc));
+    pthread_mutex_lock(&ing->mu);
+    ing->rebuild_failures++;
+    ing->rebuild_asks = 0; /* each waiter asked for one attempt: this was it */
+    pthread_cond_broadcast(&ing->cv_synced);
+    pthread_mutex_unlock(&ing->mu);
+    return rc;
+}
+
 /* Runs one transaction over the list of works; returns the outcome. */
 static bsp_err commit_works(bsp_ingest *ing, work *list) {
     uint64_t t0 = bsp_mono_ns();
+    if (atomic_load(&ing->unrecovered) && writer_rebuild(ing) != BSP_OK) {
+        atomic_fetch_add(&ing->m_failures, 1);
+        return BSP_ESTORE;
+    }
     bsp_txn *txn;
     bool checkpointed = false;
     bsp_err rc = group_txn(ing, &txn);
@@ -124,7 +147,7 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
         writer_touched_drop(ing);
         atomic_fetch_add(&ing->m_failures, 1);
         bsp_error_log("ingest: transaction failed: %s; rebuilding from the log", bsp_err_name(rc));
-        if (writer_recover(ing) != BSP_OK) bsp_error_log("ingest: rebuilding failed");
+        writer_rebuild(ing);
         /* To the callers a failed write or sync is the store's failure. */
         return rc == BSP_ENOMEM ? rc : BSP_ESTORE;
     }
@@ -138,8 +161,13 @@ static bsp_err commit_works(bsp_ingest *ing, work *list) {
     return BSP_OK;
 }
 
-/* A checkpoint of its own, when one is due. */
+/* A checkpoint of its own, when one is due; after a failed rebuild, a new
+ * attempt (which checkpoints when it works). */
 static void checkpoint_now(bsp_ingest *ing) {
+    if (atomic_load(&ing->unrecovered)) {
+        writer_rebuild(ing);
+        return;
+    }
     uint64_t t0 = bsp_mono_ns();
     bsp_txn *txn = ing->open_txn;
     ing->open_txn = NULL;
@@ -156,11 +184,14 @@ static void checkpoint_now(bsp_ingest *ing) {
     }
     atomic_fetch_add(&ing->m_failures, 1);
     bsp_error_log("ingest: checkpoint failed: %s; rebuilding from the log", bsp_err_name(rc));
-    if (writer_recover(ing) != BSP_OK) bsp_error_log("ingest: rebuilding failed");
+    writer_rebuild(ing);
 }
 
-/* Whether to checkpoint now; called with mu held. */
+/* Whether to checkpoint now; called with mu held. After a failed rebuild
+ * only a new group or a reader come to ingest_sync since makes the writer
+ * try again. */
 static bool checkpoint_due(const bsp_ingest *ing, uint64_t now_ns) {
+    if (atomic_load(&ing->unrecovered)) return ing->rebuild_asks && !ing->stopping;
     uint64_t pending = ing->log_seq - ing->ckpt_seq;
     if (pending == 0 && ing->links_len == 0) return false;
     if (ing->sync_waiters || ing->stopping || ing->ckpt_asap || pending >= ing->ckpt_max_events)
@@ -284,13 +315,16 @@ static void *writer_main(void *arg) {
 
 bsp_err ingest_sync(bsp_ingest *ing) {
     pthread_mutex_lock(&ing->mu);
-    uint64_t target = ing->committed_seq;
+    uint64_t target = ing->committed_seq, failures = ing->rebuild_failures;
     ing->sync_waiters++;
+    ing->rebuild_asks++;
     pthread_cond_signal(&ing->cv_work);
-    while (ing->checkpointed_seq < target && !ing->stopping)
+    while (ing->checkpointed_seq < target && !ing->stopping && ing->rebuild_failures == failures)
         pthread_cond_wait(&ing->cv_synced, &ing->mu);
     ing->sync_waiters--;
-    bsp_err rc = ing->checkpointed_seq >= target ? BSP_OK : BSP_EUNAVAIL;
+    bsp_err rc = ing->checkpointed_seq >= target     ? BSP_OK
+                 : ing->rebuild_failures != failures ? BSP_ESTORE
+                                                     : BSP_EUNAVAIL;
     pthread_mutex_unlock(&ing->mu);
     return rc;
 }

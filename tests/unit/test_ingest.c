@@ -1046,6 +1046,65 @@ static void test_failed_sync(void **state) {
     assert_int_equal(views_of(f, "fz"), 1);
 }
 
+typedef struct sync_call {
+    bsp_ingest *ing;
+    bsp_err rc;
+    atomic_bool done;
+} sync_call;
+
+static void *sync_thread(void *arg) {
+    sync_call *c = arg;
+    c->rc = ingest_sync(c->ing);
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+/* ingest_sync, failing the test if it has not returned within 10 s (the
+ * thread is then left to the fixture's stop, which ends every wait). */
+static bsp_err sync_within_10s(fixture *f) {
+    sync_call *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->ing = f->ing;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sync_thread, c), 0);
+    for (int i = 0; i < 1000 && !atomic_load(&c->done); i++)
+        usleep(10000);
+    if (!atomic_load(&c->done)) fail_msg("ingest_sync still waiting after 10 s");
+    pthread_join(t, NULL);
+    bsp_err rc = c->rc;
+    free(c);
+    return rc;
+}
+
+/* The disk fails for a while: every write and commit, the writer's rebuild
+ * included. Meanwhile each group is refused and a reader waiting for a
+ * checkpoint is told the store failed instead of waiting for ever; once
+ * the disk works again the next group rebuilds first and is stored after
+ * everything acknowledged before the failure, which is all there, live and
+ * after a crash. */
+static void test_rebuild_fails_until_the_disk_heals(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f);
+    assert_int_equal(send(f, fault_ok1).accepted, 1);
+    bsp_fault_arm(BSP_FAULT_STORE_COMMIT, 0, 1000);
+    bsp_fault_arm(BSP_FAULT_WAL_WRITE, 0, 1000);
+    assert_int_equal(send_failing(f, fault_bad).code, BSP_ESTORE);
+    assert_int_equal(sync_within_10s(f), BSP_ESTORE);
+    assert_int_equal(send_failing(f, fault_bad).code, BSP_ESTORE);
+    bsp_fault_disarm_all();
+    assert_int_equal(send(f, fault_ok2).accepted, 1);
+    assert_int_equal(sync_within_10s(f), BSP_OK);
+    assert_int_equal(stats_of(f).events, 2);
+    assert_int_equal(views_of(f, "fa"), 2);
+    assert_null(profile_of(f, "fz"));
+    static const char *const more[] = {"[{\"type\":\"page\",\"anonymousId\":\"fa\"}]"};
+    crash_after_groups(f, more, 1);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 3);
+    assert_int_equal(views_of(f, "fa"), 3);
+    assert_int_equal(send(f, fault_ok1).duplicates, 1);
+}
+
 /* Ids the writer linked are visible to readers that must not wait (such as
  * decisions) as soon as their group is durable, before any checkpoint. */
 static void test_wal_fresh_ids(void **state) {
@@ -1399,7 +1458,8 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
         cmocka_unit_test_setup_teardown(test_unread_visitor_sees_its_event_at_once, setup,         \
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_failed_group_leaves_no_trace, setup, teardown),       \
-        cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_rebuild_fails_until_the_disk_heals, setup, teardown)
 
 /* The write-ahead file's own tests, run in each of its ways of writing. */
 #define WAL_TESTS                                                                                  \
@@ -1428,6 +1488,7 @@ int main(void) {
         WAL_TESTS,
         cmocka_unit_test_setup_teardown(test_failed_group_leaves_no_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_fails_until_the_disk_heals, setup, teardown),
     };
     write_ahead = false;
     int failed = cmocka_run_group_tests_name("ingest", per_commit, NULL, NULL);
