@@ -192,7 +192,8 @@ typedef struct api_req {
     atomic_int async;
     bsp_ingest_result result;
     size_t submitted;
-    bsp_event *events; /* lent to ingest until it calls back; freed here */
+    bsp_event *events;      /* lent to ingest until it calls back; freed here */
+    json_arena *json_arena; /* owned: holds the events' json, freed after them */
     bsp_event_reject *rejects;
     size_t reject_count;
 } api_req;

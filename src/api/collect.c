@@ -41,6 +41,8 @@ static void free_events(api_req *req) {
         event_free(&req->events[i]);
     free(req->events);
     req->events = NULL;
+    json_arena_free(req->json_arena); /* after the events: it holds their json */
+    req->json_arena = NULL;
 }
 
 void collect_req_free(api_req *req) {
@@ -166,6 +168,8 @@ enum MHD_Result collect_submit(api_req *req, bsp_event_list *list) {
     req->submitted = list->count;
     req->events = list->items;
     list->items = NULL;
+    req->json_arena = list->arena;
+    list->arena = NULL;
     list->count = 0;
     atomic_store(&req->async, ASYNC_WAITING);
     MHD_suspend_connection(req->conn);

@@ -369,6 +369,7 @@ int api_serve(const bsp_serve_opts *opts) {
     pthread_sigmask(SIG_BLOCK, &set, &old);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    json_init(); /* cJSON's hooks, before any thread uses cJSON */
     api_server *srv = calloc(1, sizeof *srv);
     int exit_code = 1;
     if (srv) {

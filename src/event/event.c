@@ -481,7 +481,7 @@ bsp_err event_from_json(const cJSON *msg, bsp_event_type forced_type, const cJSO
 
 void event_free(bsp_event *ev) {
     if (!ev) return;
-    cJSON_Delete(ev->json);
+    if (!ev->json_in_arena) cJSON_Delete(ev->json);
     free(ev->text);
     free(ev->packed);
     memset(ev, 0, sizeof *ev);
@@ -495,6 +495,7 @@ void event_list_free(bsp_event_list *list) {
         event_free(&list->items[i]);
     free(list->items);
     free(list->rejects);
+    json_arena_free(list->arena);
     memset(list, 0, sizeof *list);
 }
 
@@ -576,6 +577,22 @@ static bsp_err open_envelope(cJSON *root, batch_envelope *env, bsp_event_list *o
     return BSP_OK;
 }
 
+/* "batch[12]" (or "[12]") into out, which has room for 48 bytes: what
+ * snprintf would write, without its cost for every message of a batch. */
+static void index_prefix(char out[48], const char *array_name, size_t index) {
+    char digits[24];
+    char *d = digits + sizeof digits;
+    do {
+        *--d = (char)('0' + index % 10);
+        index /= 10;
+    } while (index);
+    size_t name_len = strlen(array_name), n = (size_t)(digits + sizeof digits - d);
+    memcpy(out, array_name, name_len);
+    out[name_len] = '[';
+    memcpy(out + name_len + 1, d, n);
+    memcpy(out + name_len + 1 + n, "]", 2);
+}
+
 /* Validates one message of a batch; a valid one is detached from the body
  * and becomes the next event (no copy), an invalid one a reject. Fails only
  * when memory runs out. */
@@ -583,7 +600,7 @@ static bsp_err add_batch_message(const batch_envelope *env, cJSON *msg, size_t i
                                  int64_t received_ms, bsp_event_list *out) {
     if (cJSON_IsObject(msg)) take_write_key(out, json_member(msg, "writeKey"));
     char prefix[48];
-    snprintf(prefix, sizeof prefix, "%s[%zu]", env->array_name, index);
+    index_prefix(prefix, env->array_name, index);
     norm_args a = {.received_ms = received_ms,
                    .batch_ctx = env->context,
                    .batch_integrations = env->integrations,
@@ -625,17 +642,12 @@ static bsp_err parse_batch(cJSON *root, int64_t received_ms, bsp_event_list *out
     return BSP_OK;
 }
 
-bsp_err event_parse_body(const char *body, size_t len, bsp_event_type route_type,
-                         int64_t received_ms, bsp_event_list *out, bsp_error *err) {
-    bsp_error scratch;
-    if (!err) err = &scratch;
-    memset(out, 0, sizeof *out);
-    bsp_error_clear(err);
-    if (len > BSP_REQUEST_MAX_BYTES)
-        return bsp_error_set(err, BSP_ETOOBIG, "", "body is %zu bytes, over the limit of %d", len,
-                             BSP_REQUEST_MAX_BYTES);
-    if (!body && len) return bsp_error_set(err, BSP_EINVAL, "", "no body");
-    cJSON *root = json_parse(body ? body : "", len, BSP_JSON_MAX_DEPTH, err);
+/* The body into out while the caller's arena is entered: everything freed
+ * here on the way (the envelope, a failed batch's events) is freed inside
+ * it. */
+static bsp_err parse_in_arena(const char *body, size_t len, bsp_event_type route_type,
+                              int64_t received_ms, bsp_event_list *out, bsp_error *err) {
+    cJSON *root = json_parse(body, len, BSP_JSON_MAX_DEPTH, err);
     if (!root) return err->code;
     bsp_err rc = route_type < BSP_EV_TYPE_COUNT
                      ? parse_single(&root, route_type, received_ms, out, err)
@@ -649,5 +661,25 @@ bsp_err event_parse_body(const char *body, size_t len, bsp_event_type route_type
         out->items = NULL;
         out->count = 0;
     }
+    return rc;
+}
+
+bsp_err event_parse_body(const char *body, size_t len, bsp_event_type route_type,
+                         int64_t received_ms, bsp_event_list *out, bsp_error *err) {
+    bsp_error scratch;
+    if (!err) err = &scratch;
+    memset(out, 0, sizeof *out);
+    bsp_error_clear(err);
+    if (len > BSP_REQUEST_MAX_BYTES)
+        return bsp_error_set(err, BSP_ETOOBIG, "", "body is %zu bytes, over the limit of %d", len,
+                             BSP_REQUEST_MAX_BYTES);
+    if (!body && len) return bsp_error_set(err, BSP_EINVAL, "", "no body");
+    /* Without an arena (out of memory) the trees are malloc'd as usual. */
+    out->arena = json_arena_new();
+    json_arena *outer = json_arena_enter(out->arena);
+    bsp_err rc = parse_in_arena(body ? body : "", len, route_type, received_ms, out, err);
+    json_arena_leave(outer);
+    for (size_t i = 0; i < out->count; i++)
+        out->items[i].json_in_arena = out->arena != NULL;
     return rc;
 }

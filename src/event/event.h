@@ -29,6 +29,7 @@
 #include <cJSON.h>
 
 #include "core/core.h"
+#include "json/json.h"
 
 #define BSP_EVENT_MAX_BYTES (32 * 1024)    /* one event, normalized (ev->text) */
 #define BSP_REQUEST_MAX_BYTES (500 * 1024) /* one request body, decoded */
@@ -58,6 +59,7 @@ typedef struct bsp_event {
     const char *previous_id; /* alias only */
     const char *name;        /* track: event; page/screen: name; else NULL */
     cJSON *json;             /* owned: the normalized event */
+    bool json_in_arena;      /* json lives in its list's arena: event_free leaves it */
     char *text;              /* owned: compact JSON of json, what is stored */
     size_t text_len;
     char *packed; /* owned, or NULL: text packed by the store (ingest_submit) */
@@ -97,9 +99,12 @@ typedef struct bsp_event_list {
     bsp_event_reject *rejects; /* messages of a batch that were invalid */
     size_t reject_count;
     char write_key[BSP_WRITE_KEY_MAX_BYTES + 1]; /* body's writeKey, "" if none */
+    json_arena *arena; /* owned, or NULL: holds the events' json (see json.h) */
 } bsp_event_list;
 
-/* Parses a whole body (already decompressed). route_type is the route's type,
+/* Parses a whole body (already decompressed) into trees of an arena the list
+ * owns (when one can be had), so the events' json must outlive neither the
+ * list nor whatever takes its arena, and only readers may touch it. route_type is the route's type,
  * or BSP_EV_TYPE_COUNT for /v1/batch, whose body is {"batch":[...], context,
  * integrations, writeKey} (a bare array of messages is accepted too). In a
  * batch every message needs a valid `type`; errors are placed at

@@ -52,6 +52,24 @@ uint64_t json_hash(const cJSON *item);
 /* Appends s as a JSON string literal (with quotes and escapes) to out. */
 bsp_err json_write_string(bsp_buf *out, const char *s);
 
+/* Arenas for cJSON trees made and dropped together (arena.c). While a
+ * thread has entered an arena, the cJSON nodes and strings it makes (by
+ * parsing, creating or duplicating) come from the arena, and deleting any of
+ * them frees nothing; json_arena_free frees them all at once. Such a tree
+ * may be read by any thread, but deleted, or have members deleted or
+ * replaced, only by a thread that has entered its arena, and never after
+ * json_arena_free. json_init installs cJSON's allocation hooks: call it
+ * before threads share cJSON (json_arena_new calls it too; idempotent). */
+typedef struct json_arena json_arena;
+void json_init(void);
+json_arena *json_arena_new(void); /* NULL when out of memory */
+void json_arena_free(json_arena *a);
+/* Makes a (or NULL: malloc) the calling thread's arena; returns the one it
+ * replaces, to hand back to json_arena_leave. */
+json_arena *json_arena_enter(json_arena *a);
+void json_arena_leave(json_arena *prev);
+size_t json_arena_bytes(const json_arena *a); /* bytes handed out so far */
+
 /* Builds the standard error body {"error":{"code","message","at"}}. */
 bsp_err json_write_error(bsp_buf *out, const bsp_error *err);
 

@@ -296,6 +296,91 @@ static void test_text_depth_matches_the_reference(void **state) {
     assert_int_equal(json_text_depth(escaped, strlen(escaped)), 2);
 }
 
+/* ---- arenas -------------------------------------------------------------- */
+
+/* A tree parsed in an arena is its: the arena's bytes grow, the tree reads
+ * the same after the thread has left, deleting its members inside the arena
+ * frees nothing (under ASan a free of arena memory would be reported), and
+ * json_arena_free takes it all (under LeakSanitizer a lost node would be). */
+static void test_arena_holds_what_is_made_in_it(void **state) {
+    (void)state;
+    json_arena *a = json_arena_new();
+    assert_non_null(a);
+    assert_int_equal(json_arena_bytes(a), 0);
+    const char *text = "{\"a\":[1,2,{\"b\":\"long enough to be a string of its own\"}],\"c\":null}";
+    json_arena *outer = json_arena_enter(a);
+    assert_null(outer);
+    cJSON *tree = json_parse(text, strlen(text), BSP_JSON_MAX_DEPTH, NULL);
+    assert_non_null(tree);
+    size_t used = json_arena_bytes(a);
+    assert_true(used >= 7 * sizeof(cJSON));
+    cJSON_DeleteItemFromObjectCaseSensitive(tree, "c");
+    cJSON_ReplaceItemInObjectCaseSensitive(tree, "d",
+                                           cJSON_CreateString("x")); /* no "d": not added */
+    json_set(tree, "e", cJSON_CreateNumber(5));
+    json_set(tree, "e", cJSON_CreateNumber(6)); /* the 5 is deleted: nothing freed */
+    assert_true(json_arena_bytes(a) > used);
+    json_arena_leave(outer);
+    assert_string_equal(written(tree),
+                        "{\"a\":[1,2,{\"b\":\"long enough to be a string of its own\"}],\"e\":6}");
+    /* Made after leaving: malloc'd, not the arena's. */
+    used = json_arena_bytes(a);
+    cJSON *own = cJSON_CreateString("outside");
+    assert_int_equal(json_arena_bytes(a), used);
+    cJSON_Delete(own);
+    json_arena_free(a);
+}
+
+/* Inside an arena, a tree malloc'd before is freed for real when deleted
+ * (LeakSanitizer would report it otherwise), and a value larger than a chunk
+ * gets a chunk of its own. */
+static void test_arena_frees_what_is_not_its(void **state) {
+    (void)state;
+    cJSON *before = cJSON_CreateObject();
+    cJSON_AddStringToObject(before, "k", "made with malloc");
+    json_arena *a = json_arena_new();
+    json_arena *outer = json_arena_enter(a);
+    cJSON_Delete(before);
+    size_t big = 3 * 1024 * 1024;
+    char *text = malloc(big + 3);
+    text[0] = '"';
+    memset(text + 1, 'z', big);
+    text[big + 1] = '"';
+    text[big + 2] = '\0';
+    cJSON *s = json_parse(text, big + 2, BSP_JSON_MAX_DEPTH, NULL);
+    assert_non_null(s);
+    assert_true(json_arena_bytes(a) >= big + 1);
+    assert_int_equal(strlen(s->valuestring), big);
+    cJSON_Delete(s);
+    json_arena_leave(outer);
+    free(text);
+    json_arena_free(a);
+    json_arena_free(NULL);
+}
+
+/* Arenas nest: entering one hands back the one it replaces, and leaving
+ * restores it. */
+static void test_arena_enter_and_leave_nest(void **state) {
+    (void)state;
+    json_arena *a = json_arena_new(), *b = json_arena_new();
+    json_arena *outer = json_arena_enter(a);
+    cJSON *in_a = cJSON_CreateString("a");
+    size_t a_used = json_arena_bytes(a);
+    assert_ptr_equal(json_arena_enter(b), a);
+    cJSON *in_b = cJSON_CreateString("b");
+    assert_int_equal(json_arena_bytes(a), a_used);
+    assert_true(json_arena_bytes(b) > 0);
+    json_arena_leave(a);
+    cJSON *again_a = cJSON_CreateNumber(1);
+    assert_true(json_arena_bytes(a) > a_used);
+    json_arena_leave(outer);
+    assert_string_equal(in_a->valuestring, "a");
+    assert_string_equal(in_b->valuestring, "b");
+    assert_true(again_a->valuedouble == 1);
+    json_arena_free(b);
+    json_arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_reports_line_and_column),
@@ -309,6 +394,9 @@ int main(void) {
         cmocka_unit_test(test_hash_follows_the_value),
         cmocka_unit_test(test_write_numbers_as_printf_did),
         cmocka_unit_test(test_error_body_shape),
+        cmocka_unit_test(test_arena_holds_what_is_made_in_it),
+        cmocka_unit_test(test_arena_frees_what_is_not_its),
+        cmocka_unit_test(test_arena_enter_and_leave_nest),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, free_written);
 }
