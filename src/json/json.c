@@ -1,4 +1,5 @@
-/* json.c - cJSON with limits, positions, paths and writers. */
+/* json.c - helpers over cJSON: getters, paths, merges, hashes and the
+ * compact writer. Parsing is in parse.c, arenas in arena.c. */
 #include "json/json.h"
 
 #include <math.h>
@@ -36,55 +37,6 @@ int json_text_depth(const char *s, size_t len) {
             depth--;
     }
     return max;
-}
-
-static void position_of(const char *s, size_t off, int *line, int *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (s[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
-cJSON *json_parse(const char *text, size_t len, int max_depth, bsp_error *err) {
-    if (json_text_depth(text, len) > max_depth) {
-        bsp_error_set(err, BSP_ETOOBIG, "", "JSON nested deeper than %d levels", max_depth);
-        return NULL;
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-    if (!root) {
-        size_t off = end && end >= text ? (size_t)(end - text) : 0;
-        if (off > len) off = len;
-        int line, col;
-        position_of(text, off, &line, &col);
-        char at[64];
-        snprintf(at, sizeof at, "line %d, column %d", line, col);
-        bsp_error_set(err, BSP_EPARSE, at, "invalid JSON");
-        return NULL;
-    }
-    /* Only whitespace may follow the value. */
-    if (end) {
-        size_t off = (size_t)(end - text);
-        while (off < len && (text[off] == ' ' || text[off] == '\n' || text[off] == '\r' ||
-                             text[off] == '\t' || text[off] == '\0'))
-            off++;
-        if (off < len) {
-            int line, col;
-            position_of(text, off, &line, &col);
-            char at[64];
-            snprintf(at, sizeof at, "line %d, column %d", line, col);
-            bsp_error_set(err, BSP_EPARSE, at, "unexpected text after the JSON value");
-            cJSON_Delete(root);
-            return NULL;
-        }
-    }
-    return root;
 }
 
 cJSON *json_member(const cJSON *obj, const char *key) {
