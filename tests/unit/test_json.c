@@ -296,6 +296,97 @@ static void test_text_depth_matches_the_reference(void **state) {
     assert_int_equal(json_text_depth(escaped, strlen(escaped)), 2);
 }
 
+/* json_parse replaced cJSON's parser: on inputs at every edge it must
+ * accept what cJSON accepts and build the same tree (fuzz_json does this
+ * on random inputs; these are the edges, always checked). */
+static void test_parse_agrees_with_cjson(void **state) {
+    (void)state;
+    static const char *const inputs[] = {
+        "0",
+        "-0",
+        "-0.0",
+        "22.99",
+        "0.1",
+        "123456789012345",
+        "1234567890123456",
+        "1e3",
+        "1E-2",
+        "1.",
+        ".5",
+        "-",
+        "--1",
+        "+1",
+        "1.5e",
+        "007",
+        "0x1A",
+        "1.25.3",
+        "3.14159265358979",
+        "9007199254740993",
+        "1e400",
+        "-1e400",
+        "2147483648",
+        "-2147483649",
+        "[1,2.5,-3]",
+        "{\"a\":{\"b\":[true,false,null]}}",
+        "\"\\b\\f\\n\\r\\t\\/\\\\\\\"\"",
+        "\"\\u00e9\\u20ac\\ud83d\\ude00\"",
+        "\"\\uZZZZ tail\"",
+        "\"\\ud83d\"",
+        "\"\\ude00\"",
+        "\"\\ud83d\\u0041\"",
+        "\"\\u12\"",
+        "\"\\x\"",
+        "\"raw\ttab\"",
+        "\"open",
+        "[1,]",
+        "{\"a\":1,}",
+        "{,}",
+        "{\"a\" 1}",
+        "{1:2}",
+        "[1 2]",
+        "nul",
+        "truex",
+        "[true",
+        "{\"a\":\"b\"} ",
+        "{\"a\":\"b\"}\n\n",
+        " \t[ ]",
+        "{\"dup\":1,\"dup\":2}",
+        "[\"a\\\"]\"]",
+    };
+    for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
+        const char *t = inputs[i];
+        size_t len = strlen(t);
+        const char *end = NULL;
+        cJSON *ref = cJSON_ParseWithLengthOpts(t, len, &end, false);
+        if (ref && strspn(end, " \t\r\n") != strlen(end)) {
+            cJSON_Delete(ref);
+            ref = NULL;
+        }
+        bsp_error err;
+        cJSON *mine = json_parse(t, len, BSP_JSON_MAX_DEPTH, &err);
+        if (!mine != !ref)
+            fail_msg("%s: json_parse %s, cJSON %s", t, mine ? "accepts" : "refuses",
+                     ref ? "accepts" : "refuses");
+        if (mine) {
+            char *want = cJSON_PrintUnformatted(ref), *got = cJSON_PrintUnformatted(mine);
+            if (strcmp(want, got) != 0) fail_msg("%s: %s, cJSON %s", t, got, want);
+            assert_int_equal(mine->valueint, ref->valueint);
+            assert_memory_equal(&mine->valuedouble, &ref->valuedouble, sizeof(double));
+            cJSON_free(want);
+            cJSON_free(got);
+        } else {
+            assert_int_equal(err.code, BSP_EPARSE);
+        }
+        cJSON_Delete(mine);
+        cJSON_Delete(ref);
+    }
+    /* A byte order mark may open the text; NUL bytes may follow the value. */
+    cJSON *bom = json_parse("\xEF\xBB\xBF{\"k\":1}\0\0", 11, BSP_JSON_MAX_DEPTH, NULL);
+    assert_non_null(bom);
+    assert_int_equal(json_member(bom, "k")->valueint, 1);
+    cJSON_Delete(bom);
+}
+
 /* ---- arenas -------------------------------------------------------------- */
 
 /* A tree parsed in an arena is its: the arena's bytes grow, the tree reads
@@ -394,6 +485,7 @@ int main(void) {
         cmocka_unit_test(test_hash_follows_the_value),
         cmocka_unit_test(test_write_numbers_as_printf_did),
         cmocka_unit_test(test_error_body_shape),
+        cmocka_unit_test(test_parse_agrees_with_cjson),
         cmocka_unit_test(test_arena_holds_what_is_made_in_it),
         cmocka_unit_test(test_arena_frees_what_is_not_its),
         cmocka_unit_test(test_arena_enter_and_leave_nest),
