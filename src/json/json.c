@@ -252,10 +252,49 @@ bsp_err json_write(bsp_buf *out, const cJSON *item) {
     return write_item(out, item);
 }
 
+/* Whether any of the 8 bytes in w is below 0x20, a quote or a backslash:
+ * the bytes a JSON string must escape. (w - n) & ~w & 0x80.. is non-zero
+ * exactly when some byte of w is below n; a byte equal to c is a byte of
+ * w ^ c equal to zero, that is below 1. */
+static inline bool word_needs_escape(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) |
+            ((backslash - ones) & ~backslash)) &
+           highs;
+}
+
+/* How many bytes of s (len bytes long) go out as they are before the
+ * first that needs an escape: 8 at a time, then one by one. */
+static size_t plain_prefix(const char *s, size_t len) {
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (word_needs_escape(w)) break;
+    }
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\') break;
+    }
+    return i;
+}
+
 bsp_err json_write_string(bsp_buf *out, const char *s) {
     static const char hex[] = "0123456789abcdef";
+    size_t len = strlen(s), plain = plain_prefix(s, len);
+    if (plain == len) { /* the common case: nothing to escape */
+        if (bsp_buf_reserve(out, len + 2)) return BSP_ENOMEM;
+        char *o = out->data + out->len;
+        o[0] = '"';
+        memcpy(o + 1, s, len);
+        o[len + 1] = '"';
+        out->len += len + 2;
+        out->data[out->len] = '\0';
+        return BSP_OK;
+    }
     if (put_char(out, '"')) return BSP_ENOMEM;
-    const unsigned char *run = (const unsigned char *)s, *p = run;
+    const unsigned char *run = (const unsigned char *)s, *p = run + plain;
     for (;; p++) {
         unsigned char c = *p;
         if (c >= 0x20 && c != '"' && c != '\\') continue;

@@ -180,6 +180,40 @@ static void test_write_escapes_strings(void **state) {
     cJSON_Delete(s);
 }
 
+/* The writer scans 8 bytes at a time for bytes to escape: one such byte at
+ * every position of strings of every length up to 24 is escaped (reads
+ * back the same), and bytes that need none (space, DEL, UTF-8, just above
+ * the control range) go out as they are. */
+static void test_write_escapes_at_every_position(void **state) {
+    (void)state;
+    static const char special[] = {'"', '\\', '\n', '\x01', '\x1f'};
+    static const char plain[] = {' ', '\x7f', '\xc3', 'z', '!'};
+    char text[32];
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof special; k++) {
+                memset(text, 'a', len);
+                text[len] = '\0';
+                text[at] = special[k];
+                cJSON *s = cJSON_CreateString(text);
+                const char *out = written(s);
+                assert_true(strlen(out) > len + 2); /* escaped */
+                cJSON *back = json_parse(out, strlen(out), BSP_JSON_MAX_DEPTH, NULL);
+                assert_non_null(back);
+                assert_string_equal(back->valuestring, text);
+                cJSON_Delete(back);
+                cJSON_Delete(s);
+                text[at] = plain[k];
+                s = cJSON_CreateString(text);
+                out = written(s);
+                assert_int_equal(strlen(out), len + 2); /* as it is */
+                assert_memory_equal(out + 1, text, len);
+                cJSON_Delete(s);
+            }
+        }
+    }
+}
+
 static void test_write_matches_cjson_round_trip(void **state) {
     (void)state;
     const char *text = "{\"type\":\"track\",\"n\":[1,2.5,-3,true,false,null,{}],\"o\":{\"k\":[]},"
@@ -481,6 +515,7 @@ int main(void) {
         cmocka_unit_test(test_merge_is_deep_and_src_wins),
         cmocka_unit_test(test_write_numbers_read_back_exactly),
         cmocka_unit_test(test_write_escapes_strings),
+        cmocka_unit_test(test_write_escapes_at_every_position),
         cmocka_unit_test(test_write_matches_cjson_round_trip),
         cmocka_unit_test(test_hash_follows_the_value),
         cmocka_unit_test(test_write_numbers_as_printf_did),
