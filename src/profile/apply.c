@@ -141,11 +141,36 @@ static profile_device device_from_type(const char *type) {
     return PROFILE_DEVICE_NONE;
 }
 
-static profile_device device_from_user_agent(const char *ua) {
+static profile_device classify_user_agent(const char *ua) {
     if (strstr(ua, "iPad") || strstr(ua, "Tablet")) return PROFILE_DEVICE_TABLET;
     if (strstr(ua, "Mobi") || strstr(ua, "Android") || strstr(ua, "iPhone"))
         return PROFILE_DEVICE_MOBILE;
     return PROFILE_DEVICE_DESKTOP;
+}
+
+/* User agents classified lately on this thread (the writer's, in the
+ * server), by hash: a shop's visitors share a few dozen agents and every
+ * event repeats its visitor's, and up to five substring searches of a
+ * 120-byte agent cost more than a hash and a compare. Agents longer than a
+ * slot are classified each time. */
+#define UA_MEMO_SLOTS 64
+#define UA_MEMO_BYTES 256
+typedef struct ua_slot {
+    size_t len; /* 0: empty */
+    profile_device device;
+    char ua[UA_MEMO_BYTES];
+} ua_slot;
+static _Thread_local ua_slot ua_memo[UA_MEMO_SLOTS];
+
+static profile_device device_from_user_agent(const char *ua) {
+    size_t len = strlen(ua);
+    if (len >= UA_MEMO_BYTES) return classify_user_agent(ua);
+    ua_slot *slot = &ua_memo[bsp_hash64(ua, len) % UA_MEMO_SLOTS];
+    if (slot->len == len && memcmp(slot->ua, ua, len) == 0) return slot->device;
+    slot->device = classify_user_agent(ua);
+    memcpy(slot->ua, ua, len);
+    slot->len = len;
+    return slot->device;
 }
 
 /* context.device.type when it names a kind of device, else the user agent. */

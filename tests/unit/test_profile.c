@@ -438,14 +438,27 @@ static void test_device(void **state) {
         {"{\"device\":{\"type\":\"tablet\"},\"userAgent\":\"iPhone\"}", "tablet"},
         {"{\"device\":{\"type\":\"ios\"}}", "mobile"},
         {"{\"page\":{\"url\":\"https://x\"}}", NULL},
+        /* Same length and the same memo slot (their hashes agree modulo
+         * 64): the memo of agents compares the bytes. */
+        {"{\"userAgent\":\"Mozilla/5.0 (iPad; 000)\"}", "tablet"},
+        {"{\"userAgent\":\"Mozilla/5.0 (iMac; 043)\"}", "desktop"},
+        /* Longer than a memo slot: classified each time. */
+        {"{\"userAgent\":\"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/120.0.0.0 Safari/537.36 Extension/1.0 Extension/1.0 Extension/1.0 Extension/1.0 "
+         "Extension/1.0 Extension/1.0 Extension/1.0 Extension/1.0 Extension/1.0 Extension/1.0 "
+         "Extension/1.0 Extension/1.0 Android\"}",
+         "mobile"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        bsp_profile *p = profile_new(1);
-        track_ctx(p, T0, "Anything", cases[i].context);
-        cJSON *c = computed(p);
-        assert_str(c, "device", cases[i].device);
-        cJSON_Delete(c);
-        profile_free(p);
+    /* Twice: the second pass is answered by the memo of user agents. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            bsp_profile *p = profile_new(1);
+            track_ctx(p, T0, "Anything", cases[i].context);
+            cJSON *c = computed(p);
+            assert_str(c, "device", cases[i].device);
+            cJSON_Delete(c);
+            profile_free(p);
+        }
     }
 }
 
