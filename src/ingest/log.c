@@ -254,18 +254,23 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
      * writes), which hours since 1970 never reach. */
     uint32_t bucket = ev->ts_given && ev->ts_ms >= 3600000 ? (uint32_t)(ev->ts_ms / 3600000) : 0;
     size_t id_len = strlen(ev->message_id);
-    uint64_t seq;
-    bsp_err rc = BSP_ENOTFOUND;
+    uint64_t seq = 0, next = 0;
+    *dup = false;
     /* An id Bespoke generated was never seen by the sender: nothing can
-     * resend it, so it is neither looked up nor indexed. */
-    if (!ev->id_generated) rc = store_msgid_get(txn, bucket, ev->message_id, id_len, &seq);
-    *dup = rc == BSP_OK;
-    if (rc != BSP_ENOTFOUND) return rc;
+     * resend it, so it is neither looked up nor indexed. Any other id is
+     * recorded with the number its event is about to get, in the same
+     * lookup that finds a resend. */
+    bsp_err rc = ev->id_generated ? BSP_OK : store_event_next_seq(txn, &next);
+    if (!rc && !ev->id_generated)
+        rc = store_msgid_add(txn, bucket, ev->message_id, id_len, next, &seq);
+    *dup = rc == BSP_EEXISTS;
+    if (*dup) return BSP_OK;
+    if (rc) return rc;
     /* What is stored: the packed form when the submitter made one. */
     const char *bytes = ev->packed ? ev->packed : ev->text;
     size_t len = ev->packed ? ev->packed_len : ev->text_len;
     rc = store_event_append(txn, 0, bytes, len, &seq);
-    if (!rc && !ev->id_generated) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, seq);
+    if (!rc && !ev->id_generated && seq != next) rc = BSP_ESTORE; /* cannot happen: one txn */
     unsigned flags = (ev->ts_given ? WAL_TS_GIVEN : 0) | (ev->id_generated ? WAL_ID_GENERATED : 0);
     if (!rc && ing->wal_live) rc = wal_add(&ing->wal, seq, flags, bytes, len);
     if (rc) return rc;

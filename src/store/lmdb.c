@@ -630,6 +630,12 @@ bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t 
     return BSP_OK;
 }
 
+bsp_err store_event_next_seq(bsp_txn *txn, uint64_t *seq) {
+    bsp_err err = last_seq_load(txn);
+    if (err == BSP_OK) *seq = txn->last_seq + 1;
+    return err;
+}
+
 bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq) {
     uint8_t tkey[TIMELINE_KEY_LEN];
     timeline_key(tkey, pid, seq);
@@ -850,14 +856,20 @@ static void msgid_key(uint8_t key[16], uint32_t bucket, const char *msgid, size_
     memcpy(key + 4, h, 12);
 }
 
-bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
-                        uint64_t seq) {
+bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len, uint64_t seq,
+                        uint64_t *existing) {
     if (!msgid && len) return BSP_EINVAL;
     uint8_t key[16], val[8];
     msgid_key(key, bucket, msgid, len);
     be64_put(val, seq);
-    return db_put(txn, txn->st->msgids, val_of(key, 16), val_of(val, 8), MDB_NOOVERWRITE,
-                  "msgid add");
+    MDB_val k = val_of(key, 16), v = val_of(val, 8);
+    /* On MDB_KEYEXIST, LMDB points v at the value already stored. */
+    int rc = mdb_put(txn->mt, txn->st->msgids, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST && existing) {
+        if (v.mv_size != 8) return map_err(MDB_CORRUPTED, "msgid add");
+        *existing = be64_get(v.mv_data);
+    }
+    return map_err(rc, "msgid add");
 }
 
 bsp_err store_msgid_get(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,

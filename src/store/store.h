@@ -89,6 +89,8 @@ bsp_err store_profiles_scan_from(bsp_txn *txn, uint64_t after_pid, store_profile
  * JSON or what store_event_pack made of it. seq_out may be NULL. */
 bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t len,
                            uint64_t *seq_out);
+/* The sequence number the next store_event_append in txn will give. */
+bsp_err store_event_next_seq(bsp_txn *txn, uint64_t *seq);
 /* Indexes event seq under pid's timeline (idempotent). */
 bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq);
 /* The event's JSON; a packed event is unpacked into a buffer of the
@@ -131,8 +133,11 @@ bsp_err store_event_dict_train(bsp_txn *txn, size_t samples);
 /* --- de-duplication ------------------------------------------------------ */
 /* Records msgid with seq under a bucket (the ingest writer uses the hour of
  * the event's timestamp: resends carry the same timestamp, and ids of one
- * window stay together on disk). BSP_EEXISTS (nothing written) if present. */
-bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len, uint64_t seq);
+ * window stay together on disk). BSP_EEXISTS (nothing written) if present,
+ * with the seq recorded before in *existing (when not NULL): one lookup both
+ * finds a resend and records a new id. */
+bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len, uint64_t seq,
+                        uint64_t *existing);
 bsp_err store_msgid_get(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
                         uint64_t *seq);
 
