@@ -102,14 +102,14 @@ typedef struct bsp_event_list {
     json_arena *arena; /* owned, or NULL: holds the events' json (see json.h) */
 } bsp_event_list;
 
-/* Parses a whole body (already decompressed) into trees of an arena the list
- * owns (when one can be had), so the events' json must outlive neither the
- * list nor whatever takes its arena, and only readers may touch it. route_type is the route's type,
- * or BSP_EV_TYPE_COUNT for /v1/batch, whose body is {"batch":[...], context,
- * integrations, writeKey} (a bare array of messages is accepted too). In a
- * batch every message needs a valid `type`; errors are placed at
- * "batch[i].field" ("[i].field" for a bare array). Batch-level context and
- * integrations are deep-merged under each message's own (the message wins).
+/* Parses a whole body (already decompressed). The events' json lives in an
+ * arena the list owns (when one can be had): it lasts as long as the list,
+ * or whatever takes the arena over, and is only to be read (json.h).
+ * route_type is the route's type, or BSP_EV_TYPE_COUNT for /v1/batch, whose body is {"batch":[...],
+ * context, integrations, writeKey} (a bare array of messages is accepted too). In a batch every
+ * message needs a valid `type`; errors are placed at "batch[i].field" ("[i].field" for a bare
+ * array). Batch-level context and integrations are deep-merged under each message's own (the
+ * message wins).
  *
  * Limits: a body over BSP_REQUEST_MAX_BYTES or a batch of more than
  * BSP_BATCH_MAX_EVENTS messages is BSP_ETOOBIG; bad JSON is BSP_EPARSE at

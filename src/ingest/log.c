@@ -254,15 +254,13 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
      * writes), which hours since 1970 never reach. */
     uint32_t bucket = ev->ts_given && ev->ts_ms >= 3600000 ? (uint32_t)(ev->ts_ms / 3600000) : 0;
     size_t id_len = strlen(ev->message_id);
-    uint64_t seq = 0, next = 0;
-    *dup = false;
+    uint64_t seq, next = 0;
     /* An id Bespoke generated was never seen by the sender: nothing can
      * resend it, so it is neither looked up nor indexed. Any other id is
      * recorded with the number its event is about to get, in the same
      * lookup that finds a resend. */
     bsp_err rc = ev->id_generated ? BSP_OK : store_event_next_seq(txn, &next);
-    if (!rc && !ev->id_generated)
-        rc = store_msgid_add(txn, bucket, ev->message_id, id_len, next, &seq);
+    if (!rc && !ev->id_generated) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, next);
     *dup = rc == BSP_EEXISTS;
     if (*dup) return BSP_OK;
     if (rc) return rc;

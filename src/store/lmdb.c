@@ -856,20 +856,14 @@ static void msgid_key(uint8_t key[16], uint32_t bucket, const char *msgid, size_
     memcpy(key + 4, h, 12);
 }
 
-bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len, uint64_t seq,
-                        uint64_t *existing) {
+bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
+                        uint64_t seq) {
     if (!msgid && len) return BSP_EINVAL;
     uint8_t key[16], val[8];
     msgid_key(key, bucket, msgid, len);
     be64_put(val, seq);
-    MDB_val k = val_of(key, 16), v = val_of(val, 8);
-    /* On MDB_KEYEXIST, LMDB points v at the value already stored. */
-    int rc = mdb_put(txn->mt, txn->st->msgids, &k, &v, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST && existing) {
-        if (v.mv_size != 8) return map_err(MDB_CORRUPTED, "msgid add");
-        *existing = be64_get(v.mv_data);
-    }
-    return map_err(rc, "msgid add");
+    return db_put(txn, txn->st->msgids, val_of(key, 16), val_of(val, 8), MDB_NOOVERWRITE,
+                  "msgid add");
 }
 
 bsp_err store_msgid_get(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,

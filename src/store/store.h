@@ -133,11 +133,9 @@ bsp_err store_event_dict_train(bsp_txn *txn, size_t samples);
 /* --- de-duplication ------------------------------------------------------ */
 /* Records msgid with seq under a bucket (the ingest writer uses the hour of
  * the event's timestamp: resends carry the same timestamp, and ids of one
- * window stay together on disk). BSP_EEXISTS (nothing written) if present,
- * with the seq recorded before in *existing (when not NULL): one lookup both
- * finds a resend and records a new id. */
-bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len, uint64_t seq,
-                        uint64_t *existing);
+ * window stay together on disk). BSP_EEXISTS (nothing written) if present:
+ * one lookup both finds a resend and records a new id. */
+bsp_err store_msgid_add(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len, uint64_t seq);
 bsp_err store_msgid_get(bsp_txn *txn, uint32_t bucket, const char *msgid, size_t len,
                         uint64_t *seq);
 
