@@ -14,14 +14,16 @@
  * members deleted or replaced, on a thread that has not entered it: that
  * would pass arena memory to free. Reading it from any thread is fine.
  *
- * Chunks: the first is ARENA_FIRST bytes, each next one twice the last up
- * to ARENA_MAX; a request larger than a chunk gets a chunk of its own. */
+ * Chunks: the first is what the caller expects the trees to take (at least
+ * ARENA_MIN bytes, so a small track call does not pay for a large block),
+ * each next one twice the last up to ARENA_MAX; a request larger than a
+ * chunk gets a chunk of its own. */
 #include "json/json.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-#define ARENA_FIRST (64 * 1024)
+#define ARENA_MIN (4 * 1024)
 #define ARENA_MAX (1024 * 1024)
 #define ARENA_ALIGN 16 /* as malloc's: cJSON nodes hold doubles and pointers */
 
@@ -90,10 +92,10 @@ void json_init(void) {
     pthread_once(&hooks_once, hooks_install);
 }
 
-json_arena *json_arena_new(void) {
+json_arena *json_arena_new(size_t expect) {
     json_init();
     json_arena *a = calloc(1, sizeof *a);
-    if (a) a->next_cap = ARENA_FIRST;
+    if (a) a->next_cap = expect < ARENA_MIN ? ARENA_MIN : expect > ARENA_MAX ? ARENA_MAX : expect;
     return a;
 }
 

@@ -62,7 +62,9 @@ bsp_err json_write_string(bsp_buf *out, const char *s);
  * before threads share cJSON (json_arena_new calls it too; idempotent). */
 typedef struct json_arena json_arena;
 void json_init(void);
-json_arena *json_arena_new(void); /* NULL when out of memory */
+/* expect: the bytes the trees are likely to take, the size of the first
+ * chunk (clamped to 4 KB .. 1 MB). NULL when out of memory. */
+json_arena *json_arena_new(size_t expect);
 void json_arena_free(json_arena *a);
 /* Makes a (or NULL: malloc) the calling thread's arena; returns the one it
  * replaces, to hand back to json_arena_leave. */

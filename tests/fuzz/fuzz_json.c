@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *text = (const char *)data;
     compare(text, size, BSP_JSON_MAX_DEPTH);
     compare(text, size, 3);
-    json_arena *arena = json_arena_new();
+    json_arena *arena = json_arena_new(0);
     if (!arena) return 0;
     json_arena *outer = json_arena_enter(arena);
     cJSON *tree = json_parse(text, size, BSP_JSON_MAX_DEPTH, NULL);

@@ -429,7 +429,7 @@ static void test_parse_agrees_with_cjson(void **state) {
  * json_arena_free takes it all (under LeakSanitizer a lost node would be). */
 static void test_arena_holds_what_is_made_in_it(void **state) {
     (void)state;
-    json_arena *a = json_arena_new();
+    json_arena *a = json_arena_new(0);
     assert_non_null(a);
     assert_int_equal(json_arena_bytes(a), 0);
     const char *text = "{\"a\":[1,2,{\"b\":\"long enough to be a string of its own\"}],\"c\":null}";
@@ -463,7 +463,7 @@ static void test_arena_frees_what_is_not_its(void **state) {
     (void)state;
     cJSON *before = cJSON_CreateObject();
     cJSON_AddStringToObject(before, "k", "made with malloc");
-    json_arena *a = json_arena_new();
+    json_arena *a = json_arena_new(0);
     json_arena *outer = json_arena_enter(a);
     cJSON_Delete(before);
     size_t big = 3 * 1024 * 1024;
@@ -487,7 +487,7 @@ static void test_arena_frees_what_is_not_its(void **state) {
  * restores it. */
 static void test_arena_enter_and_leave_nest(void **state) {
     (void)state;
-    json_arena *a = json_arena_new(), *b = json_arena_new();
+    json_arena *a = json_arena_new(0), *b = json_arena_new(0);
     json_arena *outer = json_arena_enter(a);
     cJSON *in_a = cJSON_CreateString("a");
     size_t a_used = json_arena_bytes(a);
