@@ -50,6 +50,13 @@ bsp_err catalog_product_from_json(const cJSON *body, const char *id_from_path, i
 typedef void (*catalog_learn_fn)(void *ctx, cJSON *product);
 void catalog_learn_from_event(const bsp_event *ev, catalog_learn_fn fn, void *ctx);
 
+/* A non-zero hash of everything catalog_learn_from_event would learn from
+ * ev but the time it was seen: events with equal hashes teach the same
+ * facts. 0 when ev teaches nothing. Reads ev's properties only, without
+ * building the products, so a caller can skip events it has learnt from
+ * before cheaply. */
+uint64_t catalog_event_facts(const bsp_event *ev);
+
 /* Merges learnt facts into a stored product (existing explicit values win
  * over learnt ones unless the stored one came only from events, i.e. has
  * "source":"events"; then learnt values replace them). A shop's product

@@ -171,15 +171,31 @@ void writer_forget_learnt(bsp_ingest *ing) {
     if (ing->learnt) memset(ing->learnt, 0, LEARN_MEMO * sizeof *ing->learnt);
 }
 
-/* Whether these exact facts were merged before; remembers them if not. Most
- * product events repeat what the catalog already has, and the memo spares
- * them a read, a parse and a print of the stored product. */
-static bool learnt_before(bsp_ingest *ing, uint64_t facts_hash) {
-    if (!ing->learnt && !(ing->learnt = calloc(LEARN_MEMO, sizeof *ing->learnt))) return false;
+/* The memo of facts merged before: hashes of one product's learnt facts
+ * (learn_product) and of all an event teaches (catalog_event_facts), in
+ * one direct-mapped table. Most product events repeat what the catalog
+ * already has, and the memo spares them building the products, and a read,
+ * a parse and a print of each stored one. */
+static uint64_t *learnt_slot(bsp_ingest *ing, uint64_t facts_hash) {
+    if (!ing->learnt && !(ing->learnt = calloc(LEARN_MEMO, sizeof *ing->learnt))) return NULL;
     uint64_t h = facts_hash | 1;
-    uint64_t *slot = &ing->learnt[h & (LEARN_MEMO - 1)];
-    if (*slot == h) return true;
-    *slot = h;
+    return &ing->learnt[h & (LEARN_MEMO - 1)];
+}
+
+static bool learnt_known(bsp_ingest *ing, uint64_t facts_hash) {
+    const uint64_t *slot = learnt_slot(ing, facts_hash);
+    return slot && *slot == (facts_hash | 1);
+}
+
+static void learnt_note(bsp_ingest *ing, uint64_t facts_hash) {
+    uint64_t *slot = learnt_slot(ing, facts_hash);
+    if (slot) *slot = facts_hash | 1;
+}
+
+/* Whether these exact facts were merged before; remembers them if not. */
+static bool learnt_before(bsp_ingest *ing, uint64_t facts_hash) {
+    if (learnt_known(ing, facts_hash)) return true;
+    learnt_note(ing, facts_hash);
     return false;
 }
 
@@ -216,6 +232,17 @@ done:
     cJSON_Delete(merged);
     cJSON_Delete(stored);
     cJSON_Delete(learnt);
+}
+
+/* Learns the products ev carries, unless an event with the same facts was
+ * learnt from before (remembered only once its products are merged). */
+static bsp_err writer_learn(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev) {
+    uint64_t facts = catalog_event_facts(ev);
+    if (!facts || learnt_known(ing, facts)) return BSP_OK;
+    learn_ctx lc = {ing, txn, BSP_OK};
+    catalog_learn_from_event(ev, learn_product, &lc);
+    if (!lc.rc) learnt_note(ing, facts);
+    return lc.rc;
 }
 
 static unsigned touch_flags_of(const bsp_event *ev) {
@@ -275,9 +302,7 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
     ing->log_seq = seq;
     rc = apply_logged_event(ing, txn, ev, seq);
     if (rc) return rc;
-    learn_ctx lc = {ing, txn, BSP_OK};
-    catalog_learn_from_event(ev, learn_product, &lc);
-    return lc.rc;
+    return writer_learn(ing, txn, ev);
 }
 
 /* --- recovery ------------------------------------------------------------- */

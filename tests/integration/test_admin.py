@@ -550,6 +550,15 @@ def test_products_learnt_from_events():
     h.eq(S.admin("GET", "/v1/admin/products/learn-2").json.get("name"), "Cup", "from products[]")
     h.eq(S.admin("GET", "/v1/admin/products/learn-3").json.get("name"), "Saucer", "by sku")
     h.eq(S.stats()["products"], st0["products"] + 3, "stats.products")
+    # the writer remembers facts it has merged; a deleted product is learnt
+    # again from an event that repeats them exactly
+    vase = {"product_id": "learn-1", "name": "Vase", "price": 30, "category": "Decor",
+            "brand": "Clay", "url": "https://shop/v", "image_url": "https://cdn/v.jpg"}
+    track("pl-1b", "2024-10-01T10:00:30.000Z", "Product Viewed", vase, user="frank")
+    h.status(S.admin("DELETE", "/v1/admin/products/learn-1"), 200, "delete learnt product")
+    h.status(S.admin("GET", "/v1/admin/products/learn-1"), 404, "deleted")
+    track("pl-1c", "2024-10-01T10:03:00.000Z", "Product Viewed", vase, user="frank")
+    h.eq(S.admin("GET", "/v1/admin/products/learn-1").json.get("name"), "Vase", "learnt again")
     # explicit catalog values win over what events say
     h.status(S.admin("PUT", "/v1/admin/products/sku-2", {"name": "Official", "price": 10}), 200)
     track("pl-3", "2024-10-01T10:02:00.000Z", "Product Viewed",

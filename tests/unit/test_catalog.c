@@ -348,6 +348,116 @@ static void test_merge_explicit_wins(void **state) {
     cJSON_Delete(learnt);
 }
 
+/* ---- catalog_event_facts --------------------------------------------------- */
+
+static uint64_t facts_of(const char *msg_text) {
+    bsp_event_list list;
+    bsp_error err;
+    bsp_err rc = event_parse_body(msg_text, strlen(msg_text), BSP_EV_TRACK, NOW, &list, &err);
+    if (rc) fail_msg("%s at %s: %s", bsp_err_name(rc), err.at, err.message);
+    uint64_t facts = catalog_event_facts(&list.items[0]);
+    event_list_free(&list);
+    return facts;
+}
+
+/* What an event teaches, as text, the time it was seen left out. */
+static char *learnt_text(const char *msg_text) {
+    learnt l;
+    learn(msg_text, BSP_EV_TRACK, &l);
+    cJSON *all = cJSON_CreateArray();
+    for (int i = 0; i < l.count; i++) {
+        cJSON_DeleteItemFromObject(l.items[i], "updated_at");
+        cJSON_AddItemToArray(all, l.items[i]);
+    }
+    l.count = 0;
+    char *text = cJSON_PrintUnformatted(all);
+    cJSON_Delete(all);
+    return text;
+}
+
+static void test_facts_ignore_time_and_other_properties(void **state) {
+    (void)state;
+    uint64_t a = facts_of("{\"userId\":\"u\",\"event\":\"Product Viewed\",\"timestamp\":"
+                          "\"2024-03-04T05:06:07Z\",\"properties\":{\"product_id\":\"p1\","
+                          "\"name\":\"Lamp\",\"price\":20,\"position\":3}}");
+    uint64_t b = facts_of("{\"userId\":\"v\",\"event\":\"product viewed\",\"timestamp\":"
+                          "\"2025-01-01T00:00:00Z\",\"properties\":{\"position\":9,"
+                          "\"product_id\":\"p1\",\"name\":\"Lamp\",\"price\":20}}");
+    assert_true(a != 0);
+    assert_true(a == b);
+    /* Events that teach nothing. */
+    assert_true(facts_of("{\"userId\":\"u\",\"event\":\"Signed Up\",\"properties\":"
+                         "{\"product_id\":\"p1\"}}") == 0);
+    assert_true(facts_of("{\"userId\":\"u\",\"event\":\"Product Viewed\"}") == 0);
+}
+
+/* Whenever two events teach different facts their hashes differ: every
+ * member learning reads, changed, removed or of another type, for a single
+ * product and for an order's products. */
+static void test_facts_differ_when_learnt_differs(void **state) {
+    (void)state;
+    static const char *const variants[] = {
+        "\"product_id\":\"p1\",\"sku\":\"S\",\"name\":\"Lamp\",\"brand\":\"B\",\"url\":\"/l\","
+        "\"image_url\":\"/l.png\",\"category\":\"Home/Light\",\"price\":20,\"currency\":\"EUR\"",
+        "\"product_id\":\"p2\",\"sku\":\"S\",\"name\":\"Lamp\",\"brand\":\"B\",\"url\":\"/l\","
+        "\"image_url\":\"/l.png\",\"category\":\"Home/Light\",\"price\":20,\"currency\":\"EUR\"",
+        "\"product_id\":7,\"name\":\"Lamp\",\"price\":20",
+        "\"product_id\":\"7\",\"name\":\"Lamp\",\"price\":20",
+        "\"id\":\"p1\",\"name\":\"Lamp\",\"price\":20",
+        "\"sku\":\"p1\",\"name\":\"Lamp\",\"price\":20",
+        "\"product_id\":\"p1\",\"name\":\"Lump\",\"price\":20",
+        "\"product_id\":\"p1\",\"price\":20",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\",\"price\":\"20\"",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\",\"price\":21",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\"",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\",\"brand\":\"C\"",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\",\"url\":\"/m\"",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\",\"image_url\":\"/m.png\"",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\",\"category\":\"Home\"",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\",\"category\":[\"Home\",\"Light\"]",
+        "\"product_id\":\"p1\",\"name\":\"Lamp\",\"currency\":\"USD\"",
+    };
+    enum { N = sizeof variants / sizeof variants[0] };
+    char *text[2 * N + 2];
+    uint64_t facts[2 * N + 2];
+    for (size_t i = 0; i < N; i++) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "{\"userId\":\"u\",\"event\":\"Product Added\",\"properties\":{%s}}", variants[i]);
+        text[i] = learnt_text(msg);
+        facts[i] = facts_of(msg);
+        snprintf(msg, sizeof msg,
+                 "{\"userId\":\"u\",\"event\":\"Order Completed\",\"properties\":{\"currency\":"
+                 "\"GBP\",\"products\":[{\"product_id\":\"x\"},{%s}]}}",
+                 variants[i]);
+        text[N + i] = learnt_text(msg);
+        facts[N + i] = facts_of(msg);
+    }
+    /* The order's currency, and the order of its products. */
+    const char *other_currency = "{\"userId\":\"u\",\"event\":\"Order Completed\",\"properties\":"
+                                 "{\"currency\":\"CHF\",\"products\":[{\"product_id\":\"x\"},"
+                                 "{\"product_id\":\"p1\",\"name\":\"Lamp\"}]}}";
+    const char *swapped = "{\"userId\":\"u\",\"event\":\"Order Completed\",\"properties\":"
+                          "{\"currency\":\"GBP\",\"products\":[{\"product_id\":\"p1\","
+                          "\"name\":\"Lamp\"},{\"product_id\":\"x\"}]}}";
+    text[2 * N] = learnt_text(other_currency);
+    facts[2 * N] = facts_of(other_currency);
+    text[2 * N + 1] = learnt_text(swapped);
+    facts[2 * N + 1] = facts_of(swapped);
+    size_t differing = 0;
+    for (size_t i = 0; i < 2 * N + 2; i++) {
+        assert_true(facts[i] != 0);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(text[i], text[j]) == 0) continue;
+            differing++;
+            if (facts[i] == facts[j]) fail_msg("same facts hash for %s and %s", text[i], text[j]);
+        }
+    }
+    assert_true(differing > 2 * N * N);
+    for (size_t i = 0; i < 2 * N + 2; i++)
+        free(text[i]);
+}
+
 static void test_merge_learnt_over_learnt(void **state) {
     (void)state;
     cJSON *stored =
@@ -394,6 +504,8 @@ int main(void) {
         cmocka_unit_test(test_learn_id_fallbacks),
         cmocka_unit_test(test_learn_order_products),
         cmocka_unit_test(test_learn_event_names),
+        cmocka_unit_test(test_facts_ignore_time_and_other_properties),
+        cmocka_unit_test(test_facts_differ_when_learnt_differs),
         cmocka_unit_test(test_merge_explicit_wins),
         cmocka_unit_test(test_merge_learnt_over_learnt),
         cmocka_unit_test(test_merge_null_arguments),
