@@ -11,6 +11,7 @@
  * profile, all inside the caller's transaction. */
 #include "ingest/ingest_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct id_ref {
@@ -19,22 +20,69 @@ typedef struct id_ref {
     uint64_t pid; /* 0 = not known */
 } id_ref;
 
-static bsp_err lookup(bsp_txn *txn, id_ref *r) {
+/* --- the id memo -----------------------------------------------------------
+ * Ids the writer looked up or linked lately, by hash, one per slot: a
+ * visitor's events repeat its ids, and a hash and a compare cost less than
+ * an LMDB lookup. Every link the writer makes goes through writer_id_put,
+ * which updates the memo; ids are deleted only by jobs, and a job or a
+ * rebuild forgets the whole memo (a new generation), so what it holds is
+ * what the writer's transaction holds. Ids never seen are not remembered. */
+
+static id_memo_entry *id_memo_slot(bsp_ingest *ing, char kind, const char *id, size_t len) {
+    if (len > ID_MEMO_ID_MAX) return NULL;
+    if (!ing->id_memo) {
+        ing->id_memo = calloc(ID_MEMO, sizeof *ing->id_memo);
+        ing->id_memo_gen = 1;
+        if (!ing->id_memo) return NULL;
+    }
+    uint64_t h = bsp_hash64(id, len) ^ (uint64_t)(unsigned char)kind;
+    return &ing->id_memo[h & (ID_MEMO - 1)];
+}
+
+static bool id_memo_get(bsp_ingest *ing, char kind, const char *id, uint64_t *pid) {
+    size_t len = strlen(id);
+    const id_memo_entry *s = id_memo_slot(ing, kind, id, len);
+    if (!s || s->gen != ing->id_memo_gen || s->kind != kind || s->len != len ||
+        memcmp(s->id, id, len) != 0)
+        return false;
+    *pid = s->pid;
+    return true;
+}
+
+static void id_memo_put(bsp_ingest *ing, char kind, const char *id, uint64_t pid) {
+    size_t len = strlen(id);
+    id_memo_entry *s = id_memo_slot(ing, kind, id, len);
+    if (!s) return;
+    *s = (id_memo_entry){.pid = pid, .gen = ing->id_memo_gen, .kind = kind, .len = (uint8_t)len};
+    memcpy(s->id, id, len);
+}
+
+void writer_forget_ids(bsp_ingest *ing) {
+    if (!ing->id_memo) return;
+    if (++ing->id_memo_gen == 0) { /* wrapped: old slots could look current */
+        memset(ing->id_memo, 0, ID_MEMO * sizeof *ing->id_memo);
+        ing->id_memo_gen = 1;
+    }
+}
+
+static bsp_err lookup(bsp_ingest *ing, bsp_txn *txn, id_ref *r) {
+    if (id_memo_get(ing, r->kind, r->id, &r->pid)) return BSP_OK;
     bsp_err rc = store_id_get(txn, r->kind, r->id, &r->pid);
     if (rc == BSP_ENOTFOUND) {
         r->pid = 0;
         return BSP_OK;
     }
+    if (rc == BSP_OK) id_memo_put(ing, r->kind, r->id, r->pid);
     return rc;
 }
 
 /* previousId may name an anonymous visitor or an earlier userId. */
-static bsp_err lookup_previous(bsp_txn *txn, id_ref *r) {
+static bsp_err lookup_previous(bsp_ingest *ing, bsp_txn *txn, id_ref *r) {
     r->kind = 'u';
-    bsp_err rc = lookup(txn, r);
+    bsp_err rc = lookup(ing, txn, r);
     if (rc || r->pid) return rc;
     r->kind = 'a';
-    return lookup(txn, r);
+    return lookup(ing, txn, r);
 }
 
 static bool has_other_user(const bsp_profile *p, const char *user_id) {
@@ -47,6 +95,7 @@ static bool has_other_user(const bsp_profile *p, const char *user_id) {
 bsp_err writer_id_put(bsp_ingest *ing, bsp_txn *txn, char kind, const char *id, uint64_t pid) {
     bsp_err rc = store_id_put(txn, kind, id, pid);
     if (rc) return rc;
+    id_memo_put(ing, kind, id, pid);
     writer_stale(ing, fresh_id_key(id));
     if (!ing->wal_live) return BSP_OK;
     oid *link = overlay_id_new(kind, id, pid);
@@ -161,10 +210,10 @@ bsp_err identity_resolve_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *e
     if (ev->user_id) refs[n++] = (id_ref){'u', ev->user_id, 0};
     if (ev->anonymous_id) refs[n++] = (id_ref){'a', ev->anonymous_id, 0};
     for (size_t i = 0; i < n && !rc; i++)
-        rc = lookup(txn, &refs[i]);
+        rc = lookup(ing, txn, &refs[i]);
     if (!rc && ev->type == BSP_EV_ALIAS && ev->previous_id) {
         refs[n] = (id_ref){'a', ev->previous_id, 0};
-        rc = lookup_previous(txn, &refs[n]);
+        rc = lookup_previous(ing, txn, &refs[n]);
         n++;
     }
     if (rc) return rc;

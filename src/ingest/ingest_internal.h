@@ -230,6 +230,17 @@ bsp_err wal_scan(wal *w, uint64_t gen, uint64_t limit, wal_record_fn fn, void *c
 
 #define INGEST_PEEK_MEMO_PROFILES 262144 /* default memo size; only visitors read are held */
 #define LEARN_MEMO 65536                 /* slots of the learnt-products memo, a power of two */
+#define ID_MEMO 32768                    /* slots of the writer's id memo, a power of two */
+#define ID_MEMO_ID_MAX 50                /* longest id the memo holds (a UUID is 36) */
+
+/* An id the writer looked up or linked lately (identity.c). */
+typedef struct id_memo_entry {
+    uint64_t pid;
+    uint32_t gen; /* the memo's generation when filled; older ones are empty */
+    char kind;    /* 'u' or 'a' */
+    uint8_t len;
+    char id[ID_MEMO_ID_MAX];
+} id_memo_entry;
 
 typedef struct timeline_link {
     uint64_t pid, seq;
@@ -268,6 +279,8 @@ struct bsp_ingest {
     uint64_t rebuild_failures; /* failed rebuilds so far (ingest_sync's waiters watch it); mu */
     size_t rebuild_asks;       /* ingest_sync calls since the last failed rebuild; mu */
     uint64_t *learnt;          /* hashes of product facts already merged (LEARN_MEMO slots) */
+    id_memo_entry *id_memo;    /* ids and their profiles, by hash (ID_MEMO slots), or NULL */
+    uint32_t id_memo_gen;      /* slots of another generation are empty */
     uint64_t *touched;         /* pids the current transaction's events changed */
     size_t touched_len, touched_cap;
     ingest_hooks hooks;
@@ -312,6 +325,8 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn);
 void writer_checkpoint_done(bsp_ingest *ing);
 /* Forgets which product facts were merged (after a job changed products). */
 void writer_forget_learnt(bsp_ingest *ing);
+/* Forgets the id memo (after a job, which may delete ids, and a rebuild). */
+void writer_forget_ids(bsp_ingest *ing);
 
 /* Remembers that key's profile or id link changed: bumped after the group
  * commit makes it readable (stale_published on) and again after the next

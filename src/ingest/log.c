@@ -477,6 +477,7 @@ bsp_err writer_recover(bsp_ingest *ing) {
     ing->open_txn = NULL;
     wal_drop(&ing->wal);
     writer_forget_learnt(ing);
+    writer_forget_ids(ing);
     writer_touched_drop(ing);
     pcache_clear(&ing->cache);
     ing->dirty_len = ing->links_len = 0;

@@ -30,6 +30,7 @@ static bsp_err apply_work(bsp_ingest *ing, bsp_txn *txn, work *w, bool *checkpoi
         *checkpointed = true;
         writer_forget_learnt(ing); /* the job may change products */
         w->job_rc = w->job(ing, txn, w->job_arg);
+        writer_forget_ids(ing); /* the job may have deleted ids */
         /* A job's own refusal (not found, invalid) leaves the txn usable. */
         return (w->job_rc == BSP_ESTORE || w->job_rc == BSP_ENOMEM) ? w->job_rc : BSP_OK;
     }
@@ -391,6 +392,7 @@ static void ingest_free(bsp_ingest *ing) {
     free(ing->dirty);
     free(ing->links);
     free(ing->learnt);
+    free(ing->id_memo);
     free(ing->touched);
     free(ing->stale);
     overlay_free(&ing->over);
