@@ -17,12 +17,44 @@ void seg_set_release(seg_set *set) {
     for (size_t i = 0; i < set->count; i++)
         seg_def_free(set->defs[i]);
     free(set->defs);
+    free(set->index);
     free(set);
 }
 
+static size_t id_home(const seg_set *set, const char *id) {
+    return (size_t)bsp_hash64(id, strlen(id)) & set->index_mask;
+}
+
+/* Indexes the defs by id, once they are in their final order. Without
+ * memory the set is searched one def at a time, as while it is built. */
+static void set_index(seg_set *set) {
+    size_t slots = 16;
+    while (slots < 2 * set->count)
+        slots *= 2;
+    set->index = calloc(slots, sizeof *set->index);
+    if (!set->index) return;
+    set->index_mask = slots - 1;
+    for (size_t i = 0; i < set->count; i++) {
+        size_t at = id_home(set, set->defs[i]->id);
+        while (set->index[at])
+            at = (at + 1) & set->index_mask;
+        set->index[at] = (uint32_t)(i + 1);
+    }
+}
+
+/* Every membership of every changed profile is looked up here (members.c
+ * drops those of deleted segments), so the built set answers by hash. */
 size_t seg_set_find(const seg_set *set, const char *id) {
-    for (size_t i = 0; set && i < set->count; i++)
+    if (!set) return SIZE_MAX;
+    if (!set->index) {
+        for (size_t i = 0; i < set->count; i++)
+            if (strcmp(set->defs[i]->id, id) == 0) return i;
+        return SIZE_MAX;
+    }
+    for (size_t at = id_home(set, id); set->index[at]; at = (at + 1) & set->index_mask) {
+        size_t i = set->index[at] - 1;
         if (strcmp(set->defs[i]->id, id) == 0) return i;
+    }
     return SIZE_MAX;
 }
 
@@ -173,6 +205,7 @@ static bsp_err set_build(bsp_txn *txn, const char *skip_id, seg_def *extra, seg_
     if (!rc) rc = topo_sort(set, err);
     for (size_t i = 0; !rc && i < set->count; i++)
         if (set->defs[i]->inputs & COND_USES_TIME) set->any_time = true;
+    if (!rc) set_index(set);
     if (rc) {
         seg_set_release(set);
         return rc;

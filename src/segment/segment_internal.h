@@ -50,6 +50,10 @@ typedef struct seg_set {
     seg_def **defs;
     size_t count;
     bool any_time; /* some segment's condition reads the clock */
+    /* Open addressing by the hash of an id: index + 1 of its def, 0 empty;
+     * mask + 1 slots (at least twice count). NULL while the set is built. */
+    uint32_t *index;
+    size_t index_mask;
 } seg_set;
 
 void seg_set_release(seg_set *set);

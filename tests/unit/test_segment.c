@@ -251,6 +251,33 @@ static void test_merge_and_erasure(void **state) {
     assert_int_equal(count(f, "first_time_buyers"), 0);
 }
 
+/* Memberships of deleted segments are dropped at a profile's next change,
+ * and those of the segments left are found and kept: 40 segments, so the
+ * set's index by id has collisions to walk. */
+static void test_deleted_segments_dropped_others_kept(void **state) {
+    fixture *f = *state;
+    char id[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        put_ok(f, id, "computed.page_views >= 1");
+    }
+    send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"a1\",\"name\":\"Home\"}]}");
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        assert_true(member(f, "a1", id));
+    }
+    bsp_error err;
+    for (int i = 0; i < 40; i += 2) {
+        snprintf(id, sizeof id, "s%d", i);
+        assert_int_equal(segments_delete(f->segs, id, &err), BSP_OK);
+    }
+    send(f, "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"a1\",\"name\":\"Shop\"}]}");
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        if (member(f, "a1", id) != (i % 2 == 1)) fail_msg("a1 in %s: %d", id, !(i % 2));
+    }
+}
+
 static void test_backfill_and_notices(void **state) {
     fixture *f = *state;
     for (int i = 0; i < 30; i++) {
@@ -444,6 +471,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_follows_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_and_erasure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_segments_dropped_others_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill_and_notices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_relevant_segments_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlay_sees_commits, setup, teardown),
