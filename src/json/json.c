@@ -150,8 +150,7 @@ static bool write_short_decimal(bsp_buf *out, double d, bsp_err *rc) {
  * lacks, as null. */
 static bsp_err write_number(bsp_buf *out, double d) {
     if (isnan(d) || isinf(d)) return bsp_buf_append(out, "null", 4);
-    char tmp[32];
-    int n;
+    char tmp[JSON_NUMBER_MAX];
     if (d == trunc(d) && fabs(d) < 9007199254740992.0) {
         int64_t v = (int64_t)d;
         uint64_t u = v < 0 ? (uint64_t)(-v) : (uint64_t)v;
@@ -165,9 +164,9 @@ static bsp_err write_number(bsp_buf *out, double d) {
     }
     bsp_err rc;
     if (write_short_decimal(out, d, &rc)) return rc;
-    n = snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d) n = snprintf(tmp, sizeof tmp, "%.17g", d);
-    return bsp_buf_append(out, tmp, (size_t)n);
+    size_t n = json_format_double(tmp, d, 15);
+    if (strtod(tmp, NULL) != d) n = json_format_double(tmp, d, 17);
+    return bsp_buf_append(out, tmp, n);
 }
 
 static bsp_err write_item(bsp_buf *out, const cJSON *item);

@@ -52,6 +52,12 @@ uint64_t json_hash(const cJSON *item);
 /* Appends s as a JSON string literal (with quotes and escapes) to out. */
 bsp_err json_write_string(bsp_buf *out, const char *s);
 
+/* v as snprintf(out, JSON_NUMBER_MAX, "%.*g", digits, v) writes it (digits
+ * 1..17), byte for byte, without printf for |v| in [1e-4, 1e15) (number.c).
+ * Returns the length. */
+#define JSON_NUMBER_MAX 32
+size_t json_format_double(char out[JSON_NUMBER_MAX], double v, int digits);
+
 /* Arenas for cJSON trees made and dropped together (arena.c). While a
  * thread has entered an arena, the cJSON nodes and strings it makes (by
  * parsing, creating or duplicating) come from the arena, and deleting any of

@@ -82,11 +82,23 @@ static void w_str(writer *w, const char *s) {
     w_raw(w, "\"", 1);
 }
 
+/* v in decimal, written from the end of tmp; returns where it starts. */
+static char *int_text(char tmp[24], int64_t v) {
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    char *p = tmp + 24;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    return p;
+}
+
 static void w_int(writer *w, int64_t v) {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
+    const char *p = int_text(tmp, v);
     w_comma(w);
-    w_raw(w, tmp, (size_t)n);
+    w_raw(w, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 #define JSON_SAFE_INT 9007199254740992.0 /* 2^53: larger integers lose bits */
@@ -95,23 +107,32 @@ static void w_int(writer *w, int64_t v) {
  * integers; money with the shortest of %.15g, %.16g, %.17g (19.99 stays
  * 19.99); scores, which rarely have a short form, with %.17g at once, as
  * each failed attempt costs a printf and a strtod. */
-static int format_double(char *tmp, size_t cap, double v, bool shortest) {
-    if (!isfinite(v)) return snprintf(tmp, cap, "0");
-    if (v == trunc(v) && fabs(v) < JSON_SAFE_INT && !(v == 0 && signbit(v)))
-        return snprintf(tmp, cap, "%" PRId64, (int64_t)v);
-    int n = 0;
+static size_t format_double(char tmp[JSON_NUMBER_MAX], double v, bool shortest) {
+    if (!isfinite(v)) {
+        memcpy(tmp, "0", 2);
+        return 1;
+    }
+    if (v == trunc(v) && fabs(v) < JSON_SAFE_INT && !(v == 0 && signbit(v))) {
+        char digits[24];
+        const char *p = int_text(digits, (int64_t)v);
+        size_t n = (size_t)(digits + sizeof digits - p);
+        memcpy(tmp, p, n);
+        tmp[n] = '\0';
+        return n;
+    }
+    size_t n = 0;
     for (int digits = shortest ? 15 : 17; digits <= 17; digits++) {
-        n = snprintf(tmp, cap, "%.*g", digits, v);
+        n = json_format_double(tmp, v, digits);
         if (digits == 17 || strtod(tmp, NULL) == v) break;
     }
     return n;
 }
 
 static void w_double(writer *w, double v, bool shortest) {
-    char tmp[40];
-    int n = format_double(tmp, sizeof tmp, v, shortest);
+    char tmp[JSON_NUMBER_MAX];
+    size_t n = format_double(tmp, v, shortest);
     w_comma(w);
-    w_raw(w, tmp, (size_t)n);
+    w_raw(w, tmp, n);
 }
 
 static void w_num(writer *w, double v) {

@@ -506,6 +506,64 @@ static void test_arena_enter_and_leave_nest(void **state) {
     json_arena_free(a);
 }
 
+/* json_format_double against snprintf's %.*g, byte for byte, at every
+ * precision: random doubles in and around the range it handles, decimals
+ * as shops write them, exact ties (which round half to even), the doubles
+ * next to powers of ten, and numbers printf must write with an exponent. */
+static void expect_format(double v, int digits) {
+    char want[64], got[JSON_NUMBER_MAX];
+    snprintf(want, sizeof want, "%.*g", digits, v);
+    size_t n = json_format_double(got, v, digits);
+    if (n != strlen(want) || strcmp(got, want) != 0)
+        fail_msg("%.17g at %d digits: \"%s\", printf \"%s\"", v, digits, got, want);
+}
+
+static uint64_t rand_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rand64(void) {
+    rand_state ^= rand_state << 13;
+    rand_state ^= rand_state >> 7;
+    rand_state ^= rand_state << 17;
+    return rand_state;
+}
+
+static void test_format_double_as_printf(void **state) {
+    (void)state;
+    for (int i = 0; i < 200000; i++) {
+        /* log-uniform over 1e-6 .. 1e17, all mantissa bits random */
+        double v = pow(10, -6 + 23 * ((double)(rand64() >> 11) / 9007199254740992.0));
+        uint64_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        bits ^= rand64() & 0xfffffffffull;
+        memcpy(&v, &bits, sizeof v);
+        if (rand64() & 1) v = -v;
+        expect_format(v, (int)(rand64() % 17) + 1);
+        expect_format(v, 17);
+        expect_format(v, 15);
+    }
+    for (int i = 0; i < 100000; i++) {
+        double cents = (double)(rand64() % 100000000) / 100; /* prices */
+        expect_format(cents, 15);
+        expect_format(cents, 17);
+        double tie = (double)(rand64() % 4096) / 64 + 0.5 / 64; /* ends in ...5 */
+        for (int d = 1; d <= 8; d++)
+            expect_format(tie, d);
+    }
+    for (int p = -6; p <= 16; p++) {
+        double ten = pow(10, p);
+        double near[] = {ten, nextafter(ten, 0), nextafter(ten, INFINITY), ten * (1 - 1e-16),
+                         ten * 0.99999999999999994};
+        for (size_t j = 0; j < sizeof near / sizeof near[0]; j++)
+            for (int d = 1; d <= 17; d++)
+                expect_format(near[j], d);
+    }
+    double odd[] = {0.1,          0.5,  0.125, 0.375, 2.5,    1e-4, 1e-5,     123456789012345.6,
+                    0.0001000001, 0,    -0.0,  1e300, 5e-324, NAN,  INFINITY, -INFINITY,
+                    9.5,          0.95, 99.5};
+    for (size_t j = 0; j < sizeof odd / sizeof odd[0]; j++)
+        for (int d = 1; d <= 17; d++)
+            expect_format(odd[j], d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_reports_line_and_column),
@@ -516,6 +574,7 @@ int main(void) {
         cmocka_unit_test(test_write_numbers_read_back_exactly),
         cmocka_unit_test(test_write_escapes_strings),
         cmocka_unit_test(test_write_escapes_at_every_position),
+        cmocka_unit_test(test_format_double_as_printf),
         cmocka_unit_test(test_write_matches_cjson_round_trip),
         cmocka_unit_test(test_hash_follows_the_value),
         cmocka_unit_test(test_write_numbers_as_printf_did),
