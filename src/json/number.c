@@ -56,7 +56,7 @@ static u128 scaled(uint64_t m, int e, int k, u128 *whole) {
  * digits): trailing zeros of the fraction and a bare point dropped, as %g
  * does. Returns the length. */
 static size_t write_fixed(char *out, bool negative, u128 d, int digits, int x) {
-    char buf[24];
+    char buf[24] = {0};
     for (int i = digits - 1; i >= 0; i--) {
         buf[i] = (char)('0' + (int)(d % 10));
         d /= 10;

@@ -82,10 +82,11 @@ static void w_str(writer *w, const char *s) {
     w_raw(w, "\"", 1);
 }
 
-/* v in decimal, written from the end of tmp; returns where it starts. */
-static char *int_text(char tmp[24], int64_t v) {
+/* v in decimal, written backwards to end from the byte before it (20
+ * bytes at most); returns where it starts. */
+static char *int_text(char *end, int64_t v) {
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    char *p = tmp + 24;
+    char *p = end;
     do {
         *--p = (char)('0' + u % 10);
         u /= 10;
@@ -96,7 +97,7 @@ static char *int_text(char tmp[24], int64_t v) {
 
 static void w_int(writer *w, int64_t v) {
     char tmp[24];
-    const char *p = int_text(tmp, v);
+    const char *p = int_text(tmp + sizeof tmp, v);
     w_comma(w);
     w_raw(w, p, (size_t)(tmp + sizeof tmp - p));
 }
@@ -114,7 +115,7 @@ static size_t format_double(char tmp[JSON_NUMBER_MAX], double v, bool shortest) 
     }
     if (v == trunc(v) && fabs(v) < JSON_SAFE_INT && !(v == 0 && signbit(v))) {
         char digits[24];
-        const char *p = int_text(digits, (int64_t)v);
+        const char *p = int_text(digits + sizeof digits, (int64_t)v);
         size_t n = (size_t)(digits + sizeof digits - p);
         memcpy(tmp, p, n);
         tmp[n] = '\0';
