@@ -4,7 +4,7 @@
  * exponent. The digits are the double's exact binary value times a power
  * of ten, rounded half to even as glibc rounds, in 128-bit integers: a
  * double is m * 2^e with m below 2^53, and for these numbers m * 10^k stays
- * below 2^120. Anything else goes to snprintf. */
+ * below 2^123. Anything else goes to snprintf. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 
 typedef unsigned __int128 u128;
 
-/* 10^0 .. 10^20; 10^20 is below 2^67. */
+/* 10^0 .. 10^19; pow10_u128 goes to 10^21, below 2^70. */
 static const uint64_t pow10_u64[] = {1ull,
                                      10ull,
                                      100ull,
@@ -37,10 +37,10 @@ static const uint64_t pow10_u64[] = {1ull,
                                      10000000000000000000ull};
 
 static u128 pow10_u128(int k) {
-    return k < 20 ? pow10_u64[k] : (u128)pow10_u64[19] * 10;
+    return k < 20 ? pow10_u64[k] : (u128)pow10_u64[19] * pow10_u64[k - 19];
 }
 
-/* m * 2^e * 10^k, m < 2^53, k <= 20, -127 < e <= 0 (the callers' range
+/* m * 2^e * 10^k, m < 2^53, k <= 21, -127 < e <= 0 (the callers' range
  * keeps it there): its integer part into *whole, and rounded half to even
  * as the return value. */
 static u128 scaled(uint64_t m, int e, int k, u128 *whole) {
@@ -55,10 +55,10 @@ static u128 scaled(uint64_t m, int e, int k, u128 *whole) {
 /* Writes the fixed-point form of d * 10^(x+1-digits) (d has `digits`
  * digits): trailing zeros of the fraction and a bare point dropped, as %g
  * does. Returns the length. */
-static size_t write_fixed(char *out, bool negative, u128 d, int digits, int x) {
+static size_t write_fixed(char *out, bool negative, uint64_t d, int digits, int x) {
     char buf[24] = {0};
     for (int i = digits - 1; i >= 0; i--) {
-        buf[i] = (char)('0' + (int)(d % 10));
+        buf[i] = (char)('0' + d % 10);
         d /= 10;
     }
     int last = digits - 1;  /* the last digit kept: trailing zeros after the point go */
@@ -101,12 +101,13 @@ static size_t format_fixed(char *out, double v, int digits) {
     }
     if (e > 0) return 0; /* an integer of 2^53 or more: not in range anyway */
     /* x: the decimal exponent of a, exactly: the integer part of a scaled
-     * to `digits` digits has `digits` digits. log10 may be one off. */
-    int x = (int)floor(log10(a)), k = 0;
+     * to `digits` digits has `digits` digits. a is in [2^(e2-1), 2^e2), so
+     * (e2 - 1) * log10(2) is x or one below it. */
+    int x = (int)floor((e2 - 1) * 0.30102999566398120), k = 0;
     u128 whole = 0, d = 0;
     for (int tries = 0;; tries++) {
         k = digits - 1 - x;
-        if (tries == 3 || k < 0 || k > 20) return 0;
+        if (tries == 3 || k < 0 || k > 21) return 0;
         d = scaled(m, e, k, &whole);
         if (whole >= pow10_u128(digits))
             x++;
@@ -119,8 +120,8 @@ static size_t format_fixed(char *out, double v, int digits) {
         x++;
         d = pow10_u128(digits - 1);
     }
-    if (x < -4 || x >= digits) return 0; /* %g would use an exponent */
-    return write_fixed(out, v < 0, d, digits, x);
+    if (x < -4 || x >= digits) return 0;                    /* %g would use an exponent */
+    return write_fixed(out, v < 0, (uint64_t)d, digits, x); /* d < 10^17 */
 }
 
 size_t json_format_double(char out[JSON_NUMBER_MAX], double v, int digits) {
