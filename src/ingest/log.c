@@ -8,6 +8,7 @@
  * stored profile's own applied seq makes the replay skip what it holds. */
 #include "ingest/ingest_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,24 +120,94 @@ static void event_dict_maybe(bsp_ingest *ing, bsp_txn *txn) {
     ing->dict_next_try = ing->log_seq * 2;
 }
 
-bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
+/* The storage form of some profiles, made on a helper thread while the
+ * writer stores others: a checkpoint is the one time nothing else is
+ * applied (every connection waits for its answer, so the HTTP threads are
+ * idle), and printing the changed profiles is most of its work. The helper
+ * only reads the profiles; the writer changes nothing until it has joined. */
+#define CKPT_HELP_MIN 256 /* changed profiles worth a helper */
+
+typedef struct ckpt_help {
+    pentry **entries;
+    size_t n;
+    bsp_buf text; /* the profiles' texts, one after another */
+    size_t *ends; /* where each ends in text */
+    bsp_err rc;
+} ckpt_help;
+
+static void *ckpt_help_main(void *arg) {
+    ckpt_help *h = arg;
+    for (size_t i = 0; i < h->n && !h->rc; i++) {
+        h->rc = profile_to_json(h->entries[i]->profile, &h->text);
+        h->ends[i] = h->text.len;
+    }
+    return NULL;
+}
+
+static bsp_err store_one(bsp_ingest *ing, bsp_txn *txn, pentry *e, const char *text, size_t len) {
+    bsp_err rc = store_profile_put(txn, e->pid, text, len);
+    writer_stale(ing, fresh_pid_key(e->pid));
+    e->dirty = false;
+    return rc;
+}
+
+/* Prints and stores entries[0, n): a helper prints the later part while
+ * the writer prints and stores the earlier part and the timeline entries
+ * (links_first), then the writer stores what the helper printed. */
+static bsp_err store_profiles(bsp_ingest *ing, bsp_txn *txn, pentry **entries, size_t n,
+                              bsp_err (*links_first)(bsp_ingest *, bsp_txn *)) {
+    ckpt_help h = {.rc = BSP_OK};
+    size_t mine = n;
+    pthread_t helper;
+    bool helped = false;
+    if (n >= CKPT_HELP_MIN && (h.ends = malloc(n * sizeof *h.ends)) != NULL) {
+        mine = n * 2 / 5; /* the writer also stores everything and the links */
+        h.entries = entries + mine;
+        h.n = n - mine;
+        helped = pthread_create(&helper, NULL, ckpt_help_main, &h) == 0;
+        if (!helped) mine = n;
+    }
     bsp_buf text = {0};
     bsp_err rc = BSP_OK;
-    for (size_t i = 0; i < ing->dirty_len && !rc; i++) {
-        pentry *e = pcache_get(&ing->cache, ing->dirty[i]);
-        if (!e || !e->dirty) continue; /* merged away, or already written */
+    for (size_t i = 0; i < mine && !rc; i++) {
         bsp_buf_reset(&text);
-        rc = profile_to_json(e->profile, &text);
-        if (!rc) rc = store_profile_put(txn, e->pid, text.data, text.len);
-        writer_stale(ing, fresh_pid_key(e->pid));
-        e->dirty = false;
+        rc = profile_to_json(entries[i]->profile, &text);
+        if (!rc) rc = store_one(ing, txn, entries[i], text.data, text.len);
     }
     bsp_buf_free(&text);
-    ing->dirty_len = 0;
+    if (!rc) rc = links_first(ing, txn);
+    if (helped) {
+        pthread_join(helper, NULL);
+        if (!rc) rc = h.rc;
+        for (size_t i = 0, start = 0; i < h.n && !rc; start = h.ends[i++])
+            rc = store_one(ing, txn, h.entries[i], h.text.data + start, h.ends[i] - start);
+    }
+    bsp_buf_free(&h.text);
+    free(h.ends);
+    return rc;
+}
+
+static bsp_err store_links(bsp_ingest *ing, bsp_txn *txn) {
     /* In key order, so each timeline page is visited once. */
     if (ing->links_len) qsort(ing->links, ing->links_len, sizeof *ing->links, link_order);
+    bsp_err rc = BSP_OK;
     for (size_t i = 0; i < ing->links_len && !rc; i++)
         rc = store_event_link(txn, ing->links[i].pid, ing->links[i].seq);
+    return rc;
+}
+
+bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
+    /* The changed profiles still cached (not merged away, not written). */
+    size_t n = 0;
+    pentry **entries = ing->dirty_len ? malloc(ing->dirty_len * sizeof *entries) : NULL;
+    if (ing->dirty_len && !entries) return BSP_ENOMEM;
+    for (size_t i = 0; i < ing->dirty_len; i++) {
+        pentry *e = pcache_get(&ing->cache, ing->dirty[i]);
+        if (e && e->dirty) entries[n++] = e;
+    }
+    bsp_err rc = store_profiles(ing, txn, entries, n, store_links);
+    free(entries);
+    ing->dirty_len = 0;
     if (!rc) rc = put_seq(txn, META_APPLIED_SEQ, ing->log_seq);
     /* Everything the WAL holds is stored by this commit: retire its records. */
     if (!rc) rc = put_seq(txn, META_WAL_GEN, ing->wal.gen + 1);

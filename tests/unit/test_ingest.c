@@ -325,6 +325,29 @@ static void assert_one_page_of(fixture *f, int i) {
     store_txn_abort(txn);
 }
 
+/* A checkpoint of many changed profiles prints part of them on a helper
+ * thread: every one is stored, each with its own numbers, and stays so
+ * after the next checkpoint. */
+static void test_checkpoint_of_many_profiles(void **state) {
+    fixture *f = *state;
+    send_pages(f, 0, 1000, 1);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    send_pages(f, 0, 1000, 2);
+    send_pages(f, 500, 1000, 3);
+    for (int i = 0; i < 1000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "v%d", i);
+        cJSON *p = profile_of(f, id);
+        assert_non_null(p);
+        int views = (int)json_get_number(json_get_object(p, "computed"), "page_views", -1);
+        if (views != (i < 500 ? 2 : 3)) fail_msg("%s has %d page views", id, views);
+        const cJSON *anon =
+            cJSON_GetArrayItem(json_get_array(json_get_object(p, "ids"), "anonymousId"), 0);
+        assert_string_equal(cJSON_GetStringValue(anon), id);
+        cJSON_Delete(p);
+    }
+}
+
 /* Once the log holds INGEST_DICT_EVENTS events, a checkpoint gives the
  * store its dictionary; later events are packed by the submitting thread,
  * and what was stored before and after reads back the same. */
@@ -1444,6 +1467,7 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
         cmocka_unit_test_setup_teardown(test_erasure_removes_everything, setup, teardown),         \
         cmocka_unit_test_setup_teardown(test_products_job, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_checkpoint_of_many_profiles, setup, teardown),        \
         cmocka_unit_test_setup_teardown(test_events_packed_once_the_log_grows, setup, teardown),   \
         cmocka_unit_test_setup_teardown(test_cache_grows_between_checkpoints, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),                  \
