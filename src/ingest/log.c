@@ -187,12 +187,23 @@ static bsp_err store_profiles(bsp_ingest *ing, bsp_txn *txn, pentry **entries, s
     return rc;
 }
 
+/* The timeline entries since the last checkpoint: one run a profile (all
+ * of them are newer than anything stored), in key order, so each timeline
+ * page is visited once. */
 static bsp_err store_links(bsp_ingest *ing, bsp_txn *txn) {
-    /* In key order, so each timeline page is visited once. */
-    if (ing->links_len) qsort(ing->links, ing->links_len, sizeof *ing->links, link_order);
+    if (!ing->links_len) return BSP_OK;
+    qsort(ing->links, ing->links_len, sizeof *ing->links, link_order);
+    uint64_t *seqs = malloc(ing->links_len * sizeof *seqs);
+    if (!seqs) return BSP_ENOMEM;
     bsp_err rc = BSP_OK;
-    for (size_t i = 0; i < ing->links_len && !rc; i++)
-        rc = store_event_link(txn, ing->links[i].pid, ing->links[i].seq);
+    for (size_t i = 0; i < ing->links_len && !rc;) {
+        uint64_t pid = ing->links[i].pid;
+        size_t n = 0;
+        for (; i < ing->links_len && ing->links[i].pid == pid; i++)
+            if (n == 0 || seqs[n - 1] != ing->links[i].seq) seqs[n++] = ing->links[i].seq;
+        rc = store_event_links(txn, pid, seqs, n);
+    }
+    free(seqs);
     return rc;
 }
 

@@ -14,7 +14,10 @@
  *   events    seq (8 BE)           -> event JSON, appended with MDB_APPEND;
  *                                     packed (pack.c) once meta holds the
  *                                     "event_dict" the store trained
- *   pevents   pid (8 BE) | seq (8) -> empty, a profile's timeline
+ *   pevents   pid (8 BE) | seq (8) -> a run of a profile's timeline: seq is
+ *                                     its newest event, the value the gaps
+ *                                     down to each older one (varints; empty:
+ *                                     a run of one)
  *   msgids    XXH3-128(messageId)  -> seq (8 BE)
  *   products  product id bytes     -> product JSON
  *   config    kind | 0 | id        -> JSON (segments, campaigns, placements)
@@ -636,11 +639,83 @@ bsp_err store_event_next_seq(bsp_txn *txn, uint64_t *seq) {
     return err;
 }
 
-bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq) {
+/* --- timelines -------------------------------------------------------------
+ * A profile's timeline is stored as runs: one key per run, pid | the run's
+ * newest seq, and as value the gaps down to each older seq of the run, as
+ * LEB128 varints (an empty value is a run of one, as every entry was before
+ * runs). A checkpoint writes one run per profile, all its events since the
+ * last checkpoint, so a profile's runs never interleave: walking its keys
+ * backwards walks its events newest first. A merge that would interleave
+ * two profiles' runs packs the runs concerned into one (store_events_rekey).
+ * One put a profile and checkpoint, where there was one an event, and a
+ * timeline an eighth of the pages. */
+
+#define RUN_VARINT_MAX 10
+
+/* The seqs of one run, newest first: run_start, then run_next until false. */
+typedef struct run_iter {
+    const uint8_t *p, *end;
+    uint64_t seq;
+    bool bad; /* a malformed value: the store is damaged */
+} run_iter;
+
+static void run_start(run_iter *it, MDB_val key, MDB_val val) {
+    it->p = val.mv_data;
+    it->end = it->p + val.mv_size;
+    it->seq = be64_get((const uint8_t *)key.mv_data + 8);
+    it->bad = false;
+}
+
+/* The next older seq of the run into it->seq; false at the end (or when the
+ * value is malformed: it->bad). */
+static bool run_next(run_iter *it) {
+    if (it->p == it->end) return false;
+    uint64_t gap = 0;
+    for (int shift = 0; shift < 7 * RUN_VARINT_MAX; shift += 7) {
+        if (it->p == it->end) break;
+        uint8_t b = *it->p++;
+        gap |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (gap == 0 || gap >= it->seq) break;
+            it->seq -= gap;
+            return true;
+        }
+    }
+    it->bad = true;
+    it->p = it->end;
+    return false;
+}
+
+static size_t varint_put(uint8_t *out, uint64_t v) {
+    size_t n = 0;
+    do {
+        uint8_t b = v & 0x7f;
+        v >>= 7;
+        out[n++] = b | (v ? 0x80 : 0);
+    } while (v);
+    return n;
+}
+
+bsp_err store_event_links(bsp_txn *txn, uint64_t pid, const uint64_t *seqs, size_t n) {
+    if (n == 0) return BSP_OK;
+    for (size_t i = 1; i < n; i++)
+        if (seqs[i] <= seqs[i - 1]) return BSP_EINVAL;
+    uint8_t small[512], *buf = small;
+    size_t cap = (n - 1) * RUN_VARINT_MAX;
+    if (cap > sizeof small && !(buf = malloc(cap))) return BSP_ENOMEM;
+    size_t len = 0;
+    for (size_t i = n - 1; i > 0; i--)
+        len += varint_put(buf + len, seqs[i] - seqs[i - 1]);
     uint8_t tkey[TIMELINE_KEY_LEN];
-    timeline_key(tkey, pid, seq);
-    return db_put(txn, txn->st->pevents, val_of(tkey, sizeof tkey), val_of(NULL, 0), 0,
-                  "timeline put");
+    timeline_key(tkey, pid, seqs[n - 1]);
+    bsp_err err = db_put(txn, txn->st->pevents, val_of(tkey, sizeof tkey), val_of(buf, len), 0,
+                         "timeline put");
+    if (buf != small) free(buf);
+    return err;
+}
+
+bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq) {
+    return store_event_links(txn, pid, &seq, 1);
 }
 
 /* An event value as its JSON: as stored, or unpacked into the
@@ -682,15 +757,21 @@ bsp_err store_profile_events(bsp_txn *txn, uint64_t pid, uint64_t before_seq, si
     uint8_t start[TIMELINE_KEY_LEN];
     timeline_key(start, pid, before_seq);
     MDB_val key = val_of(start, sizeof start), val;
-    /* SET_RANGE finds the first key >= pid|before_seq; the one before it is
-     * the newest entry below before_seq. Past the end, start from the last. */
+    /* SET_RANGE finds the first key >= pid|before_seq: a run of pid found
+     * there may hold events below before_seq, else the run before it holds
+     * the newest. Past the end, start from the last. */
     int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
+    uint64_t seq;
+    if (rc == MDB_NOTFOUND || (rc == MDB_SUCCESS && !timeline_key_of(key, pid, &seq)))
         rc = mdb_cursor_get(cur, &key, &val, rc == MDB_SUCCESS ? MDB_PREV : MDB_LAST);
     size_t emitted = 0;
-    uint64_t seq;
     while (rc == MDB_SUCCESS && emitted < limit && timeline_key_of(key, pid, &seq)) {
-        err = timeline_emit(txn, seq, fn, ctx, &emitted);
+        run_iter it;
+        run_start(&it, key, val);
+        do {
+            if (it.seq < before_seq) err = timeline_emit(txn, it.seq, fn, ctx, &emitted);
+        } while (err == BSP_OK && emitted < limit && run_next(&it));
+        if (err == BSP_OK && it.bad) err = map_err(MDB_CORRUPTED, "timeline run");
         if (err != BSP_OK) break;
         rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
     }
@@ -698,14 +779,55 @@ bsp_err store_profile_events(bsp_txn *txn, uint64_t pid, uint64_t before_seq, si
     return err != BSP_OK ? err : walk_end(rc, "timeline");
 }
 
-/* Finds the oldest timeline entry of pid; BSP_ENOTFOUND when there is none. */
-static bsp_err timeline_first(MDB_cursor *cur, uint64_t pid, uint64_t *seq) {
+/* Seqs gathered from runs, in any order until sorted. */
+typedef struct seq_vec {
+    uint64_t *v;
+    size_t n, cap;
+} seq_vec;
+
+static bsp_err seq_vec_add(seq_vec *s, uint64_t seq) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint64_t *grown = realloc(s->v, cap * sizeof *grown);
+        if (!grown) return BSP_ENOMEM;
+        s->v = grown;
+        s->cap = cap;
+    }
+    s->v[s->n++] = seq;
+    return BSP_OK;
+}
+
+static int seq_order(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Moves the run under the cursor into out (its seqs) and deletes it; *oldest
+ * is its oldest seq. */
+static bsp_err run_take(MDB_cursor *cur, MDB_val key, MDB_val val, seq_vec *out, uint64_t *oldest) {
+    run_iter it;
+    run_start(&it, key, val);
+    bsp_err err = BSP_OK;
+    do {
+        err = seq_vec_add(out, it.seq);
+    } while (err == BSP_OK && run_next(&it));
+    if (err == BSP_OK && it.bad) err = map_err(MDB_CORRUPTED, "timeline run");
+    if (err == BSP_OK) err = map_err(mdb_cursor_del(cur, 0), "timeline del");
+    *oldest = it.seq;
+    return err;
+}
+
+/* The first run of pid at or after pid|from_seq, under the cursor;
+ * BSP_ENOTFOUND when there is none. */
+static bsp_err run_seek(MDB_cursor *cur, uint64_t pid, uint64_t from_seq, MDB_val *key,
+                        MDB_val *val) {
     uint8_t start[TIMELINE_KEY_LEN];
-    timeline_key(start, pid, 0);
-    MDB_val key = val_of(start, sizeof start), val;
-    int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    timeline_key(start, pid, from_seq);
+    *key = val_of(start, sizeof start);
+    int rc = mdb_cursor_get(cur, key, val, MDB_SET_RANGE);
+    uint64_t seq;
     if (rc != MDB_SUCCESS) return map_err(rc, "timeline seek");
-    return timeline_key_of(key, pid, seq) ? BSP_OK : BSP_ENOTFOUND;
+    return timeline_key_of(*key, pid, &seq) ? BSP_OK : BSP_ENOTFOUND;
 }
 
 bsp_err store_events_rekey(bsp_txn *txn, uint64_t from_pid, uint64_t to_pid) {
@@ -713,36 +835,72 @@ bsp_err store_events_rekey(bsp_txn *txn, uint64_t from_pid, uint64_t to_pid) {
     MDB_cursor *cur;
     bsp_err err = cursor_open(txn, txn->st->pevents, &cur);
     if (err != BSP_OK) return err;
-    uint64_t seq;
-    while ((err = timeline_first(cur, from_pid, &seq)) == BSP_OK) {
-        uint8_t tkey[TIMELINE_KEY_LEN];
-        timeline_key(tkey, to_pid, seq);
-        err = map_err(mdb_cursor_del(cur, 0), "rekey del");
-        if (err == BSP_OK)
-            err = db_put(txn, txn->st->pevents, val_of(tkey, sizeof tkey), val_of(NULL, 0), 0,
-                         "rekey put");
-        if (err != BSP_OK) break;
+    seq_vec all = {0};
+    MDB_val key, val;
+    uint64_t oldest, lo = UINT64_MAX, hi = 0;
+    while ((err = run_seek(cur, from_pid, 0, &key, &val)) == BSP_OK) {
+        uint64_t newest = be64_get((const uint8_t *)key.mv_data + 8);
+        if ((err = run_take(cur, key, val, &all, &oldest)) != BSP_OK) break;
+        if (oldest < lo) lo = oldest;
+        if (newest > hi) hi = newest;
     }
+    /* to_pid's runs that reach into [lo, hi] are packed with them, so that
+     * its runs do not interleave; runs are disjoint, so in key order their
+     * oldest seqs ascend and the first that starts above hi ends the scan. */
+    while (err == BSP_ENOTFOUND && all.n &&
+           (err = run_seek(cur, to_pid, lo, &key, &val)) == BSP_OK) {
+        run_iter it;
+        run_start(&it, key, val);
+        while (run_next(&it)) {
+        }
+        if (it.bad) {
+            err = map_err(MDB_CORRUPTED, "timeline run");
+            break;
+        }
+        if (it.seq > hi) {
+            err = BSP_ENOTFOUND;
+            break;
+        }
+        uint64_t newest = be64_get((const uint8_t *)key.mv_data + 8);
+        if ((err = run_take(cur, key, val, &all, &oldest)) != BSP_OK) break;
+        if (newest > hi) hi = newest;
+        err = BSP_ENOTFOUND;
+    }
+    if (err == BSP_ENOTFOUND && all.n) {
+        qsort(all.v, all.n, sizeof *all.v, seq_order);
+        size_t unique = 0;
+        for (size_t i = 0; i < all.n; i++)
+            if (unique == 0 || all.v[unique - 1] != all.v[i]) all.v[unique++] = all.v[i];
+        err = store_event_links(txn, to_pid, all.v, unique);
+    } else if (err == BSP_ENOTFOUND)
+        err = BSP_OK;
+    free(all.v);
     mdb_cursor_close(cur);
-    return err == BSP_ENOTFOUND ? BSP_OK : err;
+    return err;
 }
 
 bsp_err store_events_delete(bsp_txn *txn, uint64_t pid, uint64_t *deleted) {
     MDB_cursor *cur;
     bsp_err err = cursor_open(txn, txn->st->pevents, &cur);
     if (err != BSP_OK) return err;
-    uint64_t seq, count = 0;
-    while ((err = timeline_first(cur, pid, &seq)) == BSP_OK) {
-        uint8_t key[8];
-        be64_put(key, seq);
-        err = map_err(mdb_cursor_del(cur, 0), "timeline del");
+    uint64_t count = 0, oldest;
+    seq_vec run = {0};
+    MDB_val k, v;
+    while ((err = run_seek(cur, pid, 0, &k, &v)) == BSP_OK) {
+        run.n = 0;
+        if ((err = run_take(cur, k, v, &run, &oldest)) != BSP_OK) break;
+        for (size_t i = 0; i < run.n && err == BSP_OK; i++) {
+            uint8_t key[8];
+            be64_put(key, run.v[i]);
+            err = db_del(txn, txn->st->events, val_of(key, 8), "event del");
+            if (err == BSP_OK)
+                count++;
+            else if (err == BSP_ENOTFOUND)
+                err = BSP_OK; /* already gone from the log */
+        }
         if (err != BSP_OK) break;
-        err = db_del(txn, txn->st->events, val_of(key, 8), "event del");
-        if (err == BSP_OK)
-            count++;
-        else if (err != BSP_ENOTFOUND)
-            break; /* ENOTFOUND: already gone from the log */
     }
+    free(run.v);
     mdb_cursor_close(cur);
     if (err != BSP_ENOTFOUND) return err;
     if (deleted) *deleted = count;

@@ -93,6 +93,11 @@ bsp_err store_event_append(bsp_txn *txn, uint64_t pid, const char *json, size_t 
 bsp_err store_event_next_seq(bsp_txn *txn, uint64_t *seq);
 /* Indexes event seq under pid's timeline (idempotent). */
 bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq);
+/* Links the events seqs (ascending, n of them) to pid's timeline as one
+ * run: one key, the seqs packed in its value. A profile's runs must not
+ * interleave (a checkpoint writes the events since the last one; merges
+ * re-pack through store_events_rekey). BSP_EINVAL unless ascending. */
+bsp_err store_event_links(bsp_txn *txn, uint64_t pid, const uint64_t *seqs, size_t n);
 /* The event's JSON; a packed event is unpacked into a buffer of the
  * transaction, valid until its next event read. BSP_ENOTFOUND. */
 bsp_err store_event_get(bsp_txn *txn, uint64_t seq, bsp_slice *out);

@@ -440,6 +440,105 @@ static void test_seq_never_reused_after_delete(void **state) {
     assert_int_equal(store_txn_commit(txn), BSP_OK);
 }
 
+/* The seqs pid's timeline lists below before (UINT64_MAX: all), newest
+ * first, limit at a time, all pages joined; checks each page's order. */
+static size_t timeline_of(bsp_txn *txn, uint64_t pid, uint64_t before, size_t limit,
+                          uint64_t *out) {
+    size_t n = 0;
+    for (;;) {
+        seq_list page = {0};
+        assert_int_equal(store_profile_events(txn, pid, before, limit, collect_seq, &page), BSP_OK);
+        assert_true(page.n <= limit);
+        for (size_t i = 0; i < page.n; i++) {
+            assert_true(page.seqs[i] < before);
+            before = page.seqs[i];
+            out[n++] = page.seqs[i];
+        }
+        if (page.n < limit) return n;
+    }
+}
+
+/* Runs: one key for many events of a profile, read newest first, paged
+ * inside a run and across runs, with neighbours on both sides. */
+static void test_timeline_runs(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    uint64_t s[12];
+    for (int i = 0; i < 12; i++)
+        s[i] = append(txn, 0, "{\"e\":1}");
+    uint64_t first[] = {s[0], s[2], s[4]}, second[] = {s[6], s[7], s[9]};
+    assert_int_equal(store_event_links(txn, 10, first, 3), BSP_OK);
+    assert_int_equal(store_event_links(txn, 10, second, 3), BSP_OK);
+    assert_int_equal(store_event_link(txn, 9, s[1]), BSP_OK);
+    uint64_t later[] = {s[3], s[11]};
+    assert_int_equal(store_event_links(txn, 11, later, 2), BSP_OK);
+    uint64_t bad[] = {s[5], s[5]};
+    assert_int_equal(store_event_links(txn, 12, bad, 2), BSP_EINVAL);
+    assert_int_equal(store_event_links(txn, 12, bad, 0), BSP_OK);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    uint64_t want[] = {s[9], s[7], s[6], s[4], s[2], s[0]}, got[16];
+    for (size_t limit = 1; limit <= 7; limit++) {
+        assert_int_equal(timeline_of(txn, 10, UINT64_MAX, limit, got), 6);
+        assert_memory_equal(got, want, sizeof want);
+    }
+    /* before_seq inside a run, between runs, at a run's newest */
+    assert_int_equal(timeline_of(txn, 10, s[7], 10, got), 4);
+    assert_int_equal(got[0], s[6]);
+    assert_int_equal(timeline_of(txn, 10, s[5], 10, got), 3);
+    assert_int_equal(got[0], s[4]);
+    assert_int_equal(timeline_of(txn, 10, s[9], 2, got), 5);
+    assert_int_equal(got[0], s[7]);
+    assert_int_equal(timeline_of(txn, 10, s[0], 10, got), 0);
+    assert_int_equal(timeline_of(txn, 11, UINT64_MAX, 1, got), 2);
+    assert_int_equal(got[0], s[11]);
+    assert_int_equal(timeline_of(txn, 9, UINT64_MAX, 5, got), 1);
+    store_txn_abort(txn);
+}
+
+/* A merge whose runs interleave with the other profile's: one timeline,
+ * newest first, nothing lost or doubled; runs outside the overlap stay. */
+static void test_timeline_rekey_interleaved_runs(void **state) {
+    fixture *f = *state;
+    bsp_txn *txn = begin(f, true);
+    uint64_t s[16];
+    for (int i = 0; i < 16; i++)
+        s[i] = append(txn, 0, "{\"e\":1}");
+    uint64_t a1[] = {s[0], s[1]}, a2[] = {s[2], s[6]}, a3[] = {s[10], s[12]}, a4[] = {s[14]};
+    uint64_t b1[] = {s[4], s[8]}, b2[] = {s[9], s[11]};
+    assert_int_equal(store_event_links(txn, 20, a1, 2), BSP_OK);
+    assert_int_equal(store_event_links(txn, 20, a2, 2), BSP_OK);
+    assert_int_equal(store_event_links(txn, 20, a3, 2), BSP_OK);
+    assert_int_equal(store_event_links(txn, 20, a4, 1), BSP_OK);
+    assert_int_equal(store_event_links(txn, 21, b1, 2), BSP_OK);
+    assert_int_equal(store_event_links(txn, 21, b2, 2), BSP_OK);
+    assert_int_equal(store_events_rekey(txn, 21, 20), BSP_OK);
+    assert_int_equal(store_events_rekey(txn, 22, 20), BSP_OK); /* nothing to move */
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    txn = begin(f, false);
+    uint64_t want[] = {s[14], s[12], s[11], s[10], s[9], s[8], s[6], s[4], s[2], s[1], s[0]};
+    uint64_t got[32];
+    for (size_t limit = 1; limit <= 4; limit++) {
+        assert_int_equal(timeline_of(txn, 20, UINT64_MAX, limit, got), 11);
+        assert_memory_equal(got, want, sizeof want);
+    }
+    assert_int_equal(timeline_of(txn, 21, UINT64_MAX, 10, got), 0);
+    store_txn_abort(txn);
+
+    /* Erasure deletes every event of every run. */
+    txn = begin(f, true);
+    uint64_t deleted = 0;
+    assert_int_equal(store_events_delete(txn, 20, &deleted), BSP_OK);
+    assert_int_equal(deleted, 11);
+    bsp_slice json;
+    assert_int_equal(store_event_get(txn, s[9], &json), BSP_ENOTFOUND);
+    assert_int_equal(store_event_get(txn, s[3], &json), BSP_OK); /* in no timeline */
+    assert_int_equal(timeline_of(txn, 20, UINT64_MAX, 10, got), 0);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+}
+
 static void test_timeline_newest_first(void **state) {
     fixture *f = *state;
     bsp_txn *txn = begin(f, true);
@@ -878,6 +977,8 @@ int main(void) {
         T(test_event_append_and_get),
         T(test_seq_never_reused_after_delete),
         T(test_timeline_newest_first),
+        T(test_timeline_runs),
+        T(test_timeline_rekey_interleaved_runs),
         T(test_events_rekey),
         T(test_events_delete),
         T(test_events_scan),
