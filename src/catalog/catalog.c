@@ -407,18 +407,13 @@ static const char *const learnt_inputs[] = {"product_id", "id",      "sku",     
                                             "brand",      "url",     "image_url", "category",
                                             "price",      "currency"};
 
-static uint64_t facts_mix(uint64_t h, uint64_t v) {
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    return h * 0xff51afd7ed558ccdull;
-}
-
 /* What learn_product reads of one product's properties, hashed member by
  * member (an absent member hashes as 0, which no present value gives). */
 static uint64_t product_facts(const cJSON *props, uint64_t h) {
-    if (!cJSON_IsObject(props)) return facts_mix(h, 1);
+    if (!cJSON_IsObject(props)) return json_hash_mix(h, 1);
     for (size_t i = 0; i < sizeof learnt_inputs / sizeof learnt_inputs[0]; i++)
-        h = facts_mix(h, json_hash(json_member(props, learnt_inputs[i])));
-    return facts_mix(h, 2);
+        h = json_hash_mix(h, json_hash(json_member(props, learnt_inputs[i])));
+    return json_hash_mix(h, 2);
 }
 
 uint64_t catalog_event_facts(const bsp_event *ev) {
@@ -430,12 +425,12 @@ uint64_t catalog_event_facts(const bsp_event *ev) {
     uint64_t h = 0x6a09e667f3bcc908ull;
     if (name_in(ev->name, single_product_events, n_single)) return product_facts(props, h) | 1;
     if (!name_in(ev->name, product_list_events, n_list)) return 0;
-    h = facts_mix(h, json_hash(json_member(props, "currency")));
+    h = json_hash_mix(h, json_hash(json_member(props, "currency")));
     const cJSON *products = json_get_array(props, "products");
     uint64_t n = 0;
     for (const cJSON *it = products ? products->child : NULL; it; it = it->next, n++)
         h = product_facts(it, h);
-    return facts_mix(h, n) | 1;
+    return json_hash_mix(h, n) | 1;
 }
 
 /* ---- merging learnt facts into stored products --------------------------- */

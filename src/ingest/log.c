@@ -151,42 +151,6 @@ static bsp_err store_one(bsp_ingest *ing, bsp_txn *txn, pentry *e, const char *t
     return rc;
 }
 
-/* Prints and stores entries[0, n): a helper prints the later part while
- * the writer prints and stores the earlier part and the timeline entries
- * (links_first), then the writer stores what the helper printed. */
-static bsp_err store_profiles(bsp_ingest *ing, bsp_txn *txn, pentry **entries, size_t n,
-                              bsp_err (*links_first)(bsp_ingest *, bsp_txn *)) {
-    ckpt_help h = {.rc = BSP_OK};
-    size_t mine = n;
-    pthread_t helper;
-    bool helped = false;
-    if (n >= CKPT_HELP_MIN && (h.ends = malloc(n * sizeof *h.ends)) != NULL) {
-        mine = n * 2 / 5; /* the writer also stores everything and the links */
-        h.entries = entries + mine;
-        h.n = n - mine;
-        helped = pthread_create(&helper, NULL, ckpt_help_main, &h) == 0;
-        if (!helped) mine = n;
-    }
-    bsp_buf text = {0};
-    bsp_err rc = BSP_OK;
-    for (size_t i = 0; i < mine && !rc; i++) {
-        bsp_buf_reset(&text);
-        rc = profile_to_json(entries[i]->profile, &text);
-        if (!rc) rc = store_one(ing, txn, entries[i], text.data, text.len);
-    }
-    bsp_buf_free(&text);
-    if (!rc) rc = links_first(ing, txn);
-    if (helped) {
-        pthread_join(helper, NULL);
-        if (!rc) rc = h.rc;
-        for (size_t i = 0, start = 0; i < h.n && !rc; start = h.ends[i++])
-            rc = store_one(ing, txn, h.entries[i], h.text.data + start, h.ends[i] - start);
-    }
-    bsp_buf_free(&h.text);
-    free(h.ends);
-    return rc;
-}
-
 /* The timeline entries since the last checkpoint: one run a profile (all
  * of them are newer than anything stored), in key order, so each timeline
  * page is visited once. */
@@ -207,6 +171,42 @@ static bsp_err store_links(bsp_ingest *ing, bsp_txn *txn) {
     return rc;
 }
 
+/* Prints and stores entries[0, n) and the timeline entries: a helper
+ * prints the later part of the profiles while the writer prints and stores
+ * the earlier part and the timeline, then the writer stores what the
+ * helper printed. */
+static bsp_err store_profiles_and_links(bsp_ingest *ing, bsp_txn *txn, pentry **entries, size_t n) {
+    ckpt_help h = {.rc = BSP_OK};
+    size_t mine = n;
+    pthread_t helper;
+    bool helped = false;
+    if (n >= CKPT_HELP_MIN && (h.ends = malloc(n * sizeof *h.ends)) != NULL) {
+        mine = n * 2 / 5; /* the writer also stores everything and the links */
+        h.entries = entries + mine;
+        h.n = n - mine;
+        helped = pthread_create(&helper, NULL, ckpt_help_main, &h) == 0;
+        if (!helped) mine = n;
+    }
+    bsp_buf text = {0};
+    bsp_err rc = BSP_OK;
+    for (size_t i = 0; i < mine && !rc; i++) {
+        bsp_buf_reset(&text);
+        rc = profile_to_json(entries[i]->profile, &text);
+        if (!rc) rc = store_one(ing, txn, entries[i], text.data, text.len);
+    }
+    bsp_buf_free(&text);
+    if (!rc) rc = store_links(ing, txn);
+    if (helped) {
+        pthread_join(helper, NULL);
+        if (!rc) rc = h.rc;
+        for (size_t i = 0, start = 0; i < h.n && !rc; start = h.ends[i++])
+            rc = store_one(ing, txn, h.entries[i], h.text.data + start, h.ends[i] - start);
+    }
+    bsp_buf_free(&h.text);
+    free(h.ends);
+    return rc;
+}
+
 bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
     /* The changed profiles still cached (not merged away, not written). */
     size_t n = 0;
@@ -216,7 +216,7 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
         pentry *e = pcache_get(&ing->cache, ing->dirty[i]);
         if (e && e->dirty) entries[n++] = e;
     }
-    bsp_err rc = store_profiles(ing, txn, entries, n, store_links);
+    bsp_err rc = store_profiles_and_links(ing, txn, entries, n);
     free(entries);
     ing->dirty_len = 0;
     if (!rc) rc = put_seq(txn, META_APPLIED_SEQ, ing->log_seq);

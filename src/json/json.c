@@ -215,7 +215,7 @@ static bsp_err write_item(bsp_buf *out, const cJSON *item) {
     }
 }
 
-static uint64_t hash_mix(uint64_t h, uint64_t v) {
+uint64_t json_hash_mix(uint64_t h, uint64_t v) {
     h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
     return h * 0xff51afd7ed558ccdull;
 }
@@ -225,21 +225,22 @@ static uint64_t hash_text(const char *s) {
 }
 
 static uint64_t hash_item(const cJSON *item, uint64_t h) {
-    h = hash_mix(h, (uint64_t)(item->type & 0xff));
+    h = json_hash_mix(h, (uint64_t)(item->type & 0xff));
     if (cJSON_IsNumber(item)) {
         uint64_t bits;
         double d = item->valuedouble == 0 ? 0 : item->valuedouble; /* -0 as 0 */
         memcpy(&bits, &d, sizeof bits);
-        return hash_mix(h, bits);
+        return json_hash_mix(h, bits);
     }
-    if (cJSON_IsString(item) || cJSON_IsRaw(item)) return hash_mix(h, hash_text(item->valuestring));
+    if (cJSON_IsString(item) || cJSON_IsRaw(item))
+        return json_hash_mix(h, hash_text(item->valuestring));
     if (!cJSON_IsArray(item) && !cJSON_IsObject(item)) return h;
     uint64_t n = 0;
     for (const cJSON *c = item->child; c; c = c->next, n++) {
-        if (cJSON_IsObject(item)) h = hash_mix(h, hash_text(c->string));
+        if (cJSON_IsObject(item)) h = json_hash_mix(h, hash_text(c->string));
         h = hash_item(c, h);
     }
-    return hash_mix(h, n); /* [[1],2] and [[1,2]] differ */
+    return json_hash_mix(h, n); /* [[1],2] and [[1,2]] differ */
 }
 
 uint64_t json_hash(const cJSON *item) {

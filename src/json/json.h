@@ -48,6 +48,9 @@ bsp_err json_write(bsp_buf *out, const cJSON *item);
 /* A 64-bit hash of item's value (types, member names and order, strings,
  * numbers), without printing it: equal trees hash equal. For memo keys. */
 uint64_t json_hash(const cJSON *item);
+/* Mixes v into the running hash h, as json_hash mixes a tree's parts: for
+ * hashes of several values in order. */
+uint64_t json_hash_mix(uint64_t h, uint64_t v);
 
 /* Appends s as a JSON string literal (with quotes and escapes) to out. */
 bsp_err json_write_string(bsp_buf *out, const char *s);
