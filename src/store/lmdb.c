@@ -779,13 +779,14 @@ bsp_err store_profile_events(bsp_txn *txn, uint64_t pid, uint64_t before_seq, si
     return err != BSP_OK ? err : walk_end(rc, "timeline");
 }
 
-/* Seqs gathered from runs, in any order until sorted. */
-typedef struct seq_vec {
+/* 64-bit numbers gathered in a growing array: a timeline's seqs, a
+ * segment's members. */
+typedef struct u64_vec {
     uint64_t *v;
     size_t n, cap;
-} seq_vec;
+} u64_vec;
 
-static bsp_err seq_vec_add(seq_vec *s, uint64_t seq) {
+static bsp_err u64_vec_add(u64_vec *s, uint64_t v) {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
         uint64_t *grown = realloc(s->v, cap * sizeof *grown);
@@ -793,7 +794,7 @@ static bsp_err seq_vec_add(seq_vec *s, uint64_t seq) {
         s->v = grown;
         s->cap = cap;
     }
-    s->v[s->n++] = seq;
+    s->v[s->n++] = v;
     return BSP_OK;
 }
 
@@ -804,12 +805,12 @@ static int seq_order(const void *a, const void *b) {
 
 /* Moves the run under the cursor into out (its seqs) and deletes it; *oldest
  * is its oldest seq. */
-static bsp_err run_take(MDB_cursor *cur, MDB_val key, MDB_val val, seq_vec *out, uint64_t *oldest) {
+static bsp_err run_take(MDB_cursor *cur, MDB_val key, MDB_val val, u64_vec *out, uint64_t *oldest) {
     run_iter it;
     run_start(&it, key, val);
     bsp_err err = BSP_OK;
     do {
-        err = seq_vec_add(out, it.seq);
+        err = u64_vec_add(out, it.seq);
     } while (err == BSP_OK && run_next(&it));
     if (err == BSP_OK && it.bad) err = map_err(MDB_CORRUPTED, "timeline run");
     if (err == BSP_OK) err = map_err(mdb_cursor_del(cur, 0), "timeline del");
@@ -835,7 +836,7 @@ bsp_err store_events_rekey(bsp_txn *txn, uint64_t from_pid, uint64_t to_pid) {
     MDB_cursor *cur;
     bsp_err err = cursor_open(txn, txn->st->pevents, &cur);
     if (err != BSP_OK) return err;
-    seq_vec all = {0};
+    u64_vec all = {0};
     MDB_val key, val;
     uint64_t oldest, lo = UINT64_MAX, hi = 0;
     while ((err = run_seek(cur, from_pid, 0, &key, &val)) == BSP_OK) {
@@ -884,7 +885,7 @@ bsp_err store_events_delete(bsp_txn *txn, uint64_t pid, uint64_t *deleted) {
     bsp_err err = cursor_open(txn, txn->st->pevents, &cur);
     if (err != BSP_OK) return err;
     uint64_t count = 0, oldest;
-    seq_vec run = {0};
+    u64_vec run = {0};
     MDB_val k, v;
     while ((err = run_seek(cur, pid, 0, &k, &v)) == BSP_OK) {
         run.n = 0;
@@ -1193,32 +1194,16 @@ bsp_err store_members_count(bsp_txn *txn, const char *segment, uint64_t *count) 
     return store_members_scan(txn, segment, 0, member_count_one, count);
 }
 
-typedef struct member_clear {
-    bsp_txn *txn;
-    const char *segment;
-    uint64_t *pids;
-    size_t n, cap;
-} member_clear;
-
 static bsp_err member_collect(void *ctx, uint64_t pid) {
-    member_clear *mc = ctx;
-    if (mc->n == mc->cap) {
-        size_t cap = mc->cap ? mc->cap * 2 : 1024;
-        uint64_t *p = realloc(mc->pids, cap * sizeof *p);
-        if (!p) return BSP_ENOMEM;
-        mc->pids = p;
-        mc->cap = cap;
-    }
-    mc->pids[mc->n++] = pid;
-    return BSP_OK;
+    return u64_vec_add(ctx, pid);
 }
 
 bsp_err store_members_clear(bsp_txn *txn, const char *segment) {
-    member_clear mc = {.txn = txn, .segment = segment};
-    bsp_err err = store_members_scan(txn, segment, 0, member_collect, &mc);
-    for (size_t i = 0; err == BSP_OK && i < mc.n; i++)
-        err = store_member_del(txn, segment, mc.pids[i]);
-    free(mc.pids);
+    u64_vec pids = {0};
+    bsp_err err = store_members_scan(txn, segment, 0, member_collect, &pids);
+    for (size_t i = 0; err == BSP_OK && i < pids.n; i++)
+        err = store_member_del(txn, segment, pids.v[i]);
+    free(pids.v);
     return err;
 }
 
