@@ -197,6 +197,10 @@ static bool checkpoint_due(const bsp_ingest *ing, uint64_t now_ns) {
     if (pending == 0 && ing->links_len == 0) return false;
     if (ing->sync_waiters || ing->stopping || ing->ckpt_asap || pending >= ing->ckpt_max_events)
         return true;
+    /* The first checkpoint after enough events to learn the event
+     * dictionary from comes at once: every event before it is stored (and
+     * written ahead) unpacked, at about six times the bytes. */
+    if (ing->log_seq >= ing->dict_next_try && !store_event_packing(ing->st)) return true;
     return now_ns - ing->last_ckpt_ns >= ing->ckpt_interval_ns;
 }
 

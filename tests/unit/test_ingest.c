@@ -382,6 +382,18 @@ static void test_events_packed_once_the_log_grows(void **state) {
     assert_int_equal(stats_of(f).events, INGEST_DICT_EVENTS + 10 + 1 + 10);
 }
 
+/* The dictionary does not wait for the checkpoint interval (ten minutes
+ * here): the first INGEST_DICT_EVENTS events bring a checkpoint of their
+ * own, so a new store packs its events from then on. */
+static void test_dictionary_learnt_without_waiting(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f);
+    send_pages(f, 0, INGEST_DICT_EVENTS + 10, 0);
+    for (int i = 0; i < 500 && !store_event_packing(f->st); i++)
+        bsp_sleep_ms(10);
+    assert_true(store_event_packing(f->st));
+}
+
 /* Far more profiles than the writer's cache holds between two checkpoints:
  * its table grows, and every visitor's second event still finds the
  * profile its first one made. */
@@ -1469,6 +1481,7 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
         cmocka_unit_test_setup_teardown(test_queue_bound_and_busy, setup, teardown),               \
         cmocka_unit_test_setup_teardown(test_checkpoint_of_many_profiles, setup, teardown),        \
         cmocka_unit_test_setup_teardown(test_events_packed_once_the_log_grows, setup, teardown),   \
+        cmocka_unit_test_setup_teardown(test_dictionary_learnt_without_waiting, setup, teardown),  \
         cmocka_unit_test_setup_teardown(test_cache_grows_between_checkpoints, setup, teardown),    \
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),                 \
