@@ -181,8 +181,8 @@ bsp_err decide_event_parse(const uint8_t key[DECIDE_TOKEN_KEY_BYTES], const char
         msg = track_message(root, name, uid, aid, &tok, json_get_string(root, "token"));
         if (!msg) rc = bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
     }
+    /* msg is built only when all went well, and the event takes it. */
     if (rc == BSP_OK) rc = event_from_json(msg, BSP_EV_TRACK, NULL, NULL, now_ms, "", out, err);
-    cJSON_Delete(msg);
     cJSON_Delete(root);
     return rc;
 }

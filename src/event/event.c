@@ -8,8 +8,8 @@
  * strings, writeKey goes, batch-level context and integrations are merged
  * under the message's own, RudderStack's context.traits feed identify
  * traits, timestamps become ISO strings. That tree is the body's own (a
- * batch message is detached from the parsed body; nothing is copied) or,
- * for event_from_json's borrowed message, its one copy. It is printed once
+ * batch message is detached from the parsed body; nothing is copied) or
+ * the message event_from_json was given (taken, not copied). It is printed once
  * into ev->text, which is what gets stored. */
 #include "event/event.h"
 
@@ -462,7 +462,7 @@ static bsp_err finish_event(cJSON *j, norm_args *a, bsp_event *out, bsp_error *e
     return BSP_OK;
 }
 
-bsp_err event_from_json(const cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
+bsp_err event_from_json(cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
                         const cJSON *batch_integrations, int64_t received_ms, const char *at_prefix,
                         bsp_event *out, bsp_error *err) {
     bsp_error scratch;
@@ -473,10 +473,11 @@ bsp_err event_from_json(const cJSON *msg, bsp_event_type forced_type, const cJSO
                    .batch_integrations = batch_integrations,
                    .prefix = at_prefix ? at_prefix : ""};
     if (!msg) return bsp_error_set(err, BSP_EINVAL, a.prefix, "no message");
-    if (validate_message(msg, forced_type, &a, err)) return err->code;
-    cJSON *j = cJSON_Duplicate(msg, true);
-    if (!j) return bsp_error_set(err, BSP_ENOMEM, a.prefix, "out of memory");
-    return finish_event(j, &a, out, err);
+    if (validate_message(msg, forced_type, &a, err)) {
+        cJSON_Delete(msg);
+        return err->code;
+    }
+    return finish_event(msg, &a, out, err);
 }
 
 void event_free(bsp_event *ev) {

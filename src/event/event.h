@@ -79,8 +79,11 @@ const char *event_type_name(bsp_event_type t);
  * for a wrong field with its path, or at at_prefix itself when msg is not an
  * object; BSP_ETOOBIG over the size limits) and the event is left empty
  * (all zero; event_free is safe). err may be NULL. The event owns its json
- * and text; moving the struct (e.g. into ingest) keeps its pointers valid. */
-bsp_err event_from_json(const cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
+ * and text; moving the struct (e.g. into ingest) keeps its pointers valid.
+ * msg is taken, not copied: it becomes the event's json, or is freed on
+ * error. It must be a malloc'd tree, or one of the arena the calling thread
+ * has entered (json.h), with ev->json_in_arena then set by the caller. */
+bsp_err event_from_json(cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
                         const cJSON *batch_integrations, int64_t received_ms, const char *at_prefix,
                         bsp_event *out, bsp_error *err);
 

@@ -63,10 +63,21 @@ void importer_reject(bsp_importer *im, uint64_t line_no, const bsp_error *e) {
 
 /* --- chunks of events to the writer -------------------------------------- */
 
+/* The first arena chunk of a batch: a simulated event makes about 2.5 KB
+ * of tree. */
+#define CHUNK_TREE_BYTES (CHUNK_EVENTS * 2048)
+
+/* Without an arena (out of memory) the trees are malloc'd as usual. */
 static bsp_err batch_new(bsp_importer *im) {
     im->batch = malloc(CHUNK_EVENTS * sizeof *im->batch);
     im->nbatch = 0;
+    im->batch_arena = im->batch ? json_arena_new(CHUNK_TREE_BYTES) : NULL;
     return im->batch ? BSP_OK : BSP_ENOMEM;
+}
+
+json_arena *importer_arena_enter(bsp_importer *im) {
+    if (!im->batch) batch_new(im); /* a failure is importer_add's to report */
+    return json_arena_enter(im->batch_arena);
 }
 
 /* Writer thread: note the result; the importer frees the events. */
@@ -84,6 +95,7 @@ static bsp_err chunk_reap(bsp_importer *im, import_chunk *c) {
     for (size_t i = 0; i < c->n; i++)
         event_free(&c->evs[i]);
     free(c->evs);
+    json_arena_free(c->arena);
     bsp_err rc = c->res.code;
     im->sum->accepted += c->res.accepted;
     im->sum->duplicates += c->res.duplicates;
@@ -143,8 +155,10 @@ bsp_err importer_flush(bsp_importer *im) {
     bsp_err rc;
     import_chunk *c = chunk_slot(im, &rc);
     if (rc != BSP_OK) return rc;
-    *c = (import_chunk){.im = im, .evs = im->batch, .n = im->nbatch, .busy = true};
+    *c = (import_chunk){
+        .im = im, .evs = im->batch, .n = im->nbatch, .arena = im->batch_arena, .busy = true};
     im->batch = NULL;
+    im->batch_arena = NULL;
     im->nbatch = 0;
     im->sum->events += c->n;
     rc = ingest_submit(im->ing, c->evs, c->n, chunk_done, c);
@@ -204,14 +218,14 @@ const char *importer_next_line(bsp_importer *im, size_t *len, uint64_t *line_no)
 static bsp_err jsonl_line(bsp_importer *im, const char *line, size_t len, uint64_t line_no) {
     bsp_error e;
     bsp_error_clear(&e);
+    json_arena *outer = importer_arena_enter(im);
     cJSON *msg = json_parse(line, len, BSP_JSON_MAX_DEPTH, &e);
-    if (!msg) {
-        importer_reject(im, line_no, &e);
-        return BSP_OK;
-    }
     bsp_event ev = {0};
-    bsp_err rc = event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", &ev, &e);
-    cJSON_Delete(msg);
+    bsp_err rc =
+        msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", &ev, &e)
+            : (e.code ? e.code : BSP_EPARSE);
+    json_arena_leave(outer);
+    ev.json_in_arena = im->batch_arena != NULL; /* the batch frees the tree */
     if (rc != BSP_OK) {
         importer_reject(im, line_no, &e);
         return BSP_OK;
@@ -242,7 +256,9 @@ static void importer_done(bsp_importer *im) {
             event_free(&im->batch[i]);
         free(im->batch);
     }
+    json_arena_free(im->batch_arena);
     im->batch = NULL;
+    im->batch_arena = NULL;
     im->nbatch = 0;
 }
 

@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "import/import.h"
+#include "json/json.h"
 
 typedef struct or_state or_state;
 typedef struct bsp_importer bsp_importer;
@@ -18,8 +19,9 @@ typedef struct import_chunk {
     bsp_importer *im;
     bsp_event *evs;
     size_t n;
-    bool busy; /* submitted, not yet reaped */
-    bool done; /* the writer called back */
+    json_arena *arena; /* the events' trees (NULL: malloc'd one by one) */
+    bool busy;         /* submitted, not yet reaped */
+    bool done;         /* the writer called back */
     bsp_ingest_result res;
 } import_chunk;
 
@@ -32,14 +34,20 @@ struct bsp_importer {
     uint64_t t0_ns, last_draw_ns;
     bsp_event *batch; /* malloc'd, CHUNK_EVENTS long; moves to ingest */
     size_t nbatch;
-    or_state *retail; /* Online Retail state, NULL otherwise */
+    json_arena *batch_arena; /* the batch's trees; moves with it */
+    or_state *retail;        /* Online Retail state, NULL otherwise */
     import_chunk chunks[IMPORT_INFLIGHT];
     pthread_mutex_t mu; /* guards chunks[].done and .res */
     pthread_cond_t cv;
 };
 
+/* Makes the current batch's arena the calling thread's, so the trees of the
+ * events made until importer_add are freed with the batch at once (not
+ * node by node); returns what json_arena_leave wants back. */
+json_arena *importer_arena_enter(bsp_importer *im);
 /* Queues one event (its contents move into the batch, *ev is zeroed);
- * submits the batch when full. Errors are filled into im->err. */
+ * submits the batch when full. Errors are filled into im->err. An event made
+ * inside importer_arena_enter must have json_in_arena set. */
 bsp_err importer_add(bsp_importer *im, bsp_event *ev);
 bsp_err importer_flush(bsp_importer *im);
 /* Waits until every submitted chunk is stored; the first failure, if any. */

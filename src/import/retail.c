@@ -264,7 +264,6 @@ static bsp_err invoice_close_oldest(bsp_importer *im) {
     bsp_error e;
     bsp_error_clear(&e);
     bsp_err rc = event_from_json(msg, BSP_EV_TRACK, NULL, NULL, bsp_now_ms(), "", &ev, &e);
-    cJSON_Delete(msg);
     if (rc == BSP_ENOMEM) return bsp_error_set(im->err, rc, "", "out of memory");
     if (rc != BSP_OK) {
         importer_reject(im, inv.first_line, &e);

@@ -423,8 +423,7 @@ static bool event_from_text(const char *text, size_t len, uint64_t seq, const ch
     *ev = (bsp_event){0};
     bsp_err rc =
         msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", ev, &err)
-            : BSP_EPARSE;
-    cJSON_Delete(msg);
+            : BSP_EPARSE; /* the event took msg */
     if (rc)
         bsp_warn("%s: event %llu unreadable (%s), skipped", where, (unsigned long long)seq,
                  err.message);
