@@ -94,10 +94,11 @@ bsp_err ingest_put_products(bsp_ingest *ing, cJSON *const *products, size_t coun
  * profile, every id pointing at it, and its events. BSP_ENOTFOUND if none. */
 bsp_err ingest_erase_profile(bsp_ingest *ing, const char *id, uint64_t *events_deleted);
 
-/* Packed events (store.h): when the log reaches INGEST_DICT_EVENTS events
- * a checkpoint comes at once (not at the interval) and trains the store's dictionary on the newest
- * INGEST_DICT_SAMPLES of them; from then on ingest_submit and
- * ingest_submit_wait pack each event on the submitting thread. */
+/* Packed events (store.h): when the log reaches INGEST_DICT_EVENTS events a
+ * checkpoint comes at once (not at the interval) and trains the store's
+ * dictionary on the newest INGEST_DICT_SAMPLES of them; from then on
+ * ingest_submit and ingest_submit_wait pack each event on the submitting
+ * thread. */
 #define INGEST_DICT_EVENTS 2000
 #define INGEST_DICT_SAMPLES 4000
 
