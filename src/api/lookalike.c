@@ -28,13 +28,9 @@ typedef struct seed_list {
 static bsp_err take_seed(void *ctx, uint64_t pid) {
     seed_list *l = ctx;
     if (l->n == SEED_MAX) return BSP_ETOOBIG;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        uint64_t *grown = realloc(l->pids, cap * sizeof *grown);
-        if (!grown) return BSP_ENOMEM;
-        l->pids = grown;
-        l->cap = cap;
-    }
+    uint64_t *grown = bsp_grow(l->pids, &l->cap, l->n, sizeof *grown, 1024);
+    if (!grown) return BSP_ENOMEM;
+    l->pids = grown;
     l->pids[l->n++] = pid;
     return BSP_OK;
 }

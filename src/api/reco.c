@@ -323,13 +323,9 @@ typedef struct pid_list {
 static bsp_err take_member(void *ctx, uint64_t pid) {
     pid_list *l = ctx;
     if (l->n == RECO_SEGMENT_MAX) return BSP_ETOOBIG; /* enough: stop the scan */
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : SEGMENT_READ_CHUNK;
-        uint64_t *grown = realloc(l->pids, cap * sizeof *grown);
-        if (!grown) return BSP_ENOMEM;
-        l->pids = grown;
-        l->cap = cap;
-    }
+    uint64_t *grown = bsp_grow(l->pids, &l->cap, l->n, sizeof *grown, SEGMENT_READ_CHUNK);
+    if (!grown) return BSP_ENOMEM;
+    l->pids = grown;
     l->pids[l->n++] = pid;
     return BSP_OK;
 }

@@ -80,6 +80,16 @@ bsp_err bsp_random_hex(char *out, size_t nbytes);
  * per-thread generator seeded once from the kernel, no syscall per call. */
 void bsp_unique_hex(char out[33]);
 
+/* Room for one more item in a growable array: items (len in use, *cap
+ * allocated, each size bytes) as it is when len < *cap, else reallocated to
+ * twice *cap (first when *cap is 0), with *cap updated. NULL when out of
+ * memory, items then unchanged. Typical use:
+ *     T *grown = bsp_grow(v->items, &v->cap, v->n, sizeof *v->items, 1024);
+ *     if (!grown) return BSP_ENOMEM;
+ *     v->items = grown;
+ *     v->items[v->n++] = x; */
+void *bsp_grow(void *items, size_t *cap, size_t len, size_t size, size_t first);
+
 /* A growable byte buffer, always NUL-terminated when data != NULL. */
 typedef struct bsp_buf {
     char *data;

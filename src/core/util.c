@@ -2,11 +2,21 @@
 #include "core/core.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <xxhash.h>
+
+void *bsp_grow(void *items, size_t *cap, size_t len, size_t size, size_t first) {
+    if (len < *cap) return items;
+    size_t n = *cap ? *cap * 2 : first ? first : 1;
+    if (n < *cap || n > SIZE_MAX / (size ? size : 1)) return NULL;
+    void *grown = realloc(items, n * size);
+    if (grown) *cap = n;
+    return grown;
+}
 
 bsp_err bsp_buf_reserve(bsp_buf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return BSP_OK;

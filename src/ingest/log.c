@@ -47,28 +47,21 @@ bsp_err writer_profile(bsp_ingest *ing, bsp_txn *txn, uint64_t pid, pentry **out
     return BSP_OK;
 }
 
-static bsp_err grow(void **items, size_t *cap, size_t len, size_t size) {
-    if (len < *cap) return BSP_OK;
-    size_t n = *cap ? *cap * 2 : 4096;
-    void *bigger = realloc(*items, n * size);
-    if (!bigger) return BSP_ENOMEM;
-    *items = bigger;
-    *cap = n;
-    return BSP_OK;
-}
-
 bsp_err writer_mark_dirty(bsp_ingest *ing, pentry *e) {
     if (e->dirty) return BSP_OK;
-    if (grow((void **)&ing->dirty, &ing->dirty_cap, ing->dirty_len, sizeof *ing->dirty))
-        return BSP_ENOMEM; /* fails the transaction: no update is lost */
+    uint64_t *dirty = bsp_grow(ing->dirty, &ing->dirty_cap, ing->dirty_len, sizeof *dirty, 4096);
+    if (!dirty) return BSP_ENOMEM; /* fails the transaction: no update is lost */
+    ing->dirty = dirty;
     e->dirty = true;
     ing->dirty[ing->dirty_len++] = e->pid;
     return BSP_OK;
 }
 
 bsp_err writer_link(bsp_ingest *ing, uint64_t pid, uint64_t seq) {
-    if (grow((void **)&ing->links, &ing->links_cap, ing->links_len, sizeof *ing->links))
-        return BSP_ENOMEM;
+    timeline_link *links =
+        bsp_grow(ing->links, &ing->links_cap, ing->links_len, sizeof *links, 4096);
+    if (!links) return BSP_ENOMEM;
+    ing->links = links;
     ing->links[ing->links_len++] = (timeline_link){pid, seq};
     return BSP_OK;
 }

@@ -244,13 +244,9 @@ static bsp_err add_token(tokens *t, const char *name, size_t row_start) {
     if (id == RECO_NONE) return BSP_ENOMEM;
     for (size_t i = row_start; i < t->len; i++)
         if (t->item_tok[i] == id) return BSP_OK;
-    if (t->len == t->tcap) {
-        size_t cap = t->tcap ? t->tcap * 2 : 16384;
-        uint32_t *tok = realloc(t->item_tok, cap * sizeof *tok);
-        if (!tok) return BSP_ENOMEM;
-        t->item_tok = tok;
-        t->tcap = cap;
-    }
+    uint32_t *tok = bsp_grow(t->item_tok, &t->tcap, t->len, sizeof *tok, 16384);
+    if (!tok) return BSP_ENOMEM;
+    t->item_tok = tok;
     t->item_tok[t->len++] = id;
     t->df[id]++;
     return BSP_OK;

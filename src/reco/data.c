@@ -76,13 +76,9 @@ typedef struct user_buf {
 } user_buf;
 
 static bsp_err user_push(user_buf *u, uint32_t item, int64_t ts, uint8_t kind) {
-    if (u->count == u->cap) {
-        size_t cap = u->cap ? u->cap * 2 : 64;
-        reco_inter *items = realloc(u->items, cap * sizeof *items);
-        if (!items) return BSP_ENOMEM;
-        u->items = items;
-        u->cap = cap;
-    }
+    reco_inter *items = bsp_grow(u->items, &u->cap, u->count, sizeof *items, 64);
+    if (!items) return BSP_ENOMEM;
+    u->items = items;
     u->items[u->count++] =
         (reco_inter){.item = item, .basket = u->event_no, .ts_ms = ts, .kind = kind};
     return BSP_OK;
@@ -207,13 +203,9 @@ typedef struct pid_list {
 static bsp_err on_profile(void *ctx, uint64_t pid, bsp_slice json) {
     (void)json;
     pid_list *l = ctx;
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        uint64_t *pids = realloc(l->pids, cap * sizeof *pids);
-        if (!pids) return BSP_ENOMEM;
-        l->pids = pids;
-        l->cap = cap;
-    }
+    uint64_t *pids = bsp_grow(l->pids, &l->cap, l->count, sizeof *pids, 1024);
+    if (!pids) return BSP_ENOMEM;
+    l->pids = pids;
     l->pids[l->count++] = pid;
     return BSP_OK;
 }

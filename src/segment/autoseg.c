@@ -180,13 +180,9 @@ typedef struct pid_list {
 
 static bsp_err collect_member(void *ctx, uint64_t pid) {
     pid_list *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        uint64_t *grown = realloc(l->pids, cap * sizeof *grown);
-        if (!grown) return BSP_ENOMEM;
-        l->pids = grown;
-        l->cap = cap;
-    }
+    uint64_t *grown = bsp_grow(l->pids, &l->cap, l->n, sizeof *grown, 1024);
+    if (!grown) return BSP_ENOMEM;
+    l->pids = grown;
     l->pids[l->n++] = pid;
     return BSP_OK;
 }

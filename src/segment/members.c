@@ -474,13 +474,9 @@ static bsp_err revenue_collect(void *ctx, uint64_t pid, bsp_slice json) {
     double orders = (double)profile_orders(p), revenue = profile_revenue(p);
     profile_free(p);
     if (orders < 1) return BSP_OK;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 4096;
-        double *grown = realloc(r->v, cap * sizeof *grown);
-        if (!grown) return BSP_ENOMEM;
-        r->v = grown;
-        r->cap = cap;
-    }
+    double *grown = bsp_grow(r->v, &r->cap, r->n, sizeof *grown, 4096);
+    if (!grown) return BSP_ENOMEM;
+    r->v = grown;
     r->v[r->n++] = revenue;
     return BSP_OK;
 }

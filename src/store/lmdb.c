@@ -787,13 +787,9 @@ typedef struct u64_vec {
 } u64_vec;
 
 static bsp_err u64_vec_add(u64_vec *s, uint64_t v) {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        uint64_t *grown = realloc(s->v, cap * sizeof *grown);
-        if (!grown) return BSP_ENOMEM;
-        s->v = grown;
-        s->cap = cap;
-    }
+    uint64_t *grown = bsp_grow(s->v, &s->cap, s->n, sizeof *grown, 64);
+    if (!grown) return BSP_ENOMEM;
+    s->v = grown;
     s->v[s->n++] = v;
     return BSP_OK;
 }

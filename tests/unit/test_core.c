@@ -91,6 +91,35 @@ static void test_time_format_matches_libc_and_round_trips(void **state) {
     assert_string_equal(mine, "1969-12-31T23:59:59.999Z");
 }
 
+/* bsp_grow: the first capacity, no move while there is room, doubling with
+ * the contents kept, and a size that cannot be allocated refused with the
+ * array untouched. */
+static void test_grow_array(void **state) {
+    (void)state;
+    uint32_t *v = NULL;
+    size_t n = 0, cap = 0;
+    for (uint32_t i = 0; i < 1000; i++) {
+        size_t before = cap;
+        uint32_t *grown = bsp_grow(v, &cap, n, sizeof *v, 16);
+        assert_non_null(grown);
+        if (i < 16) assert_int_equal(cap, 16);
+        if (n < before) { /* room: neither moved nor grown */
+            assert_ptr_equal(grown, v);
+            assert_int_equal(cap, before);
+        }
+        v = grown;
+        v[n++] = i;
+    }
+    assert_int_equal(cap, 1024);
+    for (uint32_t i = 0; i < 1000; i++)
+        assert_int_equal(v[i], i);
+    size_t huge = SIZE_MAX / 2 + 1;
+    assert_null(bsp_grow(v, &huge, huge, sizeof *v, 16));
+    assert_int_equal(huge, SIZE_MAX / 2 + 1);
+    assert_int_equal(v[999], 999);
+    free(v);
+}
+
 static void test_buf_grows_and_stays_terminated(void **state) {
     (void)state;
     bsp_buf b = {0};
@@ -174,6 +203,7 @@ int main(void) {
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_time_parse_forms),
         cmocka_unit_test(test_time_format_matches_libc_and_round_trips),
+        cmocka_unit_test(test_grow_array),
         cmocka_unit_test(test_buf_grows_and_stays_terminated),
         cmocka_unit_test(test_options_and_sizes),
         cmocka_unit_test(test_generated_ids),
