@@ -64,6 +64,10 @@ typedef struct bsp_event {
     size_t text_len;
     char *packed; /* owned, or NULL: text packed by the store (ingest_submit) */
     size_t packed_len;
+    /* catalog_event_facts of the event, worked out by ingest_submit on the
+     * submitting thread so the writer does not; valid when facts_known. */
+    uint64_t facts;
+    bool facts_known;
 } bsp_event;
 
 /* Type from a route or type string: "track"/"t", "identify"/"i", "page"/"p",

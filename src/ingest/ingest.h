@@ -63,7 +63,9 @@ void ingest_stop(bsp_ingest *ing);
 
 /* Queues events. They stay the caller's: ingest borrows them until it
  * calls done, and the caller frees them after that (on its own thread,
- * where they were allocated). BSP_EBUSY when they do not fit the queue
+ * where they were allocated). Before queueing, the calling thread works
+ * out each event's catalog facts (ev->facts) and packs its text, so the
+ * writer does not. BSP_EBUSY when they do not fit the queue
  * bound, BSP_EUNAVAIL when stopping; done is then never called. */
 bsp_err ingest_submit(bsp_ingest *ing, bsp_event *events, size_t count, ingest_done_fn done,
                       void *ctx);

@@ -312,7 +312,7 @@ done:
 /* Learns the products ev carries, unless an event with the same facts was
  * learnt from before (remembered only once its products are merged). */
 static bsp_err writer_learn(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev) {
-    uint64_t facts = catalog_event_facts(ev);
+    uint64_t facts = ev->facts_known ? ev->facts : catalog_event_facts(ev);
     if (!facts || learnt_known(ing, facts)) return BSP_OK;
     learn_ctx lc = {ing, txn, BSP_OK};
     catalog_learn_from_event(ev, learn_product, &lc);

@@ -445,20 +445,27 @@ static bsp_err enqueue(bsp_ingest *ing, work *w, bool wait) {
     return rc;
 }
 
-/* Packs each event's text for the log on the submitting thread, so that
- * the writer only copies the smaller bytes. Without a dictionary yet, or
- * short of memory, an event is stored as its text. */
-static void pack_events(bsp_ingest *ing, bsp_event *events, size_t count) {
-    if (!store_event_packing(ing->st)) return;
-    for (size_t i = 0; i < count; i++)
-        if (!events[i].packed && events[i].text)
-            store_event_pack(ing->st, events[i].text, events[i].text_len, &events[i].packed,
-                             &events[i].packed_len);
+/* Work done on the submitting thread, so that the writer, which every
+ * event waits for, does less: each event's text packed for the log (the
+ * writer only copies the smaller bytes) and the hash of the product facts
+ * it teaches the catalog (the writer only looks it up). Without a
+ * dictionary yet, or short of memory, an event is stored as its text. */
+static void prepare_events(bsp_ingest *ing, bsp_event *events, size_t count) {
+    bool packing = store_event_packing(ing->st);
+    for (size_t i = 0; i < count; i++) {
+        bsp_event *ev = &events[i];
+        if (!ev->facts_known) {
+            ev->facts = catalog_event_facts(ev);
+            ev->facts_known = true;
+        }
+        if (packing && !ev->packed && ev->text)
+            store_event_pack(ing->st, ev->text, ev->text_len, &ev->packed, &ev->packed_len);
+    }
 }
 
 bsp_err ingest_submit(bsp_ingest *ing, bsp_event *events, size_t count, ingest_done_fn done,
                       void *ctx) {
-    pack_events(ing, events, count);
+    prepare_events(ing, events, count);
     work *w = calloc(1, sizeof *w);
     if (!w) return BSP_ENOMEM;
     *w = (work){
@@ -510,7 +517,7 @@ static bsp_err submit_and_wait(bsp_ingest *ing, work *w, bsp_ingest_result *res)
 
 bsp_err ingest_submit_wait(bsp_ingest *ing, bsp_event *events, size_t count,
                            bsp_ingest_result *res) {
-    pack_events(ing, events, count);
+    prepare_events(ing, events, count);
     work *w = calloc(1, sizeof *w);
     if (!w) return BSP_ENOMEM;
     *w = (work){.kind = WORK_EVENTS, .events = events, .count = count};

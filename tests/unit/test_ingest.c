@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "catalog/catalog.h"
 #include "ingest/ingest.h"
 #include "json/json.h"
 #include "profile/profile.h"
@@ -144,6 +145,37 @@ static void test_events_reach_profile(void **state) {
     assert_int_equal(s.events, 2);
     assert_int_equal(s.profiles, 1);
     assert_int_equal(s.products, 1); /* learnt from the event */
+}
+
+/* The submitting thread works out what each event teaches the catalog, so
+ * the writer only looks it up. */
+static const char facts_body[] =
+    "{\"batch\":["
+    "{\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":\"c1\","
+    "\"properties\":{\"product_id\":\"lamp\",\"name\":\"Lamp\",\"price\":10}},"
+    "{\"type\":\"page\",\"anonymousId\":\"c1\"},"
+    "{\"type\":\"track\",\"event\":\"Order Completed\",\"anonymousId\":\"c1\","
+    "\"properties\":{\"products\":[{\"product_id\":\"desk\",\"price\":90}]}}]}";
+
+static void test_catalog_facts_worked_out_on_submit(void **state) {
+    fixture *f = *state;
+    bsp_event_list list = {0};
+    assert_int_equal(event_parse_body(facts_body, strlen(facts_body), BSP_EV_TYPE_COUNT,
+                                      bsp_now_ms(), &list, NULL),
+                     BSP_OK);
+    assert_int_equal(list.count, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_false(list.items[i].facts_known);
+    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, NULL), BSP_OK);
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(list.items[i].facts_known);
+        assert_true(list.items[i].facts == catalog_event_facts(&list.items[i]));
+    }
+    assert_true(list.items[0].facts != 0); /* names a product */
+    assert_true(list.items[1].facts == 0); /* a page view teaches nothing */
+    assert_true(list.items[2].facts != 0);
+    event_list_free(&list);
+    assert_int_equal(stats_of(f).products, 2);
 }
 
 static void test_resend_is_deduplicated(void **state) {
@@ -695,6 +727,18 @@ static void test_wal_replay_after_crash(void **state) {
     bsp_ingest_result r =
         send(f, "[{\"type\":\"page\",\"anonymousId\":\"w1\",\"messageId\":\"k1\"}]");
     assert_int_equal(r.duplicates, 1);
+}
+
+/* Events read back from the write-ahead file or the log come without the
+ * facts: the writer works them out and learns the same products. */
+static void test_catalog_facts_worked_out_on_replay(void **state) {
+    fixture *f = *state;
+    const char *const batches[] = {facts_body};
+    crash_after_groups(f, batches, 1);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    bsp_store_stats s = stats_of(f);
+    assert_int_equal(s.events, 3);
+    assert_int_equal(s.products, 2);
 }
 
 /* The offset just past the last nonzero byte of the WAL (the records' end:
@@ -1472,6 +1516,7 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
 #define BOTH_MODES                                                                                 \
     cmocka_unit_test_setup_teardown(test_events_reach_profile, setup, teardown),                   \
         cmocka_unit_test_setup_teardown(test_resend_is_deduplicated, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(test_catalog_facts_worked_out_on_submit, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_identify_merges_anonymous_history, setup, teardown),  \
         cmocka_unit_test_setup_teardown(test_alias_merges_previous_id, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_two_known_users_do_not_merge_on_identify, setup,      \
@@ -1501,6 +1546,7 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
 /* The write-ahead file's own tests, run in each of its ways of writing. */
 #define WAL_TESTS                                                                                  \
     cmocka_unit_test_setup_teardown(test_wal_replay_after_crash, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_catalog_facts_worked_out_on_replay, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),                      \
         cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),                  \
