@@ -383,7 +383,7 @@ static void learn_one(const cJSON *props, const char *order_currency, int64_t ts
 
 void catalog_learn_from_event(const bsp_event *ev, catalog_learn_fn fn, void *ctx) {
     if (!ev || !fn || ev->type != BSP_EV_TRACK || !ev->name || !ev->json) return;
-    const cJSON *props = json_get_object(ev->json, "properties");
+    const cJSON *props = ev->properties;
     if (!props) return;
     size_t n_single = sizeof single_product_events / sizeof single_product_events[0];
     size_t n_list = sizeof product_list_events / sizeof product_list_events[0];
@@ -418,7 +418,7 @@ static uint64_t product_facts(const cJSON *props, uint64_t h) {
 
 uint64_t catalog_event_facts(const bsp_event *ev) {
     if (!ev || ev->type != BSP_EV_TRACK || !ev->name || !ev->json) return 0;
-    const cJSON *props = json_get_object(ev->json, "properties");
+    const cJSON *props = ev->properties;
     if (!props) return 0;
     size_t n_single = sizeof single_product_events / sizeof single_product_events[0];
     size_t n_list = sizeof product_list_events / sizeof product_list_events[0];

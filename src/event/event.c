@@ -55,41 +55,53 @@ typedef struct msg_fields {
     cJSON *traits, *context, *properties, *integrations, *write_key;
 } msg_fields;
 
-static const struct {
-    const char *key;
-    size_t offset;
-} field_table[] = {
-    {"type", offsetof(msg_fields, type)},
-    {"messageId", offsetof(msg_fields, message_id)},
-    {"userId", offsetof(msg_fields, user_id)},
-    {"anonymousId", offsetof(msg_fields, anonymous_id)},
-    {"previousId", offsetof(msg_fields, previous_id)},
-    {"groupId", offsetof(msg_fields, group_id)},
-    {"event", offsetof(msg_fields, event)},
-    {"name", offsetof(msg_fields, name)},
-    {"timestamp", offsetof(msg_fields, timestamp)},
-    {"originalTimestamp", offsetof(msg_fields, original_timestamp)},
-    {"receivedAt", offsetof(msg_fields, received_at)},
-    {"traits", offsetof(msg_fields, traits)},
-    {"context", offsetof(msg_fields, context)},
-    {"properties", offsetof(msg_fields, properties)},
-    {"integrations", offsetof(msg_fields, integrations)},
-    {"writeKey", offsetof(msg_fields, write_key)},
-};
+/* The slot of f a member named key goes to, or NULL for any other member:
+ * picked by the first letter, so each member costs at most three string
+ * comparisons (every message passes here three times). */
+static cJSON **field_slot(msg_fields *f, const char *key) {
+    switch (key[0]) {
+    case 't':
+        if (strcmp(key, "type") == 0) return &f->type;
+        if (strcmp(key, "timestamp") == 0) return &f->timestamp;
+        return strcmp(key, "traits") == 0 ? &f->traits : NULL;
+    case 'p':
+        if (strcmp(key, "properties") == 0) return &f->properties;
+        return strcmp(key, "previousId") == 0 ? &f->previous_id : NULL;
+    case 'm':
+        return strcmp(key, "messageId") == 0 ? &f->message_id : NULL;
+    case 'u':
+        return strcmp(key, "userId") == 0 ? &f->user_id : NULL;
+    case 'a':
+        return strcmp(key, "anonymousId") == 0 ? &f->anonymous_id : NULL;
+    case 'g':
+        return strcmp(key, "groupId") == 0 ? &f->group_id : NULL;
+    case 'e':
+        return strcmp(key, "event") == 0 ? &f->event : NULL;
+    case 'n':
+        return strcmp(key, "name") == 0 ? &f->name : NULL;
+    case 'o':
+        return strcmp(key, "originalTimestamp") == 0 ? &f->original_timestamp : NULL;
+    case 'r':
+        return strcmp(key, "receivedAt") == 0 ? &f->received_at : NULL;
+    case 'c':
+        return strcmp(key, "context") == 0 ? &f->context : NULL;
+    case 'i':
+        return strcmp(key, "integrations") == 0 ? &f->integrations : NULL;
+    case 'w':
+        return strcmp(key, "writeKey") == 0 ? &f->write_key : NULL;
+    default:
+        return NULL;
+    }
+}
 
 /* obj is only read here; the pointers are non-const so that normalize_copy
- * can use the same struct on its own copy. */
+ * can use the same struct on its own copy. The first of repeated members
+ * counts, as json_member finds it. */
 static void collect_fields(const cJSON *obj, msg_fields *f) {
     memset(f, 0, sizeof *f);
     for (cJSON *it = obj->child; it; it = it->next) {
-        if (!it->string) continue;
-        for (size_t i = 0; i < sizeof field_table / sizeof field_table[0]; i++) {
-            const char *key = field_table[i].key;
-            if (it->string[0] != key[0] || strcmp(it->string, key) != 0) continue;
-            cJSON **slot = (cJSON **)((char *)f + field_table[i].offset);
-            if (!*slot) *slot = it;
-            break;
-        }
+        cJSON **slot = it->string ? field_slot(f, it->string) : NULL;
+        if (slot && !*slot) *slot = it;
     }
 }
 
@@ -404,22 +416,33 @@ static bool normalize_in_place(cJSON *j, norm_args *a) {
                           json_path(j, "context.traits"));
 }
 
-static const char *string_of(const cJSON *obj, const char *key) {
-    return json_get_string(obj, key);
+static const char *string_in(const cJSON *v) {
+    return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static void point_into_json(bsp_event *ev) {
-    const cJSON *j = ev->json;
-    ev->message_id = string_of(j, "messageId");
-    ev->user_id = string_of(j, "userId");
-    ev->anonymous_id = string_of(j, "anonymousId");
-    ev->previous_id = ev->type == BSP_EV_ALIAS ? string_of(j, "previousId") : NULL;
+static const cJSON *object_in(const cJSON *v) {
+    return cJSON_IsObject(v) ? v : NULL;
+}
+
+void event_point_into_json(bsp_event *ev) {
+    msg_fields f;
+    if (ev->json)
+        collect_fields(ev->json, &f); /* one walk over the members for all of them */
+    else
+        memset(&f, 0, sizeof f);
+    ev->message_id = string_in(f.message_id);
+    ev->user_id = string_in(f.user_id);
+    ev->anonymous_id = string_in(f.anonymous_id);
+    ev->previous_id = ev->type == BSP_EV_ALIAS ? string_in(f.previous_id) : NULL;
     if (ev->type == BSP_EV_TRACK)
-        ev->name = string_of(j, "event");
+        ev->name = string_in(f.event);
     else if (ev->type == BSP_EV_PAGE || ev->type == BSP_EV_SCREEN)
-        ev->name = string_of(j, "name");
+        ev->name = string_in(f.name);
     else
         ev->name = NULL;
+    ev->context = object_in(f.context);
+    ev->properties = object_in(f.properties);
+    ev->traits = object_in(f.traits);
 }
 
 /* Turns a validated message into *out, taking ownership of j (kept in the
@@ -458,7 +481,7 @@ static bsp_err finish_event(cJSON *j, norm_args *a, bsp_event *out, bsp_error *e
                        .json = j,
                        .text = text,
                        .text_len = text_len};
-    point_into_json(out);
+    event_point_into_json(out);
     return BSP_OK;
 }
 

@@ -58,9 +58,15 @@ typedef struct bsp_event {
     const char *anonymous_id;
     const char *previous_id; /* alias only */
     const char *name;        /* track: event; page/screen: name; else NULL */
-    cJSON *json;             /* owned: the normalized event */
-    bool json_in_arena;      /* json lives in its list's arena: event_free leaves it */
-    char *text;              /* owned: compact JSON of json, what is stored */
+    /* Members of json that appliers read, found when the event is made (the
+     * writer then walks no member list of a tree another thread built);
+     * NULL when absent or not an object. */
+    const cJSON *context;
+    const cJSON *properties;
+    const cJSON *traits;
+    cJSON *json;        /* owned: the normalized event */
+    bool json_in_arena; /* json lives in its list's arena: event_free leaves it */
+    char *text;         /* owned: compact JSON of json, what is stored */
     size_t text_len;
     char *packed; /* owned, or NULL: text packed by the store (ingest_submit) */
     size_t packed_len;
@@ -92,6 +98,11 @@ bsp_err event_from_json(cJSON *msg, bsp_event_type forced_type, const cJSON *bat
                         bsp_event *out, bsp_error *err);
 
 void event_free(bsp_event *ev); /* frees contents, not ev itself */
+
+/* Points ev's ids, name, context, properties and traits at the members of
+ * ev->json, as event_from_json does; for an event made by hand (tests).
+ * ev->type must be set. */
+void event_point_into_json(bsp_event *ev);
 
 /* One rejected message of a batch. */
 typedef struct bsp_event_reject {

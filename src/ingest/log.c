@@ -322,8 +322,7 @@ static bsp_err writer_learn(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev) 
 
 static unsigned touch_flags_of(const bsp_event *ev) {
     unsigned flags = INGEST_TOUCH_EVENT;
-    if (ev->type == BSP_EV_IDENTIFY ||
-        json_get_object(json_get_object(ev->json, "context"), "traits"))
+    if (ev->type == BSP_EV_IDENTIFY || json_get_object(ev->context, "traits"))
         flags |= INGEST_TOUCH_TRAITS;
     return flags;
 }

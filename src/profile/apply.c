@@ -260,7 +260,7 @@ static void apply_track(bsp_profile *p, const char *name, const cJSON *props, in
 /* Traits that describe the visitor: identify's traits (group traits describe
  * the group, so not those) and RudderStack's context.traits on any event. */
 static const cJSON *apply_all_traits(bsp_profile *p, const bsp_event *ev, const cJSON *context) {
-    const cJSON *own = ev->type == BSP_EV_GROUP ? NULL : json_get_object(ev->json, "traits");
+    const cJSON *own = ev->type == BSP_EV_GROUP ? NULL : ev->traits;
     const cJSON *ctx = json_get_object(context, "traits");
     apply_traits(p, ctx);
     apply_traits(p, own);
@@ -285,8 +285,8 @@ void profile_apply_event(bsp_profile *p, const bsp_event *ev) {
     if (ev->anonymous_id && *ev->anonymous_id) profile_add_id(p, 'a', ev->anonymous_id);
     if (!ev->json) return;
 
-    const cJSON *context = json_get_object(ev->json, "context");
-    const cJSON *props = json_get_object(ev->json, "properties");
+    const cJSON *context = ev->context;
+    const cJSON *props = ev->properties;
     const cJSON *traits = apply_all_traits(p, ev, context);
     apply_consent(p, context, ev->ts_ms);
     apply_place(p, context, traits, props, latest);

@@ -69,6 +69,9 @@ static void check_event(const bsp_event *ev) {
     assert_ptr_equal(ev->user_id, json_get_string(ev->json, "userId"));
     assert_ptr_equal(ev->anonymous_id, json_get_string(ev->json, "anonymousId"));
     assert_true(ev->user_id || ev->anonymous_id);
+    assert_ptr_equal(ev->context, json_get_object(ev->json, "context"));
+    assert_ptr_equal(ev->properties, json_get_object(ev->json, "properties"));
+    assert_ptr_equal(ev->traits, json_get_object(ev->json, "traits"));
     assert_null(cJSON_GetObjectItem(ev->json, "writeKey"));
     int64_t ts;
     assert_true(bsp_time_parse(json_get_string(ev->json, "timestamp"), &ts));
@@ -314,6 +317,40 @@ static void test_objects_must_be_objects(void **state) {
     track_fails("{\"event\":\"E\",\"userId\":\"u\",\"traits\":true}", BSP_ETYPE, "traits");
     track_fails("{\"event\":\"E\",\"userId\":\"u\",\"integrations\":[true]}", BSP_ETYPE,
                 "integrations");
+}
+
+/* The members an event points at are the first of each name, found in one
+ * walk; a hand-made event gets the same with event_point_into_json. */
+static void test_points_into_json(void **state) {
+    (void)state;
+    bsp_event_list list = parse_ok("{\"event\":\"E\",\"userId\":\"u\",\"context\":{\"n\":1},"
+                                   "\"properties\":{\"n\":2},\"traits\":{\"n\":3},"
+                                   "\"context\":{\"n\":4},\"userId\":\"v\"}",
+                                   BSP_EV_TRACK, 1);
+    const bsp_event *ev = &list.items[0];
+    check_event(ev);
+    assert_string_equal(ev->user_id, "u");
+    assert_int_equal((int)json_get_number(ev->context, "n", 0), 1);
+    assert_int_equal((int)json_get_number(ev->properties, "n", 0), 2);
+    assert_int_equal((int)json_get_number(ev->traits, "n", 0), 3);
+    event_list_free(&list);
+
+    bsp_event made = {.type = BSP_EV_PAGE};
+    made.json = cJSON_Parse("{\"anonymousId\":\"a\",\"name\":\"Home\",\"properties\":\"x\","
+                            "\"context\":{\"ip\":\"0.0.0.0\"}}");
+    assert_non_null(made.json);
+    event_point_into_json(&made);
+    assert_string_equal(made.anonymous_id, "a");
+    assert_null(made.user_id);
+    assert_string_equal(made.name, "Home");
+    assert_null(made.properties); /* not an object */
+    assert_null(made.traits);
+    assert_ptr_equal(made.context, json_get_object(made.json, "context"));
+    cJSON_Delete(made.json);
+    made.json = NULL;
+    event_point_into_json(&made);
+    assert_null(made.anonymous_id);
+    assert_null(made.context);
 }
 
 static void test_null_objects_dropped(void **state) {
@@ -869,6 +906,7 @@ int main(void) {
         cmocka_unit_test(test_wrong_id_types),
         cmocka_unit_test(test_id_length),
         cmocka_unit_test(test_objects_must_be_objects),
+        cmocka_unit_test(test_points_into_json),
         cmocka_unit_test(test_null_objects_dropped),
         cmocka_unit_test(test_wrong_type_path_in_batch),
         cmocka_unit_test(test_timestamp_sources),

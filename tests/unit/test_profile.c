@@ -30,9 +30,7 @@ static void apply_json(bsp_profile *p, bsp_event_type type, int64_t ts, const ch
     bsp_event ev = {.type = type, .ts_ms = ts};
     ev.json = cJSON_Parse(json);
     assert_non_null(ev.json);
-    ev.user_id = json_get_string(ev.json, "userId");
-    ev.anonymous_id = json_get_string(ev.json, "anonymousId");
-    ev.name = json_get_string(ev.json, type == BSP_EV_TRACK ? "event" : "name");
+    event_point_into_json(&ev);
     profile_apply_event(p, &ev);
     cJSON_Delete(ev.json);
 }
