@@ -85,9 +85,47 @@ static void apply_traits(bsp_profile *p, const cJSON *traits) {
     merge_changed(p->traits, traits);
 }
 
+/* The members of an event's context that applying reads, found in one walk
+ * over its members (the first of repeated ones, as json_member finds). */
+typedef struct context_parts {
+    const cJSON *traits, *location, *device, *consent, *user_agent;
+} context_parts;
+
+static void context_parts_of(const cJSON *context, context_parts *out) {
+    memset(out, 0, sizeof *out);
+    for (const cJSON *it = context ? context->child : NULL; it && it->string; it = it->next) {
+        const cJSON **slot = NULL;
+        const char *key = it->string;
+        switch (key[0]) {
+        case 't':
+            slot = strcmp(key, "traits") == 0 ? &out->traits : NULL;
+            break;
+        case 'l':
+            slot = strcmp(key, "location") == 0 ? &out->location : NULL;
+            break;
+        case 'd':
+            slot = strcmp(key, "device") == 0 ? &out->device : NULL;
+            break;
+        case 'c':
+            slot = strcmp(key, "consent") == 0 ? &out->consent : NULL;
+            break;
+        case 'u':
+            slot = strcmp(key, "userAgent") == 0 ? &out->user_agent : NULL;
+            break;
+        default:
+            break;
+        }
+        if (slot && !*slot) *slot = it;
+    }
+}
+
+static const cJSON *object_or_null(const cJSON *v) {
+    return cJSON_IsObject(v) ? v : NULL;
+}
+
 /* Latest categoryPreferences wins, by event time. */
-static void apply_consent(bsp_profile *p, const cJSON *context, int64_t ts_ms) {
-    const cJSON *prefs = json_path(context, "consent.categoryPreferences");
+static void apply_consent(bsp_profile *p, const context_parts *ctx, int64_t ts_ms) {
+    const cJSON *prefs = json_get_object(object_or_null(ctx->consent), "categoryPreferences");
     if (!cJSON_IsObject(prefs)) return;
     if (p->consent && ts_ms < p->consent_ms) return;
     p->consent_ms = ts_ms;
@@ -117,8 +155,8 @@ static void apply_time(bsp_profile *p, int64_t ts_ms) {
 
 /* --- country and device -------------------------------------------------- */
 
-static const char *country_of(const cJSON *context, const cJSON *traits, const cJSON *props) {
-    const char *c = json_get_string(json_get_object(context, "location"), "country");
+static const char *country_of(const context_parts *ctx, const cJSON *traits, const cJSON *props) {
+    const char *c = json_get_string(object_or_null(ctx->location), "country");
     if (!c || !*c) c = json_get_string(json_path(traits, "address"), "country");
     if (!c || !*c) c = json_get_string(props, "country");
     if (!c || !*c) c = json_get_string(traits, "country");
@@ -174,11 +212,11 @@ static profile_device device_from_user_agent(const char *ua) {
 }
 
 /* context.device.type when it names a kind of device, else the user agent. */
-static profile_device device_of(const cJSON *context) {
-    const char *type = json_get_string(json_get_object(context, "device"), "type");
+static profile_device device_of(const context_parts *ctx) {
+    const char *type = json_get_string(object_or_null(ctx->device), "type");
     profile_device d = type ? device_from_type(type) : PROFILE_DEVICE_NONE;
     if (d != PROFILE_DEVICE_NONE) return d;
-    const char *ua = json_get_string(context, "userAgent");
+    const char *ua = cJSON_IsString(ctx->user_agent) ? ctx->user_agent->valuestring : NULL;
     return ua && *ua ? device_from_user_agent(ua) : PROFILE_DEVICE_NONE;
 }
 
@@ -259,19 +297,20 @@ static void apply_track(bsp_profile *p, const char *name, const cJSON *props, in
 
 /* Traits that describe the visitor: identify's traits (group traits describe
  * the group, so not those) and RudderStack's context.traits on any event. */
-static const cJSON *apply_all_traits(bsp_profile *p, const bsp_event *ev, const cJSON *context) {
+static const cJSON *apply_all_traits(bsp_profile *p, const bsp_event *ev,
+                                     const context_parts *ctx) {
     const cJSON *own = ev->type == BSP_EV_GROUP ? NULL : ev->traits;
-    const cJSON *ctx = json_get_object(context, "traits");
-    apply_traits(p, ctx);
+    const cJSON *ctx_traits = object_or_null(ctx->traits);
+    apply_traits(p, ctx_traits);
     apply_traits(p, own);
-    return own ? own : ctx;
+    return own ? own : ctx_traits;
 }
 
-static void apply_place(bsp_profile *p, const cJSON *context, const cJSON *traits,
+static void apply_place(bsp_profile *p, const context_parts *ctx, const cJSON *traits,
                         const cJSON *props, bool latest) {
-    const char *country = country_of(context, traits, props);
+    const char *country = country_of(ctx, traits, props);
     if (country && (latest || !p->country)) profile_set_string(&p->country, country);
-    profile_device device = device_of(context);
+    profile_device device = device_of(ctx);
     if (device != PROFILE_DEVICE_NONE && (latest || p->device == PROFILE_DEVICE_NONE))
         p->device = device;
 }
@@ -285,11 +324,12 @@ void profile_apply_event(bsp_profile *p, const bsp_event *ev) {
     if (ev->anonymous_id && *ev->anonymous_id) profile_add_id(p, 'a', ev->anonymous_id);
     if (!ev->json) return;
 
-    const cJSON *context = ev->context;
+    context_parts ctx;
+    context_parts_of(ev->context, &ctx);
     const cJSON *props = ev->properties;
-    const cJSON *traits = apply_all_traits(p, ev, context);
-    apply_consent(p, context, ev->ts_ms);
-    apply_place(p, context, traits, props, latest);
+    const cJSON *traits = apply_all_traits(p, ev, &ctx);
+    apply_consent(p, &ctx, ev->ts_ms);
+    apply_place(p, &ctx, traits, props, latest);
 
     if (ev->type == BSP_EV_PAGE || ev->type == BSP_EV_SCREEN) p->page_views++;
     if (ev->type != BSP_EV_TRACK) return;

@@ -436,6 +436,11 @@ static void test_device(void **state) {
         {"{\"device\":{\"type\":\"tablet\"},\"userAgent\":\"iPhone\"}", "tablet"},
         {"{\"device\":{\"type\":\"ios\"}}", "mobile"},
         {"{\"page\":{\"url\":\"https://x\"}}", NULL},
+        /* The first of repeated members counts; a device that is not an
+         * object leaves the user agent to tell. */
+        {"{\"device\":{\"type\":\"tablet\"},\"device\":{\"type\":\"desktop\"}}", "tablet"},
+        {"{\"device\":\"tablet\",\"userAgent\":\"Mozilla/5.0 (iPhone)\"}", "mobile"},
+        {"{\"userAgent\":7}", NULL},
         /* Same length and the same memo slot (their hashes agree modulo
          * 64): the memo of agents compares the bytes. */
         {"{\"userAgent\":\"Mozilla/5.0 (iPad; 000)\"}", "tablet"},
