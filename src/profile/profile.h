@@ -76,6 +76,18 @@ const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p);
  * the computed view shows, else false. name_hash is bsp_hash64 of name. */
 bool profile_computed_number(const bsp_profile *p, const char *name, uint64_t name_hash,
                              double *out);
+/* computed.NAME when NAME is one of the texts (favorite_category,
+ * favorite_brand, last_search, country, device, engaged_category,
+ * engaged_product): true and the text the view shows, NULL where it shows
+ * null; else false. */
+bool profile_computed_text(const bsp_profile *p, const char *name, uint64_t name_hash,
+                           const char **out);
+/* computed.NAME when NAME is one of the times (first_seen, last_seen,
+ * last_order_at): true, *set, and *ms the time the view's text reads back
+ * as (*set false where the view shows null, or a text that is not a time);
+ * else false. */
+bool profile_computed_time(const bsp_profile *p, const char *name, uint64_t name_hash, bool *set,
+                           int64_t *ms);
 
 /* Parsed profiles remembered by the storage bytes they came from, for
  * readers that see the same visitors again and again (decisions): parse

@@ -166,12 +166,56 @@ static const char *const computed_num_names[CN_COUNT] = {
     "sessions",   "page_views", "product_views", "add_to_carts", "cart_items",
     "cart_value", "orders",     "revenue",       "aov",          "engaged_seconds"};
 
-static uint64_t computed_num_hashes[CN_COUNT];
-static pthread_once_t computed_num_once = PTHREAD_ONCE_INIT;
+/* The computed traits that are texts (NULL shows as null) and times (shown
+ * as ISO 8601 text), likewise one function each. */
+typedef enum computed_text {
+    CT_FAVORITE_CATEGORY,
+    CT_FAVORITE_BRAND,
+    CT_LAST_SEARCH,
+    CT_COUNTRY,
+    CT_DEVICE,
+    CT_ENGAGED_CATEGORY,
+    CT_ENGAGED_PRODUCT,
+    CT_COUNT
+} computed_text;
 
-static void computed_num_hash_all(void) {
-    for (int i = 0; i < CN_COUNT; i++)
-        computed_num_hashes[i] = bsp_hash64(computed_num_names[i], strlen(computed_num_names[i]));
+static const char *const computed_text_names[CT_COUNT] = {
+    "favorite_category", "favorite_brand", "last_search", "country", "device",
+    "engaged_category",  "engaged_product"};
+
+typedef enum computed_time {
+    CM_FIRST_SEEN,
+    CM_LAST_SEEN,
+    CM_LAST_ORDER_AT,
+    CM_COUNT
+} computed_time;
+
+static const char *const computed_time_names[CM_COUNT] = {"first_seen", "last_seen",
+                                                          "last_order_at"};
+
+static uint64_t computed_num_hashes[CN_COUNT];
+static uint64_t computed_text_hashes[CT_COUNT];
+static uint64_t computed_time_hashes[CM_COUNT];
+static pthread_once_t computed_hashes_once = PTHREAD_ONCE_INIT;
+
+static void hash_names(const char *const *names, uint64_t *hashes, int n) {
+    for (int i = 0; i < n; i++)
+        hashes[i] = bsp_hash64(names[i], strlen(names[i]));
+}
+
+static void computed_hash_all(void) {
+    hash_names(computed_num_names, computed_num_hashes, CN_COUNT);
+    hash_names(computed_text_names, computed_text_hashes, CT_COUNT);
+    hash_names(computed_time_names, computed_time_hashes, CM_COUNT);
+}
+
+/* The index of name among names (hashes: theirs), or -1. */
+static int find_name(const char *const *names, const uint64_t *hashes, int n, const char *name,
+                     uint64_t name_hash) {
+    pthread_once(&computed_hashes_once, computed_hash_all);
+    for (int i = 0; i < n; i++)
+        if (hashes[i] == name_hash && strcmp(names[i], name) == 0) return i;
+    return -1;
 }
 
 static double computed_value(const bsp_profile *p, computed_num which) {
@@ -203,18 +247,79 @@ static double computed_value(const bsp_profile *p, computed_num which) {
 
 bool profile_computed_number(const bsp_profile *p, const char *name, uint64_t name_hash,
                              double *out) {
-    pthread_once(&computed_num_once, computed_num_hash_all);
-    for (int i = 0; i < CN_COUNT; i++) {
-        if (computed_num_hashes[i] != name_hash || strcmp(computed_num_names[i], name) != 0)
-            continue;
-        *out = computed_value(p, (computed_num)i);
-        return true;
+    int i = find_name(computed_num_names, computed_num_hashes, CN_COUNT, name, name_hash);
+    if (i < 0) return false;
+    *out = computed_value(p, (computed_num)i);
+    return true;
+}
+
+static const char *text_value(const bsp_profile *p, computed_text which) {
+    switch (which) {
+    case CT_FAVORITE_CATEGORY:
+        return decay_top(&p->categories);
+    case CT_FAVORITE_BRAND:
+        return decay_top(&p->brands);
+    case CT_LAST_SEARCH:
+        return p->last_search;
+    case CT_COUNTRY:
+        return p->country;
+    case CT_DEVICE:
+        return profile_device_name(p->device);
+    case CT_ENGAGED_CATEGORY:
+        return decay_top(&p->dwell_categories);
+    case CT_ENGAGED_PRODUCT:
+        return decay_top(&p->dwell_products);
+    default:
+        return NULL;
     }
-    return false;
+}
+
+bool profile_computed_text(const bsp_profile *p, const char *name, uint64_t name_hash,
+                           const char **out) {
+    int i = find_name(computed_text_names, computed_text_hashes, CT_COUNT, name, name_hash);
+    if (i < 0) return false;
+    *out = text_value(p, (computed_text)i);
+    return true;
+}
+
+static int64_t time_value(const bsp_profile *p, computed_time which) {
+    switch (which) {
+    case CM_FIRST_SEEN:
+        return p->first_seen_ms;
+    case CM_LAST_SEEN:
+        return p->last_seen_ms;
+    case CM_LAST_ORDER_AT:
+        return p->last_order_ms;
+    default:
+        return PROFILE_TIME_UNSET;
+    }
+}
+
+/* The times bsp_time_format writes as ISO 8601 (years 0000 to 9999), which
+ * are the ones its text reads back as. */
+#define ISO_FIRST_MS (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
+#define ISO_LAST_MS 253402300799999LL    /* 9999-12-31T23:59:59.999Z */
+
+bool profile_computed_time(const bsp_profile *p, const char *name, uint64_t name_hash, bool *set,
+                           int64_t *ms) {
+    int i = find_name(computed_time_names, computed_time_hashes, CM_COUNT, name, name_hash);
+    if (i < 0) return false;
+    *ms = time_value(p, (computed_time)i);
+    *set = *ms != PROFILE_TIME_UNSET && *ms >= ISO_FIRST_MS && *ms <= ISO_LAST_MS;
+    return true;
 }
 
 static void put_computed(profile_view *v, cJSON *o, const bsp_profile *p, computed_num which) {
     put_number(v, o, computed_num_names[which], computed_value(p, which));
+}
+
+static void put_text(profile_view *v, cJSON *o, const bsp_profile *p, computed_text which) {
+    put_string(v, o, computed_text_names[which], text_value(p, which));
+}
+
+static void put_computed_time(profile_view *v, cJSON *o, const bsp_profile *p,
+                              computed_time which) {
+    put_time(v, o, computed_time_names[which], time_value(p, which));
 }
 
 const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p) {
@@ -224,8 +329,8 @@ const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p) {
     v->ntimes = 0;
     cJSON *o = v->root = node(v, cJSON_Object);
     if (!o) return NULL;
-    put_time(v, o, "first_seen", p->first_seen_ms);
-    put_time(v, o, "last_seen", p->last_seen_ms);
+    put_computed_time(v, o, p, CM_FIRST_SEEN);
+    put_computed_time(v, o, p, CM_LAST_SEEN);
     put_computed(v, o, p, CN_SESSIONS);
     put_computed(v, o, p, CN_PAGE_VIEWS);
     put_computed(v, o, p, CN_PRODUCT_VIEWS);
@@ -236,16 +341,16 @@ const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p) {
     put_computed(v, o, p, CN_ORDERS);
     put_computed(v, o, p, CN_REVENUE);
     put_computed(v, o, p, CN_AOV);
-    put_time(v, o, "last_order_at", p->last_order_ms);
-    put_string(v, o, "favorite_category", decay_top(&p->categories));
-    put_string(v, o, "favorite_brand", decay_top(&p->brands));
+    put_computed_time(v, o, p, CM_LAST_ORDER_AT);
+    put_text(v, o, p, CT_FAVORITE_CATEGORY);
+    put_text(v, o, p, CT_FAVORITE_BRAND);
     put_list(v, o, "recently_viewed", &p->recently_viewed);
     put_list(v, o, "purchased", &p->purchased);
-    put_string(v, o, "last_search", p->last_search);
-    put_string(v, o, "country", p->country);
-    put_string(v, o, "device", profile_device_name(p->device));
+    put_text(v, o, p, CT_LAST_SEARCH);
+    put_text(v, o, p, CT_COUNTRY);
+    put_text(v, o, p, CT_DEVICE);
     put_computed(v, o, p, CN_ENGAGED_SECONDS);
-    put_string(v, o, "engaged_category", decay_top(&p->dwell_categories));
-    put_string(v, o, "engaged_product", decay_top(&p->dwell_products));
+    put_text(v, o, p, CT_ENGAGED_CATEGORY);
+    put_text(v, o, p, CT_ENGAGED_PRODUCT);
     return v->failed ? NULL : o;
 }

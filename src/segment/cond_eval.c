@@ -321,13 +321,28 @@ static const cJSON *root_object(const eval_ctx *x, cond_root root) {
     return x->env->root(x->env->ctx, cond_root_names[root]);
 }
 
-static void eval_path(const eval_ctx *x, const cond_node *path, cond_val *out) {
+/* computed.NAME served by the env without building the computed object:
+ * a plain number or a text. */
+static bool eval_computed_direct(const eval_ctx *x, const cond_node *path, cond_val *out) {
+    if (path->op != ROOT_COMPUTED || path->nsegs != 1) return false;
+    const cond_env *env = x->env;
     double num;
-    if (path->op == ROOT_COMPUTED && path->nsegs == 1 && x->env->computed_number &&
-        x->env->computed_number(x->env->ctx, path->segs[0], path->hash, &num)) {
-        value_number(num, out); /* without building the computed object */
-        return;
+    if (env->computed_number && env->computed_number(env->ctx, path->segs[0], path->hash, &num)) {
+        value_number(num, out);
+        return true;
     }
+    const char *text;
+    if (!env->computed_text || !env->computed_text(env->ctx, path->segs[0], path->hash, &text))
+        return false;
+    memset(out, 0, sizeof *out);
+    out->kind = text ? V_STRING : V_NULL;
+    out->str = text;
+    out->len = text ? strlen(text) : 0;
+    return true;
+}
+
+static void eval_path(const eval_ctx *x, const cond_node *path, cond_val *out) {
+    if (eval_computed_direct(x, path, out)) return;
     const cJSON *item = root_object(x, (cond_root)path->op);
     for (unsigned seg = 0; item && seg < path->nsegs; seg++) {
         if (cJSON_IsArray(item)) {
@@ -403,17 +418,35 @@ static void eval_events(const eval_ctx *x, const cond_node *call, cond_val *out)
 }
 
 /* days_since() and hours_since(): a date string or milliseconds. */
+/* The argument of days_since() or hours_since() when it is one of the
+ * computed times the env serves as milliseconds: true, *set (false where the
+ * time is null) and *ms. */
+static bool since_computed_time(const eval_ctx *x, int32_t arg, bool *set, int64_t *ms) {
+    const cond_node *path = &x->cond->nodes[arg];
+    const cond_env *env = x->env;
+    return path->kind == N_PATH && path->op == ROOT_COMPUTED && path->nsegs == 1 &&
+           env->computed_time && env->computed_time(env->ctx, path->segs[0], path->hash, set, ms);
+}
+
 static void eval_since(const eval_ctx *x, const cond_node *call, cond_val *out) {
+    int64_t ms = 0;
+    double unit = call->op == FN_DAYS_SINCE ? 86400000.0 : 3600000.0;
+    bool set;
+    if (since_computed_time(x, call->first, &set, &ms)) {
+        if (set)
+            value_number(((double)x->env->now_ms - (double)ms) / unit, out);
+        else
+            value_from_json(NULL, out);
+        return;
+    }
     cond_val time;
     eval_node(x, call->first, &time);
-    int64_t ms = 0;
     if (time.kind == V_NUMBER && fabs(time.num) < 9.2e18)
         ms = (int64_t)time.num;
     else if (time.kind != V_STRING || !bsp_time_parse(time.str, &ms)) {
         value_from_json(NULL, out);
         return;
     }
-    double unit = call->op == FN_DAYS_SINCE ? 86400000.0 : 3600000.0;
     value_number(((double)x->env->now_ms - (double)ms) / unit, out);
 }
 

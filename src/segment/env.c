@@ -1,9 +1,10 @@
 /* env.c - binds the condition language's inputs to one profile: the roots
  * traits/computed/rfm/predicted/context, the profile's kept recent events
  * for did()/count()/sum(), and its segment memberships for in_segment().
- * The computed traits that are plain numbers are read straight from the
- * profile; the computed object is built only when a condition reads
- * anything else of it. */
+ * The computed traits that are plain numbers or texts, and the times that
+ * days_since()/hours_since() read, are read straight from the profile; the
+ * computed object is built only when a condition reads anything else of it
+ * (a list, the cart, a time compared as text). */
 #include <pthread.h>
 #include <string.h>
 
@@ -56,6 +57,18 @@ static bool env_computed_number(void *ctx, const char *name, uint64_t name_hash,
     return profile_computed_number(se->profile, name, name_hash, out);
 }
 
+static bool env_computed_text(void *ctx, const char *name, uint64_t name_hash, const char **out) {
+    segment_env *se = ctx;
+    return profile_computed_text(se->profile, name, name_hash, out);
+}
+
+/* Not in a stored-only env, which does not answer the time. */
+static bool env_computed_time(void *ctx, const char *name, uint64_t name_hash, bool *set,
+                              int64_t *ms) {
+    segment_env *se = ctx;
+    return !se->stored_only && profile_computed_time(se->profile, name, name_hash, set, ms);
+}
+
 static bool env_each_event(void *ctx, const char *event_name, int64_t since_ms,
                            bool (*visit)(void *vctx, const cJSON *event), void *vctx) {
     segment_env *se = ctx;
@@ -79,7 +92,9 @@ void segment_env_init(segment_env *se, const bsp_profile *p, const cJSON *contex
                          .root = env_root,
                          .each_event = env_each_event,
                          .in_segment = env_in_segment,
-                         .computed_number = env_computed_number};
+                         .computed_number = env_computed_number,
+                         .computed_text = env_computed_text,
+                         .computed_time = env_computed_time};
 }
 
 void segment_env_stored_only(segment_env *se, const bsp_profile *p) {

@@ -50,6 +50,11 @@ typedef struct cond_env {
      * name_hash is bsp_hash64(name, strlen(name)), computed at compile time.
      * May be NULL. */
     bool (*computed_number)(void *ctx, const char *name, uint64_t name_hash, double *out);
+    /* Likewise for the texts (profile_computed_text: *out NULL for null) and,
+     * as the argument of days_since() and hours_since(), the times
+     * (profile_computed_time). Either may be NULL. */
+    bool (*computed_text)(void *ctx, const char *name, uint64_t name_hash, const char **out);
+    bool (*computed_time)(void *ctx, const char *name, uint64_t name_hash, bool *set, int64_t *ms);
 } cond_env;
 
 /* True if the condition holds; a value-only condition holds when truthy
@@ -107,7 +112,7 @@ void segment_env_init(segment_env *se, const bsp_profile *p, const cJSON *contex
 void segment_env_free(segment_env *se);
 
 /* An env that answers only from what the profile stores and nothing else
- * changes: segment memberships, traits and the plain computed numbers.
+ * changes: segment memberships, traits and the computed numbers and texts.
  * Anything else asked for (context, other computed traits, rfm, predicted,
  * events) answers as absent and sets read_other; a result obtained with
  * read_other still false holds whatever the request, for as long as the

@@ -1312,6 +1312,58 @@ static void test_computed_numbers_match_the_view(void **state) {
     bsp_buf_free(&b);
 }
 
+/* Every text of the computed view (a string or null) is served by
+ * profile_computed_text with the same value, and every time by
+ * profile_computed_time as the milliseconds its text reads back as; a time
+ * the view cannot show as ISO 8601 (after 9999) is served as not set, as
+ * days_since() reads its text. */
+static void test_computed_texts_and_times_match_the_view(void **state) {
+    (void)state;
+    bsp_buf a = {0}, b = {0};
+    bsp_profile *far = profile_new(3);
+    track(far, 253402300800000LL, "Product Viewed", "{\"product_id\":\"p1\",\"brand\":\"B\"}");
+    bsp_profile *profiles[4] = {profile_new(1), rich_profile(), two_versions(&a, &b), far};
+    profile_view *v = profile_view_new();
+    for (int i = 0; i < 4; i++) {
+        const cJSON *view = profile_view_computed(v, profiles[i]);
+        assert_non_null(view);
+        int texts = 0, times = 0;
+        for (const cJSON *it = view->child; it; it = it->next) {
+            uint64_t h = bsp_hash64(it->string, strlen(it->string));
+            const char *text = "unset";
+            if (profile_computed_text(profiles[i], it->string, h, &text)) {
+                texts++;
+                if (cJSON_IsNull(it))
+                    assert_null(text);
+                else
+                    assert_string_equal(text, it->valuestring);
+            }
+            bool set = true;
+            int64_t ms = -1, parsed = -2;
+            if (profile_computed_time(profiles[i], it->string, h, &set, &ms)) {
+                times++;
+                bool readable = cJSON_IsString(it) && bsp_time_parse(it->valuestring, &parsed);
+                assert_int_equal(set, readable);
+                if (set) assert_true(ms == parsed);
+            }
+        }
+        assert_int_equal(texts, 7);
+        assert_int_equal(times, 3);
+    }
+    const char *text;
+    bool set;
+    int64_t ms;
+    assert_false(profile_computed_text(profiles[1], "orders", bsp_hash64("orders", 6), &text));
+    assert_false(
+        profile_computed_time(profiles[1], "country", bsp_hash64("country", 7), &set, &ms));
+    assert_false(profile_computed_text(profiles[1], "country", 12345, &text)); /* wrong hash */
+    profile_view_free(v);
+    for (int i = 0; i < 4; i++)
+        profile_free(profiles[i]);
+    bsp_buf_free(&a);
+    bsp_buf_free(&b);
+}
+
 /* Fills pids[] with n pids that a memo of 16 (4 sets of 4) puts in one set. */
 static void pids_of_one_set(uint64_t *pids, int n) {
     int found = 0;
@@ -1605,6 +1657,7 @@ int main(void) {
         cmocka_unit_test(test_merge_into_empty_and_decay_reference),
         cmocka_unit_test(test_view_equals_computed_json),
         cmocka_unit_test(test_computed_numbers_match_the_view),
+        cmocka_unit_test(test_computed_texts_and_times_match_the_view),
         cmocka_unit_test(test_memberships_match_a_model),
         cmocka_unit_test(test_memo_reuses_parsed_profiles),
         cmocka_unit_test(test_memo_borrowed_profile_outlives_its_slot),

@@ -465,9 +465,95 @@ static void test_settle_after_import(void **state) {
     restart_expect_threshold(f, "computed.orders >= 1 and computed.revenue >= 200.00");
 }
 
+/* Applies a body of events (as ingest would) to p. */
+static void apply_body(bsp_profile *p, const char *body) {
+    bsp_event_list list = {0};
+    assert_int_equal(
+        event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list, NULL), BSP_OK);
+    for (size_t i = 0; i < list.count; i++)
+        profile_apply_event(p, &list.items[i]);
+    event_list_free(&list);
+}
+
+/* Conditions read computed texts and, in days_since()/hours_since(), times
+ * straight from the profile; each holds exactly when it holds read through
+ * the computed object, on an empty profile, a browsing visitor and a buyer
+ * with a time past ISO 8601's years. */
+static void test_computed_read_directly_as_through_the_view(void **state) {
+    (void)state;
+    static const char *const conditions[] = {
+        "computed.favorite_category = \"Home > Lamps\"",
+        "computed.favorite_category starts_with \"Home\" and computed.page_views > 0",
+        "computed.favorite_category = null",
+        "computed.favorite_brand in [\"Lux\", \"Acme\"]",
+        "lower(computed.favorite_brand) = \"lux\"",
+        "computed.country = \"DE\"",
+        "computed.device = \"mobile\"",
+        "computed.device = null",
+        "computed.last_search contains \"sofa\"",
+        "computed.engaged_category = null",
+        "days_since(computed.last_seen) <= 1",
+        "days_since(computed.last_seen) > 1000",
+        "hours_since(computed.last_order_at) >= 0",
+        "days_since(computed.last_order_at) = null",
+        "days_since(computed.first_seen) < 100000",
+        "computed.last_seen starts_with \"20\"",
+        "length(computed.favorite_category) > 3",
+    };
+    int64_t now = bsp_now_ms();
+    char far_order[512];
+    snprintf(far_order, sizeof far_order,
+             "{\"batch\":[{\"type\":\"track\",\"event\":\"Order Completed\","
+             "\"anonymousId\":\"z\",\"timestamp\":\"%s\",\"properties\":{\"revenue\":5}}]}",
+             "9999-12-31T23:59:59.999Z");
+    bsp_profile *profiles[3] = {profile_new(1), profile_new(2), profile_new(3)};
+    apply_body(profiles[1],
+               "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"v\",\"context\":{"
+               "\"userAgent\":\"Mozilla/5.0 (iPhone) Mobile\",\"location\":{\"country\":\"DE\"}}},"
+               "{\"type\":\"track\",\"event\":\"Product Viewed\",\"anonymousId\":\"v\","
+               "\"properties\":{\"product_id\":\"p1\",\"category\":\"Home > Lamps\","
+               "\"brand\":\"Lux\"}},"
+               "{\"type\":\"track\",\"event\":\"Products Searched\",\"anonymousId\":\"v\","
+               "\"properties\":{\"query\":\"red sofa\"}}]}");
+    apply_body(profiles[2], far_order);
+    for (size_t i = 0; i < sizeof conditions / sizeof conditions[0]; i++) {
+        bsp_cond *c = NULL;
+        assert_int_equal(cond_compile(conditions[i], strlen(conditions[i]), &c, NULL), BSP_OK);
+        for (int k = 0; k < 3; k++) {
+            segment_env direct, viewed;
+            segment_env_init(&direct, profiles[k], NULL, now);
+            segment_env_init(&viewed, profiles[k], NULL, now);
+            viewed.env.computed_text = NULL;
+            viewed.env.computed_time = NULL;
+            bool a = cond_eval(c, &direct.env);
+            segment_env_free(&direct);
+            bool b = cond_eval(c, &viewed.env);
+            segment_env_free(&viewed);
+            if (a != b)
+                fail_msg("profile %d: %s: %s read directly, %s through the view", k, conditions[i],
+                         a ? "true" : "false", b ? "true" : "false");
+        }
+        cond_free(c);
+    }
+    /* Some of them hold, so the comparison is not between two falses. */
+    segment_env se;
+    segment_env_init(&se, profiles[1], NULL, now);
+    bsp_cond *c = NULL;
+    assert_int_equal(cond_compile(conditions[1], strlen(conditions[1]), &c, NULL), BSP_OK);
+    assert_true(cond_eval(c, &se.env));
+    cond_free(c);
+    assert_int_equal(cond_compile(conditions[10], strlen(conditions[10]), &c, NULL), BSP_OK);
+    assert_true(cond_eval(c, &se.env));
+    cond_free(c);
+    segment_env_free(&se);
+    for (int k = 0; k < 3; k++)
+        profile_free(profiles[k]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_config_and_members, setup, teardown),
+        cmocka_unit_test(test_computed_read_directly_as_through_the_view),
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership_follows_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_and_erasure, setup, teardown),
