@@ -2,11 +2,15 @@
  * input is compiled; errors must carry their code and a position, and a
  * condition that compiles is introspected and evaluated against a small
  * fixed profile with events (so paths through lists, filters, regexes and
- * every function run), then freed. */
+ * every function run), then against a real profile twice: with the computed
+ * texts and times read directly and through the computed object, which must
+ * agree. Then it is freed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "event/event.h"
+#include "profile/profile.h"
 #include "segment/segment.h"
 
 #define NOW 1700000000000LL
@@ -25,6 +29,42 @@ static const char events_text[] =
     "{\"event\":\"Product Viewed\",\"at\":1600000000000,\"properties\":null}]";
 
 static cJSON *profile, *events;
+static bsp_profile *real; /* a profile made by applying real_events */
+
+static const char real_events[] =
+    "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"v\",\"timestamp\":"
+    "\"2023-11-14T20:00:00Z\",\"context\":{\"userAgent\":\"Mozilla/5.0 (iPhone) Mobile\","
+    "\"location\":{\"country\":\"DE\"}}},{\"type\":\"track\",\"event\":\"Product Viewed\","
+    "\"anonymousId\":\"v\",\"timestamp\":\"2023-11-14T21:00:00Z\",\"properties\":{"
+    "\"product_id\":\"p1\",\"category\":\"Home > Lamps\",\"brand\":\"Lux\"}},"
+    "{\"type\":\"track\",\"event\":\"Order Completed\",\"anonymousId\":\"v\","
+    "\"timestamp\":\"2023-11-14T21:30:00Z\",\"properties\":{\"revenue\":5}}]}";
+
+static bsp_profile *real_profile(void) {
+    bsp_profile *p = profile_new(1);
+    bsp_event_list list = {0};
+    if (!p || event_parse_body(real_events, strlen(real_events), BSP_EV_TYPE_COUNT, NOW, &list,
+                               NULL) != BSP_OK)
+        abort();
+    for (size_t i = 0; i < list.count; i++)
+        profile_apply_event(p, &list.items[i]);
+    event_list_free(&list);
+    return p;
+}
+
+/* The real profile's answer with the direct reads, and without. */
+static void check_direct_reads(const bsp_cond *c) {
+    segment_env direct, viewed;
+    segment_env_init(&direct, real, NULL, NOW);
+    segment_env_init(&viewed, real, NULL, NOW);
+    viewed.env.computed_text = NULL;
+    viewed.env.computed_time = NULL;
+    bool a = cond_eval(c, &direct.env);
+    segment_env_free(&direct);
+    bool b = cond_eval(c, &viewed.env);
+    segment_env_free(&viewed);
+    if (a != b) abort();
+}
 
 static const cJSON *env_root(void *ctx, const char *root) {
     (void)ctx;
@@ -66,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!profile) {
         profile = cJSON_Parse(profile_text);
         events = cJSON_Parse(events_text);
+        real = real_profile();
         if (!profile || !events) abort();
     }
     bsp_cond *c = NULL;
@@ -83,6 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     .each_event = env_each_event,
                     .in_segment = env_in_segment};
     (void)cond_eval(c, &env);
+    check_direct_reads(c);
     cond_free(c);
     return 0;
 }
