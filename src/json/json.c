@@ -46,6 +46,17 @@ cJSON *json_member(const cJSON *obj, const char *key) {
     return NULL;
 }
 
+void json_members(const cJSON *obj, const char *const *keys, size_t n, const cJSON **out) {
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    for (const cJSON *it = obj ? obj->child : NULL; it && it->string; it = it->next)
+        for (size_t i = 0; i < n; i++)
+            if (!out[i] && it->string[0] == keys[i][0] && strcmp(it->string, keys[i]) == 0) {
+                out[i] = it;
+                break;
+            }
+}
+
 const char *json_get_string(const cJSON *obj, const char *key) {
     const cJSON *v = json_member(obj, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;

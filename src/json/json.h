@@ -25,6 +25,10 @@ int json_text_depth(const char *text, size_t len);
  * cJSON_GetObjectItemCaseSensitive, comparing the first byte before the
  * rest, which spares most strcmp calls on messages with many members. */
 cJSON *json_member(const cJSON *obj, const char *key);
+/* out[i] = json_member(obj, keys[i]) for each of the n keys, found in one
+ * walk over obj's members: for reading a few members of an object whose
+ * member list is long or not in the cache. */
+void json_members(const cJSON *obj, const char *const *keys, size_t n, const cJSON **out);
 const char *json_get_string(const cJSON *obj, const char *key);
 double json_get_number(const cJSON *obj, const char *key, double dflt);
 bool json_get_bool(const cJSON *obj, const char *key, bool dflt);

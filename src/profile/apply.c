@@ -86,37 +86,20 @@ static void apply_traits(bsp_profile *p, const cJSON *traits) {
 }
 
 /* The members of an event's context that applying reads, found in one walk
- * over its members (the first of repeated ones, as json_member finds). */
+ * over its members (json_members). */
 typedef struct context_parts {
     const cJSON *traits, *location, *device, *consent, *user_agent;
 } context_parts;
 
 static void context_parts_of(const cJSON *context, context_parts *out) {
-    memset(out, 0, sizeof *out);
-    for (const cJSON *it = context ? context->child : NULL; it && it->string; it = it->next) {
-        const cJSON **slot = NULL;
-        const char *key = it->string;
-        switch (key[0]) {
-        case 't':
-            slot = strcmp(key, "traits") == 0 ? &out->traits : NULL;
-            break;
-        case 'l':
-            slot = strcmp(key, "location") == 0 ? &out->location : NULL;
-            break;
-        case 'd':
-            slot = strcmp(key, "device") == 0 ? &out->device : NULL;
-            break;
-        case 'c':
-            slot = strcmp(key, "consent") == 0 ? &out->consent : NULL;
-            break;
-        case 'u':
-            slot = strcmp(key, "userAgent") == 0 ? &out->user_agent : NULL;
-            break;
-        default:
-            break;
-        }
-        if (slot && !*slot) *slot = it;
-    }
+    static const char *const keys[] = {"traits", "location", "device", "consent", "userAgent"};
+    const cJSON *found[sizeof keys / sizeof keys[0]];
+    json_members(context, keys, sizeof keys / sizeof keys[0], found);
+    *out = (context_parts){.traits = found[0],
+                           .location = found[1],
+                           .device = found[2],
+                           .consent = found[3],
+                           .user_agent = found[4]};
 }
 
 static const cJSON *object_or_null(const cJSON *v) {

@@ -421,6 +421,28 @@ static void test_parse_agrees_with_cjson(void **state) {
     cJSON_Delete(bom);
 }
 
+/* json_members finds what json_member finds for each key, in one walk. */
+static void test_members_in_one_walk(void **state) {
+    (void)state;
+    cJSON *o = cJSON_Parse("{\"b\":1,\"a\":2,\"bb\":3,\"a\":4,\"\":5,\"c\":null}");
+    assert_non_null(o);
+    static const char *const keys[] = {"a", "bb", "missing", "", "c", "b"};
+    const cJSON *found[6];
+    json_members(o, keys, 6, found);
+    for (size_t i = 0; i < 6; i++)
+        assert_ptr_equal(found[i], json_member(o, keys[i]));
+    assert_int_equal(found[0]->valueint, 2); /* the first of a repeated member */
+    assert_null(found[2]);
+    json_members(NULL, keys, 6, found);
+    for (size_t i = 0; i < 6; i++)
+        assert_null(found[i]);
+    cJSON *list = cJSON_Parse("[1,{\"a\":1}]");
+    json_members(list, keys, 1, found); /* not an object: nothing */
+    assert_null(found[0]);
+    cJSON_Delete(list);
+    cJSON_Delete(o);
+}
+
 /* ---- arenas -------------------------------------------------------------- */
 
 /* A tree parsed in an arena is its: the arena's bytes grow, the tree reads
@@ -581,6 +603,7 @@ int main(void) {
         cmocka_unit_test(test_error_body_shape),
         cmocka_unit_test(test_parse_agrees_with_cjson),
         cmocka_unit_test(test_arena_holds_what_is_made_in_it),
+        cmocka_unit_test(test_members_in_one_walk),
         cmocka_unit_test(test_arena_frees_what_is_not_its),
         cmocka_unit_test(test_arena_enter_and_leave_nest),
     };
