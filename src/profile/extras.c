@@ -84,13 +84,19 @@ bool profile_in_segment_hashed(const bsp_profile *p, const char *segment_id, uin
 }
 
 bool profile_set_segment(bsp_profile *p, const char *segment_id, bool member) {
-    size_t at = strlist_find(&p->segments, segment_id);
+    return profile_set_segment_hashed(p, segment_id, bsp_hash64(segment_id, strlen(segment_id)),
+                                      member);
+}
+
+bool profile_set_segment_hashed(bsp_profile *p, const char *segment_id, uint64_t hash,
+                                bool member) {
+    size_t at = strlist_find_hashed(&p->segments, segment_id, hash);
     if (member == (at != SIZE_MAX)) return false;
     if (!member) {
         strlist_remove(&p->segments, at);
         return true;
     }
-    return strlist_insert(&p->segments, p->segments.count, segment_id) == BSP_OK;
+    return strlist_insert_hashed(&p->segments, p->segments.count, segment_id, hash) == BSP_OK;
 }
 
 size_t profile_segment_count(const bsp_profile *p) {

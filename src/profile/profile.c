@@ -40,6 +40,10 @@ static bsp_err strlist_grow(strlist *l) {
 }
 
 bsp_err strlist_insert(strlist *l, size_t at, const char *s) {
+    return strlist_insert_hashed(l, at, s, hash_string(s));
+}
+
+bsp_err strlist_insert_hashed(strlist *l, size_t at, const char *s, uint64_t h) {
     if (strlist_grow(l) != BSP_OK) return BSP_ENOMEM;
     char *copy = strdup(s);
     if (!copy) return BSP_ENOMEM;
@@ -47,7 +51,7 @@ bsp_err strlist_insert(strlist *l, size_t at, const char *s) {
     memmove(l->items + at + 1, l->items + at, tail * sizeof *l->items);
     memmove(l->hashes + at + 1, l->hashes + at, tail * sizeof *l->hashes);
     l->items[at] = copy;
-    l->hashes[at] = hash_string(s);
+    l->hashes[at] = h;
     l->count++;
     return BSP_OK;
 }

@@ -200,6 +200,9 @@ bool profile_in_segment(const bsp_profile *p, const char *segment_id);
 /* The same, given hash = bsp_hash64(segment_id, strlen(segment_id)). */
 bool profile_in_segment_hashed(const bsp_profile *p, const char *segment_id, uint64_t hash);
 bool profile_set_segment(bsp_profile *p, const char *segment_id, bool member);
+/* The same with hash = bsp_hash64(segment_id, strlen(segment_id)) given,
+ * for callers that keep it (segment upkeep, once per evaluation). */
+bool profile_set_segment_hashed(bsp_profile *p, const char *segment_id, uint64_t hash, bool member);
 size_t profile_segment_count(const bsp_profile *p);
 const char *profile_segment_at(const bsp_profile *p, size_t i);
 

@@ -35,6 +35,8 @@ size_t strlist_find(const strlist *l, const char *s);                       /* i
 size_t strlist_find_hashed(const strlist *l, const char *s, uint64_t hash); /* hash_string(s) */
 /* Inserts a copy of s at index at (0..count). */
 bsp_err strlist_insert(strlist *l, size_t at, const char *s);
+bsp_err strlist_insert_hashed(strlist *l, size_t at, const char *s,
+                              uint64_t hash); /* hash_string(s) */
 void strlist_remove(strlist *l, size_t at);
 /* Appends s unless present; when full (count == max) drops the oldest
  * (index 0) if drop_oldest, else ignores s. */

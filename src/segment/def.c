@@ -125,6 +125,7 @@ bsp_err seg_def_from_json(const cJSON *body, const char *path_id, bool trusted, 
     if (!rc && !segment_id_valid(d->id))
         rc = bsp_error_set(err, BSP_ETYPE, "id",
                            "must be 1..%d of A-Z a-z 0-9 _ - . :", SEGMENT_ID_MAX);
+    if (!rc) d->id_hash = bsp_hash64(d->id, strlen(d->id));
     if (!rc) rc = opt_string(body, "name", SEGMENT_NAME_MAX, &d->name, err);
     if (!rc) rc = opt_string(body, "description", SEGMENT_DESC_MAX, &d->description, err);
     if (!rc) rc = opt_string(body, "condition", COND_MAX_TEXT, &d->condition, err);

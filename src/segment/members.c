@@ -101,7 +101,7 @@ static bool relevant(const seg_def *d, unsigned flags, uint64_t names, const boo
 /* Applies a membership answer: profile, members index, notification. */
 static bsp_err set_member(bsp_segments *s, bsp_txn *txn, const seg_def *d, bsp_profile *p,
                           bool member, int64_t now_ms, bool *changed) {
-    *changed = profile_set_segment(p, d->id, member);
+    *changed = profile_set_segment_hashed(p, d->id, d->id_hash, member);
     if (!*changed) return BSP_OK;
     bsp_err rc = member ? store_member_put(txn, d->id, profile_pid(p))
                         : store_member_del(txn, d->id, profile_pid(p));

@@ -17,6 +17,7 @@
 
 typedef struct seg_def {
     char *id;
+    uint64_t id_hash; /* bsp_hash64 of id, for the profile's membership list */
     char *name;
     char *description;
     char *condition; /* NULL for automatic segments */
