@@ -69,6 +69,9 @@ void bsp_sleep_ms(unsigned ms); /* at least ms milliseconds, unless a signal end
 bool bsp_time_parse(const char *s, int64_t *out_ms);
 /* Formats as "2024-01-02T03:04:05.678Z" into out (at least 32 bytes). */
 void bsp_time_format(int64_t ms, char *out, size_t cap);
+/* Whether bsp_time_format writes ms as ISO 8601 (years 0000 to 9999), the
+ * text bsp_time_parse reads back as ms; other times are written as digits. */
+bool bsp_time_is_iso(int64_t ms);
 
 /* Hashing (xxHash XXH3): stable across runs and machines. */
 uint64_t bsp_hash64(const void *data, size_t len);

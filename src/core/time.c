@@ -112,6 +112,13 @@ static char *put_digits(char *p, int64_t v, int width) {
     return p + width;
 }
 
+#define ISO_FIRST_MS (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
+#define ISO_LAST_MS 253402300799999LL    /* 9999-12-31T23:59:59.999Z */
+
+bool bsp_time_is_iso(int64_t ms) {
+    return ms >= ISO_FIRST_MS && ms <= ISO_LAST_MS;
+}
+
 /* Arithmetic, no gmtime_r: it runs for every event (timestamp, receivedAt). */
 void bsp_time_format(int64_t ms, char *out, size_t cap) {
     int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;

@@ -295,17 +295,12 @@ static int64_t time_value(const bsp_profile *p, computed_time which) {
     }
 }
 
-/* The times bsp_time_format writes as ISO 8601 (years 0000 to 9999), which
- * are the ones its text reads back as. */
-#define ISO_FIRST_MS (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
-#define ISO_LAST_MS 253402300799999LL    /* 9999-12-31T23:59:59.999Z */
-
 bool profile_computed_time(const bsp_profile *p, const char *name, uint64_t name_hash, bool *set,
                            int64_t *ms) {
     int i = find_name(computed_time_names, computed_time_hashes, CM_COUNT, name, name_hash);
     if (i < 0) return false;
     *ms = time_value(p, (computed_time)i);
-    *set = *ms != PROFILE_TIME_UNSET && *ms >= ISO_FIRST_MS && *ms <= ISO_LAST_MS;
+    *set = *ms != PROFILE_TIME_UNSET && bsp_time_is_iso(*ms);
     return true;
 }
 

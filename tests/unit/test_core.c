@@ -69,6 +69,22 @@ static void test_time_parse_forms(void **state) {
     assert_false(bsp_time_parse(NULL, &ms));
 }
 
+/* bsp_time_is_iso says exactly which times bsp_time_format's text reads
+ * back as themselves, at both ends of the 4-digit years. */
+static void test_time_is_iso_at_the_ends(void **state) {
+    (void)state;
+    static const int64_t ends[] = {-62167219200000LL, 253402300799999LL};
+    for (size_t e = 0; e < 2; e++)
+        for (int64_t d = -2; d <= 2; d++) {
+            int64_t ms = ends[e] + d, back = 0;
+            char text[40];
+            bsp_time_format(ms, text, sizeof text);
+            bool round_trip = bsp_time_parse(text, &back) && back == ms;
+            assert_int_equal(bsp_time_is_iso(ms), round_trip);
+        }
+    assert_true(bsp_time_is_iso(0));
+}
+
 static void test_time_format_matches_libc_and_round_trips(void **state) {
     (void)state;
     char mine[40], libc[40];
@@ -202,6 +218,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_time_parse_forms),
+        cmocka_unit_test(test_time_is_iso_at_the_ends),
         cmocka_unit_test(test_time_format_matches_libc_and_round_trips),
         cmocka_unit_test(test_grow_array),
         cmocka_unit_test(test_buf_grows_and_stays_terminated),
