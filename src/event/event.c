@@ -10,7 +10,9 @@
  * traits, timestamps become ISO strings. That tree is the body's own (a
  * batch message is detached from the parsed body; nothing is copied) or
  * the message event_from_json was given (taken, not copied). It is printed once
- * into ev->text, which is what gets stored. */
+ * into ev->text, which is what gets stored; the objects and arrays of a body's
+ * message that normalization did not touch (properties, and context when the
+ * batch has none) are copied from the body instead (json_parse_spans). */
 #include "event/event.h"
 
 #include <math.h>
@@ -262,6 +264,8 @@ typedef struct norm_args {
     const cJSON *batch_ctx;
     const cJSON *batch_integrations;
     const char *prefix;
+    const json_spans *spans; /* where the body's values sit in it, or NULL */
+    const cJSON *changed[3]; /* the message's objects normalization merged into */
 } norm_args;
 
 /* Checks msg without changing it; fills a->type and a->ts_ms. */
@@ -407,13 +411,46 @@ static bool normalize_in_place(cJSON *j, norm_args *a) {
         return false;
     cJSON *context = json_get_object(j, "context");
     cJSON *integrations = json_get_object(j, "integrations");
+    if (cJSON_IsObject(a->batch_ctx)) a->changed[0] = context;
+    if (cJSON_IsObject(a->batch_integrations)) a->changed[1] = integrations;
     if (!merge_defaults(j, context, "context", a->batch_ctx) ||
         !merge_defaults(j, integrations, "integrations", a->batch_integrations))
         return false;
     if (type != BSP_EV_IDENTIFY) return true;
     /* RudderStack sends identify traits in context.traits. */
-    return merge_defaults(j, json_get_object(j, "traits"), "traits",
-                          json_path(j, "context.traits"));
+    cJSON *traits = json_get_object(j, "traits");
+    const cJSON *context_traits = json_path(j, "context.traits");
+    if (cJSON_IsObject(context_traits)) a->changed[2] = traits;
+    return merge_defaults(j, traits, "traits", context_traits);
+}
+
+/* Whether normalization merged anything into member m. */
+static bool member_changed(const cJSON *m, const norm_args *a) {
+    return m == a->changed[0] || m == a->changed[1] || m == a->changed[2];
+}
+
+/* The event's text: j's members in order, each object or array that
+ * normalization left as it came copied from the body as the sender wrote
+ * it (json_span_text keeps only strict JSON), the rest printed. The value
+ * is json_write(j)'s; properties and context, most of an event's bytes,
+ * are then one copy each instead of a walk over their trees. */
+static bsp_err write_event_text(bsp_buf *out, const cJSON *j, const norm_args *a) {
+    if (!a->spans) return json_write(out, j);
+    char sep = '{';
+    for (const cJSON *m = j->child; m; m = m->next, sep = ',') {
+        const char *raw;
+        size_t raw_len;
+        bsp_err rc = bsp_buf_append(out, &sep, 1);
+        if (!rc) rc = json_write_string(out, m->string ? m->string : "");
+        if (!rc) rc = bsp_buf_append(out, ":", 1);
+        if (!rc && (m->type & (cJSON_Object | cJSON_Array)) && !member_changed(m, a) &&
+            json_span_text(a->spans, m, &raw, &raw_len))
+            rc = bsp_buf_append(out, raw, raw_len);
+        else if (!rc)
+            rc = json_write(out, m);
+        if (rc) return rc;
+    }
+    return bsp_buf_append(out, j->child ? "}" : "{}", j->child ? 1 : 2);
 }
 
 static const char *string_in(const cJSON *v) {
@@ -457,7 +494,7 @@ static bsp_err finish_event(cJSON *j, norm_args *a, bsp_event *out, bsp_error *e
     bsp_buf printed = {0};
     char *text = NULL;
     size_t text_len = 0;
-    if (bsp_buf_reserve(&printed, 1024) == BSP_OK && json_write(&printed, j) == BSP_OK) {
+    if (bsp_buf_reserve(&printed, 1024) == BSP_OK && write_event_text(&printed, j, a) == BSP_OK) {
         text = printed.data;
         text_len = printed.len;
     } else {
@@ -549,11 +586,11 @@ static bsp_err add_reject(bsp_event_list *list, size_t index, const bsp_error *e
 /* One message, the whole body. The body's tree becomes the event's (no
  * copy): *root is taken when the message is valid. */
 static bsp_err parse_single(cJSON **root, bsp_event_type type, int64_t received_ms,
-                            bsp_event_list *out, bsp_error *err) {
+                            const json_spans *spans, bsp_event_list *out, bsp_error *err) {
     if (!cJSON_IsObject(*root))
         return bsp_error_set(err, BSP_EINVAL, "", "the body must be a JSON object (one message)");
     take_write_key(out, json_member(*root, "writeKey"));
-    norm_args a = {.received_ms = received_ms, .prefix = ""};
+    norm_args a = {.received_ms = received_ms, .prefix = "", .spans = spans};
     if (validate_message(*root, type, &a, err)) return err->code;
     out->items = calloc(1, sizeof *out->items);
     if (!out->items) return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
@@ -621,14 +658,16 @@ static void index_prefix(char out[48], const char *array_name, size_t index) {
  * and becomes the next event (no copy), an invalid one a reject. Fails only
  * when memory runs out. */
 static bsp_err add_batch_message(const batch_envelope *env, cJSON *msg, size_t index,
-                                 int64_t received_ms, bsp_event_list *out) {
+                                 int64_t received_ms, const json_spans *spans,
+                                 bsp_event_list *out) {
     if (cJSON_IsObject(msg)) take_write_key(out, json_member(msg, "writeKey"));
     char prefix[48];
     index_prefix(prefix, env->array_name, index);
     norm_args a = {.received_ms = received_ms,
                    .batch_ctx = env->context,
                    .batch_integrations = env->integrations,
-                   .prefix = prefix};
+                   .prefix = prefix,
+                   .spans = spans};
     bsp_error e;
     bsp_error_clear(&e);
     if (validate_message(msg, BSP_EV_TYPE_COUNT, &a, &e) == BSP_OK) {
@@ -642,7 +681,8 @@ static bsp_err add_batch_message(const batch_envelope *env, cJSON *msg, size_t i
     return add_reject(out, index, &e);
 }
 
-static bsp_err parse_batch(cJSON *root, int64_t received_ms, bsp_event_list *out, bsp_error *err) {
+static bsp_err parse_batch(cJSON *root, int64_t received_ms, const json_spans *spans,
+                           bsp_event_list *out, bsp_error *err) {
     batch_envelope env;
     if (open_envelope(root, &env, out, err)) return err->code;
     size_t n = (size_t)cJSON_GetArraySize(env.messages);
@@ -656,7 +696,7 @@ static bsp_err parse_batch(cJSON *root, int64_t received_ms, bsp_event_list *out
     size_t index = 0;
     for (cJSON *msg = env.messages->child, *next; msg; msg = next, index++) {
         next = msg->next;
-        if (add_batch_message(&env, msg, index, received_ms, out))
+        if (add_batch_message(&env, msg, index, received_ms, spans, out))
             return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
     }
     if (out->count == 0) {
@@ -671,11 +711,18 @@ static bsp_err parse_batch(cJSON *root, int64_t received_ms, bsp_event_list *out
  * it. */
 static bsp_err parse_in_arena(const char *body, size_t len, bsp_event_type route_type,
                               int64_t received_ms, bsp_event_list *out, bsp_error *err) {
-    cJSON *root = json_parse(body, len, BSP_JSON_MAX_DEPTH, err);
-    if (!root) return err->code;
+    /* Spans only with an arena, which never hands out a freed node's
+     * address again; without them (or their memory) events are printed. */
+    json_spans *spans = out->arena ? json_spans_new(len / 100) : NULL;
+    cJSON *root = json_parse_spans(body, len, BSP_JSON_MAX_DEPTH, spans, err);
+    if (!root) {
+        json_spans_free(spans);
+        return err->code;
+    }
     bsp_err rc = route_type < BSP_EV_TYPE_COUNT
-                     ? parse_single(&root, route_type, received_ms, out, err)
-                     : parse_batch(root, received_ms, out, err);
+                     ? parse_single(&root, route_type, received_ms, spans, out, err)
+                     : parse_batch(root, received_ms, spans, out, err);
+    json_spans_free(spans);
     cJSON_Delete(root);
     if (rc) {
         /* Keep the write key and the rejects for the caller's answer. */

@@ -15,6 +15,27 @@
  * fills err with BSP_EPARSE and at = "line L, column C" (1-based), or
  * BSP_ETOOBIG when nesting exceeds max_depth. The caller owns the result. */
 cJSON *json_parse(const char *text, size_t len, int max_depth, bsp_error *err);
+/* Where json_parse_spans found each object and array in its text, so that
+ * a value can be copied out as the sender wrote it instead of being printed
+ * again from its tree (ingest stores each event's text; its properties and
+ * context are most of its bytes). A span is kept only when the value's text
+ * is strict JSON (no number or \u escape that only cJSON's leniency reads),
+ * and json_span_text also refuses spans holding a byte below 0x20 (a raw
+ * control byte in a string, or whitespace other than spaces): so what it
+ * returns parses, by any JSON parser, to the node's value. The spans point
+ * into the text, which must outlive them. They describe the tree as parsed:
+ * a node that has since gained, lost or changed a member anywhere below it
+ * must not be looked up, and nodes must come from an arena (json_arena_*)
+ * so that no freed node's address is reused by a new one. */
+typedef struct json_spans json_spans;
+/* Room for about expect values without growing; NULL when out of memory. */
+json_spans *json_spans_new(size_t expect);
+void json_spans_free(json_spans *s);
+/* json_parse, recording spans (forgetting those of any earlier text). */
+cJSON *json_parse_spans(const char *text, size_t len, int max_depth, json_spans *spans,
+                        bsp_error *err);
+/* node's text as parsed, if spans holds it; false otherwise. */
+bool json_span_text(const json_spans *s, const cJSON *node, const char **text, size_t *len);
 /* The nesting depth json_parse measures: the deepest run of open objects
  * and arrays in len bytes of text, strings skipped. */
 int json_text_depth(const char *text, size_t len);

@@ -21,6 +21,7 @@
 #include "json/json.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,8 @@ typedef struct parser {
     int depth, max_depth;
     bsp_err failed; /* BSP_OK, BSP_EPARSE, BSP_ETOOBIG or BSP_ENOMEM */
     const char *fail_at;
+    json_spans *spans; /* NULL: not recorded */
+    size_t lenient;    /* values read so far that strict JSON would refuse */
 } parser;
 
 static cJSON *parse_value(parser *ps);
@@ -57,8 +60,9 @@ static cJSON *new_node(parser *ps, int type) {
 
 /* ---- strings ------------------------------------------------------------- */
 
-/* Four hex digits as a number; 0 when any is not one, as cJSON reads them. */
-static unsigned hex4(const char *s) {
+/* Four hex digits as a number; 0 when any is not one, as cJSON reads them
+ * (counted in *lenient: strict JSON refuses it). */
+static unsigned hex4(const char *s, size_t *lenient) {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
         char c = s[i];
@@ -69,8 +73,10 @@ static unsigned hex4(const char *s) {
             d = (unsigned)(c - 'a' + 10);
         else if (c >= 'A' && c <= 'F')
             d = (unsigned)(c - 'A' + 10);
-        else
+        else {
+            (*lenient)++;
             return 0;
+        }
         v = v << 4 | d;
     }
     return v;
@@ -97,9 +103,9 @@ static char *put_utf8(char *o, unsigned cp) {
 
 /* A \u escape at s (before end) into o: how many input bytes it took (6, or
  * 12 for a surrogate pair), or 0 when it is invalid. */
-static size_t unicode_escape(const char *s, const char *end, char **o) {
+static size_t unicode_escape(const char *s, const char *end, char **o, size_t *lenient) {
     if (end - s < 6) return 0;
-    unsigned first = hex4(s + 2);
+    unsigned first = hex4(s + 2, lenient);
     if (first >= 0xDC00 && first <= 0xDFFF) return 0;
     if (first < 0xD800 || first > 0xDBFF) {
         *o = put_utf8(*o, first);
@@ -107,7 +113,7 @@ static size_t unicode_escape(const char *s, const char *end, char **o) {
     }
     const char *second = s + 6;
     if (end - second < 6 || second[0] != '\\' || second[1] != 'u') return 0;
-    unsigned low = hex4(second + 2);
+    unsigned low = hex4(second + 2, lenient);
     if (low < 0xDC00 || low > 0xDFFF) return 0;
     *o = put_utf8(*o, 0x10000 + ((first & 0x3FF) << 10 | (low & 0x3FF)));
     return 12;
@@ -170,7 +176,7 @@ static char *parse_string(parser *ps) {
             *o++ = bs[1];
             break;
         case 'u':
-            took = unicode_escape(bs, close, &o);
+            took = unicode_escape(bs, close, &o, &ps->lenient);
             break;
         default:
             took = 0;
@@ -225,10 +231,23 @@ static bool simple_number(const char *s, const char *end, double *value, const c
     return true;
 }
 
+/* Whether the simple number at s has a leading zero ("007", "-01.5"),
+ * which strict JSON refuses. */
+static bool leading_zero(const char *s, const char *stop) {
+    if (*s == '-') s++;
+    return s + 1 < stop && s[0] == '0' && s[1] >= '0' && s[1] <= '9';
+}
+
+/* A number. Those strtod reads (exponents, more than 15 digits, and forms
+ * strict JSON refuses such as "1." or "-.5") count as lenient, so spans
+ * around them are not kept: their text is not known to be strict. */
 static cJSON *parse_number(parser *ps) {
     double d;
     const char *stop;
-    if (!simple_number(ps->p, ps->end, &d, &stop)) {
+    if (simple_number(ps->p, ps->end, &d, &stop)) {
+        if (ps->spans && leading_zero(ps->p, stop)) ps->lenient++;
+    } else {
+        ps->lenient++;
         size_t n = 0;
         while (ps->p + n < ps->end && number_byte(ps->p[n]))
             n++;
@@ -252,6 +271,107 @@ static cJSON *parse_number(parser *ps) {
     return n;
 }
 
+/* ---- spans ---------------------------------------------------------------- */
+
+/* An open-addressing table from node to where its text sits, keyed by the
+ * node's address: nodes are not moved, and in an arena not reused. */
+typedef struct span_slot {
+    const cJSON *node; /* NULL: free */
+    uint32_t off, len;
+} span_slot;
+
+struct json_spans {
+    const char *text; /* what the last json_parse_spans read */
+    span_slot *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t count;
+};
+
+#define SPANS_FIRST_CAP 64
+
+static size_t span_home(const json_spans *s, const cJSON *node) {
+    uint64_t h = ((uint64_t)(uintptr_t)node >> 4) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (s->cap - 1);
+}
+
+static void span_place(json_spans *s, span_slot slot) {
+    size_t i = span_home(s, slot.node);
+    while (s->slots[i].node)
+        i = (i + 1) & (s->cap - 1);
+    s->slots[i] = slot;
+    s->count++;
+}
+
+/* Doubles the table; false when memory runs out (the span is then not
+ * kept, which only costs printing that value). */
+static bool spans_grow(json_spans *s) {
+    size_t cap = s->cap ? s->cap * 2 : SPANS_FIRST_CAP;
+    span_slot *old = s->slots, *slots = calloc(cap, sizeof *slots);
+    if (!slots) return false;
+    size_t old_cap = s->cap;
+    s->slots = slots;
+    s->cap = cap;
+    s->count = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].node) span_place(s, old[i]);
+    free(old);
+    return true;
+}
+
+static void span_record(parser *ps, const cJSON *node, const char *open) {
+    json_spans *s = ps->spans;
+    size_t off = (size_t)(open - ps->start), len = (size_t)(ps->p - open);
+    if (off > UINT32_MAX || len > UINT32_MAX) return;
+    if ((s->count + 1) * 2 > s->cap && !spans_grow(s)) return;
+    span_place(s, (span_slot){.node = node, .off = (uint32_t)off, .len = (uint32_t)len});
+}
+
+json_spans *json_spans_new(size_t expect) {
+    json_spans *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    size_t cap = SPANS_FIRST_CAP;
+    while (cap < expect * 2 && cap < ((size_t)1 << 20))
+        cap *= 2;
+    if ((s->slots = calloc(cap, sizeof *s->slots))) s->cap = cap;
+    return s;
+}
+
+void json_spans_free(json_spans *s) {
+    if (!s) return;
+    free(s->slots);
+    free(s);
+}
+
+/* Whether n bytes at p hold a byte below 0x20: 8 at a time, as in
+ * json.c's string writer. Strict JSON allows none inside strings, and
+ * spans with whitespace other than spaces are simply printed again. */
+static bool has_control_byte(const char *p, size_t n) {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if ((w - ones * 0x20) & ~w & highs) return true;
+    }
+    for (; i < n; i++)
+        if ((unsigned char)p[i] < 0x20) return true;
+    return false;
+}
+
+bool json_span_text(const json_spans *s, const cJSON *node, const char **text, size_t *len) {
+    if (!s || !s->cap || !node) return false;
+    for (size_t i = span_home(s, node); s->slots[i].node; i = (i + 1) & (s->cap - 1)) {
+        if (s->slots[i].node != node) continue;
+        const char *p = s->text + s->slots[i].off;
+        size_t n = s->slots[i].len;
+        if (has_control_byte(p, n)) return false;
+        *text = p;
+        *len = n;
+        return true;
+    }
+    return false;
+}
+
 /* ---- containers ---------------------------------------------------------- */
 
 static void append(cJSON *parent, cJSON **last, cJSON *child) {
@@ -271,11 +391,14 @@ static cJSON *parse_container(parser *ps, int type, char close) {
     if (++ps->depth > ps->max_depth) return fail(ps, BSP_ETOOBIG, ps->p);
     cJSON *node = new_node(ps, type);
     if (!node) return NULL;
+    const char *open = ps->p;
+    size_t lenient = ps->lenient;
     ps->p++;
     skip_space(ps);
     if (ps->p < ps->end && *ps->p == close) {
         ps->p++;
         ps->depth--;
+        if (ps->spans) span_record(ps, node, open);
         return node;
     }
     cJSON *last = NULL;
@@ -308,6 +431,7 @@ static cJSON *parse_container(parser *ps, int type, char close) {
         if (ps->p < ps->end && *ps->p == close) {
             ps->p++;
             ps->depth--;
+            if (ps->spans && ps->lenient == lenient) span_record(ps, node, open);
             return node;
         }
         break;
@@ -380,7 +504,18 @@ static void set_position_error(bsp_error *err, const char *text, size_t off, con
 }
 
 cJSON *json_parse(const char *text, size_t len, int max_depth, bsp_error *err) {
-    parser ps = {.start = text, .p = text, .end = text + len, .max_depth = max_depth};
+    return json_parse_spans(text, len, max_depth, NULL, err);
+}
+
+cJSON *json_parse_spans(const char *text, size_t len, int max_depth, json_spans *spans,
+                        bsp_error *err) {
+    parser ps = {
+        .start = text, .p = text, .end = text + len, .max_depth = max_depth, .spans = spans};
+    if (spans) {
+        spans->text = text;
+        if (spans->count) memset(spans->slots, 0, spans->cap * sizeof *spans->slots);
+        spans->count = 0;
+    }
     if (len > 4 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) ps.p += 3;
     skip_space(&ps);
     cJSON *root = len ? parse_value(&ps) : fail(&ps, BSP_EPARSE, text);

@@ -4,12 +4,15 @@
  * the value). Both accept or both refuse; what both accept is the same tree,
  * node for node (types, names, strings, the bits of every number), and
  * writes the same text. The input is parsed again inside an arena, and the
- * tree is deleted member by member there, as the event parser does. */
+ * tree is deleted member by member there, as the event parser does. Parsed
+ * a third time with spans, every span json_span_text gives is strict JSON
+ * that reads back as its node. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json/json.h"
+#include "../unit/strict_json.h"
 
 static cJSON *reference_parse(const char *text, size_t len, int max_depth) {
     if (json_text_depth(text, len) > max_depth) return NULL;
@@ -44,6 +47,28 @@ static bool same_tree(const cJSON *a, const cJSON *b) {
     return a == NULL && b == NULL;
 }
 
+/* a and b as values: same_tree without their names and next siblings. */
+static bool same_value(const cJSON *a, const cJSON *b) {
+    cJSON x = *a, y = *b;
+    x.next = y.next = NULL;
+    x.string = y.string = NULL;
+    return same_tree(&x, &y);
+}
+
+static void check_spans(const cJSON *node, const json_spans *spans) {
+    for (; node; node = node->next) {
+        const char *text;
+        size_t len;
+        if (json_span_text(spans, node, &text, &len)) {
+            if (!json_is_strict(text, len)) abort();
+            cJSON *again = json_parse(text, len, BSP_JSON_MAX_DEPTH, NULL);
+            if (!again || !same_value(again, node)) abort();
+            cJSON_Delete(again);
+        }
+        check_spans(node->child, spans);
+    }
+}
+
 static void compare(const char *text, size_t len, int max_depth) {
     bsp_error err;
     cJSON *mine = json_parse(text, len, max_depth, &err);
@@ -75,5 +100,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cJSON_Delete(tree);
     json_arena_leave(outer);
     json_arena_free(arena);
+    json_spans *spans = json_spans_new(size / 64);
+    if (!spans) return 0;
+    tree = json_parse_spans(text, size, BSP_JSON_MAX_DEPTH, spans, NULL);
+    check_spans(tree, spans);
+    cJSON_Delete(tree);
+    json_spans_free(spans);
     return 0;
 }

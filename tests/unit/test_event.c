@@ -16,6 +16,7 @@
 
 #include "event/event.h"
 #include "json/json.h"
+#include "strict_json.h"
 
 #define NOW 1700000000000LL /* 2023-11-14T22:13:20.000Z */
 #define NOW_ISO "2023-11-14T22:13:20.000Z"
@@ -56,14 +57,32 @@ static void track_fails(const char *body, bsp_err code, const char *at) {
     parse_fails(body, BSP_EV_TRACK, code, at);
 }
 
+/* Whether a and b hold the same value, member by member in order (unlike
+ * cJSON_Compare, which finds members by name and so fails on repeats). */
+static bool same_json(const cJSON *a, const cJSON *b) {
+    if ((a->type & 0xFF) != (b->type & 0xFF)) return false;
+    if ((a->string || b->string) && (!a->string || !b->string || strcmp(a->string, b->string)))
+        return false;
+    if (cJSON_IsNumber(a)) return a->valuedouble == b->valuedouble;
+    if (cJSON_IsString(a)) return strcmp(a->valuestring, b->valuestring) == 0;
+    const cJSON *x = a->child, *y = b->child;
+    for (; x && y; x = x->next, y = y->next)
+        if (!same_json(x, y)) return false;
+    return !x && !y;
+}
+
 /* Checks the invariants every good event has. */
 static void check_event(const bsp_event *ev) {
     assert_non_null(ev->json);
     assert_non_null(ev->text);
     assert_int_equal(ev->text_len, strlen(ev->text));
-    char *again = cJSON_PrintUnformatted(ev->json);
-    assert_string_equal(again, ev->text);
-    cJSON_free(again);
+    /* The text is strict JSON that reads back as the event's tree, whether
+     * printed from it or (untouched objects) copied from the body. */
+    assert_true(json_is_strict(ev->text, ev->text_len));
+    cJSON *again = json_parse(ev->text, ev->text_len, BSP_JSON_MAX_DEPTH, NULL);
+    assert_non_null(again);
+    assert_true(same_json(again, ev->json));
+    cJSON_Delete(again);
     assert_string_equal(json_get_string(ev->json, "type"), event_type_name(ev->type));
     assert_ptr_equal(ev->message_id, json_get_string(ev->json, "messageId"));
     assert_ptr_equal(ev->user_id, json_get_string(ev->json, "userId"));
@@ -593,6 +612,79 @@ static void test_batch_context_merge(void **state) {
     event_list_free(&list);
 }
 
+/* ---- the stored text ----------------------------------------------------- */
+
+/* Whether the event's text holds want. */
+static void expect_in_text(const bsp_event *ev, const char *want) {
+    if (!strstr(ev->text, want)) fail_msg("%s is not in %s", want, ev->text);
+}
+
+static void test_untouched_objects_copied_as_sent(void **state) {
+    (void)state;
+    /* The spaces show the bytes were copied, not printed again. */
+    const char *msg = "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"u\","
+                      "\"properties\":{\"a\": 1, \"b\": [true, null, \"\\u00e9\"]},"
+                      "\"context\":{\"ip\": \"1\"},\"extra\":[ 1 ]}";
+    char body[512];
+    snprintf(body, sizeof body, "{\"batch\":[%s,%s]}", msg, msg);
+    bsp_event_list list = parse_ok(body, BSP_EV_TYPE_COUNT, 2);
+    for (size_t i = 0; i < list.count; i++) {
+        check_event(&list.items[i]);
+        expect_in_text(&list.items[i],
+                       "\"properties\":{\"a\": 1, \"b\": [true, null, \"\\u00e9\"]}");
+        expect_in_text(&list.items[i], "\"context\":{\"ip\": \"1\"}");
+        expect_in_text(&list.items[i], "\"extra\":[ 1 ]");
+    }
+    event_list_free(&list);
+    list = parse_ok(msg, BSP_EV_TRACK, 1);
+    check_event(&list.items[0]);
+    expect_in_text(&list.items[0], "\"properties\":{\"a\": 1, \"b\": [true, null, \"\\u00e9\"]}");
+    event_list_free(&list);
+}
+
+static void test_changed_or_lenient_objects_printed(void **state) {
+    (void)state;
+    /* Merged into from the batch's context and integrations: printed. */
+    bsp_event_list list =
+        parse_ok("{\"context\":{\"ip\": \"0\"},\"integrations\":{\"All\": true},"
+                 "\"batch\":[{\"type\":\"track\",\"event\":\"E\",\"userId\":\"u\","
+                 "\"context\":{\"page\": {\"path\": \"/\"}},\"integrations\":{\"X\": false},"
+                 "\"properties\":{\"p\": 1}}]}",
+                 BSP_EV_TYPE_COUNT, 1);
+    check_event(&list.items[0]);
+    expect_in_text(&list.items[0], "\"context\":{\"page\":{\"path\":\"/\"},\"ip\":\"0\"}");
+    expect_in_text(&list.items[0], "\"integrations\":{\"X\":false,\"All\":true}");
+    expect_in_text(&list.items[0], "\"properties\":{\"p\": 1}");
+    event_list_free(&list);
+    /* identify traits merged with context.traits: printed; context copied. */
+    list = parse_ok("{\"userId\":\"u\",\"traits\":{\"a\": 1},\"context\":{\"traits\": {\"b\": 2}}}",
+                    BSP_EV_IDENTIFY, 1);
+    check_event(&list.items[0]);
+    expect_in_text(&list.items[0], "\"traits\":{\"a\":1,\"b\":2}");
+    expect_in_text(&list.items[0], "\"context\":{\"traits\": {\"b\": 2}}");
+    event_list_free(&list);
+    /* Text only a lenient parser reads, and control bytes: printed. */
+    static const struct {
+        const char *props, *printed;
+    } lenient[] = {
+        {"{\"n\": 007}", "{\"n\":7}"},
+        {"{\"n\": 1E2}", "{\"n\":100}"},
+        {"{\"s\": \"a\tb\"}", "{\"s\":\"a\\tb\"}"},
+        {"{\"n\":\n1}", "{\"n\":1}"},
+        {"{\"s\": \"\\u00zz\"}", "{\"s\":\"\"}"},
+    };
+    for (size_t i = 0; i < sizeof lenient / sizeof lenient[0]; i++) {
+        char body[256], want[128];
+        snprintf(body, sizeof body, "{\"userId\":\"u\",\"event\":\"E\",\"properties\":%s}",
+                 lenient[i].props);
+        snprintf(want, sizeof want, "\"properties\":%s", lenient[i].printed);
+        list = parse_ok(body, BSP_EV_TRACK, 1);
+        check_event(&list.items[0]);
+        expect_in_text(&list.items[0], want);
+        event_list_free(&list);
+    }
+}
+
 static void test_batch_types(void **state) {
     (void)state;
     bsp_event_list list =
@@ -921,6 +1013,8 @@ int main(void) {
         cmocka_unit_test(test_write_key_kept_on_failure),
         cmocka_unit_test(test_write_key_wrong),
         cmocka_unit_test(test_batch_context_merge),
+        cmocka_unit_test(test_untouched_objects_copied_as_sent),
+        cmocka_unit_test(test_changed_or_lenient_objects_printed),
         cmocka_unit_test(test_batch_types),
         cmocka_unit_test(test_batch_type_required),
         cmocka_unit_test(test_batch_all_bad_fails),

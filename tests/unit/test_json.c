@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "json/json.h"
+#include "strict_json.h"
 
 static bsp_buf written_text; /* the last text written(), freed by the next */
 
@@ -586,6 +587,123 @@ static void test_format_double_as_printf(void **state) {
             expect_format(odd[j], d);
 }
 
+/* ---- spans --------------------------------------------------------------- */
+
+/* The text spans holds for node, or NULL; *len gets its length. */
+static const char *span_of(const json_spans *spans, const cJSON *node, size_t *len) {
+    const char *text;
+    return json_span_text(spans, node, &text, len) ? text : NULL;
+}
+
+static void expect_span(const json_spans *spans, const cJSON *node, const char *want) {
+    size_t len;
+    const char *text = span_of(spans, node, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(text, want, len);
+    assert_true(json_is_strict(text, len));
+    cJSON *again = json_parse(text, len, BSP_JSON_MAX_DEPTH, NULL);
+    assert_non_null(again);
+    assert_true(cJSON_Compare(again, node, true));
+    cJSON_Delete(again);
+}
+
+static void expect_no_span(const json_spans *spans, const cJSON *node) {
+    size_t len;
+    assert_null(span_of(spans, node, &len));
+}
+
+static void test_spans_are_the_text_as_written(void **state) {
+    (void)state;
+    const char *text = " {\"a\": {\"b\":[1, -0, 2.5,\"x\\\"y\\u00e9\"]}, \"c\":[], \"d\":{ } } ";
+    json_spans *spans = json_spans_new(0);
+    assert_non_null(spans);
+    cJSON *root = json_parse_spans(text, strlen(text), BSP_JSON_MAX_DEPTH, spans, NULL);
+    assert_non_null(root);
+    expect_span(spans, root,
+                "{\"a\": {\"b\":[1, -0, 2.5,\"x\\\"y\\u00e9\"]}, \"c\":[], \"d\":{ } }");
+    expect_span(spans, json_member(root, "a"), "{\"b\":[1, -0, 2.5,\"x\\\"y\\u00e9\"]}");
+    expect_span(spans, json_path(root, "a")->child, "[1, -0, 2.5,\"x\\\"y\\u00e9\"]");
+    expect_span(spans, json_member(root, "c"), "[]");
+    expect_span(spans, json_member(root, "d"), "{ }");
+    /* Only objects and arrays have spans; and nothing without a table. */
+    expect_no_span(spans, json_path(root, "a")->child->child);
+    expect_no_span(NULL, root);
+    /* A node made after parsing has none. */
+    cJSON *made = cJSON_CreateObject();
+    expect_no_span(spans, made);
+    cJSON_Delete(made);
+    cJSON_Delete(root);
+    json_spans_free(spans);
+    json_spans_free(NULL);
+}
+
+static void test_spans_only_of_strict_json(void **state) {
+    (void)state;
+    /* Each "bad" holds something only cJSON's leniency reads, or a byte
+     * below 0x20; "good" beside it keeps its span, the root loses its. */
+    static const char *const bad[] = {
+        "[007]",
+        "[-01.5]",
+        "[1e5]",
+        "[1E+2]",
+        "[1.5e-3]",
+        "[1234567890123456]",
+        "[\"\\uZZZZ\"]",
+        "[\"a\\u12G4\"]",
+        "[\"\t\"]",
+        "[\"\x01\"]",
+        "[1,\n2]",
+        "[\r]",
+        "[\t1]",
+        "{\"k\":\x1f"
+        "1}",
+    };
+    json_spans *spans = json_spans_new(4);
+    assert_non_null(spans);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "{\"good\":{\"n\":[0,10,-3.25]},\"bad\":%s}", bad[i]);
+        cJSON *root = json_parse_spans(text, strlen(text), BSP_JSON_MAX_DEPTH, spans, NULL);
+        if (!root) fail_msg("%s does not parse", text);
+        expect_span(spans, json_member(root, "good"), "{\"n\":[0,10,-3.25]}");
+        expect_no_span(spans, json_member(root, "bad"));
+        expect_no_span(spans, root);
+        cJSON_Delete(root);
+    }
+    json_spans_free(spans);
+}
+
+static void test_spans_forget_the_last_text_and_grow(void **state) {
+    (void)state;
+    json_spans *spans = json_spans_new(0);
+    assert_non_null(spans);
+    cJSON *first = json_parse_spans("{\"a\":{}}", 8, BSP_JSON_MAX_DEPTH, spans, NULL);
+    assert_non_null(first);
+    expect_span(spans, json_member(first, "a"), "{}");
+    /* A thousand objects in one text: the table grows and keeps them all. */
+    bsp_buf text = {0};
+    assert_int_equal(bsp_buf_puts(&text, "["), BSP_OK);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(bsp_buf_printf(&text, "%s{\"i\":%d}", i ? "," : "", i), BSP_OK);
+    assert_int_equal(bsp_buf_puts(&text, "]"), BSP_OK);
+    cJSON *second = json_parse_spans(text.data, text.len, BSP_JSON_MAX_DEPTH, spans, NULL);
+    assert_non_null(second);
+    expect_no_span(spans, json_member(first, "a")); /* first is still alive */
+    int i = 0;
+    for (const cJSON *o = second->child; o; o = o->next, i++) {
+        char want[32];
+        snprintf(want, sizeof want, "{\"i\":%d}", i);
+        expect_span(spans, o, want);
+    }
+    assert_int_equal(i, 1000);
+    expect_span(spans, second, text.data);
+    cJSON_Delete(first);
+    cJSON_Delete(second);
+    bsp_buf_free(&text);
+    json_spans_free(spans);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_reports_line_and_column),
@@ -606,6 +724,9 @@ int main(void) {
         cmocka_unit_test(test_members_in_one_walk),
         cmocka_unit_test(test_arena_frees_what_is_not_its),
         cmocka_unit_test(test_arena_enter_and_leave_nest),
+        cmocka_unit_test(test_spans_are_the_text_as_written),
+        cmocka_unit_test(test_spans_only_of_strict_json),
+        cmocka_unit_test(test_spans_forget_the_last_text_and_grow),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, free_written);
 }
