@@ -522,22 +522,43 @@ static bsp_err finish_event(cJSON *j, norm_args *a, bsp_event *out, bsp_error *e
     return BSP_OK;
 }
 
-bsp_err event_from_json(cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
-                        const cJSON *batch_integrations, int64_t received_ms, const char *at_prefix,
-                        bsp_event *out, bsp_error *err) {
+/* event_from_json, with the spans of the text msg was parsed from. */
+static bsp_err event_from_parsed(cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
+                                 const cJSON *batch_integrations, int64_t received_ms,
+                                 const char *at_prefix, const json_spans *spans, bsp_event *out,
+                                 bsp_error *err) {
     bsp_error scratch;
     if (!err) err = &scratch;
     memset(out, 0, sizeof *out);
     norm_args a = {.received_ms = received_ms,
                    .batch_ctx = batch_ctx,
                    .batch_integrations = batch_integrations,
-                   .prefix = at_prefix ? at_prefix : ""};
+                   .prefix = at_prefix ? at_prefix : "",
+                   .spans = spans};
     if (!msg) return bsp_error_set(err, BSP_EINVAL, a.prefix, "no message");
     if (validate_message(msg, forced_type, &a, err)) {
         cJSON_Delete(msg);
         return err->code;
     }
     return finish_event(msg, &a, out, err);
+}
+
+bsp_err event_from_json(cJSON *msg, bsp_event_type forced_type, const cJSON *batch_ctx,
+                        const cJSON *batch_integrations, int64_t received_ms, const char *at_prefix,
+                        bsp_event *out, bsp_error *err) {
+    return event_from_parsed(msg, forced_type, batch_ctx, batch_integrations, received_ms,
+                             at_prefix, NULL, out, err);
+}
+
+bsp_err event_from_text(const char *text, size_t len, json_spans *spans, int64_t received_ms,
+                        bsp_event *out, bsp_error *err) {
+    bsp_error scratch;
+    if (!err) err = &scratch;
+    memset(out, 0, sizeof *out);
+    bsp_error_clear(err);
+    cJSON *msg = json_parse_spans(text, len, BSP_JSON_MAX_DEPTH, spans, err);
+    if (!msg) return err->code ? err->code : BSP_EPARSE;
+    return event_from_parsed(msg, BSP_EV_TYPE_COUNT, NULL, NULL, received_ms, "", spans, out, err);
 }
 
 void event_free(bsp_event *ev) {
@@ -713,7 +734,7 @@ static bsp_err parse_in_arena(const char *body, size_t len, bsp_event_type route
                               int64_t received_ms, bsp_event_list *out, bsp_error *err) {
     /* Spans only with an arena, which never hands out a freed node's
      * address again; without them (or their memory) events are printed. */
-    json_spans *spans = out->arena ? json_spans_new(len / 100) : NULL;
+    json_spans *spans = out->arena ? json_spans_new(len / 128) : NULL;
     cJSON *root = json_parse_spans(body, len, BSP_JSON_MAX_DEPTH, spans, err);
     if (!root) {
         json_spans_free(spans);

@@ -97,6 +97,15 @@ bsp_err event_from_json(cJSON *msg, bsp_event_type forced_type, const cJSON *bat
                         const cJSON *batch_integrations, int64_t received_ms, const char *at_prefix,
                         bsp_event *out, bsp_error *err);
 
+/* One message's text (a line of a Segment JSONL file) parsed and made an
+ * event as event_from_json makes it. With spans (a table the caller keeps
+ * from line to line), objects normalization leaves alone are copied from
+ * the text into ev->text as event_parse_body copies them; spans may be
+ * given only while the calling thread has entered an arena (json.h), which
+ * then holds the tree (ev->json_in_arena is the caller's to set). */
+bsp_err event_from_text(const char *text, size_t len, json_spans *spans, int64_t received_ms,
+                        bsp_event *out, bsp_error *err);
+
 void event_free(bsp_event *ev); /* frees contents, not ev itself */
 
 /* Points ev's ids, name, context, properties and traits at the members of

@@ -219,11 +219,10 @@ static bsp_err jsonl_line(bsp_importer *im, const char *line, size_t len, uint64
     bsp_error e;
     bsp_error_clear(&e);
     json_arena *outer = importer_arena_enter(im);
-    cJSON *msg = json_parse(line, len, BSP_JSON_MAX_DEPTH, &e);
-    bsp_event ev = {0};
-    bsp_err rc =
-        msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", &ev, &e)
-            : (e.code ? e.code : BSP_EPARSE);
+    bsp_event ev;
+    /* Spans only for trees in the batch's arena (json.h). */
+    json_spans *spans = im->batch_arena ? im->spans : NULL;
+    bsp_err rc = event_from_text(line, len, spans, bsp_now_ms(), &ev, &e);
     json_arena_leave(outer);
     ev.json_in_arena = im->batch_arena != NULL; /* the batch frees the tree */
     if (rc != BSP_OK) {
@@ -257,8 +256,10 @@ static void importer_done(bsp_importer *im) {
         free(im->batch);
     }
     json_arena_free(im->batch_arena);
+    json_spans_free(im->spans);
     im->batch = NULL;
     im->batch_arena = NULL;
+    im->spans = NULL;
     im->nbatch = 0;
 }
 
@@ -283,6 +284,8 @@ bsp_err import_run(bsp_ingest *ing, bsp_import_format fmt, const char *path, boo
     pthread_cond_init(&im.cv, NULL);
     for (size_t i = 0; i < IMPORT_INFLIGHT; i++)
         im.chunks[i].im = &im;
+    /* Without the table (out of memory) lines are printed again, no worse. */
+    if (fmt == BSP_IMPORT_SEGMENT_JSONL) im.spans = json_spans_new(16);
     rc = fmt == BSP_IMPORT_ONLINE_RETAIL ? import_online_retail(&im) : import_jsonl(&im);
     if (rc == BSP_OK) rc = importer_flush(&im);
     if (rc == BSP_OK) rc = importer_drain(&im);

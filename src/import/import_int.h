@@ -35,6 +35,7 @@ struct bsp_importer {
     bsp_event *batch; /* malloc'd, CHUNK_EVENTS long; moves to ingest */
     size_t nbatch;
     json_arena *batch_arena; /* the batch's trees; moves with it */
+    json_spans *spans;       /* where a JSONL line's objects sit in it (event_from_text) */
     or_state *retail;        /* Online Retail state, NULL otherwise */
     import_chunk chunks[IMPORT_INFLIGHT];
     pthread_mutex_t mu; /* guards chunks[].done and .res */

@@ -408,14 +408,10 @@ static bsp_err collect(void *ctx, uint64_t seq, bsp_slice json) {
 }
 
 /* An event back from its stored text; false (warned) if it is unreadable. */
-static bool event_from_text(const char *text, size_t len, uint64_t seq, const char *where,
+static bool event_of_logged(const char *text, size_t len, uint64_t seq, const char *where,
                             bsp_event *ev) {
     bsp_error err;
-    cJSON *msg = json_parse(text, len, BSP_JSON_MAX_DEPTH, &err);
-    *ev = (bsp_event){0};
-    bsp_err rc =
-        msg ? event_from_json(msg, BSP_EV_TYPE_COUNT, NULL, NULL, bsp_now_ms(), "", ev, &err)
-            : BSP_EPARSE; /* the event took msg */
+    bsp_err rc = event_from_text(text, len, NULL, bsp_now_ms(), ev, &err);
     if (rc)
         bsp_warn("%s: event %llu unreadable (%s), skipped", where, (unsigned long long)seq,
                  err.message);
@@ -424,7 +420,7 @@ static bool event_from_text(const char *text, size_t len, uint64_t seq, const ch
 
 static bsp_err replay_one(bsp_ingest *ing, bsp_txn *txn, const logged *l) {
     bsp_event ev;
-    if (!event_from_text(l->text, l->len, l->seq, "replay", &ev)) return BSP_OK;
+    if (!event_of_logged(l->text, l->len, l->seq, "replay", &ev)) return BSP_OK;
     bsp_err rc = apply_logged_event(ing, txn, &ev, l->seq);
     event_free(&ev);
     return rc;
@@ -503,7 +499,7 @@ static bsp_err replay_wal_record(void *ctx, uint64_t seq, unsigned flags, const 
         return BSP_OK;
     }
     bsp_event ev;
-    if (!event_from_text(json.data, json.len, seq, "wal replay", &ev)) return BSP_OK;
+    if (!event_of_logged(json.data, json.len, seq, "wal replay", &ev)) return BSP_OK;
     ev.ts_given = flags & WAL_TS_GIVEN;
     ev.id_generated = flags & WAL_ID_GENERATED;
     bool dup;

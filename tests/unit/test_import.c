@@ -434,7 +434,7 @@ static void test_jsonl(void **state) {
         "\"timestamp\":\"2024-01-01T00:00:00Z\",\"traits\":{\"name\":\"Ann\"}}\n"
         "\n"
         "{\"type\":\"track\",\"messageId\":\"m2\",\"userId\":\"u1\",\"event\":\"Order Completed\","
-        "\"timestamp\":\"2024-01-01T00:01:00Z\",\"properties\":{\"revenue\":12.5}}\n"
+        "\"timestamp\":\"2024-01-01T00:01:00Z\",\"properties\":{\"revenue\": 12.5, \"n\": [ 1 ]}}\n"
         "not json\n"
         "{\"type\":\"nonsense\",\"messageId\":\"m3\",\"userId\":\"u1\"}\n";
     char path[512];
@@ -449,6 +449,17 @@ static void test_jsonl(void **state) {
     assert_int_equal(sum.rejects, 2);
     assert_non_null(strstr(sum.first_reject, "line 4"));
     assert_true(fabs(revenue_of(p.st, 'u', "u1") - 12.5) < 1e-9);
+    /* The properties are stored as the line wrote them (copied, not
+     * printed again: the spaces show it). */
+    bsp_txn *txn;
+    assert_int_equal(store_txn_begin(p.st, false, &txn), BSP_OK);
+    bsp_slice stored;
+    assert_int_equal(store_event_get(txn, 2, &stored), BSP_OK);
+    char *event = strndup(stored.data, stored.len);
+    assert_non_null(strstr(event, "\"properties\":{\"revenue\": 12.5, \"n\": [ 1 ]}"));
+    assert_non_null(strstr(event, "\"messageId\":\"m2\""));
+    free(event);
+    store_txn_abort(txn);
     run_import(&p, BSP_IMPORT_SEGMENT_JSONL, path, &sum);
     assert_int_equal(sum.duplicates, 2);
     assert_int_equal(sum.accepted, 0);
