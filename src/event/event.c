@@ -297,9 +297,21 @@ static bool add_owned(cJSON *obj, const char *key, cJSON *item) {
     return false;
 }
 
-/* Replaces item, obj's first member named key (NULL: adds one), with a new
- * string; false on ENOMEM. */
+/* Makes item, obj's first member named key (NULL: adds one), the string
+ * value; false on ENOMEM. */
 static bool put_string(cJSON *obj, cJSON *item, const char *key, const char *value) {
+    if (cJSON_IsString(item) && !(item->type & cJSON_IsReference) && item->valuestring) {
+        /* Already a string: its text is changed in place (no new node, no
+         * search by name), or left when it is the same. */
+        if (strcmp(item->valuestring, value) == 0) return true;
+        size_t n = strlen(value) + 1;
+        char *copy = cJSON_malloc(n);
+        if (!copy) return false;
+        memcpy(copy, value, n);
+        cJSON_free(item->valuestring);
+        item->valuestring = copy;
+        return true;
+    }
     cJSON *s = cJSON_CreateString(value);
     if (!s) return false;
     /* By key, so the new item gets its name; item is the key's first match. */
