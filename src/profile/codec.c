@@ -36,8 +36,19 @@ typedef struct writer {
     bool need_comma;
 } writer;
 
+/* Appends len bytes. A profile is a few thousand small pieces, so the
+ * common case (they fit) is copied here, and only growing the buffer goes
+ * to bsp_buf_append; either way the text stays NUL-terminated. */
 static void w_raw(writer *w, const char *s, size_t len) {
-    if (!w->rc) w->rc = bsp_buf_append(w->out, s, len);
+    if (w->rc) return;
+    bsp_buf *b = w->out;
+    if (b->data && b->len + len < b->cap) {
+        memcpy(b->data + b->len, s, len);
+        b->len += len;
+        b->data[b->len] = '\0';
+        return;
+    }
+    w->rc = bsp_buf_append(b, s, len);
 }
 
 static void w_comma(writer *w) {
@@ -56,12 +67,28 @@ static void w_close(writer *w, char c) {
     w->need_comma = true;
 }
 
-/* Keys are this file's own constants: nothing to escape. */
+/* Keys are this file's own constants: nothing to escape. Those of up to
+ * KEY_SHORT bytes (all of them) go in one piece with their comma. */
+#define KEY_SHORT 16
+
 static void w_key(writer *w, const char *key) {
-    w_comma(w);
-    w_raw(w, "\"", 1);
-    w_raw(w, key, strlen(key));
-    w_raw(w, "\":", 2);
+    size_t len = strlen(key);
+    if (len > KEY_SHORT) {
+        w_comma(w);
+        w_raw(w, "\"", 1);
+        w_raw(w, key, len);
+        w_raw(w, "\":", 2);
+    } else {
+        char tmp[KEY_SHORT + 4];
+        size_t n = 0;
+        if (w->need_comma) tmp[n++] = ',';
+        tmp[n++] = '"';
+        memcpy(tmp + n, key, len);
+        n += len;
+        tmp[n++] = '"';
+        tmp[n++] = ':';
+        w_raw(w, tmp, n);
+    }
     w->need_comma = false;
 }
 

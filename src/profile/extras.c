@@ -341,19 +341,20 @@ void extras_free(bsp_profile *p) {
  *         "dp"/"dc": {"ref": ms, "e": [[name, score]]}, "ds": seconds,
  *         "recent": [{"event", "timestamp", "properties"}]} */
 
-static bool add_copy(cJSON *o, const char *key, const cJSON *v) {
+/* The storage tree borrows the profile's own trees and strings (cJSON
+ * references: deleting the tree frees neither), as it is printed at once
+ * and deleted while the profile is unchanged. */
+static bool add_ref(cJSON *o, const char *key, const cJSON *v) {
     if (!v) return true;
-    cJSON *copy = cJSON_Duplicate(v, true);
-    if (copy && cJSON_AddItemToObject(o, key, copy)) return true;
-    cJSON_Delete(copy);
-    return false;
+    /* cJSON takes a non-const item but only copies its node header. */
+    return cJSON_AddItemReferenceToObject(o, key, (cJSON *)v);
 }
 
 static bool add_strlist(cJSON *o, const char *key, const strlist *l) {
     if (l->count == 0) return true;
     cJSON *arr = cJSON_AddArrayToObject(o, key);
     for (size_t i = 0; arr && i < l->count; i++)
-        if (!cJSON_AddItemToArray(arr, cJSON_CreateString(l->items[i]))) return false;
+        if (!cJSON_AddItemToArray(arr, cJSON_CreateStringReference(l->items[i]))) return false;
     return arr != NULL;
 }
 
@@ -367,7 +368,7 @@ static bool add_exposures(cJSON *o, const bsp_profile *p) {
             cJSON_Delete(row);
             return false;
         }
-        cJSON_AddItemToArray(row, cJSON_CreateString(e->campaign));
+        cJSON_AddItemToArray(row, cJSON_CreateStringReference(e->campaign));
         cJSON_AddItemToArray(row, cJSON_CreateNumber((double)(e->day == INT64_MIN ? -1 : e->day)));
         cJSON_AddItemToArray(row, cJSON_CreateNumber(e->views_day));
         cJSON_AddItemToArray(row, cJSON_CreateNumber(e->views_total));
@@ -387,7 +388,7 @@ static bool add_decay(cJSON *o, const char *key, const decay_table *t) {
             cJSON_Delete(row);
             return false;
         }
-        cJSON_AddItemToArray(row, cJSON_CreateString(t->entries[i].name));
+        cJSON_AddItemToArray(row, cJSON_CreateStringReference(t->entries[i].name));
         cJSON_AddItemToArray(row, cJSON_CreateNumber(t->entries[i].score));
     }
     return true;
@@ -403,11 +404,11 @@ bsp_err extras_to_storage(const bsp_profile *p, cJSON **out) {
     *out = NULL;
     if (!has_extras(p)) return BSP_OK;
     cJSON *x = cJSON_CreateObject();
-    bool ok = x && add_copy(x, "rfm", p->rfm) && add_copy(x, "pred", p->predicted) &&
+    bool ok = x && add_ref(x, "rfm", p->rfm) && add_ref(x, "pred", p->predicted) &&
               add_strlist(x, "seg", &p->segments) && add_exposures(x, p) &&
               add_decay(x, "dp", &p->dwell_products) && add_decay(x, "dc", &p->dwell_categories);
     if (ok && p->dwell_seconds > 0) ok = cJSON_AddNumberToObject(x, "ds", p->dwell_seconds);
-    if (ok && p->recent && p->recent->child) ok = add_copy(x, "recent", p->recent);
+    if (ok && p->recent && p->recent->child) ok = add_ref(x, "recent", p->recent);
     if (ok) {
         *out = x;
         return BSP_OK;

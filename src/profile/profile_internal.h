@@ -173,7 +173,9 @@ struct bsp_profile {
 void extras_apply_track(bsp_profile *p, const bsp_event *ev, const char *name, const cJSON *props);
 void extras_merge(bsp_profile *into, const bsp_profile *from);
 void extras_free(bsp_profile *p);
-/* The storage form of the extras ("x"); *out is NULL when there are none. */
+/* The storage form of the extras ("x"); *out is NULL when there are none.
+ * The tree borrows p's trees and strings: print and delete it before p
+ * changes or is freed. */
 bsp_err extras_to_storage(const bsp_profile *p, cJSON **out);
 /* Reads "x"; BSP_ETYPE when its shape is wrong, BSP_ENOMEM. */
 bsp_err extras_from_storage(bsp_profile *p, const cJSON *x);
