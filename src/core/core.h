@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* The one error enum. Each code maps to one HTTP status and one stable name
  * that appears as `error.code` in JSON error bodies. */
@@ -101,7 +102,20 @@ typedef struct bsp_buf {
 } bsp_buf;
 
 bsp_err bsp_buf_reserve(bsp_buf *b, size_t extra);
-bsp_err bsp_buf_append(bsp_buf *b, const void *data, size_t len);
+bsp_err bsp_buf_append_grow(bsp_buf *b, const void *data, size_t len);
+
+/* Appends len bytes. Writers append many small pieces (a JSON text is
+ * hundreds), so the common case, bytes that fit, is copied inline; only
+ * growing the buffer is a call. */
+static inline bsp_err bsp_buf_append(bsp_buf *b, const void *data, size_t len) {
+    if (len && b->len + len < b->cap) {
+        memcpy(b->data + b->len, data, len);
+        b->len += len;
+        b->data[b->len] = '\0';
+        return BSP_OK;
+    }
+    return bsp_buf_append_grow(b, data, len);
+}
 bsp_err bsp_buf_puts(bsp_buf *b, const char *s);
 bsp_err bsp_buf_printf(bsp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bsp_buf_reset(bsp_buf *b);

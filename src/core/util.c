@@ -30,7 +30,8 @@ bsp_err bsp_buf_reserve(bsp_buf *b, size_t extra) {
     return BSP_OK;
 }
 
-bsp_err bsp_buf_append(bsp_buf *b, const void *data, size_t len) {
+/* The out-of-line part of bsp_buf_append (core.h): grows, then copies. */
+bsp_err bsp_buf_append_grow(bsp_buf *b, const void *data, size_t len) {
     if (bsp_buf_reserve(b, len) != BSP_OK) return BSP_ENOMEM;
     if (len) memcpy(b->data + b->len, data, len);
     b->len += len;

@@ -36,19 +36,8 @@ typedef struct writer {
     bool need_comma;
 } writer;
 
-/* Appends len bytes. A profile is a few thousand small pieces, so the
- * common case (they fit) is copied here, and only growing the buffer goes
- * to bsp_buf_append; either way the text stays NUL-terminated. */
 static void w_raw(writer *w, const char *s, size_t len) {
-    if (w->rc) return;
-    bsp_buf *b = w->out;
-    if (b->data && b->len + len < b->cap) {
-        memcpy(b->data + b->len, s, len);
-        b->len += len;
-        b->data[b->len] = '\0';
-        return;
-    }
-    w->rc = bsp_buf_append(b, s, len);
+    if (!w->rc) w->rc = bsp_buf_append(w->out, s, len);
 }
 
 static void w_comma(writer *w) {
