@@ -300,6 +300,7 @@ struct bsp_ingest {
     uint64_t wal_sync_ms; /* opts->wal_sync_ms */
     bool wal_live;        /* appends to the log are recorded in wal.pending */
     wal wal;              /* open in write-ahead mode, or while replaying */
+    bool replaying_log;   /* recovery replays the stored log: checkpoints keep wal.gen */
     bsp_txn *open_txn;    /* write-ahead mode: the transaction between checkpoints */
     oid *new_ids;         /* write-ahead mode: id links this group made, to publish */
 

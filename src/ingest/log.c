@@ -213,14 +213,15 @@ bsp_err writer_checkpoint(bsp_ingest *ing, bsp_txn *txn) {
     free(entries);
     ing->dirty_len = 0;
     if (!rc) rc = put_seq(txn, META_APPLIED_SEQ, ing->log_seq);
-    /* Everything the WAL holds is stored by this commit: retire its records. */
-    if (!rc) rc = put_seq(txn, META_WAL_GEN, ing->wal.gen + 1);
+    /* Everything the WAL holds is stored by this commit: retire its records.
+     * Not while the stored log is replayed: they are not replayed yet. */
+    if (!rc) rc = put_seq(txn, META_WAL_GEN, ing->wal.gen + (ing->replaying_log ? 0 : 1));
     if (!rc) event_dict_maybe(ing, txn);
     return rc;
 }
 
 void writer_checkpoint_done(bsp_ingest *ing) {
-    wal_restart(&ing->wal, ing->wal.gen + 1);
+    if (!ing->replaying_log) wal_restart(&ing->wal, ing->wal.gen + 1);
     ing->links_len = 0;
     ing->ckpt_seq = ing->log_seq;
     ing->last_ckpt_ns = bsp_mono_ns();
@@ -465,8 +466,7 @@ static bsp_err recover_commit(bsp_ingest *ing, bsp_txn *txn, bsp_err rc) {
 }
 
 /* Replays the stored log after the last checkpoint, chunk by chunk. */
-static bsp_err recover_log(bsp_ingest *ing, size_t *total) {
-    size_t n = 0;
+static bsp_err recover_log_chunks(bsp_ingest *ing, size_t *n, size_t *total) {
     do {
         bsp_txn *txn;
         bsp_err rc = store_txn_begin(ing->st, true, &txn);
@@ -474,11 +474,22 @@ static bsp_err recover_log(bsp_ingest *ing, size_t *total) {
         ing->log_seq = ing->ckpt_seq = get_seq(txn, META_APPLIED_SEQ);
         ing->wal.gen = get_seq(txn, META_WAL_GEN);
         uint64_t next;
-        rc = replay_chunk(ing, txn, ing->ckpt_seq + 1, &next, &n);
+        rc = replay_chunk(ing, txn, ing->ckpt_seq + 1, &next, n);
         if ((rc = recover_commit(ing, txn, rc)) != BSP_OK) return rc;
-        *total += n;
-    } while (n == REPLAY_CHUNK);
+        *total += *n;
+    } while (*n == REPLAY_CHUNK);
     return BSP_OK;
+}
+
+/* The stored log replayed. Its commits keep the stored WAL generation:
+ * should the process die, or the WAL's own replay fail, after one of
+ * them, the WAL's records must still be the live ones. */
+static bsp_err recover_log(bsp_ingest *ing, size_t *total) {
+    size_t n = 0;
+    ing->replaying_log = true;
+    bsp_err rc = recover_log_chunks(ing, &n, total);
+    ing->replaying_log = false;
+    return rc;
 }
 
 typedef struct wal_replay {
@@ -509,11 +520,10 @@ static bsp_err replay_wal_record(void *ctx, uint64_t seq, unsigned flags, const 
 }
 
 /* Replays the WAL records of generation gen (those no checkpoint stored)
- * that start before offset limit, and stores them with a checkpoint. The
- * generation is retired either way: recover_log's checkpoint stored the
- * next one, so no record of gen (such as a failed group's, which starts at
- * the limit) is read again, even where a later group ends where it
- * begins. */
+ * that start before offset limit, and stores them with a checkpoint that
+ * retires the generation: no record of gen (such as a failed group's,
+ * which starts at the limit) is read again, even where a later group ends
+ * where it begins. */
 static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, uint64_t limit, size_t *total) {
     if (ing->wal.fd < 0) {
         bsp_err rc = wal_open(&ing->wal, store_dir(ing->st), ing->write_ahead,
@@ -527,13 +537,12 @@ static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, uint64_t limit, size_t
     size_t n = 0;
     rc = wal_scan(&ing->wal, gen, limit, replay_wal_record, &wr, &n);
     bsp_buf_free(&wr.unpacked);
-    if (!rc && n == 0) {
-        store_txn_abort(wr.txn);
-        wal_restart(&ing->wal, ing->wal.gen);
-        return BSP_OK;
-    }
-    *total += n;
-    return recover_commit(ing, wr.txn, rc);
+    /* Committed even with nothing replayed: records of gen beyond the limit
+     * (a failed group's) must not become live again when new groups of the
+     * same generation are written over the start of the file. */
+    rc = recover_commit(ing, wr.txn, rc);
+    if (!rc) *total += n;
+    return rc;
 }
 
 bsp_err writer_recover(bsp_ingest *ing) {

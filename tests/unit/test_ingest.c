@@ -1155,6 +1155,33 @@ static bsp_err sync_within_10s(fixture *f) {
     return rc;
 }
 
+/* A rebuild stores what the log held before it replays the write-ahead
+ * file, in a transaction of its own. When that first commit works and the
+ * second fails, the file's records must still be the live ones: the next
+ * rebuild replays them, and no acknowledged event is lost. */
+static void test_rebuild_half_done_keeps_the_file(void **state) {
+    fixture *f = *state;
+    restart_without_checkpoints(f);
+    assert_int_equal(send(f, fault_ok1).accepted, 1);
+    bsp_fault_arm(BSP_FAULT_WAL_WRITE, 0, 1);
+    bsp_fault_arm(BSP_FAULT_STORE_COMMIT, 1, 1); /* the log's commit works, the file's fails */
+    assert_int_equal(send_failing(f, fault_bad).code, BSP_ESTORE);
+    assert_int_equal(bsp_fault_fired(BSP_FAULT_STORE_COMMIT), 1);
+    bsp_fault_disarm_all();
+    assert_int_equal(send(f, fault_ok2).accepted, 1);
+    assert_int_equal(sync_within_10s(f), BSP_OK);
+    assert_int_equal(stats_of(f).events, 2);
+    assert_int_equal(views_of(f, "fa"), 2);
+    assert_null(profile_of(f, "fz"));
+    /* And a crash before the next checkpoint loses nothing either. */
+    static const char *const more[] = {"[{\"type\":\"page\",\"anonymousId\":\"fa\"}]"};
+    crash_after_groups(f, more, 1);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 3);
+    assert_int_equal(views_of(f, "fa"), 3);
+    assert_int_equal(send(f, fault_ok1).duplicates, 1);
+}
+
 /* The disk fails for a while: every write and commit, the writer's rebuild
  * included. Meanwhile each group is refused and a reader waiting for a
  * checkpoint is told the store failed instead of waiting for ever; once
@@ -1555,7 +1582,8 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
         cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(test_failed_checkpoint_keeps_groups, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_failed_sync, setup, teardown),                        \
-        cmocka_unit_test_setup_teardown(test_failed_first_group_then_crash, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_failed_first_group_then_crash, setup, teardown),      \
+        cmocka_unit_test_setup_teardown(test_rebuild_half_done_keeps_the_file, setup, teardown)
 
 int main(void) {
     const struct CMUnitTest per_commit[] = {BOTH_MODES};
