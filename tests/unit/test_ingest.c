@@ -1155,10 +1155,29 @@ static bsp_err sync_within_10s(fixture *f) {
     return rc;
 }
 
+/* After the disk healed (faults disarmed): the next group is stored after
+ * fault_ok1, which was acknowledged before the failure, fault_bad left no
+ * trace, and a crash before the next checkpoint loses nothing either. */
+static void assert_healed_and_crash_safe(fixture *f) {
+    bsp_fault_disarm_all();
+    assert_int_equal(send(f, fault_ok2).accepted, 1);
+    assert_int_equal(sync_within_10s(f), BSP_OK);
+    assert_int_equal(stats_of(f).events, 2);
+    assert_int_equal(views_of(f, "fa"), 2);
+    assert_null(profile_of(f, "fz"));
+    static const char *const more[] = {"[{\"type\":\"page\",\"anonymousId\":\"fa\"}]"};
+    crash_after_groups(f, more, 1);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 3);
+    assert_int_equal(views_of(f, "fa"), 3);
+    assert_int_equal(send(f, fault_ok1).duplicates, 1);
+}
+
 /* A rebuild stores what the log held before it replays the write-ahead
  * file, in a transaction of its own. When that first commit works and the
  * second fails, the file's records must still be the live ones: the next
- * rebuild replays them, and no acknowledged event is lost. */
+ * rebuild replays them, and no acknowledged event is lost, live or after a
+ * crash. */
 static void test_rebuild_half_done_keeps_the_file(void **state) {
     fixture *f = *state;
     restart_without_checkpoints(f);
@@ -1167,19 +1186,7 @@ static void test_rebuild_half_done_keeps_the_file(void **state) {
     bsp_fault_arm(BSP_FAULT_STORE_COMMIT, 1, 1); /* the log's commit works, the file's fails */
     assert_int_equal(send_failing(f, fault_bad).code, BSP_ESTORE);
     assert_int_equal(bsp_fault_fired(BSP_FAULT_STORE_COMMIT), 1);
-    bsp_fault_disarm_all();
-    assert_int_equal(send(f, fault_ok2).accepted, 1);
-    assert_int_equal(sync_within_10s(f), BSP_OK);
-    assert_int_equal(stats_of(f).events, 2);
-    assert_int_equal(views_of(f, "fa"), 2);
-    assert_null(profile_of(f, "fz"));
-    /* And a crash before the next checkpoint loses nothing either. */
-    static const char *const more[] = {"[{\"type\":\"page\",\"anonymousId\":\"fa\"}]"};
-    crash_after_groups(f, more, 1);
-    assert_int_equal(start_ingest(f, NULL), BSP_OK);
-    assert_int_equal(stats_of(f).events, 3);
-    assert_int_equal(views_of(f, "fa"), 3);
-    assert_int_equal(send(f, fault_ok1).duplicates, 1);
+    assert_healed_and_crash_safe(f);
 }
 
 /* The disk fails for a while: every write and commit, the writer's rebuild
@@ -1197,18 +1204,7 @@ static void test_rebuild_fails_until_the_disk_heals(void **state) {
     assert_int_equal(send_failing(f, fault_bad).code, BSP_ESTORE);
     assert_int_equal(sync_within_10s(f), BSP_ESTORE);
     assert_int_equal(send_failing(f, fault_bad).code, BSP_ESTORE);
-    bsp_fault_disarm_all();
-    assert_int_equal(send(f, fault_ok2).accepted, 1);
-    assert_int_equal(sync_within_10s(f), BSP_OK);
-    assert_int_equal(stats_of(f).events, 2);
-    assert_int_equal(views_of(f, "fa"), 2);
-    assert_null(profile_of(f, "fz"));
-    static const char *const more[] = {"[{\"type\":\"page\",\"anonymousId\":\"fa\"}]"};
-    crash_after_groups(f, more, 1);
-    assert_int_equal(start_ingest(f, NULL), BSP_OK);
-    assert_int_equal(stats_of(f).events, 3);
-    assert_int_equal(views_of(f, "fa"), 3);
-    assert_int_equal(send(f, fault_ok1).duplicates, 1);
+    assert_healed_and_crash_safe(f);
 }
 
 /* Ids the writer linked are visible to readers that must not wait (such as
