@@ -46,6 +46,7 @@
 #define WAL_MAX_PAYLOAD (1u << 20) /* larger lengths mark the end */
 #define WAL_READ_CHUNK (1u << 20)  /* bytes read at a time when scanning */
 #define WAL_GROW (8u << 20)        /* zeros written ahead of the records */
+#define WAL_GROW_CHUNK (1u << 20)  /* zeros written in one call; divides WAL_GROW */
 #define WAL_ALIGN 4096u            /* direct writes cover whole blocks of this */
 
 static void put_u32(uint8_t *p, uint32_t v) {
@@ -180,17 +181,19 @@ static bsp_err write_all(int fd, const char *data, size_t len, uint64_t off) {
     return BSP_OK;
 }
 
-/* Makes the file at least `need` bytes long with zeros, synced. */
+/* Makes the file at least `need` bytes long with zeros, synced. The zeros
+ * go WAL_GROW_CHUNK at a time from a buffer the kernel maps to its zero
+ * page (calloc of that size is an mmap: nothing is touched). */
 static bsp_err grow_to(wal *w, uint64_t need) {
-    static const char zeros[1 << 16];
+    char *zeros = calloc(1, WAL_GROW_CHUNK);
+    if (!zeros) return BSP_ENOMEM;
     uint64_t size = w->size;
-    while (size < need) {
-        uint64_t target = (need - size + WAL_GROW - 1) / WAL_GROW * WAL_GROW + size;
-        for (; size < target; size += sizeof zeros) {
-            bsp_err rc = write_all(w->fd, zeros, sizeof zeros, size);
-            if (rc) return rc;
-        }
-    }
+    bsp_err rc = BSP_OK;
+    uint64_t target = (need - size + WAL_GROW - 1) / WAL_GROW * WAL_GROW + size;
+    for (; size < target && !rc; size += WAL_GROW_CHUNK)
+        rc = write_all(w->fd, zeros, WAL_GROW_CHUNK, size);
+    free(zeros);
+    if (rc) return rc;
     if (bsp_fault_hit(BSP_FAULT_WAL_SYNC) ? (errno = EIO, true) : fsync(w->fd) != 0) {
         bsp_error_log("wal: fsync failed: %s", strerror(errno));
         return BSP_EIO;

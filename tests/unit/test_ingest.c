@@ -487,6 +487,7 @@ static void in_crashing_child(fixture *f, int (*fn)(fixture *f, const void *ctx)
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
+        alarm(120); /* a child that hangs fails the test (killed) instead of stalling it */
         bsp_store_opts so = {.no_sync = false};
         bsp_ingest_opts io = {.checkpoint_ms = 600000, .checkpoint_events = 1000000};
         if (store_open(f->dir, &so, &f->st) || start_ingest(f, &io)) _exit(3);
@@ -1207,6 +1208,144 @@ static void test_rebuild_fails_until_the_disk_heals(void **state) {
     assert_healed_and_crash_safe(f);
 }
 
+/* --- every failure point in turn ------------------------------------------------------ */
+
+#define SWEEP_GROUPS 5
+#define SWEEP_NEVER 1000u /* a skip no run reaches: the point is not armed in effect */
+
+/* One run of the sweep: the first write-ahead write (or sync) to fail, and
+ * the first store commit to fail, counted from when they are armed. */
+typedef struct sweep_run {
+    bsp_fault_point wal_point;
+    unsigned wal_skip, commit_skip;
+    bool wal_fired, commit_fired; /* what the child's run hit */
+    bool refused_after_acked;     /* a group was refused after one was acknowledged */
+} sweep_run;
+
+/* Group i: two page views of visitor swI with ids, one without. */
+static void sweep_group(int i, char *out, size_t cap) {
+    snprintf(out, cap,
+             "[{\"type\":\"page\",\"anonymousId\":\"sw%d\",\"messageId\":\"sw%da\"},"
+             "{\"type\":\"page\",\"anonymousId\":\"sw%d\",\"messageId\":\"sw%db\"},"
+             "{\"type\":\"page\",\"anonymousId\":\"sw%d\"}]",
+             i, i, i, i, i);
+}
+
+static void sweep_path(const fixture *f, char *path, size_t cap) {
+    snprintf(path, cap, "%s/sweep.acked", f->dir);
+}
+
+/* The child: arms both points, sends the groups (a checkpoint after the
+ * second and the fourth), writes which were acknowledged and which points
+ * fired to DIR/sweep.acked, and dies without a checkpoint. */
+static int sweep_child(fixture *f, const void *ctx) {
+    const sweep_run *run = ctx;
+    bsp_fault_arm(run->wal_point, run->wal_skip, 1);
+    bsp_fault_arm(BSP_FAULT_STORE_COMMIT, run->commit_skip, 1);
+    char acked[SWEEP_GROUPS + 3] = {0};
+    for (int i = 0; i < SWEEP_GROUPS; i++) {
+        char body[512];
+        sweep_group(i, body, sizeof body);
+        acked[i] = send_failing(f, body).code == BSP_OK ? 'y' : 'n';
+        if (i == 1 || i == 3) (void)ingest_sync(f->ing); /* a refusal is fine here */
+    }
+    acked[SWEEP_GROUPS] = bsp_fault_fired(run->wal_point) ? 'w' : '-';
+    acked[SWEEP_GROUPS + 1] = bsp_fault_fired(BSP_FAULT_STORE_COMMIT) ? 'c' : '-';
+    char path[128];
+    sweep_path(f, path, sizeof path);
+    FILE *fp = fopen(path, "w");
+    if (!fp || fputs(acked, fp) < 0 || fclose(fp) != 0) return 5;
+    return 0;
+}
+
+/* Runs one child, restarts, and checks: each acknowledged group is stored
+ * once (three views, its ids known), each refused one left no trace (no
+ * profile, its ids new), live after the restart. Leaves a fresh store. */
+static void sweep_once(fixture *f, sweep_run *run) {
+    in_crashing_child(f, sweep_child, run);
+    char path[128], acked[SWEEP_GROUPS + 3] = {0};
+    sweep_path(f, path, sizeof path);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(acked, sizeof acked, fp));
+    fclose(fp);
+    run->wal_fired = acked[SWEEP_GROUPS] == 'w';
+    run->commit_fired = acked[SWEEP_GROUPS + 1] == 'c';
+    const char *yes = strchr(acked, 'y');
+    run->refused_after_acked = yes && memchr(yes, 'n', (size_t)(acked + SWEEP_GROUPS - yes));
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    size_t stored = 0;
+    for (int i = 0; i < SWEEP_GROUPS; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "sw%d", i);
+        int views = views_of(f, id);
+        if (views != (acked[i] == 'y' ? 3 : 0))
+            fail_msg("wal skip %u, commit skip %u: group %d (%s) has %d views", run->wal_skip,
+                     run->commit_skip, i, acked[i] == 'y' ? "acknowledged" : "refused", views);
+        stored += acked[i] == 'y' ? 3 : 0;
+    }
+    assert_int_equal(stats_of(f).events, stored);
+    for (int i = 0; i < SWEEP_GROUPS; i++) {
+        char body[128];
+        snprintf(body, sizeof body,
+                 "[{\"type\":\"page\",\"anonymousId\":\"sw%d\",\"messageId\":\"sw%da\"}]", i, i);
+        assert_int_equal(send(f, body).duplicates, acked[i] == 'y' ? 1 : 0);
+    }
+    ingest_stop(f->ing);
+    store_close(f->st);
+    test_temp_dir_remove(f->dir);
+    test_temp_dir(f->dir, "ingest");
+    bsp_store_opts so = {.no_sync = true};
+    assert_int_equal(store_open(f->dir, &so, &f->st), BSP_OK);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+}
+
+/* Sweeps the store commits that fail, from the first on, with the write-ahead
+ * point failing at wal_skip; returns whether that point fired and whether a
+ * group was refused after one was acknowledged (a rebuild ran with groups
+ * only the write-ahead file held). */
+static void sweep_commits(fixture *f, bsp_fault_point wal_point, unsigned wal_skip, bool all,
+                          unsigned *runs, bool *wal_fired, bool *rebuilt) {
+    for (unsigned c = 0;; c = all ? c + 1 : SWEEP_NEVER) {
+        sweep_run run = {.wal_point = wal_point, .wal_skip = wal_skip, .commit_skip = c};
+        sweep_once(f, &run);
+        (*runs)++;
+        *wal_fired = run.wal_fired;
+        *rebuilt = run.refused_after_acked;
+        if (!run.commit_fired) break;
+        assert_true(c < 100);
+    }
+}
+
+/* Every store commit and, in write-ahead mode, every write-ahead write and
+ * sync fails in turn while groups arrive and checkpoints run; and where a
+ * group's write fails after others were acknowledged, each later commit
+ * fails in turn too, which reaches the rebuild's own commits. Whatever
+ * fails, a process that then dies and starts again holds each
+ * acknowledged event once and no trace of a refused one. */
+static void test_every_failure_point(void **state) {
+    fixture *f = *state;
+    alarm(600); /* a hang anywhere in the sweep ends the run with a signal */
+    unsigned runs = 0;
+    bool wal_fired, rebuilt;
+    sweep_commits(f, BSP_FAULT_WAL_WRITE, SWEEP_NEVER, true, &runs, &wal_fired, &rebuilt);
+    const bsp_fault_point wal_points[] = {BSP_FAULT_WAL_WRITE, BSP_FAULT_WAL_SYNC};
+    bool swept_rebuild = false;
+    for (size_t k = 0; write_ahead && k < 2; k++)
+        for (unsigned w = 0;; w++) {
+            sweep_commits(f, wal_points[k], w, false, &runs, &wal_fired, &rebuilt);
+            if (rebuilt && !swept_rebuild) {
+                sweep_commits(f, wal_points[k], w, true, &runs, &wal_fired, &rebuilt);
+                swept_rebuild = true;
+            }
+            if (!wal_fired) break;
+            assert_true(w < 100);
+        }
+    assert_true(!write_ahead || swept_rebuild);
+    assert_true(runs >= 5);
+    alarm(0);
+}
+
 /* Ids the writer linked are visible to readers that must not wait (such as
  * decisions) as soon as their group is durable, before any checkpoint. */
 static void test_wal_fresh_ids(void **state) {
@@ -1564,7 +1703,8 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_failed_group_leaves_no_trace, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown),            \
-        cmocka_unit_test_setup_teardown(test_rebuild_fails_until_the_disk_heals, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_rebuild_fails_until_the_disk_heals, setup, teardown), \
+        cmocka_unit_test_setup_teardown(test_every_failure_point, setup, teardown)
 
 /* The write-ahead file's own tests, run in each of its ways of writing. */
 #define WAL_TESTS                                                                                  \
@@ -1596,6 +1736,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_failed_group_leaves_no_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_fails_until_the_disk_heals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_failure_point, setup, teardown),
     };
     write_ahead = false;
     int failed = cmocka_run_group_tests_name("ingest", per_commit, NULL, NULL);
