@@ -1222,13 +1222,38 @@ typedef struct sweep_run {
     bool refused_after_acked;     /* a group was refused after one was acknowledged */
 } sweep_run;
 
-/* Group i: two page views of visitor swI with ids, one without. */
-static void sweep_group(int i, char *out, size_t cap) {
-    snprintf(out, cap,
-             "[{\"type\":\"page\",\"anonymousId\":\"sw%d\",\"messageId\":\"sw%da\"},"
-             "{\"type\":\"page\",\"anonymousId\":\"sw%d\",\"messageId\":\"sw%db\"},"
-             "{\"type\":\"page\",\"anonymousId\":\"sw%d\"}]",
-             i, i, i, i, i);
+/* The sweep's groups, three events each (the first two with ids):
+ * visitors sw0 and sw3 browse anonymously and user swu signed in; the third
+ * group identifies sw0 as swu, merging the two histories, and the fifth
+ * aliases sw3 to swu. */
+static const char *const sweep_groups[SWEEP_GROUPS] = {
+    "[{\"type\":\"page\",\"anonymousId\":\"sw0\",\"messageId\":\"g0a\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"sw0\",\"messageId\":\"g0b\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"sw0\"}]",
+    "[{\"type\":\"page\",\"userId\":\"swu\",\"messageId\":\"g1a\"},"
+    "{\"type\":\"page\",\"userId\":\"swu\",\"messageId\":\"g1b\"},"
+    "{\"type\":\"page\",\"userId\":\"swu\"}]",
+    "[{\"type\":\"identify\",\"userId\":\"swu\",\"anonymousId\":\"sw0\",\"messageId\":\"g2a\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"sw0\",\"messageId\":\"g2b\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"sw0\"}]",
+    "[{\"type\":\"page\",\"anonymousId\":\"sw3\",\"messageId\":\"g3a\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"sw3\",\"messageId\":\"g3b\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"sw3\"}]",
+    "[{\"type\":\"alias\",\"previousId\":\"sw3\",\"userId\":\"swu\",\"messageId\":\"g4a\"},"
+    "{\"type\":\"page\",\"userId\":\"swu\",\"messageId\":\"g4b\"},"
+    "{\"type\":\"page\",\"userId\":\"swu\"}]",
+};
+
+/* The page views each id must show after a run that acknowledged the groups
+ * marked 'y' in acked: swu's profile holds what reached it directly and
+ * what the merges brought; sw0 and sw3 are swu's once merged. */
+static void sweep_expected(const char *acked, int *sw0, int *swu, int *sw3) {
+    int g[SWEEP_GROUPS];
+    for (int i = 0; i < SWEEP_GROUPS; i++)
+        g[i] = acked[i] == 'y';
+    *swu = 3 * g[1] + g[2] * (2 + 3 * g[0]) + g[4] * (2 + 3 * g[3]);
+    *sw0 = g[2] ? *swu : 3 * g[0];
+    *sw3 = g[4] ? *swu : 3 * g[3];
 }
 
 static void sweep_path(const fixture *f, char *path, size_t cap) {
@@ -1244,9 +1269,7 @@ static int sweep_child(fixture *f, const void *ctx) {
     bsp_fault_arm(BSP_FAULT_STORE_COMMIT, run->commit_skip, 1);
     char acked[SWEEP_GROUPS + 3] = {0};
     for (int i = 0; i < SWEEP_GROUPS; i++) {
-        char body[512];
-        sweep_group(i, body, sizeof body);
-        acked[i] = send_failing(f, body).code == BSP_OK ? 'y' : 'n';
+        acked[i] = send_failing(f, sweep_groups[i]).code == BSP_OK ? 'y' : 'n';
         if (i == 1 || i == 3) (void)ingest_sync(f->ing); /* a refusal is fine here */
     }
     acked[SWEEP_GROUPS] = bsp_fault_fired(run->wal_point) ? 'w' : '-';
@@ -1259,8 +1282,9 @@ static int sweep_child(fixture *f, const void *ctx) {
 }
 
 /* Runs one child, restarts, and checks: each acknowledged group is stored
- * once (three views, its ids known), each refused one left no trace (no
- * profile, its ids new), live after the restart. Leaves a fresh store. */
+ * once with its merges (the page views of each id, its ids known), each
+ * refused one left no trace (its views and merge missing, its ids new).
+ * Leaves a fresh store. */
 static void sweep_once(fixture *f, sweep_run *run) {
     in_crashing_child(f, sweep_child, run);
     char path[128], acked[SWEEP_GROUPS + 3] = {0};
@@ -1274,21 +1298,22 @@ static void sweep_once(fixture *f, sweep_run *run) {
     const char *yes = strchr(acked, 'y');
     run->refused_after_acked = yes && memchr(yes, 'n', (size_t)(acked + SWEEP_GROUPS - yes));
     assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    int want[3], got[3];
+    static const char *const ids[3] = {"sw0", "swu", "sw3"};
+    sweep_expected(acked, &want[0], &want[1], &want[2]);
+    for (int k = 0; k < 3; k++)
+        if ((got[k] = views_of(f, ids[k])) != want[k])
+            fail_msg("wal skip %u, commit skip %u, groups acknowledged %.5s: %s has %d views, "
+                     "not %d",
+                     run->wal_skip, run->commit_skip, acked, ids[k], got[k], want[k]);
     size_t stored = 0;
-    for (int i = 0; i < SWEEP_GROUPS; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "sw%d", i);
-        int views = views_of(f, id);
-        if (views != (acked[i] == 'y' ? 3 : 0))
-            fail_msg("wal skip %u, commit skip %u: group %d (%s) has %d views", run->wal_skip,
-                     run->commit_skip, i, acked[i] == 'y' ? "acknowledged" : "refused", views);
+    for (int i = 0; i < SWEEP_GROUPS; i++)
         stored += acked[i] == 'y' ? 3 : 0;
-    }
     assert_int_equal(stats_of(f).events, stored);
     for (int i = 0; i < SWEEP_GROUPS; i++) {
         char body[128];
         snprintf(body, sizeof body,
-                 "[{\"type\":\"page\",\"anonymousId\":\"sw%d\",\"messageId\":\"sw%da\"}]", i, i);
+                 "[{\"type\":\"page\",\"anonymousId\":\"again\",\"messageId\":\"g%da\"}]", i);
         assert_int_equal(send(f, body).duplicates, acked[i] == 'y' ? 1 : 0);
     }
     ingest_stop(f->ing);
