@@ -1210,8 +1210,10 @@ static void test_rebuild_fails_until_the_disk_heals(void **state) {
 
 /* --- every failure point in turn ------------------------------------------------------ */
 
-#define SWEEP_GROUPS 5
-#define SWEEP_NEVER 1000u /* a skip no run reaches: the point is not armed in effect */
+#define SWEEP_GROUPS 6
+#define SWEEP_ERASED SWEEP_GROUPS      /* where the run notes the erasure of swe */
+#define SWEEP_MARKS (SWEEP_GROUPS + 4) /* groups, erasure, the two points fired, NUL */
+#define SWEEP_NEVER 1000u              /* a skip no run reaches: the point is not armed in effect */
 
 /* One run of the sweep: the first write-ahead write (or sync) to fail, and
  * the first store commit to fail, counted from when they are armed. */
@@ -1225,7 +1227,7 @@ typedef struct sweep_run {
 /* The sweep's groups, three events each (the first two with ids):
  * visitors sw0 and sw3 browse anonymously and user swu signed in; the third
  * group identifies sw0 as swu, merging the two histories, and the fifth
- * aliases sw3 to swu. */
+ * aliases sw3 to swu. Visitor swe of the last group is then erased. */
 static const char *const sweep_groups[SWEEP_GROUPS] = {
     "[{\"type\":\"page\",\"anonymousId\":\"sw0\",\"messageId\":\"g0a\"},"
     "{\"type\":\"page\",\"anonymousId\":\"sw0\",\"messageId\":\"g0b\"},"
@@ -1242,6 +1244,9 @@ static const char *const sweep_groups[SWEEP_GROUPS] = {
     "[{\"type\":\"alias\",\"previousId\":\"sw3\",\"userId\":\"swu\",\"messageId\":\"g4a\"},"
     "{\"type\":\"page\",\"userId\":\"swu\",\"messageId\":\"g4b\"},"
     "{\"type\":\"page\",\"userId\":\"swu\"}]",
+    "[{\"type\":\"page\",\"anonymousId\":\"swe\",\"messageId\":\"g5a\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"swe\",\"messageId\":\"g5b\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"swe\"}]",
 };
 
 /* The page views each id must show after a run that acknowledged the groups
@@ -1267,13 +1272,14 @@ static int sweep_child(fixture *f, const void *ctx) {
     const sweep_run *run = ctx;
     bsp_fault_arm(run->wal_point, run->wal_skip, 1);
     bsp_fault_arm(BSP_FAULT_STORE_COMMIT, run->commit_skip, 1);
-    char acked[SWEEP_GROUPS + 3] = {0};
+    char acked[SWEEP_MARKS] = {0};
     for (int i = 0; i < SWEEP_GROUPS; i++) {
         acked[i] = send_failing(f, sweep_groups[i]).code == BSP_OK ? 'y' : 'n';
         if (i == 1 || i == 3) (void)ingest_sync(f->ing); /* a refusal is fine here */
     }
-    acked[SWEEP_GROUPS] = bsp_fault_fired(run->wal_point) ? 'w' : '-';
-    acked[SWEEP_GROUPS + 1] = bsp_fault_fired(BSP_FAULT_STORE_COMMIT) ? 'c' : '-';
+    acked[SWEEP_ERASED] = ingest_erase_profile(f->ing, "swe", NULL) == BSP_OK ? 'e' : '-';
+    acked[SWEEP_ERASED + 1] = bsp_fault_fired(run->wal_point) ? 'w' : '-';
+    acked[SWEEP_ERASED + 2] = bsp_fault_fired(BSP_FAULT_STORE_COMMIT) ? 'c' : '-';
     char path[128];
     sweep_path(f, path, sizeof path);
     FILE *fp = fopen(path, "w");
@@ -1287,14 +1293,15 @@ static int sweep_child(fixture *f, const void *ctx) {
  * Leaves a fresh store. */
 static void sweep_once(fixture *f, sweep_run *run) {
     in_crashing_child(f, sweep_child, run);
-    char path[128], acked[SWEEP_GROUPS + 3] = {0};
+    char path[128], acked[SWEEP_MARKS] = {0};
     sweep_path(f, path, sizeof path);
     FILE *fp = fopen(path, "r");
     assert_non_null(fp);
     assert_non_null(fgets(acked, sizeof acked, fp));
     fclose(fp);
-    run->wal_fired = acked[SWEEP_GROUPS] == 'w';
-    run->commit_fired = acked[SWEEP_GROUPS + 1] == 'c';
+    run->wal_fired = acked[SWEEP_ERASED + 1] == 'w';
+    run->commit_fired = acked[SWEEP_ERASED + 2] == 'c';
+    bool erased = acked[SWEEP_ERASED] == 'e';
     const char *yes = strchr(acked, 'y');
     run->refused_after_acked = yes && memchr(yes, 'n', (size_t)(acked + SWEEP_GROUPS - yes));
     assert_int_equal(start_ingest(f, NULL), BSP_OK);
@@ -1303,12 +1310,17 @@ static void sweep_once(fixture *f, sweep_run *run) {
     sweep_expected(acked, &want[0], &want[1], &want[2]);
     for (int k = 0; k < 3; k++)
         if ((got[k] = views_of(f, ids[k])) != want[k])
-            fail_msg("wal skip %u, commit skip %u, groups acknowledged %.5s: %s has %d views, "
+            fail_msg("wal skip %u, commit skip %u, groups acknowledged %.7s: %s has %d views, "
                      "not %d",
                      run->wal_skip, run->commit_skip, acked, ids[k], got[k], want[k]);
+    /* The erasure, whole or not at all: swe's views and events. */
+    int swe = views_of(f, "swe");
+    if (swe != (acked[5] == 'y' && !erased ? 3 : 0))
+        fail_msg("wal skip %u, commit skip %u, groups acknowledged %.7s: swe has %d views",
+                 run->wal_skip, run->commit_skip, acked, swe);
     size_t stored = 0;
     for (int i = 0; i < SWEEP_GROUPS; i++)
-        stored += acked[i] == 'y' ? 3 : 0;
+        stored += acked[i] == 'y' && !(i == 5 && erased) ? 3 : 0;
     assert_int_equal(stats_of(f).events, stored);
     for (int i = 0; i < SWEEP_GROUPS; i++) {
         char body[128];
