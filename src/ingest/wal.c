@@ -182,8 +182,8 @@ static bsp_err write_all(int fd, const char *data, size_t len, uint64_t off) {
 }
 
 /* Makes the file at least `need` bytes long with zeros, synced. The zeros
- * go WAL_GROW_CHUNK at a time from a buffer the kernel maps to its zero
- * page (calloc of that size is an mmap: nothing is touched). */
+ * go WAL_GROW_CHUNK at a time (few calls, and few failure points for the
+ * tests to sweep) from a zeroed buffer held only meanwhile. */
 static bsp_err grow_to(wal *w, uint64_t need) {
     char *zeros = calloc(1, WAL_GROW_CHUNK);
     if (!zeros) return BSP_ENOMEM;
