@@ -1337,13 +1337,14 @@ static void sweep_once(fixture *f, sweep_run *run) {
     assert_int_equal(start_ingest(f, NULL), BSP_OK);
 }
 
-/* Sweeps the store commits that fail, from the first on, with the write-ahead
- * point failing at wal_skip; returns whether that point fired and whether a
- * group was refused after one was acknowledged (a rebuild ran with groups
- * only the write-ahead file held). */
+/* Runs the sweep with the write-ahead point failing at wal_skip and, if
+ * all, each store commit failing in turn from the first on (else none);
+ * returns, of the last run, whether the write-ahead point fired and whether
+ * a group was refused after one was acknowledged (a rebuild ran with
+ * groups only the write-ahead file held). */
 static void sweep_commits(fixture *f, bsp_fault_point wal_point, unsigned wal_skip, bool all,
                           unsigned *runs, bool *wal_fired, bool *rebuilt) {
-    for (unsigned c = 0;; c = all ? c + 1 : SWEEP_NEVER) {
+    for (unsigned c = all ? 0 : SWEEP_NEVER;; c++) {
         sweep_run run = {.wal_point = wal_point, .wal_skip = wal_skip, .commit_skip = c};
         sweep_once(f, &run);
         (*runs)++;
