@@ -1211,6 +1211,7 @@ static void test_rebuild_fails_until_the_disk_heals(void **state) {
 /* --- every failure point in turn ------------------------------------------------------ */
 
 #define SWEEP_GROUPS 6
+#define SWEEP_SWE (SWEEP_GROUPS - 1)   /* the group of visitor swe, erased after it */
 #define SWEEP_ERASED SWEEP_GROUPS      /* where the run notes the erasure of swe */
 #define SWEEP_MARKS (SWEEP_GROUPS + 4) /* groups, erasure, the two points fired, NUL */
 #define SWEEP_NEVER 1000u              /* a skip no run reaches: the point is not armed in effect */
@@ -1289,8 +1290,8 @@ static int sweep_child(fixture *f, const void *ctx) {
 
 /* Runs one child, restarts, and checks: each acknowledged group is stored
  * once with its merges (the page views of each id, its ids known), each
- * refused one left no trace (its views and merge missing, its ids new).
- * Leaves a fresh store. */
+ * refused one left no trace (its views and merge missing, its ids new),
+ * and the erasure is whole or not at all. Leaves a fresh store. */
 static void sweep_once(fixture *f, sweep_run *run) {
     in_crashing_child(f, sweep_child, run);
     char path[128], acked[SWEEP_MARKS] = {0};
@@ -1315,12 +1316,12 @@ static void sweep_once(fixture *f, sweep_run *run) {
                      run->wal_skip, run->commit_skip, acked, ids[k], got[k], want[k]);
     /* The erasure, whole or not at all: swe's views and events. */
     int swe = views_of(f, "swe");
-    if (swe != (acked[5] == 'y' && !erased ? 3 : 0))
+    if (swe != (acked[SWEEP_SWE] == 'y' && !erased ? 3 : 0))
         fail_msg("wal skip %u, commit skip %u, groups acknowledged %.7s: swe has %d views",
                  run->wal_skip, run->commit_skip, acked, swe);
     size_t stored = 0;
     for (int i = 0; i < SWEEP_GROUPS; i++)
-        stored += acked[i] == 'y' && !(i == 5 && erased) ? 3 : 0;
+        stored += acked[i] == 'y' && !(i == SWEEP_SWE && erased) ? 3 : 0;
     assert_int_equal(stats_of(f).events, stored);
     for (int i = 0; i < SWEEP_GROUPS; i++) {
         char body[128];
@@ -1356,11 +1357,12 @@ static void sweep_commits(fixture *f, bsp_fault_point wal_point, unsigned wal_sk
 }
 
 /* Every store commit and, in write-ahead mode, every write-ahead write and
- * sync fails in turn while groups arrive and checkpoints run; and where a
- * group's write fails after others were acknowledged, each later commit
- * fails in turn too, which reaches the rebuild's own commits. Whatever
- * fails, a process that then dies and starts again holds each
- * acknowledged event once and no trace of a refused one. */
+ * sync fails in turn while groups arrive (merges among them), checkpoints
+ * run and a visitor is erased; and where a group's write fails after
+ * others were acknowledged, each later commit fails in turn too, which
+ * reaches the rebuild's own commits. Whatever fails, a process that then
+ * dies and starts again holds each acknowledged event once, no trace of a
+ * refused one, and the erasure whole or not at all. */
 static void test_every_failure_point(void **state) {
     fixture *f = *state;
     alarm(600); /* a hang anywhere in the sweep ends the run with a signal */
