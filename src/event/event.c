@@ -578,6 +578,10 @@ void event_free(bsp_event *ev) {
     if (!ev->json_in_arena) cJSON_Delete(ev->json);
     free(ev->text);
     free(ev->packed);
+    if (ev->frame_owner) {
+        free(ev->frame->bytes);
+        free(ev->frame);
+    }
     memset(ev, 0, sizeof *ev);
 }
 

@@ -48,6 +48,15 @@ typedef enum bsp_event_type {
     BSP_EV_TYPE_COUNT
 } bsp_event_type;
 
+/* Bytes several events of one list share (see frame below): what the
+ * store's store_event_pack_frame made, and the seq of the member whose log
+ * value holds them (the writer's; 0 until one does). */
+typedef struct bsp_event_frame {
+    char *bytes;
+    size_t len;
+    uint64_t holder;
+} bsp_event_frame;
+
 typedef struct bsp_event {
     bsp_event_type type;
     int64_t ts_ms;          /* event time (see timestamp above) */
@@ -70,6 +79,12 @@ typedef struct bsp_event {
     size_t text_len;
     char *packed; /* owned, or NULL: text packed by the store (ingest_submit) */
     size_t packed_len;
+    /* Or the event's text is packed with those of other events of its list
+     * (the same visitor's) in one frame (ingest_submit), which the first
+     * member owns and event_free frees with it. */
+    struct bsp_event_frame *frame;
+    uint32_t frame_index; /* this event's place in the frame */
+    bool frame_owner;
     /* catalog_event_facts of the event, worked out by ingest_submit on the
      * submitting thread so the writer does not; valid when facts_known. */
     uint64_t facts;

@@ -361,16 +361,24 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
      * resend it, so it is neither looked up nor indexed. Any other id is
      * recorded with the number its event is about to get, in the same
      * lookup that finds a resend. */
-    bsp_err rc = ev->id_generated ? BSP_OK : store_event_next_seq(txn, &next);
+    bool want_next = !ev->id_generated || ev->frame;
+    bsp_err rc = want_next ? store_event_next_seq(txn, &next) : BSP_OK;
     if (!rc && !ev->id_generated) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, next);
     *dup = rc == BSP_EEXISTS;
     if (*dup) return BSP_OK;
     if (rc) return rc;
-    /* What is stored: the packed form when the submitter made one. */
+    /* What is stored: the packed form when the submitter made one; of a
+     * shared frame, the frame itself for its first member stored, a
+     * reference back to that one for the others. */
     const char *bytes = ev->packed ? ev->packed : ev->text;
     size_t len = ev->packed ? ev->packed_len : ev->text_len;
+    char ref[STORE_FRAME_ROOM];
+    if (ev->frame)
+        store_frame_value(ev->frame->bytes, ev->frame->len, ev->frame->holder, next,
+                          ev->frame_index, ref, &bytes, &len);
     rc = store_event_append(txn, 0, bytes, len, &seq);
-    if (!rc && !ev->id_generated && seq != next) rc = BSP_ESTORE; /* cannot happen: one txn */
+    if (!rc && want_next && seq != next) rc = BSP_ESTORE; /* cannot happen: one txn */
+    if (!rc && ev->frame && !ev->frame->holder) ev->frame->holder = seq;
     unsigned flags = (ev->ts_given ? WAL_TS_GIVEN : 0) | (ev->id_generated ? WAL_ID_GENERATED : 0);
     if (!rc && ing->wal_live) rc = wal_add(&ing->wal, seq, flags, bytes, len);
     if (rc) return rc;
@@ -492,11 +500,45 @@ static bsp_err recover_log(bsp_ingest *ing, size_t *total) {
     return rc;
 }
 
+/* A record that holds a shared frame, kept while the WAL replays for the
+ * later records that refer back to it (those of one group follow it). */
+typedef struct held_frame {
+    uint64_t seq;
+    char *bytes;
+    size_t len;
+} held_frame;
+
 typedef struct wal_replay {
     bsp_ingest *ing;
     bsp_txn *txn;
     bsp_buf unpacked; /* a packed record's JSON */
+    held_frame *held; /* the holders read so far, by seq */
+    size_t held_n, held_cap;
 } wal_replay;
+
+static void wal_replay_free(wal_replay *wr) {
+    for (size_t i = 0; i < wr->held_n; i++)
+        free(wr->held[i].bytes);
+    free(wr->held);
+    bsp_buf_free(&wr->unpacked);
+}
+
+static const held_frame *held_find(const wal_replay *wr, uint64_t seq) {
+    for (size_t i = wr->held_n; i-- > 0;)
+        if (wr->held[i].seq == seq) return &wr->held[i];
+    return NULL;
+}
+
+static bsp_err held_add(wal_replay *wr, uint64_t seq, const char *bytes, size_t len) {
+    held_frame *grown = bsp_grow(wr->held, &wr->held_cap, wr->held_n, sizeof *grown, 16);
+    if (!grown) return BSP_ENOMEM;
+    wr->held = grown;
+    char *copy = malloc(len);
+    if (!copy) return BSP_ENOMEM;
+    memcpy(copy, bytes, len);
+    wr->held[wr->held_n++] = (held_frame){.seq = seq, .bytes = copy, .len = len};
+    return BSP_OK;
+}
 
 /* One WAL record: an acknowledged event the store does not hold yet. It
  * goes the way of a new event (dedup, log, apply), as when it arrived. */
@@ -504,7 +546,16 @@ static bsp_err replay_wal_record(void *ctx, uint64_t seq, unsigned flags, const 
                                  size_t len) {
     wal_replay *wr = ctx;
     bsp_slice json;
-    if (store_event_unpack(wr->ing->st, text, len, &wr->unpacked, &json) != BSP_OK) {
+    uint64_t holder_seq;
+    const held_frame *holder = NULL;
+    if (store_event_holder(text, len, seq, &holder_seq)) {
+        holder = held_find(wr, holder_seq);
+    } else if (store_event_holds_frame(text, len)) {
+        bsp_err rc = held_add(wr, seq, text, len);
+        if (rc) return rc;
+    }
+    if (store_event_unpack(wr->ing->st, text, len, holder ? holder->bytes : NULL,
+                           holder ? holder->len : 0, &wr->unpacked, &json) != BSP_OK) {
         bsp_warn("ingest: wal replay: event %llu does not unpack; skipped",
                  (unsigned long long)seq);
         return BSP_OK;
@@ -536,7 +587,7 @@ static bsp_err recover_wal(bsp_ingest *ing, uint64_t gen, uint64_t limit, size_t
     if (rc) return rc;
     size_t n = 0;
     rc = wal_scan(&ing->wal, gen, limit, replay_wal_record, &wr, &n);
-    bsp_buf_free(&wr.unpacked);
+    wal_replay_free(&wr);
     /* Committed even with nothing replayed: records of gen beyond the limit
      * (a failed group's) must not become live again when new groups of the
      * same generation are written over the start of the file. */

@@ -445,11 +445,104 @@ static bsp_err enqueue(bsp_ingest *ing, work *w, bool wait) {
     return rc;
 }
 
+/* --- packing on the submitting thread ----------------------------------- */
+
+#define FRAME_TEXT_MAX (64 * 1024) /* text bytes a shared frame holds, at most */
+
+static bool same_id(const char *a, const char *b) {
+    if (!a || !*a) return !b || !*b;
+    return b && strcmp(a, b) == 0;
+}
+
+static bool same_visitor(const bsp_event *a, const bsp_event *b) {
+    return same_id(a->anonymous_id, b->anonymous_id) && same_id(a->user_id, b->user_id);
+}
+
+static uint64_t visitor_hash(const bsp_event *ev) {
+    const char *a = ev->anonymous_id && *ev->anonymous_id ? ev->anonymous_id : "";
+    const char *u = ev->user_id && *ev->user_id ? ev->user_id : "";
+    return bsp_hash64(a, strlen(a)) ^ (bsp_hash64(u, strlen(u)) * 0x9e3779b97f4a7c15u);
+}
+
+static bool frame_candidate(const bsp_event *ev) {
+    return ev->text && !ev->packed && !ev->frame && ev->text_len <= FRAME_TEXT_MAX;
+}
+
+/* One frame of members[0, n) (n >= 2); on failure they stay unframed and
+ * are packed alone. */
+static void pack_frame(bsp_ingest *ing, bsp_event *events, const size_t *members, size_t n) {
+    const char *texts[STORE_FRAME_EVENTS_MAX];
+    size_t lens[STORE_FRAME_EVENTS_MAX];
+    for (size_t k = 0; k < n; k++) {
+        texts[k] = events[members[k]].text;
+        lens[k] = events[members[k]].text_len;
+    }
+    bsp_event_frame *f = calloc(1, sizeof *f);
+    if (!f) return;
+    if (store_event_pack_frame(ing->st, texts, lens, n, &f->bytes, &f->len) != BSP_OK) {
+        free(f);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        bsp_event *ev = &events[members[k]];
+        ev->frame = f;
+        ev->frame_index = (uint32_t)k;
+        ev->frame_owner = k == 0;
+    }
+}
+
+/* The events of each visitor (same anonymousId and userId) packed together,
+ * in frames of at most STORE_FRAME_EVENTS_MAX events and FRAME_TEXT_MAX
+ * bytes, in the order they came. The members of a frame resolve to one
+ * profile, now and after any merge, as the store's frames require: the
+ * same ids resolve alike, and merges only join profiles. */
+static void pack_by_visitor(bsp_ingest *ing, bsp_event *events, size_t count) {
+    size_t slots = 16;
+    while (slots < 2 * count)
+        slots *= 2;
+    size_t *head = malloc(slots * sizeof *head), *next = malloc(count * sizeof *next);
+    size_t *tail = malloc(slots * sizeof *tail);
+    if (!head || !next || !tail) goto done;
+    for (size_t s = 0; s < slots; s++)
+        head[s] = SIZE_MAX;
+    /* Chains of each visitor's events, first to last, by slot. */
+    for (size_t i = 0; i < count; i++) {
+        next[i] = SIZE_MAX;
+        if (!frame_candidate(&events[i])) continue;
+        size_t s = visitor_hash(&events[i]) & (slots - 1);
+        while (head[s] != SIZE_MAX && !same_visitor(&events[head[s]], &events[i]))
+            s = (s + 1) & (slots - 1);
+        if (head[s] == SIZE_MAX)
+            head[s] = i;
+        else
+            next[tail[s]] = i;
+        tail[s] = i;
+    }
+    size_t members[STORE_FRAME_EVENTS_MAX];
+    for (size_t s = 0; s < slots; s++) {
+        size_t n = 0, bytes = 0;
+        for (size_t i = head[s]; i != SIZE_MAX; i = next[i]) {
+            if (n == STORE_FRAME_EVENTS_MAX || bytes + events[i].text_len > FRAME_TEXT_MAX) {
+                if (n >= 2) pack_frame(ing, events, members, n);
+                n = bytes = 0;
+            }
+            members[n++] = i;
+            bytes += events[i].text_len;
+        }
+        if (n >= 2) pack_frame(ing, events, members, n);
+    }
+done:
+    free(head);
+    free(next);
+    free(tail);
+}
+
 /* Work done on the submitting thread, so that the writer, which every
- * event waits for, does less: each event's text packed for the log (the
- * writer only copies the smaller bytes) and the hash of the product facts
- * it teaches the catalog (the writer only looks it up). Without a
- * dictionary yet, or short of memory, an event is stored as its text. */
+ * event waits for, does less: the texts packed for the log (the writer only
+ * copies the smaller bytes), each visitor's events together, and the hash
+ * of the product facts each event teaches the catalog (the writer only
+ * looks it up). Without a dictionary yet, or short of memory, an event is
+ * stored as its text. */
 static void prepare_events(bsp_ingest *ing, bsp_event *events, size_t count) {
     bool packing = store_event_packing(ing->st);
     for (size_t i = 0; i < count; i++) {
@@ -458,7 +551,12 @@ static void prepare_events(bsp_ingest *ing, bsp_event *events, size_t count) {
             ev->facts = catalog_event_facts(ev);
             ev->facts_known = true;
         }
-        if (packing && !ev->packed && ev->text)
+    }
+    if (!packing) return;
+    if (count >= 2) pack_by_visitor(ing, events, count);
+    for (size_t i = 0; i < count; i++) {
+        bsp_event *ev = &events[i];
+        if (!ev->packed && !ev->frame && ev->text)
             store_event_pack(ing->st, ev->text, ev->text_len, &ev->packed, &ev->packed_len);
     }
 }

@@ -13,7 +13,10 @@
  *   profiles  pid (8 BE)           -> profile JSON
  *   events    seq (8 BE)           -> event JSON, appended with MDB_APPEND;
  *                                     packed (pack.c) once meta holds the
- *                                     "event_dict" the store trained
+ *                                     "event_dict" the store trained, alone
+ *                                     or with other events of one visitor
+ *                                     in a shared frame (a member's value
+ *                                     then refers back to the holder's)
  *   pevents   pid (8 BE) | seq (8) -> a run of a profile's timeline: seq is
  *                                     its newest event, the value the gaps
  *                                     down to each older one (varints; empty:
@@ -100,13 +103,16 @@ struct bsp_txn {
     bool pid_dirty;
     uint64_t last_seq;
     uint64_t next_pid;
-    bsp_buf unpacked; /* the last packed event read; kept with pooled readers */
-    void *new_dict;   /* a dictionary this transaction stored, used from its commit */
+    bsp_buf unpacked;   /* the last packed event read; kept with pooled readers */
+    bsp_buf frame;      /* the content of the last shared frame read; kept likewise */
+    uint64_t frame_seq; /* the seq of its holder; 0: none (reset with the txn) */
+    void *new_dict;     /* a dictionary this transaction stored, used from its commit */
     size_t new_dict_len;
 };
 
 static void txn_free(bsp_txn *txn) {
     bsp_buf_free(&txn->unpacked);
+    bsp_buf_free(&txn->frame);
     free(txn->new_dict);
     free(txn);
 }
@@ -386,7 +392,7 @@ static bsp_txn *reader_reuse(bsp_store *st) {
 static void reader_release(bsp_txn *txn) {
     bsp_store *st = txn->st;
     mdb_txn_reset(txn->mt);
-    *txn = (bsp_txn){.mt = txn->mt, .st = st, .unpacked = txn->unpacked};
+    *txn = (bsp_txn){.mt = txn->mt, .st = st, .unpacked = txn->unpacked, .frame = txn->frame};
     pthread_mutex_lock(&st->idle_mu);
     bool kept = st->idle_count < STORE_IDLE_READERS;
     if (kept) st->idle[st->idle_count++] = txn;
@@ -686,16 +692,6 @@ static bool run_next(run_iter *it) {
     return false;
 }
 
-static size_t varint_put(uint8_t *out, uint64_t v) {
-    size_t n = 0;
-    do {
-        uint8_t b = v & 0x7f;
-        v >>= 7;
-        out[n++] = b | (v ? 0x80 : 0);
-    } while (v);
-    return n;
-}
-
 bsp_err store_event_links(bsp_txn *txn, uint64_t pid, const uint64_t *seqs, size_t n) {
     if (n == 0) return BSP_OK;
     for (size_t i = 1; i < n; i++)
@@ -705,7 +701,7 @@ bsp_err store_event_links(bsp_txn *txn, uint64_t pid, const uint64_t *seqs, size
     if (cap > sizeof small && !(buf = malloc(cap))) return BSP_ENOMEM;
     size_t len = 0;
     for (size_t i = n - 1; i > 0; i--)
-        len += varint_put(buf + len, seqs[i] - seqs[i - 1]);
+        len += store_varint_put(buf + len, seqs[i] - seqs[i - 1]);
     uint8_t tkey[TIMELINE_KEY_LEN];
     timeline_key(tkey, pid, seqs[n - 1]);
     bsp_err err = db_put(txn, txn->st->pevents, val_of(tkey, sizeof tkey), val_of(buf, len), 0,
@@ -718,10 +714,41 @@ bsp_err store_event_link(bsp_txn *txn, uint64_t pid, uint64_t seq) {
     return store_event_links(txn, pid, &seq, 1);
 }
 
+/* A member of a shared frame as its JSON. The frame's content stays in
+ * the transaction (txn->frame) for the next member read: a timeline reads
+ * a frame's members one after another. */
+static bsp_err shared_json(bsp_txn *txn, uint64_t seq, MDB_val val, bsp_slice *out) {
+    store_packer *p = atomic_load_explicit(&txn->st->packer, memory_order_acquire);
+    shared_parts m, h;
+    if (!p || !packer_shared_parts(val.mv_data, val.mv_size, &m) || m.back >= seq)
+        return BSP_ESTORE;
+    uint64_t holder = seq - m.back;
+    if (txn->frame_seq != holder) {
+        txn->frame_seq = 0;
+        h = m;
+        if (m.back) {
+            uint8_t key[8];
+            be64_put(key, holder);
+            MDB_val hval;
+            bsp_err err = db_get(txn, txn->st->events, val_of(key, 8), &hval, "frame get");
+            if (err == BSP_ENOTFOUND) return BSP_ESTORE; /* a member outlived its holder */
+            if (err != BSP_OK) return err;
+            if (!packer_shared_parts(hval.mv_data, hval.mv_size, &h) || h.back) return BSP_ESTORE;
+        }
+        bsp_err err = packer_unpack_frame(p, h.frame, h.frame_len, &txn->frame);
+        if (err != BSP_OK) return err;
+        txn->frame_seq = holder;
+    }
+    return packer_frame_member(&txn->frame, m.index, out);
+}
+
 /* An event value as its JSON: as stored, or unpacked into the
- * transaction's buffer (valid until the next event read in it). */
+ * transaction's buffers (valid until the next event read in it). */
 static bsp_err event_json(bsp_txn *txn, uint64_t seq, MDB_val val, bsp_slice *out) {
-    bsp_err err = store_event_unpack(txn->st, val.mv_data, val.mv_size, &txn->unpacked, out);
+    bsp_err err =
+        packer_is_shared(val.mv_data, val.mv_size)
+            ? shared_json(txn, seq, val, out)
+            : store_event_unpack(txn->st, val.mv_data, val.mv_size, NULL, 0, &txn->unpacked, out);
     if (err == BSP_ESTORE)
         bsp_error_log("store: event %llu does not unpack", (unsigned long long)seq);
     return err;
@@ -938,14 +965,47 @@ bsp_err store_event_pack(bsp_store *st, const char *json, size_t len, char **out
     return p ? packer_pack(p, json, len, out, out_len) : BSP_ENOTFOUND;
 }
 
-bsp_err store_event_unpack(bsp_store *st, const char *val, size_t len, bsp_buf *scratch,
-                           bsp_slice *out) {
+bsp_err store_event_unpack(bsp_store *st, const char *val, size_t len, const char *holder,
+                           size_t holder_len, bsp_buf *scratch, bsp_slice *out) {
     if (!packer_is_packed(val, len)) {
         *out = (bsp_slice){val, len};
         return BSP_OK;
     }
     store_packer *p = atomic_load_explicit(&st->packer, memory_order_acquire);
-    return p ? packer_unpack(p, val, len, scratch, out) : BSP_ESTORE;
+    if (!p) return BSP_ESTORE;
+    if (!packer_is_shared(val, len)) return packer_unpack(p, val, len, scratch, out);
+    shared_parts m, h;
+    if (!packer_shared_parts(val, len, &m)) return BSP_ESTORE;
+    h = m;
+    if (m.back && (!holder || !packer_shared_parts(holder, holder_len, &h) || h.back))
+        return BSP_ESTORE;
+    bsp_err err = packer_unpack_frame(p, h.frame, h.frame_len, scratch);
+    return err ? err : packer_frame_member(scratch, m.index, out);
+}
+
+bsp_err store_event_pack_frame(bsp_store *st, const char *const *texts, const size_t *lens,
+                               size_t n, char **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    store_packer *p = atomic_load_explicit(&st->packer, memory_order_acquire);
+    return p ? packer_pack_frame(p, texts, lens, n, out, out_len) : BSP_ENOTFOUND;
+}
+
+void store_frame_value(char *frame, size_t frame_len, uint64_t holder, uint64_t seq, uint32_t index,
+                       char *ref, const char **val, size_t *val_len) {
+    packer_frame_value(frame, frame_len, holder ? seq - holder : 0, index, ref, val, val_len);
+}
+
+bool store_event_holds_frame(const char *val, size_t len) {
+    shared_parts m;
+    return packer_shared_parts(val, len, &m) && m.back == 0;
+}
+
+bool store_event_holder(const char *val, size_t len, uint64_t seq, uint64_t *holder) {
+    shared_parts m;
+    if (!packer_shared_parts(val, len, &m) || m.back == 0 || m.back >= seq) return false;
+    *holder = seq - m.back;
+    return true;
 }
 
 /* The newest unpacked events of the log, up to max of them and about

@@ -784,6 +784,119 @@ static void test_wal_replay_packed(void **state) {
                      1);
 }
 
+/* --- shared frames -------------------------------------------------------- */
+
+/* A request with several events of each visitor, a merge among them, a
+ * resend first in its visitor's run, and a visitor with one event. */
+static const char *const frame_batches[] = {
+    "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"fw\",\"messageId\":\"w1\"}]}",
+    "{\"batch\":[{\"type\":\"page\",\"anonymousId\":\"fx\",\"messageId\":\"f1\"},"
+    "{\"type\":\"page\",\"userId\":\"fy\",\"messageId\":\"f2\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"fw\",\"messageId\":\"w1\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"fx\",\"messageId\":\"f3\"},"
+    "{\"type\":\"identify\",\"userId\":\"fy\",\"anonymousId\":\"fx\",\"messageId\":\"f4\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"fw\",\"messageId\":\"w2\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"fx\",\"messageId\":\"f5\"},"
+    "{\"type\":\"page\",\"userId\":\"fy\",\"messageId\":\"f6\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"fz\",\"messageId\":\"f7\"},"
+    "{\"type\":\"page\",\"anonymousId\":\"fw\",\"messageId\":\"w3\"}]}"};
+
+static bsp_err add_message_id(void *ctx, uint64_t seq, bsp_slice json) {
+    (void)seq;
+    bsp_buf *out = ctx;
+    cJSON *ev = cJSON_ParseWithLength(json.data, json.len);
+    assert_non_null(ev);
+    const char *id = json_get_string(ev, "messageId");
+    assert_non_null(id);
+    bsp_buf_printf(out, "%s%s", out->len ? "," : "", id);
+    cJSON_Delete(ev);
+    return BSP_OK;
+}
+
+/* id's timeline, newest first, is the messageIds of want. */
+static void assert_timeline(fixture *f, const char *id, const char *want) {
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    bsp_txn *txn;
+    uint64_t pid;
+    bsp_buf got = {0};
+    assert_int_equal(store_txn_begin(f->st, false, &txn), BSP_OK);
+    assert_int_equal(ingest_resolve(txn, id, &pid), BSP_OK);
+    assert_int_equal(store_profile_events(txn, pid, UINT64_MAX, 100, add_message_id, &got), BSP_OK);
+    store_txn_abort(txn);
+    if (strcmp(got.data ? got.data : "", want) != 0)
+        fail_msg("%s: timeline %s, not %s", id, got.data, want);
+    bsp_buf_free(&got);
+}
+
+static void assert_frame_batches_stored(fixture *f, uint64_t before) {
+    assert_timeline(f, "fy", "f6,f5,f4,f3,f2,f1");
+    assert_timeline(f, "fx", "f6,f5,f4,f3,f2,f1");
+    assert_timeline(f, "fw", "w3,w2,w1");
+    assert_timeline(f, "fz", "f7");
+    assert_int_equal(stats_of(f).events, before + 10); /* w1 came twice */
+    cJSON *p = profile_of(f, "fx");
+    assert_int_equal((int)computed_num(p, "page_views"), 5);
+    cJSON_Delete(p);
+    uint64_t deleted = 0;
+    assert_int_equal(ingest_erase_profile(f->ing, "fx", &deleted), BSP_OK);
+    assert_int_equal(deleted, 6);
+    assert_int_equal(stats_of(f).events, before + 4);
+    assert_timeline(f, "fw", "w3,w2,w1");
+    assert_timeline(f, "fz", "f7");
+}
+
+/* Once events are packed, each visitor's events of a request share one
+ * frame; every reader gets each event back as sent, merges and resends
+ * included, and an erasure takes the whole frame. */
+static void test_visitor_events_share_a_frame(void **state) {
+    fixture *f = *state;
+    send_pages(f, 0, INGEST_DICT_EVENTS + 10, 0);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_true(store_event_packing(f->st));
+    uint64_t before = stats_of(f).events;
+    send(f, frame_batches[0]);
+    bsp_event_list list = {0};
+    bsp_error err;
+    const char *body = frame_batches[1];
+    assert_int_equal(
+        event_parse_body(body, strlen(body), BSP_EV_TYPE_COUNT, bsp_now_ms(), &list, &err), BSP_OK);
+    bsp_ingest_result res;
+    assert_int_equal(ingest_submit_wait(f->ing, list.items, list.count, &res), BSP_OK);
+    assert_int_equal(res.accepted, 9);
+    assert_int_equal(res.duplicates, 1);
+    const bsp_event *ev = list.items;
+    /* fx: f1 f3 f5; fy: f2 f6; fw: w1 (resent) w2 w3; f4 and f7 alone. */
+    assert_non_null(ev[0].frame);
+    assert_ptr_equal(ev[0].frame, ev[3].frame);
+    assert_ptr_equal(ev[0].frame, ev[6].frame);
+    assert_int_equal(ev[6].frame_index, 2);
+    assert_non_null(ev[1].frame);
+    assert_ptr_equal(ev[1].frame, ev[7].frame);
+    assert_ptr_equal(ev[2].frame, ev[5].frame);
+    assert_ptr_equal(ev[2].frame, ev[9].frame);
+    assert_true(ev[0].frame != ev[1].frame && ev[1].frame != ev[2].frame);
+    assert_null(ev[4].frame);
+    assert_non_null(ev[4].packed);
+    assert_null(ev[8].frame);
+    assert_true(ev[0].frame_owner && !ev[3].frame_owner);
+    event_list_free(&list);
+    assert_frame_batches_stored(f, before);
+}
+
+/* The same requests acknowledged and never checkpointed: the restart reads
+ * the frames back from the write-ahead file (members refer back to a
+ * record before them) or the stored log, and stores the same events. */
+static void test_frames_replayed_after_crash(void **state) {
+    fixture *f = *state;
+    send_pages(f, 0, INGEST_DICT_EVENTS + 10, 0);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_true(store_event_packing(f->st));
+    uint64_t before = stats_of(f).events;
+    crash_after_groups(f, frame_batches, 2);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_frame_batches_stored(f, before);
+}
+
 static void wal_flip_byte(const fixture *f, long at) {
     char path[128];
     snprintf(path, sizeof path, "%s/events.wal", f->dir);
@@ -1753,6 +1866,8 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
         cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),                      \
         cmocka_unit_test_setup_teardown(test_wal_clean_stop_retires_records, setup, teardown),     \
         cmocka_unit_test_setup_teardown(test_wal_replay_packed, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_visitor_events_share_a_frame, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_frames_replayed_after_crash, setup, teardown),        \
         cmocka_unit_test_setup_teardown(test_wal_groups_across_blocks, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_wal_direct_where_allowed, setup, teardown),           \
         cmocka_unit_test_setup_teardown(test_wal_syncs, setup, teardown),                          \

@@ -955,6 +955,210 @@ static void test_packed_event_damaged(void **state) {
     store_txn_abort(txn);
 }
 
+/* --- shared frames ------------------------------------------------------------ */
+
+/* Shop events first..first+n-1 packed as one frame; *out malloc'd. */
+static size_t pack_shop_frame(fixture *f, int first, size_t n, char **out) {
+    char texts[STORE_FRAME_EVENTS_MAX][512];
+    const char *ptrs[STORE_FRAME_EVENTS_MAX];
+    size_t lens[STORE_FRAME_EVENTS_MAX], len = 0;
+    for (size_t k = 0; k < n; k++) {
+        shop_event(texts[k], sizeof texts[k], first + (int)k);
+        ptrs[k] = texts[k];
+        lens[k] = strlen(texts[k]);
+    }
+    assert_int_equal(store_event_pack_frame(f->st, ptrs, lens, n, out, &len), BSP_OK);
+    return len;
+}
+
+/* Appends members [0, n) of frame as the next events, the first (holding
+ * it) in pid's timeline, the others in member_pid's; returns the holder's
+ * seq. */
+static uint64_t append_frame(bsp_txn *txn, uint64_t pid, uint64_t member_pid, char *frame,
+                             size_t len, size_t n) {
+    uint64_t holder = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t next, seq;
+        char ref[STORE_FRAME_ROOM];
+        const char *val;
+        size_t val_len;
+        assert_int_equal(store_event_next_seq(txn, &next), BSP_OK);
+        store_frame_value(frame, len, holder, next, (uint32_t)k, ref, &val, &val_len);
+        assert_int_equal(store_event_append(txn, k ? member_pid : pid, val, val_len, &seq), BSP_OK);
+        assert_int_equal(seq, next);
+        if (k == 0) {
+            assert_true(store_event_holds_frame(val, val_len));
+            holder = seq;
+        } else {
+            uint64_t h = 0;
+            assert_true(val_len < 8); /* a reference: a few bytes */
+            assert_true(store_event_holder(val, val_len, seq, &h));
+            assert_int_equal(h, holder);
+        }
+    }
+    return holder;
+}
+
+/* Members of a frame read back as the texts packed, by every reader, in
+ * any order, with frames of other profiles in between; a copy kept
+ * elsewhere unpacks with its holder's copy; an erasure takes the frame
+ * with its members; the frames take a fraction of the events packed alone. */
+static void test_shared_frames_round_trip(void **state) {
+    fixture *f = *state;
+    append_shop_events(f, 1, 2000);
+    train_dictionary(f);
+    /* Events 2001-2012 for pid 7 and 2013-2016 for pid 8, frames of 12 and 4. */
+    char *a, *b;
+    size_t a_len = pack_shop_frame(f, 2001, 12, &a), b_len = pack_shop_frame(f, 2013, 4, &b);
+    size_t alone = 0;
+    for (int i = 2001; i <= 2016; i++) {
+        char json[512], *packed;
+        size_t len;
+        shop_event(json, sizeof json, i);
+        assert_int_equal(store_event_pack(f->st, json, strlen(json), &packed, &len), BSP_OK);
+        alone += len;
+        free(packed);
+    }
+    assert_true(a_len + b_len < alone * 3 / 4);
+    bsp_txn *txn = begin(f, true);
+    assert_int_equal(append_frame(txn, 7, 7, a, a_len, 12), 2001);
+    assert_int_equal(append_frame(txn, 8, 8, b, b_len, 4), 2013);
+    /* The writer's own transaction reads them before the commit. */
+    json_check mine = {1, 0};
+    assert_int_equal(store_events_scan(txn, 2001, check_json, &mine), BSP_OK);
+    assert_int_equal(mine.seen, 16);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+
+    for (int round = 0; round < 2; round++) {
+        txn = begin(f, false);
+        json_check all = {1, 0};
+        assert_int_equal(store_events_scan(txn, 1990, check_json, &all), BSP_OK);
+        assert_int_equal(all.seen, 27);
+        json_check seven = {1, 0}, eight = {1, 0};
+        assert_int_equal(store_profile_events(txn, 7, UINT64_MAX, 100, check_json, &seven), BSP_OK);
+        assert_int_equal(store_profile_events(txn, 8, UINT64_MAX, 100, check_json, &eight), BSP_OK);
+        assert_int_equal(eight.seen, 4);
+        assert_int_equal(seven.seen, 12);
+        /* Members out of order, frames alternating. */
+        static const uint64_t order[] = {2012, 2013, 2001, 2016, 2006, 2006, 2014, 2002};
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+            bsp_slice s;
+            char want[512];
+            assert_int_equal(store_event_get(txn, order[i], &s), BSP_OK);
+            shop_event(want, sizeof want, (int)order[i]);
+            assert_slice(s, want);
+            assert_int_equal(s.data[s.len], '\0');
+        }
+        store_txn_abort(txn);
+        reopen(f);
+    }
+
+    /* Copies (as in the write-ahead file): a member needs its holder's. */
+    const char *hval, *mval;
+    size_t hlen, mlen;
+    char ref[STORE_FRAME_ROOM];
+    store_frame_value(a, a_len, 0, 2001, 0, ref, &hval, &hlen);
+    store_frame_value(a, a_len, 2001, 2005, 4, ref, &mval, &mlen);
+    bsp_buf scratch = {0};
+    bsp_slice s;
+    char want[512];
+    assert_int_equal(store_event_unpack(f->st, mval, mlen, hval, hlen, &scratch, &s), BSP_OK);
+    shop_event(want, sizeof want, 2005);
+    assert_slice(s, want);
+    assert_int_equal(store_event_unpack(f->st, hval, hlen, NULL, 0, &scratch, &s), BSP_OK);
+    shop_event(want, sizeof want, 2001);
+    assert_slice(s, want);
+    assert_int_equal(store_event_unpack(f->st, mval, mlen, NULL, 0, &scratch, &s), BSP_ESTORE);
+    assert_int_equal(store_event_unpack(f->st, mval, mlen, mval, mlen, &scratch, &s), BSP_ESTORE);
+    bsp_buf_free(&scratch);
+    free(a);
+    free(b);
+
+    /* Erasure: the frame goes with its members; the other frame stays. */
+    txn = begin(f, true);
+    uint64_t deleted = 0;
+    assert_int_equal(store_events_delete(txn, 7, &deleted), BSP_OK);
+    assert_int_equal(deleted, 12);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    txn = begin(f, false);
+    assert_int_equal(store_event_get(txn, 2001, &s), BSP_ENOTFOUND);
+    json_check eight = {1, 0};
+    assert_int_equal(store_profile_events(txn, 8, UINT64_MAX, 100, check_json, &eight), BSP_OK);
+    assert_int_equal(eight.seen, 4);
+    store_txn_abort(txn);
+}
+
+/* What a frame refuses to pack, and members that do not read: a damaged
+ * frame, a member whose holder is gone, a member pointing at an event that
+ * holds no frame, an index past the frame's end, a head cut short. Each is
+ * a store error, not a crash or another event's text. */
+static void test_shared_frames_damaged(void **state) {
+    fixture *f = *state;
+    char *frame = NULL;
+    size_t len = 0;
+    const char *one = "{}";
+    size_t one_len = 2;
+    assert_int_equal(store_event_pack_frame(f->st, &one, &one_len, 1, &frame, &len),
+                     BSP_ENOTFOUND); /* no dictionary yet */
+    append_shop_events(f, 1, 2000);
+    train_dictionary(f);
+    const char *many[STORE_FRAME_EVENTS_MAX + 1];
+    size_t lens[STORE_FRAME_EVENTS_MAX + 1];
+    for (size_t i = 0; i <= STORE_FRAME_EVENTS_MAX; i++) {
+        many[i] = one;
+        lens[i] = one_len;
+    }
+    assert_int_equal(
+        store_event_pack_frame(f->st, many, lens, STORE_FRAME_EVENTS_MAX + 1, &frame, &len),
+        BSP_EINVAL);
+    assert_int_equal(store_event_pack_frame(f->st, many, lens, 0, &frame, &len), BSP_EINVAL);
+    assert_null(frame);
+
+    char *a, *b;
+    size_t a_len = pack_shop_frame(f, 2001, 3, &a), b_len = pack_shop_frame(f, 2004, 2, &b);
+    bsp_txn *txn = begin(f, true);
+    append_frame(txn, 1, 9, a, a_len, 3); /* 2001-2003: the members in another timeline */
+    b[STORE_FRAME_ROOM + (b_len - STORE_FRAME_ROOM) / 2] ^= 0x5a;
+    append_frame(txn, 2, 2, b, b_len, 2); /* 2004-2005: damaged */
+    char ref[STORE_FRAME_ROOM];
+    const char *val;
+    size_t val_len;
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    free(a);
+    free(b);
+
+    txn = begin(f, false);
+    bsp_slice s;
+    assert_int_equal(store_event_get(txn, 2003, &s), BSP_OK); /* before the holder goes */
+    store_txn_abort(txn);
+    txn = begin(f, true);
+    assert_int_equal(store_events_delete(txn, 1, NULL), BSP_OK); /* the holder, 2001 */
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    txn = begin(f, false);
+    for (uint64_t seq = 2002; seq <= 2005; seq++)
+        if (store_event_get(txn, seq, &s) != BSP_ESTORE)
+            fail_msg("event %llu read", (unsigned long long)seq);
+    store_txn_abort(txn);
+    /* The malformed members, read while their holder was there. */
+    txn = begin(f, true);
+    a_len = pack_shop_frame(f, 2010, 3, &a);
+    uint64_t h = append_frame(txn, 3, 3, a, a_len, 1);
+    store_frame_value(a, a_len, h, h + 1, 7, ref, &val, &val_len); /* index 7 of 3 */
+    assert_int_equal(store_event_append(txn, 3, val, val_len, NULL), BSP_OK);
+    store_frame_value(a, a_len, 2002, h + 2, 0, ref, &val, &val_len); /* 2002 holds none */
+    assert_int_equal(store_event_append(txn, 3, val, val_len, NULL), BSP_OK);
+    store_frame_value(a, a_len, h, h + 3, 1, ref, &val, &val_len); /* its head cut short */
+    assert_int_equal(store_event_append(txn, 3, val, 1, NULL), BSP_OK);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    free(a);
+    txn = begin(f, false);
+    assert_int_equal(store_event_get(txn, h, &s), BSP_OK);
+    for (uint64_t seq = h + 1; seq <= h + 3; seq++)
+        if (store_event_get(txn, seq, &s) != BSP_ESTORE)
+            fail_msg("event %llu read", (unsigned long long)seq);
+    store_txn_abort(txn);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -985,6 +1189,8 @@ int main(void) {
         T(test_pack_needs_a_dictionary),
         T(test_packed_events_round_trip),
         T(test_packed_event_damaged),
+        T(test_shared_frames_round_trip),
+        T(test_shared_frames_damaged),
         T(test_msgid_duplicate),
         T(test_products),
         T(test_stats),
