@@ -291,21 +291,11 @@ bsp_err packer_frame_member(const bsp_buf *content, uint32_t index, bsp_slice *o
 
 bsp_err packer_unpack(const store_packer *p, const void *val, size_t len, bsp_buf *scratch,
                       bsp_slice *out) {
-    if (!packer_is_packed(val, len) || len < 2) return BSP_ESTORE;
-    const char *frame = (const char *)val + 1;
-    unsigned long long size = ZSTD_getFrameContentSize(frame, len - 1);
-    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
-        size > PACK_UNPACKED_MAX)
-        return BSP_ESTORE;
-    ZSTD_DCtx *d = thread_dctx();
-    if (!d) return BSP_ENOMEM;
-    scratch->len = 0;
-    if (bsp_buf_reserve(scratch, (size_t)size + 1) != BSP_OK) return BSP_ENOMEM;
-    size_t n = ZSTD_decompress_usingDDict(d, scratch->data, (size_t)size, frame, len - 1, p->ddict);
-    if (ZSTD_isError(n) || n != size) return BSP_ESTORE;
-    scratch->len = n;
-    scratch->data[n] = '\0';
-    *out = (bsp_slice){scratch->data, n};
+    if (!packer_is_packed(val, len) || packer_is_shared(val, len) || len < 2) return BSP_ESTORE;
+    bsp_err err = packer_unpack_frame(p, (const char *)val + 1, len - 1, scratch);
+    if (err != BSP_OK) return err;
+    scratch->data[scratch->len] = '\0'; /* reserved by bsp_buf_reserve */
+    *out = (bsp_slice){scratch->data, scratch->len};
     return BSP_OK;
 }
 

@@ -335,6 +335,15 @@ static void send_pages(fixture *f, int from, int to, int round) {
     bsp_buf_free(&body);
 }
 
+/* Sends enough pages of other visitors for the store's dictionary, so
+ * that later events are packed; returns the events the store then holds. */
+static uint64_t fill_until_packing(fixture *f) {
+    send_pages(f, 0, INGEST_DICT_EVENTS + 10, 0);
+    assert_int_equal(ingest_sync(f->ing), BSP_OK);
+    assert_true(store_event_packing(f->st));
+    return stats_of(f).events;
+}
+
 /* The event of v<i>'s timeline (one event each), as JSON. */
 static void assert_one_page_of(fixture *f, int i) {
     char id[32];
@@ -852,10 +861,7 @@ static void assert_frame_batches_stored(fixture *f, uint64_t before) {
  * included, and an erasure takes the whole frame. */
 static void test_visitor_events_share_a_frame(void **state) {
     fixture *f = *state;
-    send_pages(f, 0, INGEST_DICT_EVENTS + 10, 0);
-    assert_int_equal(ingest_sync(f->ing), BSP_OK);
-    assert_true(store_event_packing(f->st));
-    uint64_t before = stats_of(f).events;
+    uint64_t before = fill_until_packing(f);
     send(f, frame_batches[0]);
     bsp_event_list list = {0};
     bsp_error err;
@@ -890,10 +896,7 @@ static void test_visitor_events_share_a_frame(void **state) {
  * record before them) or the stored log, and stores the same events. */
 static void test_frames_replayed_after_crash(void **state) {
     fixture *f = *state;
-    send_pages(f, 0, INGEST_DICT_EVENTS + 10, 0);
-    assert_int_equal(ingest_sync(f->ing), BSP_OK);
-    assert_true(store_event_packing(f->st));
-    uint64_t before = stats_of(f).events;
+    uint64_t before = fill_until_packing(f);
     crash_after_groups(f, frame_batches, 2);
     assert_int_equal(start_ingest(f, NULL), BSP_OK);
     assert_frame_batches_stored(f, before);
@@ -1411,12 +1414,7 @@ static uint64_t sweep_seeded;
 /* A fresh store made ready for a run: with sweep_packed, enough events of
  * other visitors for its dictionary. */
 static void sweep_seed(fixture *f) {
-    sweep_seeded = 0;
-    if (!sweep_packed) return;
-    send_pages(f, 0, INGEST_DICT_EVENTS + 10, 0);
-    assert_int_equal(ingest_sync(f->ing), BSP_OK);
-    assert_true(store_event_packing(f->st));
-    sweep_seeded = stats_of(f).events;
+    sweep_seeded = sweep_packed ? fill_until_packing(f) : 0;
 }
 
 /* Runs one child, restarts, and checks: each acknowledged group is stored
