@@ -5,12 +5,12 @@
 CC       ?= cc
 BUILD    ?= build
 SAN      ?=
-PKGS      = libmicrohttpd libcjson libzstd zlib
+PKGS      = libmicrohttpd libcjson libzstd liblz4 zlib
 OPT      ?= -O2 -g
 CFLAGS   := $(OPT) -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc -pthread \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
 LDFLAGS  += $(SAN) -pthread
-LDLIBS    = -lmicrohttpd -lcjson -llmdb -lzstd -lz -lxxhash -lcurl -lcrypto -llapacke -lopenblas -lm
+LDLIBS    = -lmicrohttpd -lcjson -llmdb -lzstd -llz4 -lz -lxxhash -lcurl -lcrypto -llapacke -lopenblas -lm
 # The server binary allocates with jemalloc: its per-thread arenas keep the
 # HTTP threads from contending on glibc's arena locks after heavy ingest
 # (decisions 0.34 -> 0.53 of nginx in one A/B run; docs/performance.md).

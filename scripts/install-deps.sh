@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
-  libmicrohttpd-dev libcjson-dev liblmdb-dev lmdb-utils libzstd-dev zstd
+  libmicrohttpd-dev libcjson-dev liblmdb-dev lmdb-utils libzstd-dev zstd liblz4-dev
   zlib1g-dev libxxhash-dev libcmocka-dev libcurl4-openssl-dev libssl-dev
   libopenblas-dev liblapacke-dev libjemalloc-dev
   curl python3 wrk nginx-light valgrind clang-format cppcheck

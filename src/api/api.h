@@ -20,6 +20,7 @@ typedef struct bsp_serve_opts {
     const char *web_dir;             /* static files served under / (may be NULL) */
     bool require_consent;            /* decisions personalize only with stated consent */
     uint64_t wal_sync_ms;            /* 0: answer events once synced; else sync within this */
+    bool small_events;               /* --event-packing small: zstd frames, not LZ4 */
     uint64_t segment_sweep_ms;       /* clock-reading segments re-checked; 0 = 60 s */
     uint64_t segment_rescan_ms;      /* full pass over them; 0 = 6 h */
     uint64_t rfm_interval_ms;        /* periodic RFM scoring (segment/rfm.c); 0 = off */

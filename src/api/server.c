@@ -288,7 +288,8 @@ static void notify_webhook(void *ctx, const char *url, const char *secret, const
 }
 
 static int serve(api_server *srv, const bsp_serve_opts *opts, const sigset_t *set) {
-    bsp_err rc = store_open(opts->data_dir, NULL, &srv->store);
+    bsp_store_opts store_opts = {.small_events = opts->small_events};
+    bsp_err rc = store_open(opts->data_dir, &store_opts, &srv->store);
     if (rc != BSP_OK) {
         bsp_error_log("could not open the store: %s", bsp_err_name(rc));
         return 1;

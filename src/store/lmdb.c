@@ -91,6 +91,7 @@ struct bsp_store {
      * (pack.c); set at most once, after the transaction that stored the
      * dictionary committed, and freed at close. */
     _Atomic(store_packer *) packer;
+    bool small_events; /* shared frames in zstd, not LZ4 (bsp_store_opts) */
 };
 
 struct bsp_txn {
@@ -336,6 +337,7 @@ bsp_err store_open(const char *dir, const bsp_store_opts *opts, bsp_store **out)
     bsp_store *st = calloc(1, sizeof *st);
     if (!st) return BSP_ENOMEM;
     st->lock_fd = -1;
+    st->small_events = opts && opts->small_events;
     pthread_mutex_init(&st->idle_mu, NULL);
     st->dir = strdup(dir);
     err = st->dir ? lock_dir(st, dir) : BSP_ENOMEM;
@@ -735,7 +737,7 @@ static bsp_err shared_json(bsp_txn *txn, uint64_t seq, MDB_val val, bsp_slice *o
             if (err != BSP_OK) return err;
             if (!packer_shared_parts(hval.mv_data, hval.mv_size, &h) || h.back) return BSP_ESTORE;
         }
-        bsp_err err = packer_unpack_frame(p, h.frame, h.frame_len, &txn->frame);
+        bsp_err err = packer_unpack_frame(p, &h, &txn->frame);
         if (err != BSP_OK) return err;
         txn->frame_seq = holder;
     }
@@ -979,7 +981,7 @@ bsp_err store_event_unpack(bsp_store *st, const char *val, size_t len, const cha
     h = m;
     if (m.back && (!holder || !packer_shared_parts(holder, holder_len, &h) || h.back))
         return BSP_ESTORE;
-    bsp_err err = packer_unpack_frame(p, h.frame, h.frame_len, scratch);
+    bsp_err err = packer_unpack_frame(p, &h, scratch);
     return err ? err : packer_frame_member(scratch, m.index, out);
 }
 
@@ -988,7 +990,7 @@ bsp_err store_event_pack_frame(bsp_store *st, const char *const *texts, const si
     *out = NULL;
     *out_len = 0;
     store_packer *p = atomic_load_explicit(&st->packer, memory_order_acquire);
-    return p ? packer_pack_frame(p, texts, lens, n, out, out_len) : BSP_ENOTFOUND;
+    return p ? packer_pack_frame(p, st->small_events, texts, lens, n, out, out_len) : BSP_ENOTFOUND;
 }
 
 void store_frame_value(char *frame, size_t frame_len, uint64_t holder, uint64_t seq, uint32_t index,

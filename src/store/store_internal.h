@@ -7,7 +7,7 @@
 
 typedef struct store_packer store_packer;
 
-/* A packer for a zstd dictionary (copied); NULL if it is not one or memory
+/* A packer for a zstd dictionary (copied; LZ4 frames use it too); NULL if it is not one or memory
  * is short. */
 store_packer *packer_new(const void *dict, size_t len);
 void packer_free(store_packer *p);
@@ -27,24 +27,27 @@ bsp_err packer_unpack(const store_packer *p, const void *val, size_t len, bsp_bu
 size_t store_varint_put(uint8_t *out, uint64_t v);
 size_t store_varint_get(const uint8_t *p, const uint8_t *end, uint64_t *v);
 
-/* Shared frames (store.h, store_event_pack_frame). */
-bsp_err packer_pack_frame(const store_packer *p, const char *const *texts, const size_t *lens,
-                          size_t n, char **out, size_t *out_len);
+/* Shared frames (store.h, store_event_pack_frame): with zstd when small,
+ * else with LZ4. */
+bsp_err packer_pack_frame(const store_packer *p, bool small, const char *const *texts,
+                          const size_t *lens, size_t n, char **out, size_t *out_len);
 /* The value of member index (see store_frame_value). */
 void packer_frame_value(char *frame, size_t frame_len, uint64_t back, uint32_t index, char *ref,
                         const char **val, size_t *val_len);
 /* A member's value taken apart: back (0: it holds the frame, which is then
  * frame[0, frame_len)) and its index. False if it is not a well-formed one. */
 typedef struct shared_parts {
+    uint8_t codec; /* the value's first byte: which codec packed the frame */
     uint64_t back;
     uint32_t index;
     const char *frame;
     size_t frame_len;
 } shared_parts;
 bool packer_shared_parts(const void *val, size_t len, shared_parts *out);
-/* A frame's content into content (BSP_ESTORE if it does not unpack), and
- * the text of member index of that content (pointing into it). */
-bsp_err packer_unpack_frame(const store_packer *p, const char *frame, size_t len, bsp_buf *content);
+/* The content of the frame a holder's parts h give into content
+ * (BSP_ESTORE if it does not unpack or its sum differs), and the text of
+ * member index of that content (pointing into it). */
+bsp_err packer_unpack_frame(const store_packer *p, const shared_parts *h, bsp_buf *content);
 bsp_err packer_frame_member(const bsp_buf *content, uint32_t index, bsp_slice *out);
 
 /* A dictionary of at most capacity bytes (malloc'd) trained on count

@@ -68,7 +68,8 @@ SERVE_FLAGS = [("--listen", "BESPOKE_LISTEN"), ("--data", "BESPOKE_DATA"),
                ("--write-key", "BESPOKE_WRITE_KEY"), ("--admin-key", "BESPOKE_ADMIN_KEY"),
                ("--threads", "BESPOKE_THREADS"), ("--queue-max", "BESPOKE_QUEUE_MAX"),
                ("--profile-memo", "BESPOKE_PROFILE_MEMO"), ("--web", "BESPOKE_WEB"),
-               ("--wal-sync", "BESPOKE_WAL_SYNC"), ("--log-level", "BESPOKE_LOG_LEVEL")]
+               ("--wal-sync", "BESPOKE_WAL_SYNC"), ("--event-packing", "BESPOKE_EVENT_PACKING"),
+               ("--log-level", "BESPOKE_LOG_LEVEL")]
 
 
 def test_main_help():
@@ -106,7 +107,7 @@ def test_import_and_simulate_help():
     code, out, err = run_cli("import", "--help")
     h.eq(code, 0, "import --help")
     for flag in ("--data", "--format", "--no-progress", "segment-jsonl", "online-retail",
-                 "BESPOKE_DATA"):
+                 "BESPOKE_DATA", "--event-packing", "BESPOKE_EVENT_PACKING"):
         assert flag in out, "import --help lacks %s" % flag
     code, out, err = run_cli("simulate", "--help")
     h.eq(code, 0, "simulate --help")
@@ -254,6 +255,46 @@ def test_import_from_stdin_and_zst():
                              "--no-progress", zst)
     h.eq(code, 0, "zst import (%s)" % err.strip())
     h.eq(summary(out)[:4], (300, 300, 0, 300), ".zst import of the same lines")
+
+
+def test_event_packing_small_then_fast():
+    """Three quarters of the simulated file imported with --event-packing
+    small (zstd frames), the rest with the default (LZ4 frames): the server
+    reads the timelines of the mixed store. The import packs from its
+    10,000th event on (its first chunks are read before the dictionary is
+    learnt), so the events sampled are from 10,000 on. A bad value is
+    refused."""
+    assert "sim" in WORK, "needs the simulate test's file"
+    lines = WORK["sim_lines"]
+    half = len(lines) * 3 // 4
+    data = os.path.join(WORK["dir"], "store-packing")
+    parts = [(lines[:half], ["--event-packing", "small"], {}),
+             (lines[half:], [], {"BESPOKE_EVENT_PACKING": "fast"})]
+    for i, (part, flags, env) in enumerate(parts):
+        f = os.path.join(WORK["dir"], "packing-%d.jsonl" % i)
+        with open(f, "w") as out:
+            out.write("\n".join(part) + "\n")
+        code, out, err = run_cli("import", "--data", data, "--format", "segment-jsonl",
+                                 "--no-progress", *flags, f, env=env)
+        h.eq(code, 0, "import of part %d (%s)" % (i, err.strip()))
+        h.eq(summary(out)[:4], (len(part), len(part), len(part), 0), "part %d summary" % i)
+    s = start(data)
+    rng = random.Random(11)
+    for line in rng.sample(lines[10000:half], 10) + rng.sample(lines[half:], 10):
+        m = json.loads(line)
+        pid = m.get("userId") or m.get("anonymousId")
+        got = {e["messageId"]: e for e in s.all_events(pid)}
+        assert m["messageId"] in got, "%s not in the timeline of %s" % (m["messageId"], pid)
+        h.eq(got[m["messageId"]].get("event"), m.get("event"), "event name read back")
+    stop(s)
+    code, _, err = run_cli("import", "--data", data, "--format", "segment-jsonl",
+                           "--event-packing", "tiny", "-")
+    h.eq(code, 2, "import --event-packing tiny")
+    assert "--event-packing takes 'fast' or 'small'" in err, err
+    code, _, err = run_cli("serve", "--data", data, env={"BESPOKE_EVENT_PACKING": "zip"},
+                           timeout=60)
+    h.eq(code, 2, "serve with BESPOKE_EVENT_PACKING=zip")
+    assert "--event-packing takes 'fast' or 'small', not 'zip'" in err, err
 
 
 def test_import_bad_file_reports_rejects():

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "store/store.h"
 
@@ -1019,7 +1020,7 @@ static void test_shared_frames_round_trip(void **state) {
         alone += len;
         free(packed);
     }
-    assert_true(a_len + b_len < alone * 3 / 4);
+    assert_true(a_len + b_len < alone); /* LZ4 frames against zstd alone: 724 and 852 bytes */
     bsp_txn *txn = begin(f, true);
     assert_int_equal(append_frame(txn, 7, 7, a, a_len, 12), 2001);
     assert_int_equal(append_frame(txn, 8, 8, b, b_len, 4), 2013);
@@ -1086,6 +1087,125 @@ static void test_shared_frames_round_trip(void **state) {
     assert_int_equal(store_profile_events(txn, 8, UINT64_MAX, 100, check_json, &eight), BSP_OK);
     assert_int_equal(eight.seen, 4);
     store_txn_abort(txn);
+}
+
+/* v as a LEB128 varint at out; the bytes written. */
+static size_t leb128(char *out, uint64_t v) {
+    size_t n = 0;
+    do {
+        out[n++] = (char)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return n;
+}
+
+/* A frame as stores before LZ4 frames wrote it, made here with zstd itself:
+ * PACK_SHARED (0x02), the head, a zstd frame (content size, checksum) of
+ * the content made with the store's dictionary. */
+static size_t old_zstd_frame(fixture *f, int first, size_t n, char *out, size_t cap) {
+    bsp_txn *txn = begin(f, false);
+    bsp_slice dict;
+    assert_int_equal(store_meta_get(txn, "event_dict", &dict), BSP_OK);
+    char content[8192];
+    size_t at = leb128(content, n);
+    char texts[16][512];
+    for (size_t i = 0; i < n; i++) {
+        shop_event(texts[i], sizeof texts[i], first + (int)i);
+        at += leb128(content + at, strlen(texts[i]));
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(content + at, texts[i], strlen(texts[i]) + 1);
+        at += strlen(texts[i]) + 1;
+    }
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    assert_non_null(c);
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)));
+    assert_false(ZSTD_isError(ZSTD_CCtx_loadDictionary(c, dict.data, dict.len)));
+    out[0] = 0x02; /* PACK_SHARED, holder (back 0), index 0 */
+    out[1] = 0;
+    out[2] = 0;
+    size_t k = ZSTD_compress2(c, out + 3, cap - 3, content, at);
+    assert_false(ZSTD_isError(k));
+    ZSTD_freeCCtx(c);
+    store_txn_abort(txn);
+    return 3 + k;
+}
+
+/* Frames in zstd, as earlier versions stored them, read as before beside
+ * the LZ4 frames written now: by the log, a timeline and a copy. */
+static void test_shared_frames_zstd_still_read(void **state) {
+    fixture *f = *state;
+    append_shop_events(f, 1, 2000);
+    train_dictionary(f);
+    char old[8192];
+    size_t old_len = old_zstd_frame(f, 2001, 3, old, sizeof old);
+    char *lz4;
+    size_t lz4_len = pack_shop_frame(f, 2004, 2, &lz4);
+    bsp_txn *txn = begin(f, true);
+    uint64_t seq;
+    assert_int_equal(store_event_append(txn, 40, old, old_len, &seq), BSP_OK);
+    assert_int_equal(seq, 2001);
+    const char refs[2][3] = {{0x02, 1, 1}, {0x02, 2, 2}}; /* back 1 and 2 */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(store_event_append(txn, 40, refs[i], 3, NULL), BSP_OK);
+    assert_int_equal(append_frame(txn, 40, 40, lz4, lz4_len, 2), 2004);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    txn = begin(f, false);
+    json_check all = {1, 0};
+    assert_int_equal(store_events_scan(txn, 1995, check_json, &all), BSP_OK);
+    assert_int_equal(all.seen, 11);
+    json_check forty = {1, 0};
+    assert_int_equal(store_profile_events(txn, 40, UINT64_MAX, 100, check_json, &forty), BSP_OK);
+    assert_int_equal(forty.seen, 5);
+    store_txn_abort(txn);
+    bsp_buf scratch = {0};
+    bsp_slice s;
+    char want[512];
+    assert_int_equal(store_event_unpack(f->st, refs[1], 3, old, old_len, &scratch, &s), BSP_OK);
+    shop_event(want, sizeof want, 2003);
+    assert_slice(s, want);
+    old[old_len / 2] ^= 0x5a; /* its checksum catches a damaged byte */
+    assert_int_equal(store_event_unpack(f->st, refs[1], 3, old, old_len, &scratch, &s), BSP_ESTORE);
+    bsp_buf_free(&scratch);
+    free(lz4);
+}
+
+/* A store opened with small_events packs its frames with zstd (PACK_SHARED,
+ * 0x02), others with LZ4 (0x03); the zstd frame is the smaller, and a store
+ * reads both whichever way it was opened. */
+static void test_shared_frames_small_events(void **state) {
+    fixture *f = *state;
+    append_shop_events(f, 1, 2000);
+    train_dictionary(f);
+    char *fast, *small;
+    size_t fast_len = pack_shop_frame(f, 2001, 12, &fast);
+    store_close(f->st);
+    bsp_store_opts small_opts = fast_opts;
+    small_opts.small_events = true;
+    assert_int_equal(store_open(f->dir, &small_opts, &f->st), BSP_OK);
+    size_t small_len = pack_shop_frame(f, 2013, 12, &small);
+    assert_true(small_len < fast_len);
+    char ref[STORE_FRAME_ROOM];
+    const char *val;
+    size_t val_len;
+    store_frame_value(fast, fast_len, 0, 2001, 0, ref, &val, &val_len);
+    assert_int_equal(val[0], 0x03);
+    store_frame_value(small, small_len, 2013, 2014, 1, ref, &val, &val_len);
+    assert_int_equal(val[0], 0x02);
+    bsp_txn *txn = begin(f, true);
+    assert_int_equal(append_frame(txn, 7, 7, fast, fast_len, 12), 2001);
+    assert_int_equal(append_frame(txn, 7, 7, small, small_len, 12), 2013);
+    assert_int_equal(store_txn_commit(txn), BSP_OK);
+    free(fast);
+    free(small);
+    for (int round = 0; round < 2; round++) {
+        txn = begin(f, false);
+        json_check all = {1, 0};
+        assert_int_equal(store_events_scan(txn, 2001, check_json, &all), BSP_OK);
+        assert_int_equal(all.seen, 24);
+        store_txn_abort(txn);
+        reopen(f); /* the default: fast */
+    }
 }
 
 /* What a frame refuses to pack, and members that do not read: a damaged
@@ -1191,6 +1311,8 @@ int main(void) {
         T(test_packed_event_damaged),
         T(test_shared_frames_round_trip),
         T(test_shared_frames_damaged),
+        T(test_shared_frames_zstd_still_read),
+        T(test_shared_frames_small_events),
         T(test_msgid_duplicate),
         T(test_products),
         T(test_stats),
