@@ -964,7 +964,7 @@ bsp_err store_event_pack(bsp_store *st, const char *json, size_t len, char **out
     *out = NULL;
     *out_len = 0;
     store_packer *p = atomic_load_explicit(&st->packer, memory_order_acquire);
-    return p ? packer_pack(p, json, len, out, out_len) : BSP_ENOTFOUND;
+    return p ? packer_pack(p, st->small_events, json, len, out, out_len) : BSP_ENOTFOUND;
 }
 
 bsp_err store_event_unpack(bsp_store *st, const char *val, size_t len, const char *holder,

@@ -31,7 +31,9 @@
  * zstd, a tenth of the HTTP threads' CPU, for 69 bytes an event instead
  * of 47. LZ4 keeps no checksum, so the frame carries 4 bytes of the
  * content's XXH3 itself. Frames written before (PACK_SHARED, zstd) are read
- * as they are. The magic of the holder says how its frame is packed.
+ * as they are. The magic of the holder says how its frame is packed. An
+ * event alone is the holder of an LZ4 frame of one (1.0 against 2.0 us and
+ * 119 against 97 bytes); with small_events it stays PACK_MAGIC and zstd.
  *
  * Contexts: packing and unpacking need a context each (zstd's, or a copy of
  * the LZ4 stream that has the dictionary loaded). They are kept one a
@@ -160,11 +162,26 @@ size_t store_varint_get(const uint8_t *p, const uint8_t *end, uint64_t *v) {
     return 0;
 }
 
-bsp_err packer_pack(const store_packer *p, const char *json, size_t len, char **out,
+/* An event alone: with zstd (PACK_MAGIC, then the frame) when small, else
+ * as the holder of an LZ4 frame of one (about half zstd's CPU here too). */
+bsp_err packer_pack(const store_packer *p, bool small, const char *json, size_t len, char **out,
                     size_t *out_len) {
     *out = NULL;
     *out_len = 0;
     if (len == 0 || len > PACK_UNPACKED_MAX) return BSP_EINVAL;
+    if (!small) {
+        char *frame;
+        size_t frame_len;
+        const char *val;
+        size_t val_len;
+        bsp_err rc = packer_pack_frame(p, false, &json, &len, 1, &frame, &frame_len);
+        if (rc) return rc;
+        packer_frame_value(frame, frame_len, 0, 0, NULL, &val, &val_len);
+        memmove(frame, val, val_len);
+        *out = frame;
+        *out_len = val_len;
+        return BSP_OK;
+    }
     ZSTD_CCtx *c = thread_cctx();
     if (!c) return BSP_ENOMEM;
     size_t cap = 1 + ZSTD_compressBound(len);

@@ -123,7 +123,8 @@ bsp_err store_events_scan(bsp_txn *txn, uint64_t from_seq, store_event_fn fn, vo
  * them (about 2 MB of them at most) and stores it; from that transaction's
  * commit on, store_event_pack packs an event's JSON (any thread; *out is
  * malloc'd, the caller frees it) for store_event_append, and readers unpack
- * what they read. Events stored
+ * what they read: with LZ4 as the holder of a frame of one, or with zstd
+ * when the store was opened with small_events. Events stored
  * before stay as they are. A store has one dictionary for good:
  * store_event_dict_train is BSP_EEXISTS once there is one, and BSP_EINVAL
  * when the events are too few or too alike to learn from (try again with

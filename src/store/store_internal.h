@@ -15,8 +15,9 @@ void packer_free(store_packer *p);
  * it is the event's JSON); whether it is a member of a shared frame. */
 bool packer_is_packed(const void *val, size_t len);
 bool packer_is_shared(const void *val, size_t len);
-/* *out (malloc'd, caller frees) = the packed form of json. */
-bsp_err packer_pack(const store_packer *p, const char *json, size_t len, char **out,
+/* *out (malloc'd, caller frees) = the packed form of json: with zstd when
+ * small, else an LZ4 frame of one that json's value holds. */
+bsp_err packer_pack(const store_packer *p, bool small, const char *json, size_t len, char **out,
                     size_t *out_len);
 /* Unpacks a packed value into scratch; *out points into scratch. A value
  * that does not unpack with this dictionary, or to over 1 MB, is BSP_ESTORE. */
