@@ -858,6 +858,18 @@ static bsp_err check_json(void *ctx, uint64_t seq, bsp_slice json) {
     return BSP_OK;
 }
 
+/* Every reader agrees: the log from seq `from` holds `all` events and pid's
+ * timeline `mine`, each the JSON appended (check_json). */
+static void expect_log_and_timeline(bsp_txn *txn, uint64_t from, size_t all, uint64_t pid,
+                                    size_t mine) {
+    json_check log = {1, 0}, timeline = {1, 0};
+    assert_int_equal(store_events_scan(txn, from, check_json, &log), BSP_OK);
+    assert_int_equal(log.seen, all);
+    assert_int_equal(store_profile_events(txn, pid, UINT64_MAX, 100, check_json, &timeline),
+                     BSP_OK);
+    assert_int_equal(timeline.seen, mine);
+}
+
 static void test_pack_needs_a_dictionary(void **state) {
     fixture *f = *state;
     char *packed = NULL;
@@ -910,12 +922,7 @@ static void test_packed_events_round_trip(void **state) {
 
     for (int round = 0; round < 2; round++) {
         txn = begin(f, false);
-        json_check all = {1, 0};
-        assert_int_equal(store_events_scan(txn, 1, check_json, &all), BSP_OK);
-        assert_int_equal(all.seen, 2300);
-        json_check one = {1, 0};
-        assert_int_equal(store_profile_events(txn, 2, UINT64_MAX, 100, check_json, &one), BSP_OK);
-        assert_int_equal(one.seen, 100);
+        expect_log_and_timeline(txn, 1, 2300, 2, 100);
         bsp_slice a, b;
         char want[512];
         assert_int_equal(store_event_get(txn, 2300, &a), BSP_OK); /* packed */
@@ -1151,12 +1158,7 @@ static void test_shared_frames_zstd_still_read(void **state) {
     assert_int_equal(append_frame(txn, 40, 40, lz4, lz4_len, 2), 2004);
     assert_int_equal(store_txn_commit(txn), BSP_OK);
     txn = begin(f, false);
-    json_check all = {1, 0};
-    assert_int_equal(store_events_scan(txn, 1995, check_json, &all), BSP_OK);
-    assert_int_equal(all.seen, 11);
-    json_check forty = {1, 0};
-    assert_int_equal(store_profile_events(txn, 40, UINT64_MAX, 100, check_json, &forty), BSP_OK);
-    assert_int_equal(forty.seen, 5);
+    expect_log_and_timeline(txn, 1995, 11, 40, 5);
     store_txn_abort(txn);
     bsp_buf scratch = {0};
     bsp_slice s;
