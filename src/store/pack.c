@@ -51,6 +51,7 @@
 #define PACK_SHARED 0x02                /* a member of a zstd frame several events share */
 #define PACK_SHARED_LZ4 0x03            /* a member of an LZ4 frame several events share */
 #define PACK_LZ4_SUM 4                  /* bytes of the content's XXH3 an LZ4 frame keeps */
+#define PACK_LZ4_DICT_MAX (64 * 1024)   /* LZ4 reads back this far: a dictionary's end */
 #define PACK_LEVEL 1                    /* zstd level: the fastest */
 #define PACK_UNPACKED_MAX (1024 * 1024) /* an event or a frame unpacks to at most this */
 #define PACK_VARINT_MAX 10
@@ -110,14 +111,15 @@ store_packer *packer_new(const void *dict, size_t len) {
     if (!p) return NULL;
     p->cdict = ZSTD_createCDict(dict, len, PACK_LEVEL);
     p->ddict = ZSTD_createDDict(dict, len);
-    p->dict = len <= 64 * 1024 ? malloc(len) : NULL; /* LZ4 uses at most 64 KB */
+    size_t keep = len < PACK_LZ4_DICT_MAX ? len : PACK_LZ4_DICT_MAX;
+    p->dict = malloc(keep);
     p->lz4_dict = LZ4_createStream();
     if (!p->cdict || !p->ddict || !p->dict || !p->lz4_dict) {
         packer_free(p);
         return NULL;
     }
-    memcpy(p->dict, dict, len);
-    p->dict_len = (int)len;
+    memcpy(p->dict, (const char *)dict + len - keep, keep);
+    p->dict_len = (int)keep;
     LZ4_loadDict(p->lz4_dict, p->dict, p->dict_len);
     return p;
 }
@@ -162,6 +164,57 @@ size_t store_varint_get(const uint8_t *p, const uint8_t *end, uint64_t *v) {
     return 0;
 }
 
+/* The thread's LZ4 stream, reset to the dictionary of p: copying the
+ * prepared stream is what LZ4 offers in place of loading the dictionary
+ * (hashing all of it) for each frame. */
+static LZ4_stream_t *thread_lz4(const store_packer *p) {
+    static _Thread_local LZ4_stream_t stream;
+    memcpy(&stream, p->lz4_dict, sizeof stream);
+    return &stream;
+}
+
+/* The LZ4 frame of data[0, len): varint its length, PACK_LZ4_SUM bytes of its
+ * XXH3 (little-endian), the LZ4 block, into out from out + room. */
+static bsp_err lz4_frame(const store_packer *p, const char *data, size_t len, size_t room,
+                         char **out, size_t *out_len) {
+    int bound = LZ4_compressBound((int)len);
+    size_t cap = room + PACK_VARINT_MAX + PACK_LZ4_SUM + (size_t)bound;
+    char *buf = bound > 0 ? malloc(cap) : NULL;
+    if (!buf) return bound > 0 ? BSP_ENOMEM : BSP_EINVAL;
+    size_t at = room + store_varint_put((uint8_t *)buf + room, len);
+    uint64_t sum = bsp_hash64(data, len);
+    for (size_t i = 0; i < PACK_LZ4_SUM; i++)
+        buf[at++] = (char)(sum >> (8 * i));
+    int k = LZ4_compress_fast_continue(thread_lz4(p), data, buf + at, (int)len, bound, 1);
+    if (k <= 0) {
+        free(buf);
+        return BSP_EINVAL;
+    }
+    *out = buf;
+    *out_len = at + (size_t)k;
+    return BSP_OK;
+}
+
+/* The zstd frame of data[0, len) (with its size and checksum), into out
+ * from out + room. */
+static bsp_err zstd_frame(const store_packer *p, const char *data, size_t len, size_t room,
+                          char **out, size_t *out_len) {
+    ZSTD_CCtx *c = thread_cctx();
+    if (!c) return BSP_ENOMEM;
+    size_t cap = room + ZSTD_compressBound(len);
+    char *buf = malloc(cap);
+    if (!buf) return BSP_ENOMEM;
+    size_t k = ZSTD_CCtx_refCDict(c, p->cdict);
+    if (!ZSTD_isError(k)) k = ZSTD_compress2(c, buf + room, cap - room, data, len);
+    if (ZSTD_isError(k)) {
+        free(buf);
+        return BSP_EINVAL;
+    }
+    *out = buf;
+    *out_len = room + k;
+    return BSP_OK;
+}
+
 /* An event alone: with zstd (PACK_MAGIC, then the frame) when small, else
  * as the holder of an LZ4 frame of one (about half zstd's CPU here too). */
 bsp_err packer_pack(const store_packer *p, bool small, const char *json, size_t len, char **out,
@@ -182,21 +235,9 @@ bsp_err packer_pack(const store_packer *p, bool small, const char *json, size_t 
         *out_len = val_len;
         return BSP_OK;
     }
-    ZSTD_CCtx *c = thread_cctx();
-    if (!c) return BSP_ENOMEM;
-    size_t cap = 1 + ZSTD_compressBound(len);
-    char *buf = malloc(cap);
-    if (!buf) return BSP_ENOMEM;
-    buf[0] = PACK_MAGIC;
-    size_t n = ZSTD_CCtx_refCDict(c, p->cdict);
-    if (!ZSTD_isError(n)) n = ZSTD_compress2(c, buf + 1, cap - 1, json, len);
-    if (ZSTD_isError(n)) {
-        free(buf);
-        return BSP_EINVAL;
-    }
-    *out = buf;
-    *out_len = 1 + n;
-    return BSP_OK;
+    bsp_err rc = zstd_frame(p, json, len, 1, out, out_len);
+    if (!rc) (*out)[0] = PACK_MAGIC;
+    return rc;
 }
 
 /* --- shared frames ---------------------------------------------------------
@@ -229,59 +270,6 @@ static bsp_err frame_content(const char *const *texts, const size_t *lens, size_
     return BSP_OK;
 }
 
-/* The thread's LZ4 stream, reset to the dictionary of p: copying the
- * prepared stream is what LZ4 offers in place of loading the dictionary
- * (hashing all of it) for each frame. */
-static LZ4_stream_t *thread_lz4(const store_packer *p) {
-    static _Thread_local LZ4_stream_t stream;
-    memcpy(&stream, p->lz4_dict, sizeof stream);
-    return &stream;
-}
-
-/* The LZ4 frame of content: varint its length, PACK_LZ4_SUM bytes of its
- * XXH3 (little-endian), the LZ4 block, into out from out + room. */
-static bsp_err lz4_frame(const store_packer *p, const bsp_buf *content, size_t room, char **out,
-                         size_t *out_len) {
-    int bound = LZ4_compressBound((int)content->len);
-    size_t cap = room + PACK_VARINT_MAX + PACK_LZ4_SUM + (size_t)bound;
-    char *buf = bound > 0 ? malloc(cap) : NULL;
-    if (!buf) return bound > 0 ? BSP_ENOMEM : BSP_EINVAL;
-    size_t at = room + store_varint_put((uint8_t *)buf + room, content->len);
-    uint64_t sum = bsp_hash64(content->data, content->len);
-    for (size_t i = 0; i < PACK_LZ4_SUM; i++)
-        buf[at++] = (char)(sum >> (8 * i));
-    int k = LZ4_compress_fast_continue(thread_lz4(p), content->data, buf + at, (int)content->len,
-                                       bound, 1);
-    if (k <= 0) {
-        free(buf);
-        return BSP_EINVAL;
-    }
-    *out = buf;
-    *out_len = at + (size_t)k;
-    return BSP_OK;
-}
-
-/* The zstd frame of content (with its size and checksum), into out from
- * out + room. */
-static bsp_err zstd_frame(const store_packer *p, const bsp_buf *content, size_t room, char **out,
-                          size_t *out_len) {
-    ZSTD_CCtx *c = thread_cctx();
-    if (!c) return BSP_ENOMEM;
-    size_t cap = room + ZSTD_compressBound(content->len);
-    char *buf = malloc(cap);
-    if (!buf) return BSP_ENOMEM;
-    size_t k = ZSTD_CCtx_refCDict(c, p->cdict);
-    if (!ZSTD_isError(k))
-        k = ZSTD_compress2(c, buf + room, cap - room, content->data, content->len);
-    if (ZSTD_isError(k)) {
-        free(buf);
-        return BSP_EINVAL;
-    }
-    *out = buf;
-    *out_len = room + k;
-    return BSP_OK;
-}
-
 bsp_err packer_pack_frame(const store_packer *p, bool small, const char *const *texts,
                           const size_t *lens, size_t n, char **out, size_t *out_len) {
     *out = NULL;
@@ -290,8 +278,8 @@ bsp_err packer_pack_frame(const store_packer *p, bool small, const char *const *
     bsp_buf content = {0};
     bsp_err rc = frame_content(texts, lens, n, &content);
     if (!rc)
-        rc = small ? zstd_frame(p, &content, STORE_FRAME_ROOM, out, out_len)
-                   : lz4_frame(p, &content, STORE_FRAME_ROOM, out, out_len);
+        rc = small ? zstd_frame(p, content.data, content.len, STORE_FRAME_ROOM, out, out_len)
+                   : lz4_frame(p, content.data, content.len, STORE_FRAME_ROOM, out, out_len);
     bsp_buf_free(&content);
     if (rc) return rc;
     /* The codec, for packer_frame_value; never part of a value. */
