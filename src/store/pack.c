@@ -1,5 +1,5 @@
-/* pack.c - packed event values: an event's JSON compressed with zstd and a
- * dictionary trained on the store's own events.
+/* pack.c - packed event values: an event's JSON compressed with LZ4 or
+ * zstd and a dictionary trained on the store's own events.
  *
  * Why: the event log is most of what a store writes (about 600 of the 1,000
  * bytes an event costs on disk), and events of one shop repeat the same
@@ -8,11 +8,11 @@
  * seventh of the pages to write, copy and sync; zstd unpacks at over a
  * gigabyte a second, so readers barely notice.
  *
- * Format: a packed value is PACK_MAGIC followed by one zstd frame made with
- * the store's dictionary, with its content size and checksum. A value that
- * does not start with PACK_MAGIC is the event's JSON itself (it starts with
- * '{'), so events written before the dictionary existed stay as they are
- * and are read as before.
+ * Format: an event packed alone with zstd is PACK_MAGIC followed by one zstd
+ * frame made with the store's dictionary, with its content size and
+ * checksum; the other packed values are members of shared frames (below).
+ * A value that starts with '{' is the event's JSON itself, so events written
+ * before the dictionary existed stay as they are and are read as before.
  *
  * Shared frames: the events of one visitor in one request repeat each
  * other's ids, context and pages, and most of what a zstd frame costs is
@@ -243,9 +243,9 @@ bsp_err packer_pack(const store_packer *p, bool small, const char *json, size_t 
 /* --- shared frames ---------------------------------------------------------
  * A frame's content: varint n, n varints (each text's length), then the n
  * texts, each followed by a NUL (so that a text read from it is a C string
- * too). A member's value: PACK_SHARED, varint back (its seq minus the
- * holder's; 0 for the holder itself), varint index, and for the holder the
- * zstd frame of the content. */
+ * too). A member's value: PACK_SHARED_LZ4 (or PACK_SHARED), varint back (its
+ * seq minus the holder's; 0 for the holder itself), varint index, and for
+ * the holder the LZ4 frame (lz4_frame; or the zstd frame) of the content. */
 
 /* The content of a frame of texts[0, n) into b. */
 static bsp_err frame_content(const char *const *texts, const size_t *lens, size_t n, bsp_buf *b) {
