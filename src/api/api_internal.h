@@ -194,6 +194,7 @@ typedef struct api_req {
     size_t submitted;
     bsp_event *events;      /* lent to ingest until it calls back; freed here */
     json_arena *json_arena; /* owned: holds the events' json, freed after them */
+    bool events_in_arena;   /* events itself is in json_arena (see event_parse_body) */
     bsp_event_reject *rejects;
     size_t reject_count;
 } api_req;

@@ -39,7 +39,7 @@ static bsp_event_type route_event_type(api_route r) {
 static void free_events(api_req *req) {
     for (size_t i = 0; req->events && i < req->submitted; i++)
         event_free(&req->events[i]);
-    free(req->events);
+    if (!req->events_in_arena) free(req->events);
     req->events = NULL;
     json_arena_free(req->json_arena); /* after the events: it holds their json */
     req->json_arena = NULL;
@@ -167,6 +167,7 @@ enum MHD_Result collect_submit(api_req *req, bsp_event_list *list) {
     list->reject_count = 0;
     req->submitted = list->count;
     req->events = list->items;
+    req->events_in_arena = list->items_in_arena;
     list->items = NULL;
     req->json_arena = list->arena;
     list->arena = NULL;

@@ -9,13 +9,19 @@
  * under the message's own, RudderStack's context.traits feed identify
  * traits, timestamps become ISO strings. That tree is the body's own (a
  * batch message is detached from the parsed body; nothing is copied) or
- * the message event_from_json was given (taken, not copied). It is printed once
- * into ev->text, which is what gets stored; the objects and arrays of a body's
- * message that normalization did not touch (properties, and context when the
- * batch has none) are copied from the body instead (json_parse_spans). */
+ * the message event_from_json was given (taken, not copied). ev->text, what
+ * gets stored, is written from it once: a body's message that normalization
+ * only added members to (the usual case: receivedAt) is copied from the body
+ * and the added members printed after; otherwise the message is printed,
+ * with the objects and arrays normalization did not touch (properties, and
+ * context when the batch has none) copied from the body (json_parse_spans).
+ * A body's events, their texts and the array of a batch's events live in
+ * the body's arena: a request makes a few large allocations, not several an
+ * event. */
 #include "event/event.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,7 +271,13 @@ typedef struct norm_args {
     const cJSON *batch_integrations;
     const char *prefix;
     const json_spans *spans; /* where the body's values sit in it, or NULL */
+    bsp_buf *scratch;        /* with spans: where the text is written before the arena copy */
     const cJSON *changed[3]; /* the message's objects normalization merged into */
+    /* What normalization did besides adding members after the sender's:
+     * removed, replaced or changed one (a string in place, an object by a
+     * merge). When it did not, the message's text is the body's. */
+    bool edited;
+    size_t added; /* members it added, all after the sender's */
 } norm_args;
 
 /* Checks msg without changing it; fills a->type and a->ts_ms. */
@@ -286,8 +298,10 @@ static bsp_err validate_message(const cJSON *msg, bsp_event_type forced, norm_ar
 
 /* ---- normalization in place --------------------------------------------- */
 
-static void delete_item(cJSON *obj, cJSON *item) {
-    if (item) cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
+static void delete_item(cJSON *obj, cJSON *item, norm_args *a) {
+    if (!item) return;
+    cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
+    a->edited = true;
 }
 
 /* Adds item (owned) as obj[key]; on failure item is freed. */
@@ -299,7 +313,7 @@ static bool add_owned(cJSON *obj, const char *key, cJSON *item) {
 
 /* Makes item, obj's first member named key (NULL: adds one), the string
  * value; false on ENOMEM. */
-static bool put_string(cJSON *obj, cJSON *item, const char *key, const char *value) {
+static bool put_string(cJSON *obj, cJSON *item, const char *key, const char *value, norm_args *a) {
     if (cJSON_IsString(item) && !(item->type & cJSON_IsReference) && item->valuestring) {
         /* Already a string: its text is changed in place (no new node, no
          * search by name), or left when it is the same. */
@@ -310,12 +324,17 @@ static bool put_string(cJSON *obj, cJSON *item, const char *key, const char *val
         memcpy(copy, value, n);
         cJSON_free(item->valuestring);
         item->valuestring = copy;
+        a->edited = true;
         return true;
     }
     cJSON *s = cJSON_CreateString(value);
     if (!s) return false;
     /* By key, so the new item gets its name; item is the key's first match. */
-    if (item) return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, s);
+    if (item) {
+        a->edited = true;
+        return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, s);
+    }
+    a->added++;
     return add_owned(obj, key, s);
 }
 
@@ -330,19 +349,19 @@ static void number_text(double v, char *out, size_t cap) {
 }
 
 /* Ids become strings; null and "" are removed. */
-static bool normalize_id(cJSON *obj, cJSON *item) {
+static bool normalize_id(cJSON *obj, cJSON *item, norm_args *a) {
     if (!item) return true;
     if (cJSON_IsNumber(item)) {
         char text[40];
         number_text(item->valuedouble, text, sizeof text);
-        return put_string(obj, item, item->string, text);
+        return put_string(obj, item, item->string, text, a);
     }
-    if (cJSON_IsNull(item) || !item->valuestring[0]) delete_item(obj, item);
+    if (cJSON_IsNull(item) || !item->valuestring[0]) delete_item(obj, item, a);
     return true;
 }
 
-static void delete_if_null(cJSON *obj, cJSON *item) {
-    if (item && cJSON_IsNull(item)) delete_item(obj, item);
+static void delete_if_null(cJSON *obj, cJSON *item, norm_args *a) {
+    if (item && cJSON_IsNull(item)) delete_item(obj, item, a);
 }
 
 /* Adds to dst what only src has, recursing where both hold objects: src's
@@ -361,79 +380,85 @@ static bool merge_under(cJSON *dst, const cJSON *src) {
 }
 
 /* obj[key] (the item found, may be NULL) gets defaults under it. */
-static bool merge_defaults(cJSON *obj, cJSON *item, const char *key, const cJSON *defaults) {
+static bool merge_defaults(cJSON *obj, cJSON *item, const char *key, const cJSON *defaults,
+                           norm_args *a) {
     if (!cJSON_IsObject(defaults)) return true;
-    if (item) return merge_under(item, defaults);
+    if (item) {
+        a->edited = true;
+        return merge_under(item, defaults);
+    }
+    a->added++;
     return add_owned(obj, key, cJSON_Duplicate(defaults, true));
 }
 
-static void remove_write_keys(cJSON *obj) {
+static void remove_write_keys(cJSON *obj, norm_args *a) {
     cJSON *it = obj->child;
     while (it) {
         cJSON *next = it->next;
-        if (it->string && strcmp(it->string, "writeKey") == 0) delete_item(obj, it);
+        if (it->string && strcmp(it->string, "writeKey") == 0) delete_item(obj, it, a);
         it = next;
     }
 }
 
-/* A message without messageId gets one; *generated tells the writer that
- * no resend can carry it, so it needs no de-duplication. */
-static bool put_message_id(cJSON *obj, cJSON *item, bool *generated) {
-    *generated = false;
+/* A message without messageId gets one; a->id_generated tells the writer
+ * that no resend can carry it, so it needs no de-duplication. */
+static bool put_message_id(cJSON *obj, cJSON *item, norm_args *a) {
+    a->id_generated = false;
     if (cJSON_IsString(item) && item->valuestring[0]) return true;
     char id[4 + 32 + 1] = "bsp-";
     bsp_unique_hex(id + 4);
-    *generated = true;
-    return put_string(obj, item, "messageId", id);
+    a->id_generated = true;
+    return put_string(obj, item, "messageId", id, a);
 }
 
-static bool put_time(cJSON *obj, cJSON *item, const char *key, int64_t ms) {
+static bool put_time(cJSON *obj, cJSON *item, const char *key, int64_t ms, norm_args *a) {
     char iso[40];
     bsp_time_format(ms, iso, sizeof iso);
-    return put_string(obj, item, key, iso);
+    return put_string(obj, item, key, iso, a);
 }
 
 /* receivedAt is the same for every message of a body and for the bodies of
  * one millisecond: formatted once per thread and millisecond. */
-static bool put_received_at(cJSON *obj, cJSON *item, int64_t ms) {
+static bool put_received_at(cJSON *obj, cJSON *item, int64_t ms, norm_args *a) {
     static _Thread_local int64_t cached_ms = INT64_MIN;
     static _Thread_local char cached_iso[40];
     if (ms != cached_ms) {
         bsp_time_format(ms, cached_iso, sizeof cached_iso);
         cached_ms = ms;
     }
-    return put_string(obj, item, "receivedAt", cached_iso);
+    return put_string(obj, item, "receivedAt", cached_iso, a);
 }
 
 /* Rewrites a validated message in place; false only when memory runs out. */
 static bool normalize_in_place(cJSON *j, norm_args *a) {
     bsp_event_type type = a->type;
     msg_fields f;
-    remove_write_keys(j);
+    remove_write_keys(j, a);
     collect_fields(j, &f);
-    delete_if_null(j, f.traits);
-    delete_if_null(j, f.context);
-    delete_if_null(j, f.properties);
-    delete_if_null(j, f.integrations);
-    if (!put_string(j, f.type, "type", event_type_name(type)) || !normalize_id(j, f.user_id) ||
-        !normalize_id(j, f.anonymous_id) || !normalize_id(j, f.previous_id) ||
-        !normalize_id(j, f.group_id) || !put_message_id(j, f.message_id, &a->id_generated) ||
-        !put_time(j, f.timestamp, "timestamp", a->ts_ms) ||
-        !put_received_at(j, f.received_at, a->received_ms))
+    delete_if_null(j, f.traits, a);
+    delete_if_null(j, f.context, a);
+    delete_if_null(j, f.properties, a);
+    delete_if_null(j, f.integrations, a);
+    if (!put_string(j, f.type, "type", event_type_name(type), a) ||
+        !normalize_id(j, f.user_id, a) || !normalize_id(j, f.anonymous_id, a) ||
+        !normalize_id(j, f.previous_id, a) || !normalize_id(j, f.group_id, a) ||
+        !put_message_id(j, f.message_id, a) ||
+        !put_time(j, f.timestamp, "timestamp", a->ts_ms, a) ||
+        !put_received_at(j, f.received_at, a->received_ms, a))
         return false;
     cJSON *context = json_get_object(j, "context");
     cJSON *integrations = json_get_object(j, "integrations");
     if (cJSON_IsObject(a->batch_ctx)) a->changed[0] = context;
     if (cJSON_IsObject(a->batch_integrations)) a->changed[1] = integrations;
-    if (!merge_defaults(j, context, "context", a->batch_ctx) ||
-        !merge_defaults(j, integrations, "integrations", a->batch_integrations))
+    if (!merge_defaults(j, context, "context", a->batch_ctx, a) ||
+        !merge_defaults(j, integrations, "integrations", a->batch_integrations, a))
         return false;
     if (type != BSP_EV_IDENTIFY) return true;
     /* RudderStack sends identify traits in context.traits. */
     cJSON *traits = json_get_object(j, "traits");
     const cJSON *context_traits = json_path(j, "context.traits");
     if (cJSON_IsObject(context_traits)) a->changed[2] = traits;
-    return merge_defaults(j, traits, "traits", context_traits);
+    return merge_defaults(j, traits, "traits", context_traits, a);
 }
 
 /* Whether normalization merged anything into member m. */
@@ -441,27 +466,62 @@ static bool member_changed(const cJSON *m, const norm_args *a) {
     return m == a->changed[0] || m == a->changed[1] || m == a->changed[2];
 }
 
-/* The event's text: j's members in order, each object or array that
- * normalization left as it came copied from the body as the sender wrote
- * it (json_span_text keeps only strict JSON), the rest printed. The value
- * is json_write(j)'s; properties and context, most of an event's bytes,
- * are then one copy each instead of a walk over their trees. */
+/* Member m: its name, and its value copied from the body when it is an
+ * object or array normalization merged nothing into, else printed. */
+static bsp_err write_member(bsp_buf *out, const cJSON *m, const norm_args *a) {
+    const char *raw;
+    size_t raw_len;
+    bsp_err rc = json_write_string(out, m->string ? m->string : "");
+    if (!rc) rc = bsp_buf_append(out, ":", 1);
+    if (rc) return rc;
+    if ((m->type & (cJSON_Object | cJSON_Array)) && !member_changed(m, a) &&
+        json_span_text(a->spans, m, &raw, &raw_len))
+        return bsp_buf_append(out, raw, raw_len);
+    return json_write(out, m);
+}
+
+/* The message as sent, when normalization only added members after its
+ * own (a->edited false): its text up to the closing brace, then the added
+ * members. false when the body's text of it is not kept (out untouched). */
+static bool write_as_sent(bsp_buf *out, const cJSON *j, const norm_args *a, bsp_err *rc) {
+    const char *raw;
+    size_t raw_len;
+    if (a->edited || !json_span_text(a->spans, j, &raw, &raw_len)) return false;
+    size_t members = 0;
+    const cJSON *m = j->child;
+    for (; m; m = m->next)
+        members++;
+    /* The sender's members come first; skip them. */
+    bool any = members > a->added;
+    m = j->child;
+    for (size_t i = a->added; i < members; i++)
+        m = m->next;
+    *rc = bsp_buf_append(out, raw, raw_len - 1); /* without '}' */
+    for (; m && !*rc; m = m->next, any = true) {
+        if (any) *rc = bsp_buf_append(out, ",", 1);
+        if (!*rc) *rc = write_member(out, m, a);
+    }
+    if (!*rc) *rc = bsp_buf_append(out, "}", 1);
+    return true;
+}
+
+/* The event's text. A message normalization only added to (the usual case:
+ * receivedAt) is its text in the body and the added members. Otherwise
+ * j's members in order, each object or array that normalization left as it
+ * came copied from the body as the sender wrote it (json_span_text keeps
+ * only strict JSON), the rest printed. The value is json_write(j)'s;
+ * properties and context, most of an event's bytes, are then copies
+ * instead of walks over their trees. */
 static bsp_err write_event_text(bsp_buf *out, const cJSON *j, const norm_args *a) {
     if (!a->spans) return json_write(out, j);
+    bsp_err rc = BSP_OK;
+    if (write_as_sent(out, j, a, &rc)) return rc;
     char sep = '{';
-    for (const cJSON *m = j->child; m; m = m->next, sep = ',') {
-        const char *raw;
-        size_t raw_len;
-        bsp_err rc = bsp_buf_append(out, &sep, 1);
-        if (!rc) rc = json_write_string(out, m->string ? m->string : "");
-        if (!rc) rc = bsp_buf_append(out, ":", 1);
-        if (!rc && (m->type & (cJSON_Object | cJSON_Array)) && !member_changed(m, a) &&
-            json_span_text(a->spans, m, &raw, &raw_len))
-            rc = bsp_buf_append(out, raw, raw_len);
-        else if (!rc)
-            rc = json_write(out, m);
-        if (rc) return rc;
+    for (const cJSON *m = j->child; m && !rc; m = m->next, sep = ',') {
+        rc = bsp_buf_append(out, &sep, 1);
+        if (!rc) rc = write_member(out, m, a);
     }
+    if (rc) return rc;
     return bsp_buf_append(out, j->child ? "}" : "{}", j->child ? 1 : 2);
 }
 
@@ -494,30 +554,44 @@ void event_point_into_json(bsp_event *ev) {
     ev->traits = object_in(f.traits);
 }
 
-/* Turns a validated message into *out, taking ownership of j (kept in the
- * event, or freed on error). */
-static bsp_err finish_event(cJSON *j, norm_args *a, bsp_event *out, bsp_error *err) {
-    if (!normalize_in_place(j, a)) {
-        cJSON_Delete(j);
-        return bsp_error_set(err, BSP_ENOMEM, a->prefix, "out of memory");
+/* The event's text, written by write_event_text: with spans (so in an
+ * arena) into the caller's scratch buffer and then copied to the arena at
+ * its size, a pointer bump instead of a malloc an event; else into a
+ * malloc'd buffer of its own. NULL when memory runs out. */
+static char *event_text(const cJSON *j, const norm_args *a, size_t *len, bool *in_arena) {
+    *in_arena = a->spans && a->scratch;
+    if (*in_arena) {
+        a->scratch->len = 0;
+        if (write_event_text(a->scratch, j, a) != BSP_OK) return NULL;
+        char *text = cJSON_malloc(a->scratch->len + 1);
+        if (!text) return NULL;
+        memcpy(text, a->scratch->data, a->scratch->len + 1);
+        *len = a->scratch->len;
+        return text;
     }
     /* One allocation for a typical event (cJSON's printer doubles from 256
      * bytes); the buffer becomes ev->text. */
     bsp_buf printed = {0};
-    char *text = NULL;
-    size_t text_len = 0;
     if (bsp_buf_reserve(&printed, 1024) == BSP_OK && write_event_text(&printed, j, a) == BSP_OK) {
-        text = printed.data;
-        text_len = printed.len;
-    } else {
-        bsp_buf_free(&printed);
+        *len = printed.len;
+        return printed.data;
     }
+    bsp_buf_free(&printed);
+    return NULL;
+}
+
+/* Turns a validated message into *out, taking ownership of j (kept in the
+ * event, or freed on error). */
+static bsp_err finish_event(cJSON *j, norm_args *a, bsp_event *out, bsp_error *err) {
+    size_t text_len = 0;
+    bool in_arena = false;
+    char *text = normalize_in_place(j, a) ? event_text(j, a, &text_len, &in_arena) : NULL;
     if (!text) {
         cJSON_Delete(j);
         return bsp_error_set(err, BSP_ENOMEM, a->prefix, "out of memory");
     }
     if (text_len > BSP_EVENT_MAX_BYTES) {
-        free(text);
+        if (!in_arena) free(text);
         cJSON_Delete(j);
         return bsp_error_set(err, BSP_ETOOBIG, a->prefix,
                              "event is %zu bytes, over the limit of %d", text_len,
@@ -529,7 +603,8 @@ static bsp_err finish_event(cJSON *j, norm_args *a, bsp_event *out, bsp_error *e
                        .id_generated = a->id_generated,
                        .json = j,
                        .text = text,
-                       .text_len = text_len};
+                       .text_len = text_len,
+                       .text_in_arena = in_arena};
     event_point_into_json(out);
     return BSP_OK;
 }
@@ -576,7 +651,7 @@ bsp_err event_from_text(const char *text, size_t len, json_spans *spans, int64_t
 void event_free(bsp_event *ev) {
     if (!ev) return;
     if (!ev->json_in_arena) cJSON_Delete(ev->json);
-    free(ev->text);
+    if (!ev->text_in_arena) free(ev->text);
     free(ev->packed);
     if (ev->frame_owner) {
         free(ev->frame->bytes);
@@ -591,7 +666,7 @@ void event_list_free(bsp_event_list *list) {
     if (!list) return;
     for (size_t i = 0; i < list->count; i++)
         event_free(&list->items[i]);
-    free(list->items);
+    if (!list->items_in_arena) free(list->items);
     free(list->rejects);
     json_arena_free(list->arena);
     memset(list, 0, sizeof *list);
@@ -623,11 +698,12 @@ static bsp_err add_reject(bsp_event_list *list, size_t index, const bsp_error *e
 /* One message, the whole body. The body's tree becomes the event's (no
  * copy): *root is taken when the message is valid. */
 static bsp_err parse_single(cJSON **root, bsp_event_type type, int64_t received_ms,
-                            const json_spans *spans, bsp_event_list *out, bsp_error *err) {
+                            const json_spans *spans, bsp_buf *scratch, bsp_event_list *out,
+                            bsp_error *err) {
     if (!cJSON_IsObject(*root))
         return bsp_error_set(err, BSP_EINVAL, "", "the body must be a JSON object (one message)");
     take_write_key(out, json_member(*root, "writeKey"));
-    norm_args a = {.received_ms = received_ms, .prefix = "", .spans = spans};
+    norm_args a = {.received_ms = received_ms, .prefix = "", .spans = spans, .scratch = scratch};
     if (validate_message(*root, type, &a, err)) return err->code;
     out->items = calloc(1, sizeof *out->items);
     if (!out->items) return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
@@ -695,7 +771,7 @@ static void index_prefix(char out[48], const char *array_name, size_t index) {
  * and becomes the next event (no copy), an invalid one a reject. Fails only
  * when memory runs out. */
 static bsp_err add_batch_message(const batch_envelope *env, cJSON *msg, size_t index,
-                                 int64_t received_ms, const json_spans *spans,
+                                 int64_t received_ms, const json_spans *spans, bsp_buf *scratch,
                                  bsp_event_list *out) {
     if (cJSON_IsObject(msg)) take_write_key(out, json_member(msg, "writeKey"));
     char prefix[48];
@@ -704,7 +780,8 @@ static bsp_err add_batch_message(const batch_envelope *env, cJSON *msg, size_t i
                    .batch_ctx = env->context,
                    .batch_integrations = env->integrations,
                    .prefix = prefix,
-                   .spans = spans};
+                   .spans = spans,
+                   .scratch = scratch};
     bsp_error e;
     bsp_error_clear(&e);
     if (validate_message(msg, BSP_EV_TYPE_COUNT, &a, &e) == BSP_OK) {
@@ -719,7 +796,7 @@ static bsp_err add_batch_message(const batch_envelope *env, cJSON *msg, size_t i
 }
 
 static bsp_err parse_batch(cJSON *root, int64_t received_ms, const json_spans *spans,
-                           bsp_event_list *out, bsp_error *err) {
+                           bsp_buf *scratch, bsp_event_list *out, bsp_error *err) {
     batch_envelope env;
     if (open_envelope(root, &env, out, err)) return err->code;
     size_t n = (size_t)cJSON_GetArraySize(env.messages);
@@ -728,12 +805,17 @@ static bsp_err parse_batch(cJSON *root, int64_t received_ms, const json_spans *s
                              "batch has %zu messages, over the limit of %d", n,
                              BSP_BATCH_MAX_EVENTS);
     if (n == 0) return BSP_OK;
-    out->items = calloc(n, sizeof *out->items);
+    /* In the body's arena when there is one (entered: cJSON_malloc takes
+     * from it): a hundred events' structs are a large allocation. */
+    out->items_in_arena = out->arena != NULL;
+    out->items =
+        out->items_in_arena ? cJSON_malloc(n * sizeof *out->items) : malloc(n * sizeof *out->items);
     if (!out->items) return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
+    memset(out->items, 0, n * sizeof *out->items);
     size_t index = 0;
     for (cJSON *msg = env.messages->child, *next; msg; msg = next, index++) {
         next = msg->next;
-        if (add_batch_message(&env, msg, index, received_ms, spans, out))
+        if (add_batch_message(&env, msg, index, received_ms, spans, scratch, out))
             return bsp_error_set(err, BSP_ENOMEM, "", "out of memory");
     }
     if (out->count == 0) {
@@ -743,6 +825,36 @@ static bsp_err parse_batch(cJSON *root, int64_t received_ms, const json_spans *s
     return BSP_OK;
 }
 
+/* Each thread keeps its span table from body to body (freed when the
+ * thread ends): a table for a batch of a hundred events is a large
+ * allocation, and a new one each body had its pages faulted in each time,
+ * which cost more than the copies it saves. */
+static pthread_key_t spans_key;
+static pthread_once_t spans_once = PTHREAD_ONCE_INIT;
+static bool spans_key_made;
+
+static void spans_drop(void *spans) {
+    json_spans_free(spans);
+}
+
+static void spans_key_make(void) {
+    spans_key_made = pthread_key_create(&spans_key, spans_drop) == 0;
+}
+
+/* The calling thread's table, or NULL when memory runs out. */
+static json_spans *thread_spans(size_t expect) {
+    pthread_once(&spans_once, spans_key_make);
+    if (!spans_key_made) return NULL;
+    json_spans *s = pthread_getspecific(spans_key);
+    if (s) return s;
+    if (!(s = json_spans_new(expect))) return NULL;
+    if (pthread_setspecific(spans_key, s) != 0) {
+        json_spans_free(s);
+        return NULL;
+    }
+    return s;
+}
+
 /* The body into out while the caller's arena is entered: everything freed
  * here on the way (the envelope, a failed batch's events) is freed inside
  * it. */
@@ -750,22 +862,20 @@ static bsp_err parse_in_arena(const char *body, size_t len, bsp_event_type route
                               int64_t received_ms, bsp_event_list *out, bsp_error *err) {
     /* Spans only with an arena, which never hands out a freed node's
      * address again; without them (or their memory) events are printed. */
-    json_spans *spans = out->arena ? json_spans_new(len / 128) : NULL;
+    json_spans *spans = out->arena ? thread_spans(len / 32) : NULL;
     cJSON *root = json_parse_spans(body, len, BSP_JSON_MAX_DEPTH, spans, err);
-    if (!root) {
-        json_spans_free(spans);
-        return err->code;
-    }
+    if (!root) return err->code;
+    bsp_buf scratch = {0}; /* the texts are written here, then copied to the arena */
     bsp_err rc = route_type < BSP_EV_TYPE_COUNT
-                     ? parse_single(&root, route_type, received_ms, spans, out, err)
-                     : parse_batch(root, received_ms, spans, out, err);
-    json_spans_free(spans);
+                     ? parse_single(&root, route_type, received_ms, spans, &scratch, out, err)
+                     : parse_batch(root, received_ms, spans, &scratch, out, err);
+    bsp_buf_free(&scratch);
     cJSON_Delete(root);
     if (rc) {
         /* Keep the write key and the rejects for the caller's answer. */
         for (size_t i = 0; i < out->count; i++)
             event_free(&out->items[i]);
-        free(out->items);
+        if (!out->items_in_arena) free(out->items);
         out->items = NULL;
         out->count = 0;
     }
@@ -784,8 +894,9 @@ bsp_err event_parse_body(const char *body, size_t len, bsp_event_type route_type
     if (!body && len) return bsp_error_set(err, BSP_EINVAL, "", "no body");
     /* Without an arena (out of memory) the trees are malloc'd as usual. */
     /* The trees take about 4.3 times the text (a simulated batch of 56 KB:
-     * 242 KB), so one chunk usually holds them all. */
-    out->arena = json_arena_new(len * 5);
+     * 242 KB) and the events' texts about as much as the body, so one chunk
+     * usually holds them all. */
+    out->arena = json_arena_new(len * 6);
     json_arena *outer = json_arena_enter(out->arena);
     bsp_err rc = parse_in_arena(body ? body : "", len, route_type, received_ms, out, err);
     json_arena_leave(outer);

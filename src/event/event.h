@@ -77,7 +77,8 @@ typedef struct bsp_event {
     bool json_in_arena; /* json lives in its list's arena: event_free leaves it */
     char *text;         /* owned: compact JSON of json, what is stored */
     size_t text_len;
-    char *packed; /* owned, or NULL: text packed by the store (ingest_submit) */
+    bool text_in_arena; /* text lives in the arena json came from: event_free leaves it */
+    char *packed;       /* owned, or NULL: text packed by the store (ingest_submit) */
     size_t packed_len;
     /* Or the event's text is packed with those of other events of its list
      * (the same visitor's) in one frame (ingest_submit), which the first
@@ -141,12 +142,15 @@ typedef struct bsp_event_list {
     bsp_event_reject *rejects; /* messages of a batch that were invalid */
     size_t reject_count;
     char write_key[BSP_WRITE_KEY_MAX_BYTES + 1]; /* body's writeKey, "" if none */
-    json_arena *arena; /* owned, or NULL: holds the events' json (see json.h) */
+    json_arena *arena;   /* owned, or NULL: holds the events' json (see json.h) */
+    bool items_in_arena; /* items lives in arena: whoever frees the arena frees it */
 } bsp_event_list;
 
-/* Parses a whole body (already decompressed). The events' json lives in an
- * arena the list owns (when one can be had): it lasts as long as the list,
- * or whatever takes the arena over, and is only to be read (json.h).
+/* Parses a whole body (already decompressed). The events' json and text,
+ * and the items of a batch, live in an arena the list owns (when one can be
+ * had): they last as long as the list, or whatever takes the arena over,
+ * and are only to be read (json.h). Moving items elsewhere moves
+ * items_in_arena with it.
  * route_type is the route's type, or BSP_EV_TYPE_COUNT for /v1/batch, whose body is {"batch":[...],
  * context, integrations, writeKey} (a bare array of messages is accepted too). In a batch every
  * message needs a valid `type`; errors are placed at "batch[i].field" ("[i].field" for a bare

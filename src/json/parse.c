@@ -276,15 +276,19 @@ static cJSON *parse_number(parser *ps) {
 /* An open-addressing table from node to where its text sits, keyed by the
  * node's address: nodes are not moved, and in an arena not reused. */
 typedef struct span_slot {
-    const cJSON *node; /* NULL: free */
+    const cJSON *node;
     uint32_t off, len;
+    uint32_t gen; /* the slot is taken when this is the table's gen */
 } span_slot;
 
+/* A new text starts a new generation instead of clearing the slots, so a
+ * table kept from a large body costs a small one nothing. */
 struct json_spans {
     const char *text; /* what the last json_parse_spans read */
     span_slot *slots;
     size_t cap; /* a power of two, or 0 */
     size_t count;
+    uint32_t gen; /* of the slots taken for text; never 0 (calloc's) */
 };
 
 #define SPANS_FIRST_CAP 64
@@ -296,8 +300,9 @@ static size_t span_home(const json_spans *s, const cJSON *node) {
 
 static void span_place(json_spans *s, span_slot slot) {
     size_t i = span_home(s, slot.node);
-    while (s->slots[i].node)
+    while (s->slots[i].gen == s->gen)
         i = (i + 1) & (s->cap - 1);
+    slot.gen = s->gen;
     s->slots[i] = slot;
     s->count++;
 }
@@ -313,7 +318,7 @@ static bool spans_grow(json_spans *s) {
     s->cap = cap;
     s->count = 0;
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i].node) span_place(s, old[i]);
+        if (old[i].gen == s->gen) span_place(s, old[i]);
     free(old);
     return true;
 }
@@ -329,6 +334,7 @@ static void span_record(parser *ps, const cJSON *node, const char *open) {
 json_spans *json_spans_new(size_t expect) {
     json_spans *s = calloc(1, sizeof *s);
     if (!s) return NULL;
+    s->gen = 1; /* calloc's slots (generation 0) are free */
     size_t cap = SPANS_FIRST_CAP;
     while (cap < expect * 2 && cap < ((size_t)1 << 20))
         cap *= 2;
@@ -360,7 +366,7 @@ static bool has_control_byte(const char *p, size_t n) {
 
 bool json_span_text(const json_spans *s, const cJSON *node, const char **text, size_t *len) {
     if (!s || !s->cap || !node) return false;
-    for (size_t i = span_home(s, node); s->slots[i].node; i = (i + 1) & (s->cap - 1)) {
+    for (size_t i = span_home(s, node); s->slots[i].gen == s->gen; i = (i + 1) & (s->cap - 1)) {
         if (s->slots[i].node != node) continue;
         const char *p = s->text + s->slots[i].off;
         size_t n = s->slots[i].len;
@@ -513,7 +519,10 @@ cJSON *json_parse_spans(const char *text, size_t len, int max_depth, json_spans 
         .start = text, .p = text, .end = text + len, .max_depth = max_depth, .spans = spans};
     if (spans) {
         spans->text = text;
-        if (spans->count) memset(spans->slots, 0, spans->cap * sizeof *spans->slots);
+        if (++spans->gen == 0) { /* wrapped: old slots could look taken */
+            if (spans->cap) memset(spans->slots, 0, spans->cap * sizeof *spans->slots);
+            spans->gen = 1;
+        }
         spans->count = 0;
     }
     if (len > 4 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) ps.p += 3;

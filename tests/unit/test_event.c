@@ -642,6 +642,52 @@ static void test_untouched_objects_copied_as_sent(void **state) {
     event_list_free(&list);
 }
 
+/* A message normalization only added to (receivedAt, a generated
+ * messageId) is stored as the sender wrote it, spaces and escapes kept,
+ * with the added members after; one it removed, replaced or changed a
+ * member of is printed member by member. */
+static void test_message_copied_when_only_added_to(void **state) {
+    (void)state;
+    const char *sent = "{\"type\": \"track\", \"event\":\"E\\u0041\",\"userId\":\"u\","
+                       "\"messageId\":\"m1\",\"timestamp\":\"2023-11-14T22:13:20.000Z\","
+                       "\"n\": 1.50 }";
+    char body[512];
+    snprintf(body, sizeof body, "{\"batch\":[%s]}", sent);
+    bsp_event_list list = parse_ok(body, BSP_EV_TYPE_COUNT, 1);
+    const bsp_event *ev = &list.items[0];
+    check_event(ev);
+    assert_string_equal(ev->name, "EA");
+    size_t head = strlen(sent) - 1; /* all but the closing brace */
+    assert_true(ev->text_len > head);
+    assert_memory_equal(ev->text, sent, head);
+    assert_string_equal(ev->text + head, ",\"receivedAt\":\"" NOW_ISO "\"}");
+    event_list_free(&list);
+    /* Without a messageId: one is generated and added after the rest. */
+    list = parse_ok("{\"event\":\"E\", \"userId\":\"u\"}", BSP_EV_TRACK, 1);
+    check_event(&list.items[0]);
+    assert_true(list.items[0].id_generated);
+    assert_memory_equal(list.items[0].text, "{\"event\":\"E\", \"userId\":\"u\",", 27);
+    event_list_free(&list);
+    /* Each of these edits a member in place or drops one: printed again,
+     * so the sender's spacing is gone while the value is the same. */
+    static const char *const edited[] = {
+        "{\"event\": \"E\", \"userId\": 7}", /* number id made a string */
+        "{\"event\": \"E\", \"userId\": \"u\", \"anonymousId\": \"\"}",  /* "" id dropped */
+        "{\"event\": \"E\", \"userId\": \"u\", \"writeKey\": \"k\"}",    /* writeKey dropped */
+        "{\"event\": \"E\", \"userId\": \"u\", \"traits\": null}",       /* null object dropped */
+        "{\"event\": \"E\", \"userId\": \"u\", \"type\": \"identify\"}", /* route's type wins */
+        "{\"event\": \"E\", \"userId\": \"u\", \"timestamp\": \"2023-11-14T22:13:20Z\"}",
+        "{\"event\": \"E\", \"userId\": \"u\", \"receivedAt\": \"2020-01-01T00:00:00Z\"}",
+    };
+    for (size_t i = 0; i < sizeof edited / sizeof edited[0]; i++) {
+        list = parse_ok(edited[i], BSP_EV_TRACK, 1);
+        check_event(&list.items[0]);
+        assert_null(strstr(list.items[0].text, "\"event\": "));
+        expect_in_text(&list.items[0], "\"event\":\"E\"");
+        event_list_free(&list);
+    }
+}
+
 static void test_changed_or_lenient_objects_printed(void **state) {
     (void)state;
     /* Merged into from the batch's context and integrations: printed. */
@@ -944,6 +990,9 @@ static void test_body_events_live_in_the_list_arena(void **state) {
     assert_int_equal(list.reject_count, 1);
     assert_non_null(list.arena);
     assert_true(json_arena_bytes(list.arena) > 0);
+    /* The events' array, trees and texts are all in the arena: taking the
+     * arena takes them, and freeing it after the events frees them. */
+    assert_true(list.items_in_arena);
     bsp_event *events = list.items;
     json_arena *arena = list.arena;
     size_t count = list.count;
@@ -953,13 +1002,13 @@ static void test_body_events_live_in_the_list_arena(void **state) {
     event_list_free(&list);
     for (size_t i = 0; i < count; i++) {
         assert_true(events[i].json_in_arena);
+        assert_true(events[i].text_in_arena);
         check_event(&events[i]);
     }
     assert_string_equal(events[0].name, "A");
     assert_string_equal(json_get_string(events[1].json, "name"), "P");
     for (size_t i = 0; i < count; i++)
         event_free(&events[i]);
-    free(events);
     json_arena_free(arena);
     /* A failed body keeps its arena (and rejects) until the list is freed. */
     bsp_error err;
@@ -1014,6 +1063,7 @@ int main(void) {
         cmocka_unit_test(test_write_key_wrong),
         cmocka_unit_test(test_batch_context_merge),
         cmocka_unit_test(test_untouched_objects_copied_as_sent),
+        cmocka_unit_test(test_message_copied_when_only_added_to),
         cmocka_unit_test(test_changed_or_lenient_objects_printed),
         cmocka_unit_test(test_batch_types),
         cmocka_unit_test(test_batch_type_required),
