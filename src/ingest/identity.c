@@ -140,7 +140,8 @@ static bsp_err merge_profiles(bsp_ingest *ing, bsp_txn *txn, uint64_t into_pid, 
     overlay_forget(&ing->over, from_pid);
     writer_stale(ing, fresh_pid_key(from_pid));
     rc = writer_mark_dirty(ing, into);
-    if (!rc) rc = writer_touch(ing, into, INGEST_TOUCH_MERGED | INGEST_TOUCH_TRAITS, ~0ull);
+    ingest_touch merged = {INGEST_TOUCH_MERGED | INGEST_TOUCH_TRAITS, ~0ull, PROFILE_C_ALL};
+    if (!rc) rc = writer_touch(ing, into, &merged);
     if (rc) return rc;
     bsp_debug("merged profile %llu into %llu", (unsigned long long)from_pid,
               (unsigned long long)into_pid);

@@ -116,15 +116,22 @@ bsp_err ingest_resolve_fresh(bsp_ingest *ing, bsp_txn *txn, char kind, const cha
 
 /* --- hooks: segment membership and the like ------------------------------ */
 
-/* What the events of one transaction did to a profile: INGEST_TOUCH_* flags
- * and a 64-bit set of event names (ingest_name_bit of each track event's
- * name), so a hook re-evaluates only what those events can change. */
+/* What the events of one transaction did to a profile, so that a hook
+ * re-evaluates only what those events can change: INGEST_TOUCH_* flags, a
+ * 64-bit set of event names (ingest_name_bit of each track event's name)
+ * and the computed traits the events may have changed (PROFILE_C_*). */
 enum {
     INGEST_TOUCH_EVENT = 1u << 0,  /* any event was applied */
     INGEST_TOUCH_TRAITS = 1u << 1, /* identify, or traits in context */
     INGEST_TOUCH_MERGED = 1u << 2, /* another profile was merged into it */
 };
 uint64_t ingest_name_bit(const char *event_name);
+
+typedef struct ingest_touch {
+    unsigned flags;    /* INGEST_TOUCH_* */
+    uint64_t names;    /* ingest_name_bit of the track events applied */
+    uint32_t computed; /* PROFILE_C_* the events may have changed */
+} ingest_touch;
 
 typedef struct ingest_hooks {
     void *ctx;
@@ -133,8 +140,7 @@ typedef struct ingest_hooks {
      * also while the log is replayed after a crash). May change p (it is the
      * writer's working copy and is stored by the next checkpoint) and write
      * in txn; an error fails the transaction. */
-    bsp_err (*profile_changed)(void *ctx, bsp_txn *txn, bsp_profile *p, unsigned flags,
-                               uint64_t names);
+    bsp_err (*profile_changed)(void *ctx, bsp_txn *txn, bsp_profile *p, const ingest_touch *touch);
     /* A profile leaves the store (merged into another, or erased), inside
      * the transaction that removes it. */
     bsp_err (*profile_gone)(void *ctx, bsp_txn *txn, const bsp_profile *p);

@@ -16,9 +16,8 @@ typedef struct pentry {
     uint64_t pid;
     bsp_profile *profile;
     bool dirty;
-    bool touched;         /* in ing->touched for this transaction */
-    unsigned touch_flags; /* INGEST_TOUCH_* */
-    uint64_t touch_names; /* ingest_name_bit of the events applied */
+    bool touched;       /* in ing->touched for this transaction */
+    ingest_touch touch; /* what this transaction did to it (flags 0: seen) */
     struct pentry *hash_next;
     struct pentry *lru_prev, *lru_next;
 } pentry;
@@ -338,7 +337,7 @@ void writer_stale_published(bsp_ingest *ing);
 void writer_stale_stored(bsp_ingest *ing);
 
 /* Records what an event did to a cached profile (for hooks and the overlay). */
-bsp_err writer_touch(bsp_ingest *ing, pentry *e, unsigned flags, uint64_t names);
+bsp_err writer_touch(bsp_ingest *ing, pentry *e, const ingest_touch *touch);
 /* Runs the profile_changed hook over the touched profiles (before commit). */
 bsp_err writer_touched_hooks(bsp_ingest *ing, bsp_txn *txn);
 /* After commit: publishes touched profiles readers want; clears the list. */

@@ -321,15 +321,13 @@ static bsp_err writer_learn(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev) 
     return lc.rc;
 }
 
-static unsigned touch_flags_of(const bsp_event *ev) {
-    unsigned flags = INGEST_TOUCH_EVENT;
+/* What applying ev did, computed: the traits profile_apply_event said. */
+static ingest_touch touch_of(const bsp_event *ev, uint32_t computed) {
+    ingest_touch t = {.flags = INGEST_TOUCH_EVENT, .computed = computed};
     if (ev->type == BSP_EV_IDENTIFY || json_get_object(ev->context, "traits"))
-        flags |= INGEST_TOUCH_TRAITS;
-    return flags;
-}
-
-static uint64_t touch_names_of(const bsp_event *ev) {
-    return ev->type == BSP_EV_TRACK && ev->name ? ingest_name_bit(ev->name) : 0;
+        t.flags |= INGEST_TOUCH_TRAITS;
+    if (ev->type == BSP_EV_TRACK && ev->name) t.names = ingest_name_bit(ev->name);
+    return t;
 }
 
 bsp_err apply_logged_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t seq) {
@@ -339,10 +337,11 @@ bsp_err apply_logged_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, u
     if (!rc) rc = writer_profile(ing, txn, pid, &e);
     if (rc) return rc;
     if (profile_applied_seq(e->profile) < seq) {
-        profile_apply_event(e->profile, ev);
+        uint32_t computed = profile_apply_event(e->profile, ev);
         profile_set_applied_seq(e->profile, seq);
         rc = writer_mark_dirty(ing, e);
-        if (!rc) rc = writer_touch(ing, e, touch_flags_of(ev), touch_names_of(ev));
+        ingest_touch touch = touch_of(ev, computed);
+        if (!rc) rc = writer_touch(ing, e, &touch);
     }
     if (!rc) rc = writer_link(ing, pid, seq);
     return rc;

@@ -17,9 +17,10 @@ void ingest_set_hooks(bsp_ingest *ing, const ingest_hooks *hooks) {
     ing->hooks = hooks ? *hooks : (ingest_hooks){0};
 }
 
-bsp_err writer_touch(bsp_ingest *ing, pentry *e, unsigned flags, uint64_t names) {
-    e->touch_flags |= flags;
-    e->touch_names |= names;
+bsp_err writer_touch(bsp_ingest *ing, pentry *e, const ingest_touch *touch) {
+    e->touch.flags |= touch->flags;
+    e->touch.names |= touch->names;
+    e->touch.computed |= touch->computed;
     if (e->touched) return BSP_OK;
     if (ing->touched_len == ing->touched_cap) {
         size_t cap = ing->touched_cap ? ing->touched_cap * 2 : 256;
@@ -37,12 +38,10 @@ bsp_err writer_touched_hooks(bsp_ingest *ing, bsp_txn *txn) {
     if (!ing->has_hooks || !ing->hooks.profile_changed) return BSP_OK;
     for (size_t i = 0; i < ing->touched_len; i++) {
         pentry *e = pcache_get(&ing->cache, ing->touched[i]);
-        if (!e || !e->touch_flags) continue; /* merged away, or already seen */
-        bsp_err rc = ing->hooks.profile_changed(ing->hooks.ctx, txn, e->profile, e->touch_flags,
-                                                e->touch_names);
+        if (!e || !e->touch.flags) continue; /* merged away, or already seen */
+        bsp_err rc = ing->hooks.profile_changed(ing->hooks.ctx, txn, e->profile, &e->touch);
         if (rc) return rc;
-        e->touch_flags = 0;
-        e->touch_names = 0;
+        e->touch = (ingest_touch){0};
     }
     return BSP_OK;
 }
@@ -69,8 +68,7 @@ void writer_touched_publish(bsp_ingest *ing) {
         pentry *e = pcache_get(&ing->cache, ing->touched[i]);
         if (!e) continue;
         e->touched = false;
-        e->touch_flags = 0;
-        e->touch_names = 0;
+        e->touch = (ingest_touch){0};
         publish_one(ing, e, readers);
         fresh_bump(&ing->fresh, fresh_pid_key(e->pid));
     }
@@ -84,7 +82,7 @@ void writer_touched_publish(bsp_ingest *ing) {
 void writer_touched_drop(bsp_ingest *ing) {
     for (size_t i = 0; i < ing->touched_len; i++) {
         pentry *e = pcache_get(&ing->cache, ing->touched[i]);
-        if (e) e->touched = false, e->touch_flags = 0, e->touch_names = 0;
+        if (e) e->touched = false, e->touch = (ingest_touch){0};
     }
     ing->touched_len = 0;
     overlay_ids_free(ing->new_ids);
@@ -145,6 +143,6 @@ bsp_err ingest_job_profile_changed(bsp_ingest *ing, uint64_t pid) {
     pentry *e = pcache_get(&ing->cache, pid);
     if (!e) return BSP_ENOTFOUND;
     bsp_err rc = writer_mark_dirty(ing, e);
-    if (!rc && !e->touched) rc = writer_touch(ing, e, 0, 0);
+    if (!rc && !e->touched) rc = writer_touch(ing, e, &(ingest_touch){0});
     return rc;
 }

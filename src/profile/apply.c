@@ -122,18 +122,29 @@ static void apply_consent(bsp_profile *p, const context_parts *ctx, int64_t ts_m
 /* --- times --------------------------------------------------------------- */
 
 /* first/last seen and sessions: a gap of more than the session gap since the
- * newest event starts a session; late (older) events never do. */
-static void apply_time(bsp_profile *p, int64_t ts_ms) {
+ * newest event starts a session; late (older) events never do. A profile's
+ * first event brings every computed trait into being, at its first value
+ * (0 orders is a value a condition may ask for), so it changes them all. */
+static uint32_t apply_time(bsp_profile *p, int64_t ts_ms) {
     if (p->last_seen_ms == PROFILE_TIME_UNSET) {
         p->first_seen_ms = p->last_seen_ms = ts_ms;
         p->sessions = 1;
-        return;
+        return PROFILE_C_ALL;
     }
+    uint32_t changed = 0;
     if (ts_ms > p->last_seen_ms) {
-        if (ts_ms - p->last_seen_ms > BSP_PROFILE_SESSION_GAP_MS) p->sessions++;
+        if (ts_ms - p->last_seen_ms > BSP_PROFILE_SESSION_GAP_MS) {
+            p->sessions++;
+            changed |= PROFILE_C_SESSIONS;
+        }
         p->last_seen_ms = ts_ms;
+        changed |= PROFILE_C_LAST_SEEN;
     }
-    if (ts_ms < p->first_seen_ms) p->first_seen_ms = ts_ms;
+    if (ts_ms < p->first_seen_ms) {
+        p->first_seen_ms = ts_ms;
+        changed |= PROFILE_C_FIRST_SEEN;
+    }
+    return changed;
 }
 
 /* --- country and device -------------------------------------------------- */
@@ -205,75 +216,113 @@ static profile_device device_of(const context_parts *ctx) {
 
 /* --- e-commerce events --------------------------------------------------- */
 
-static void add_affinity(bsp_profile *p, const cJSON *product, double weight, int64_t ts_ms) {
+/* Adds to name's decayed count; true if that may have changed the name on
+ * top (the favorite). Only name's score grows (a rebase scales all alike),
+ * so the top moves only to name, or off a top that a full table dropped. */
+static bool decay_add_moves_top(decay_table *t, const char *name, double weight, int64_t ts_ms) {
+    const char *top = decay_top(t);
+    bool was_top = top && strcmp(top, name) == 0;
+    bool full = t->count >= PROFILE_DECAY_MAX;
+    decay_add(t, name, weight, ts_ms);
+    if (was_top) return false;
+    top = decay_top(t);
+    return !top || strcmp(top, name) == 0 || full;
+}
+
+static uint32_t add_affinity(bsp_profile *p, const cJSON *product, double weight, int64_t ts_ms) {
     const char *category = json_get_string(product, "category");
     const char *brand = json_get_string(product, "brand");
-    if (category && *category) decay_add(&p->categories, category, weight, ts_ms);
-    if (brand && *brand) decay_add(&p->brands, brand, weight, ts_ms);
+    uint32_t changed = 0;
+    if (category && *category && decay_add_moves_top(&p->categories, category, weight, ts_ms))
+        changed |= PROFILE_C_FAVORITE_CATEGORY;
+    if (brand && *brand && decay_add_moves_top(&p->brands, brand, weight, ts_ms))
+        changed |= PROFILE_C_FAVORITE_BRAND;
+    return changed;
 }
 
-static void on_product_viewed(bsp_profile *p, const cJSON *props, int64_t ts_ms) {
+static uint32_t on_product_viewed(bsp_profile *p, const cJSON *props, int64_t ts_ms) {
     char buf[64];
     const char *id = product_id_of(props, buf, sizeof buf);
+    uint32_t changed = PROFILE_C_PRODUCT_VIEWS;
     p->product_views++;
-    if (id) strlist_push_front(&p->recently_viewed, id, BSP_PROFILE_RECENT_MAX);
-    add_affinity(p, props, PROFILE_WEIGHT_VIEW, ts_ms);
+    if (id && strlist_push_front(&p->recently_viewed, id, BSP_PROFILE_RECENT_MAX))
+        changed |= PROFILE_C_RECENTLY_VIEWED;
+    return changed | add_affinity(p, props, PROFILE_WEIGHT_VIEW, ts_ms);
 }
 
-static void on_product_added(bsp_profile *p, const cJSON *props, int64_t ts_ms) {
+static uint32_t on_product_added(bsp_profile *p, const cJSON *props, int64_t ts_ms) {
     char buf[64];
     const char *id = product_id_of(props, buf, sizeof buf);
     double price = 0;
     bool has_price = price_of(props, &price);
+    uint32_t changed = PROFILE_C_ADD_TO_CARTS;
     p->add_to_carts++;
-    if (id) cart_add(&p->cart, id, quantity_of(props), has_price, price);
-    add_affinity(p, props, PROFILE_WEIGHT_ADD, ts_ms);
+    if (id) {
+        cart_add(&p->cart, id, quantity_of(props), has_price, price);
+        changed |= PROFILE_C_CART;
+    }
+    return changed | add_affinity(p, props, PROFILE_WEIGHT_ADD, ts_ms);
 }
 
-static void on_product_removed(bsp_profile *p, const cJSON *props) {
+static uint32_t on_product_removed(bsp_profile *p, const cJSON *props) {
     char buf[64];
     const char *id = product_id_of(props, buf, sizeof buf);
-    if (id) cart_remove(&p->cart, id, quantity_of(props));
+    if (!id || !p->cart.count) return 0;
+    cart_remove(&p->cart, id, quantity_of(props));
+    return PROFILE_C_CART;
 }
 
-static void on_order_completed(bsp_profile *p, const cJSON *props, int64_t ts_ms) {
+static uint32_t on_order_completed(bsp_profile *p, const cJSON *props, int64_t ts_ms) {
+    uint32_t changed = PROFILE_C_ORDERS | PROFILE_C_REVENUE | PROFILE_C_AOV;
     p->orders++;
     money_add(&p->revenue, order_amount(props));
-    if (p->last_order_ms == PROFILE_TIME_UNSET || ts_ms > p->last_order_ms)
+    if (p->last_order_ms == PROFILE_TIME_UNSET || ts_ms > p->last_order_ms) {
         p->last_order_ms = ts_ms;
+        changed |= PROFILE_C_LAST_ORDER_AT;
+    }
+    if (p->cart.count) changed |= PROFILE_C_CART;
     cart_clear(&p->cart);
     const cJSON *product;
     cJSON_ArrayForEach(product, json_get_array(props, "products")) {
         char buf[64];
         const char *id = product_id_of(product, buf, sizeof buf);
-        if (id) strlist_add_unique(&p->purchased, id, PROFILE_PURCHASED_MAX, true);
-        add_affinity(p, product, PROFILE_WEIGHT_PURCHASE, ts_ms);
+        if (id && strlist_add_unique(&p->purchased, id, PROFILE_PURCHASED_MAX, true))
+            changed |= PROFILE_C_PURCHASED;
+        changed |= add_affinity(p, product, PROFILE_WEIGHT_PURCHASE, ts_ms);
     }
+    return changed;
 }
 
-static void on_order_reversed(bsp_profile *p, const cJSON *props) {
+static uint32_t on_order_reversed(bsp_profile *p, const cJSON *props) {
     money_add(&p->revenue, -order_amount(props));
+    return PROFILE_C_REVENUE | PROFILE_C_AOV;
 }
 
-static void on_products_searched(bsp_profile *p, const cJSON *props, bool latest) {
+/* Sets a "latest wins" text; true if it now holds another value. The copy
+ * is made before the old text is freed, so a new value has a new address. */
+static bool set_text(char **slot, const char *s) {
+    const char *before = *slot;
+    profile_set_string(slot, s);
+    return *slot != before;
+}
+
+static uint32_t on_products_searched(bsp_profile *p, const cJSON *props, bool latest) {
     const char *query = json_get_string(props, "query");
-    if (query && *query && (latest || !p->last_search)) profile_set_string(&p->last_search, query);
+    if (query && *query && (latest || !p->last_search) && set_text(&p->last_search, query))
+        return PROFILE_C_LAST_SEARCH;
+    return 0;
 }
 
-static void apply_track(bsp_profile *p, const char *name, const cJSON *props, int64_t ts_ms,
-                        bool latest) {
-    if (strcmp(name, "Product Viewed") == 0)
-        on_product_viewed(p, props, ts_ms);
-    else if (strcmp(name, "Product Added") == 0)
-        on_product_added(p, props, ts_ms);
-    else if (strcmp(name, "Product Removed") == 0)
-        on_product_removed(p, props);
-    else if (strcmp(name, "Order Completed") == 0)
-        on_order_completed(p, props, ts_ms);
-    else if (strcmp(name, "Order Refunded") == 0 || strcmp(name, "Order Cancelled") == 0)
-        on_order_reversed(p, props);
-    else if (strcmp(name, "Products Searched") == 0)
-        on_products_searched(p, props, latest);
+static uint32_t apply_track(bsp_profile *p, const char *name, const cJSON *props, int64_t ts_ms,
+                            bool latest) {
+    if (strcmp(name, "Product Viewed") == 0) return on_product_viewed(p, props, ts_ms);
+    if (strcmp(name, "Product Added") == 0) return on_product_added(p, props, ts_ms);
+    if (strcmp(name, "Product Removed") == 0) return on_product_removed(p, props);
+    if (strcmp(name, "Order Completed") == 0) return on_order_completed(p, props, ts_ms);
+    if (strcmp(name, "Order Refunded") == 0 || strcmp(name, "Order Cancelled") == 0)
+        return on_order_reversed(p, props);
+    if (strcmp(name, "Products Searched") == 0) return on_products_searched(p, props, latest);
+    return 0;
 }
 
 /* --- the event ----------------------------------------------------------- */
@@ -289,35 +338,44 @@ static const cJSON *apply_all_traits(bsp_profile *p, const bsp_event *ev,
     return own ? own : ctx_traits;
 }
 
-static void apply_place(bsp_profile *p, const context_parts *ctx, const cJSON *traits,
-                        const cJSON *props, bool latest) {
+static uint32_t apply_place(bsp_profile *p, const context_parts *ctx, const cJSON *traits,
+                            const cJSON *props, bool latest) {
+    uint32_t changed = 0;
     const char *country = country_of(ctx, traits, props);
-    if (country && (latest || !p->country)) profile_set_string(&p->country, country);
+    if (country && (latest || !p->country) && set_text(&p->country, country))
+        changed |= PROFILE_C_COUNTRY;
     profile_device device = device_of(ctx);
-    if (device != PROFILE_DEVICE_NONE && (latest || p->device == PROFILE_DEVICE_NONE))
+    if (device != PROFILE_DEVICE_NONE && device != p->device &&
+        (latest || p->device == PROFILE_DEVICE_NONE)) {
         p->device = device;
+        changed |= PROFILE_C_DEVICE;
+    }
+    return changed;
 }
 
-void profile_apply_event(bsp_profile *p, const bsp_event *ev) {
-    if (!p || !ev) return;
+uint32_t profile_apply_event(bsp_profile *p, const bsp_event *ev) {
+    if (!p || !ev) return 0;
     /* "Latest wins" values change only for events not older than the newest. */
     bool latest = p->last_seen_ms == PROFILE_TIME_UNSET || ev->ts_ms >= p->last_seen_ms;
-    apply_time(p, ev->ts_ms);
+    uint32_t changed = apply_time(p, ev->ts_ms);
     if (ev->user_id && *ev->user_id) profile_add_id(p, 'u', ev->user_id);
     if (ev->anonymous_id && *ev->anonymous_id) profile_add_id(p, 'a', ev->anonymous_id);
-    if (!ev->json) return;
+    if (!ev->json) return changed;
 
     context_parts ctx;
     context_parts_of(ev->context, &ctx);
     const cJSON *props = ev->properties;
     const cJSON *traits = apply_all_traits(p, ev, &ctx);
     apply_consent(p, &ctx, ev->ts_ms);
-    apply_place(p, &ctx, traits, props, latest);
+    changed |= apply_place(p, &ctx, traits, props, latest);
 
-    if (ev->type == BSP_EV_PAGE || ev->type == BSP_EV_SCREEN) p->page_views++;
-    if (ev->type != BSP_EV_TRACK) return;
+    if (ev->type == BSP_EV_PAGE || ev->type == BSP_EV_SCREEN) {
+        p->page_views++;
+        changed |= PROFILE_C_PAGE_VIEWS;
+    }
+    if (ev->type != BSP_EV_TRACK) return changed;
     const char *name = ev->name ? ev->name : json_get_string(ev->json, "event");
-    if (!name) return;
-    apply_track(p, name, props, ev->ts_ms, latest);
-    extras_apply_track(p, ev, name, props);
+    if (!name) return changed;
+    changed |= apply_track(p, name, props, ev->ts_ms, latest);
+    return changed | extras_apply_track(p, ev, name, props);
 }

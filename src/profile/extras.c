@@ -177,15 +177,16 @@ profile_exposure profile_campaign_exposure(const bsp_profile *p, const char *cam
 
 /* --- engagement ---------------------------------------------------------- */
 
-static void on_engaged(bsp_profile *p, const cJSON *props, int64_t ts_ms) {
+static uint32_t on_engaged(bsp_profile *p, const cJSON *props, int64_t ts_ms) {
     double seconds = json_get_number(props, "seconds", 0);
-    if (!(seconds > 0)) return;
+    if (!(seconds > 0)) return 0;
     if (seconds > PROFILE_DWELL_MAX_SECONDS) seconds = PROFILE_DWELL_MAX_SECONDS;
     const char *product = json_get_string(props, "product_id");
     const char *category = json_get_string(props, "category");
     if (product && *product) decay_add(&p->dwell_products, product, seconds, ts_ms);
     if (category && *category) decay_add(&p->dwell_categories, category, seconds, ts_ms);
     p->dwell_seconds += seconds;
+    return PROFILE_C_ENGAGED_SECONDS | PROFILE_C_ENGAGED_CATEGORY | PROFILE_C_ENGAGED_PRODUCT;
 }
 
 /* --- recent events ------------------------------------------------------- */
@@ -269,14 +270,17 @@ void profile_each_recent(const bsp_profile *p, const char *name, int64_t since_m
     }
 }
 
-void extras_apply_track(bsp_profile *p, const bsp_event *ev, const char *name, const cJSON *props) {
+uint32_t extras_apply_track(bsp_profile *p, const bsp_event *ev, const char *name,
+                            const cJSON *props) {
+    uint32_t changed = 0;
     if (strcmp(name, "Promotion Viewed") == 0)
         on_promotion(p, props, ev->ts_ms, false);
     else if (strcmp(name, "Promotion Clicked") == 0)
         on_promotion(p, props, ev->ts_ms, true);
     else if (strcmp(name, "Product Engaged") == 0)
-        on_engaged(p, props, ev->ts_ms);
+        changed = on_engaged(p, props, ev->ts_ms);
     if (watched(name)) recent_add(p, ev, name, props);
+    return changed;
 }
 
 /* --- merge and free ------------------------------------------------------ */

@@ -64,19 +64,20 @@ void strlist_remove(strlist *l, size_t at) {
     l->count--;
 }
 
-void strlist_add_unique(strlist *l, const char *s, size_t max, bool drop_oldest) {
-    if (strlist_find(l, s) != SIZE_MAX) return;
+bool strlist_add_unique(strlist *l, const char *s, size_t max, bool drop_oldest) {
+    if (strlist_find(l, s) != SIZE_MAX) return false;
     if (l->count >= max) {
-        if (!drop_oldest) return;
+        if (!drop_oldest) return false;
         while (l->count >= max)
             strlist_remove(l, 0);
     }
     strlist_insert(l, l->count, s);
+    return true;
 }
 
-void strlist_push_front(strlist *l, const char *s, size_t max) {
+bool strlist_push_front(strlist *l, const char *s, size_t max) {
     size_t at = strlist_find(l, s);
-    if (at == 0) return;
+    if (at == 0) return false;
     if (at != SIZE_MAX) {
         /* Rotate the existing entry to the front; no allocation. */
         char *item = l->items[at];
@@ -85,11 +86,12 @@ void strlist_push_front(strlist *l, const char *s, size_t max) {
         memmove(l->hashes + 1, l->hashes, at * sizeof *l->hashes);
         l->items[0] = item;
         l->hashes[0] = hash;
-        return;
+        return true;
     }
     while (l->count >= max && l->count > 0)
         strlist_remove(l, l->count - 1);
     if (max > 0) strlist_insert(l, 0, s);
+    return true;
 }
 
 void strlist_free(strlist *l) {

@@ -173,12 +173,46 @@ bool profile_has_id(const bsp_profile *p, const char *id, uint64_t hash);
 bsp_err profile_peek_ids(const char *json, size_t len, char *uid, size_t uid_cap, char *aid,
                          size_t aid_cap);
 
+/* The computed traits as bits: which of them applying an event may have
+ * changed (profile_apply_event's answer) and which of them a condition
+ * reads (profile_computed_bit). A trait derived from others changes with
+ * them: aov with orders and revenue, cart_items and cart_value with cart. */
+enum {
+    PROFILE_C_FIRST_SEEN = 1u << 0,
+    PROFILE_C_LAST_SEEN = 1u << 1,
+    PROFILE_C_SESSIONS = 1u << 2,
+    PROFILE_C_PAGE_VIEWS = 1u << 3,
+    PROFILE_C_PRODUCT_VIEWS = 1u << 4,
+    PROFILE_C_ADD_TO_CARTS = 1u << 5,
+    PROFILE_C_CART = 1u << 6, /* cart, cart_items, cart_value */
+    PROFILE_C_ORDERS = 1u << 7,
+    PROFILE_C_REVENUE = 1u << 8,
+    PROFILE_C_AOV = 1u << 9,
+    PROFILE_C_LAST_ORDER_AT = 1u << 10,
+    PROFILE_C_FAVORITE_CATEGORY = 1u << 11,
+    PROFILE_C_FAVORITE_BRAND = 1u << 12,
+    PROFILE_C_RECENTLY_VIEWED = 1u << 13,
+    PROFILE_C_PURCHASED = 1u << 14,
+    PROFILE_C_LAST_SEARCH = 1u << 15,
+    PROFILE_C_COUNTRY = 1u << 16,
+    PROFILE_C_DEVICE = 1u << 17,
+    PROFILE_C_ENGAGED_SECONDS = 1u << 18,
+    PROFILE_C_ENGAGED_CATEGORY = 1u << 19,
+    PROFILE_C_ENGAGED_PRODUCT = 1u << 20,
+    PROFILE_C_ALL = (1u << 21) - 1,
+};
+/* The bit of computed.NAME, or 0 when NAME is not a computed trait (such a
+ * path is always null, so nothing an event does changes it). */
+uint32_t profile_computed_bit(const char *name);
+
 /* Applies one event: its userId/anonymousId (added as ids), traits
  * (identify, and RudderStack's context.traits on any event), consent
  * (context.consent.categoryPreferences, latest event time wins), computed
  * traits. Values that are "latest wins" (last_search, country, device)
- * change only for events not older than last_seen. */
-void profile_apply_event(bsp_profile *p, const bsp_event *ev);
+ * change only for events not older than last_seen. Returns the computed
+ * traits (PROFILE_C_*) the event may have changed: every one that did, and
+ * perhaps a few that kept their value. */
+uint32_t profile_apply_event(bsp_profile *p, const bsp_event *ev);
 
 /* Merges from into into (Segment semantics: the anonymous history joins the
  * known profile): ids united, traits filled in where into lacks them,

@@ -39,10 +39,11 @@ bsp_err strlist_insert_hashed(strlist *l, size_t at, const char *s,
                               uint64_t hash); /* hash_string(s) */
 void strlist_remove(strlist *l, size_t at);
 /* Appends s unless present; when full (count == max) drops the oldest
- * (index 0) if drop_oldest, else ignores s. */
-void strlist_add_unique(strlist *l, const char *s, size_t max, bool drop_oldest);
-/* Moves s to the front (inserting it if absent), keeping at most max. */
-void strlist_push_front(strlist *l, const char *s, size_t max);
+ * (index 0) if drop_oldest, else ignores s. False if the list is as it was. */
+bool strlist_add_unique(strlist *l, const char *s, size_t max, bool drop_oldest);
+/* Moves s to the front (inserting it if absent), keeping at most max. False
+ * if s was already first. */
+bool strlist_push_front(strlist *l, const char *s, size_t max);
 void strlist_free(strlist *l);
 
 typedef struct cart_line {
@@ -170,7 +171,9 @@ struct bsp_profile {
 };
 
 /* extras.c: the hooks the rest of the profile calls. */
-void extras_apply_track(bsp_profile *p, const bsp_event *ev, const char *name, const cJSON *props);
+/* Returns the computed traits it may have changed (PROFILE_C_*). */
+uint32_t extras_apply_track(bsp_profile *p, const bsp_event *ev, const char *name,
+                            const cJSON *props);
 void extras_merge(bsp_profile *into, const bsp_profile *from);
 void extras_free(bsp_profile *p);
 /* The storage form of the extras ("x"); *out is NULL when there are none.

@@ -349,3 +349,37 @@ const cJSON *profile_view_computed(profile_view *v, const bsp_profile *p) {
     put_text(v, o, p, CT_ENGAGED_PRODUCT);
     return v->failed ? NULL : o;
 }
+
+uint32_t profile_computed_bit(const char *name) {
+    static const struct {
+        const char *name;
+        uint32_t bit;
+    } bits[] = {
+        {"first_seen", PROFILE_C_FIRST_SEEN},
+        {"last_seen", PROFILE_C_LAST_SEEN},
+        {"sessions", PROFILE_C_SESSIONS},
+        {"page_views", PROFILE_C_PAGE_VIEWS},
+        {"product_views", PROFILE_C_PRODUCT_VIEWS},
+        {"add_to_carts", PROFILE_C_ADD_TO_CARTS},
+        {"cart_items", PROFILE_C_CART},
+        {"cart_value", PROFILE_C_CART},
+        {"cart", PROFILE_C_CART},
+        {"orders", PROFILE_C_ORDERS},
+        {"revenue", PROFILE_C_REVENUE},
+        {"aov", PROFILE_C_AOV},
+        {"last_order_at", PROFILE_C_LAST_ORDER_AT},
+        {"favorite_category", PROFILE_C_FAVORITE_CATEGORY},
+        {"favorite_brand", PROFILE_C_FAVORITE_BRAND},
+        {"recently_viewed", PROFILE_C_RECENTLY_VIEWED},
+        {"purchased", PROFILE_C_PURCHASED},
+        {"last_search", PROFILE_C_LAST_SEARCH},
+        {"country", PROFILE_C_COUNTRY},
+        {"device", PROFILE_C_DEVICE},
+        {"engaged_seconds", PROFILE_C_ENGAGED_SECONDS},
+        {"engaged_category", PROFILE_C_ENGAGED_CATEGORY},
+        {"engaged_product", PROFILE_C_ENGAGED_PRODUCT},
+    };
+    for (size_t i = 0; name && i < sizeof bits / sizeof bits[0]; i++)
+        if (strcmp(bits[i].name, name) == 0) return bits[i].bit;
+    return 0;
+}

@@ -126,6 +126,7 @@ struct bsp_cond {
     int32_t cap;
     int32_t root;
     unsigned inputs;
+    uint32_t computed;   /* PROFILE_C_* of the computed.* paths it reads */
     const char **events; /* distinct event names, into nodes' strings */
     size_t nevents;
     const char **segments; /* distinct in_segment ids */

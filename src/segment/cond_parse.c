@@ -372,6 +372,8 @@ static bsp_err collect_inputs(bsp_cond *c, bsp_error *err) {
     for (int32_t i = 0; i < c->count; i++) {
         const cond_node *node = &c->nodes[i];
         if (node->kind == N_PATH) c->inputs |= path_inputs((cond_root)node->op);
+        if (node->kind == N_PATH && node->op == ROOT_COMPUTED)
+            c->computed |= node->nsegs ? profile_computed_bit(node->segs[0]) : PROFILE_C_ALL;
         if (node->kind != N_CALL) continue;
         c->inputs |= call_inputs((cond_fn)node->op);
         const char *first_arg = node->first >= 0 ? c->nodes[node->first].str : NULL;
@@ -417,6 +419,10 @@ bsp_err cond_compile(const char *text, size_t len, bsp_cond **out, bsp_error *er
 
 unsigned cond_inputs(const bsp_cond *c) {
     return c ? c->inputs : 0;
+}
+
+uint32_t cond_computed_reads(const bsp_cond *c) {
+    return c ? c->computed : 0;
 }
 
 static size_t copy_names(const char **from, size_t count, const char **to, size_t max) {

@@ -90,6 +90,7 @@ static bsp_err compile_condition(seg_def *d, bsp_error *err) {
         return rc;
     }
     d->inputs = cond_inputs(d->cond);
+    d->computed_bits = cond_computed_reads(d->cond);
     if (d->inputs & COND_USES_CONTEXT)
         return bsp_error_set(err, BSP_ETYPE, "condition",
                              "context.* is only known in campaign conditions, not in segments");

@@ -85,14 +85,15 @@ void segments_set_notifier(bsp_segments *s, segment_notify_fn fn, void *ctx) {
 
 /* --- evaluation ------------------------------------------------------------------ */
 
-/* Whether what happened to the profile can change d's answer. */
-static bool relevant(const seg_def *d, unsigned flags, uint64_t names, const bool *changed) {
+/* Whether what happened to the profile (t; NULL: nothing) can change d's
+ * answer, or that of a segment d names which changed already. */
+static bool relevant(const seg_def *d, const ingest_touch *t, const bool *changed) {
     if (d->automatic || !d->cond) return false;
-    if (flags & INGEST_TOUCH_MERGED) return true;
+    if (t && (t->flags & INGEST_TOUCH_MERGED)) return true;
     unsigned in = d->inputs;
-    if ((in & COND_USES_COMPUTED) && (flags & INGEST_TOUCH_EVENT)) return true;
-    if ((in & COND_USES_TRAITS) && (flags & INGEST_TOUCH_TRAITS)) return true;
-    if ((in & COND_USES_EVENTS) && (names & d->event_bits)) return true;
+    if (t && (t->computed & d->computed_bits)) return true;
+    if (t && (in & COND_USES_TRAITS) && (t->flags & INGEST_TOUCH_TRAITS)) return true;
+    if (t && (in & COND_USES_EVENTS) && (t->names & d->event_bits)) return true;
     for (size_t k = 0; k < d->nrefs; k++)
         if (changed[d->refs[k]]) return true;
     return false;
@@ -120,9 +121,9 @@ static void forget_deleted(const seg_set *set, bsp_profile *p) {
 }
 
 /* Evaluates the segments selected by `only` (NULL: those relevant to
- * flags/names) in dependency order. only[i] true forces segment i. */
+ * touch) in dependency order. only[i] true forces segment i. */
 static bsp_err evaluate(bsp_segments *s, bsp_txn *txn, const seg_set *set, bsp_profile *p,
-                        unsigned flags, uint64_t names, const bool *only, bool *any) {
+                        const ingest_touch *touch, const bool *only, bool *any) {
     bool stack_changed[64];
     bool *changed = set->count <= 64 ? stack_changed : calloc(set->count, sizeof *changed);
     if (!changed) return BSP_ENOMEM;
@@ -135,7 +136,7 @@ static bsp_err evaluate(bsp_segments *s, bsp_txn *txn, const seg_set *set, bsp_p
     uint64_t evals = 0;
     for (size_t i = 0; i < set->count && !rc; i++) {
         const seg_def *d = set->defs[i];
-        bool go = only ? only[i] || relevant(d, 0, 0, changed) : relevant(d, flags, names, changed);
+        bool go = only ? only[i] || relevant(d, NULL, changed) : relevant(d, touch, changed);
         if (!go || d->automatic) continue;
         evals++;
         bool member = cond_eval(d->cond, &se.env);
@@ -171,12 +172,11 @@ static void active_note(bsp_segments *s, uint64_t pid) {
 
 /* --- ingest hooks ------------------------------------------------------------------ */
 
-static bsp_err hook_changed(void *ctx, bsp_txn *txn, bsp_profile *p, unsigned flags,
-                            uint64_t names) {
+static bsp_err hook_changed(void *ctx, bsp_txn *txn, bsp_profile *p, const ingest_touch *touch) {
     bsp_segments *s = ctx;
     if (profile_segment_count(p)) forget_deleted(s->cur, p);
-    if (flags & INGEST_TOUCH_EVENT) active_note(s, profile_pid(p));
-    return evaluate(s, txn, s->cur, p, flags, names, NULL, NULL);
+    if (touch->flags & INGEST_TOUCH_EVENT) active_note(s, profile_pid(p));
+    return evaluate(s, txn, s->cur, p, touch, NULL, NULL);
 }
 
 static bsp_err hook_gone(void *ctx, bsp_txn *txn, const bsp_profile *p) {
@@ -299,7 +299,7 @@ static bsp_err pass_job_run(bsp_ingest *ing, bsp_txn *txn, void *arg) {
             continue;
         }
         bool any = false;
-        if (!rc) rc = evaluate(job->s, txn, set, p, 0, 0, only, &any);
+        if (!rc) rc = evaluate(job->s, txn, set, p, NULL, only, &any);
         if (!rc && any) {
             job->changed++;
             rc = ingest_job_profile_changed(ing, job->pids[i]);

@@ -80,6 +80,10 @@ enum {
     COND_USES_TIME = 1u << 7,
 };
 unsigned cond_inputs(const bsp_cond *c);
+/* The computed traits a condition reads, as PROFILE_C_* bits (all of them
+ * for a bare `computed` path; none for names that are not computed traits,
+ * which are always null). */
+uint32_t cond_computed_reads(const bsp_cond *c);
 
 /* The distinct event names read by did()/count()/sum() and the distinct
  * segment ids of in_segment(), in order of first appearance. Each stores at

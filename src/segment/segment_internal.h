@@ -27,8 +27,9 @@ typedef struct seg_def {
     bool automatic; /* members assigned by a job, not a condition */
     bool builtin;
     bsp_cond *cond;
-    unsigned inputs;     /* COND_USES_* */
-    uint64_t event_bits; /* ingest_name_bit of the event names it reads */
+    unsigned inputs;        /* COND_USES_* */
+    uint32_t computed_bits; /* PROFILE_C_* of the computed traits it reads */
+    uint64_t event_bits;    /* ingest_name_bit of the event names it reads */
     size_t nevents;
     size_t *refs; /* indices (in the set) of the segments in_segment() names */
     size_t nrefs;

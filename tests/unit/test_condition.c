@@ -643,13 +643,44 @@ static void test_introspection(void **state) {
     cond_free(c);
     c = compile_ok("days_since(\"2024-01-01\") > 3 or now() > 0");
     assert_int_equal(cond_inputs(c), COND_USES_TIME);
+    assert_int_equal(cond_computed_reads(c), 0);
     cond_free(c);
     cond_free(NULL);
+    assert_int_equal(cond_computed_reads(NULL), 0);
+}
+
+/* Which computed traits a condition reads: by the first name after
+ * computed, cart_items and cart_value as the cart, names that are not
+ * computed traits as nothing (they are always null). */
+static void test_computed_reads(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        uint32_t bits;
+    } cases[] = {
+        {"computed.orders >= 1 and days_since(computed.last_seen) < 3",
+         PROFILE_C_ORDERS | PROFILE_C_LAST_SEEN},
+        {"computed.cart_value > 3 or computed.cart_items > 1", PROFILE_C_CART},
+        {"\"p1\" in computed.recently_viewed", PROFILE_C_RECENTLY_VIEWED},
+        {"\"p1\" in computed.cart.product_id", PROFILE_C_CART},
+        {"lower(computed.favorite_brand) = \"lux\" and traits.plan = \"pro\"",
+         PROFILE_C_FAVORITE_BRAND},
+        {"count(\"Order Completed\", 7d, properties.revenue > computed.aov) > 1", PROFILE_C_AOV},
+        {"computed.no_such_trait = 1 or traits.orders = 1 or rfm.orders = 1", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bsp_cond *c = compile_ok(cases[i].text);
+        if (cond_computed_reads(c) != cases[i].bits)
+            fail_msg("%s: 0x%x, expected 0x%x", cases[i].text, cond_computed_reads(c),
+                     cases[i].bits);
+        cond_free(c);
+    }
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_examples),
+        cmocka_unit_test(test_computed_reads),
         cmocka_unit_test(test_computed_number_callback),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_literals_and_comments),

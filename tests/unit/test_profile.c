@@ -16,6 +16,7 @@
 
 #include "json/json.h"
 #include "profile/profile.h"
+#include "sim/sim.h"
 
 #define T0 1700000000000LL /* 2023-11-14T22:13:20.000Z */
 #define MINUTE (60LL * 1000)
@@ -1622,6 +1623,148 @@ static void test_recent_event_time_bounded(void **state) {
     profile_free(p);
 }
 
+/* --- what applying says it changed ---------------------------------------- */
+
+/* Applies ev to p and checks what profile_apply_event answers against the
+ * computed object before and after: every member whose value changed has
+ * its bit in the answer, and every member has a bit. Returns the answer. */
+static uint32_t apply_checked(bsp_profile *p, const bsp_event *ev) {
+    cJSON *before = profile_computed_json(p);
+    assert_non_null(before);
+    uint32_t bits = profile_apply_event(p, ev);
+    cJSON *after = profile_computed_json(p);
+    assert_non_null(after);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, after) {
+        uint32_t bit = profile_computed_bit(m->string);
+        if (!bit) fail_msg("computed.%s has no bit", m->string);
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(before, m->string);
+        if (!old || !cJSON_Compare(old, m, true))
+            if (!(bits & bit)) fail_msg("computed.%s changed but its bit is not set", m->string);
+    }
+    cJSON_Delete(before);
+    cJSON_Delete(after);
+    return bits;
+}
+
+static uint32_t apply_line(bsp_profile *p, const char *line) {
+    bsp_event ev;
+    assert_int_equal(event_from_text(line, strlen(line), NULL, T0, &ev, NULL), BSP_OK);
+    uint32_t bits = apply_checked(p, &ev);
+    event_free(&ev);
+    return bits;
+}
+
+/* Over a simulated clickstream (every kind of event the generator writes,
+ * onto a few dozen profiles so each sees many), no change goes unreported. */
+static void test_apply_reports_every_computed_change(void **state) {
+    (void)state;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    assert_non_null(out);
+    bsp_sim_opts opts = {.events = 6000, .seed = 11, .visitors = 300, .products = 200};
+    assert_int_equal(sim_write(&opts, out), BSP_OK);
+    assert_int_equal(fclose(out), 0);
+    enum { NPROFILES = 37 };
+    bsp_profile *profiles[NPROFILES];
+    for (int i = 0; i < NPROFILES; i++)
+        profiles[i] = profile_new((uint64_t)i + 1);
+    size_t lines = 0;
+    uint32_t seen = 0;
+    for (char *line = text, *end; line && *line; line = end ? end + 1 : NULL) {
+        end = strchr(line, '\n');
+        if (end) *end = '\0';
+        seen |= apply_line(profiles[bsp_hash64(line, 40) % NPROFILES], line);
+        lines++;
+    }
+    assert_int_equal(lines, 6000);
+    /* The stream moved the traits the bench segments read. */
+    uint32_t want = PROFILE_C_PAGE_VIEWS | PROFILE_C_PRODUCT_VIEWS | PROFILE_C_ADD_TO_CARTS |
+                    PROFILE_C_CART | PROFILE_C_ORDERS | PROFILE_C_REVENUE |
+                    PROFILE_C_FAVORITE_CATEGORY | PROFILE_C_LAST_SEEN | PROFILE_C_LAST_SEARCH;
+    assert_int_equal(seen & want, want);
+    for (int i = 0; i < NPROFILES; i++)
+        profile_free(profiles[i]);
+    free(text);
+}
+
+/* The events the generator does not write, late events, and events that
+ * change nothing a condition could see. */
+static void test_apply_reports_only_what_may_change(void **state) {
+    (void)state;
+    bsp_profile *p = profile_new(1);
+    const char *first = "{\"type\":\"page\",\"anonymousId\":\"a\",\"timestamp\":"
+                        "\"2023-11-14T22:13:20Z\"}";
+    /* A first event brings every computed trait into being. */
+    assert_int_equal(apply_line(p, first), PROFILE_C_ALL);
+    assert_int_equal(apply_line(p, first), PROFILE_C_PAGE_VIEWS);
+    const char *viewed = "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Product Viewed\","
+                         "\"timestamp\":\"2023-11-14T22:20:00Z\",\"properties\":"
+                         "{\"product_id\":\"p1\",\"category\":\"Lamps\",\"brand\":\"Lux\"}}";
+    assert_int_equal(apply_line(p, viewed),
+                     PROFILE_C_LAST_SEEN | PROFILE_C_PRODUCT_VIEWS | PROFILE_C_RECENTLY_VIEWED |
+                         PROFILE_C_FAVORITE_CATEGORY | PROFILE_C_FAVORITE_BRAND);
+    /* The same product again: already first, already the favourite. */
+    assert_int_equal(apply_line(p, viewed), PROFILE_C_PRODUCT_VIEWS);
+    /* Late: older than the newest, so last_seen stays; first_seen moves. */
+    assert_int_equal(apply_line(p, "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"x\","
+                                   "\"timestamp\":\"2023-11-14T20:00:00Z\"}"),
+                     PROFILE_C_FIRST_SEEN);
+    const char *late = "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Products "
+                       "Searched\",\"timestamp\":\"2023-11-14T21:00:00Z\","
+                       "\"properties\":{\"query\":\"rug\"}}";
+    assert_int_equal(apply_line(p, late), PROFILE_C_LAST_SEARCH); /* none yet: taken */
+    assert_int_equal(apply_line(p, late), 0);
+    const char *kinds[] = {
+        "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Product Added\",\"timestamp\":"
+        "\"2023-11-14T22:21:00Z\",\"properties\":{\"product_id\":\"p2\",\"price\":5}}",
+        "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Product Removed\",\"timestamp\":"
+        "\"2023-11-14T22:22:00Z\",\"properties\":{\"product_id\":\"p2\"}}",
+        "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Product Removed\",\"timestamp\":"
+        "\"2023-11-14T22:22:00Z\",\"properties\":{\"product_id\":\"p2\"}}",
+        "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Order Completed\",\"timestamp\":"
+        "\"2023-11-14T22:23:00Z\",\"properties\":{\"revenue\":20,\"products\":[{\"product_id\":"
+        "\"p3\",\"category\":\"Rugs\",\"brand\":\"Acme\"}]}}",
+        "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Order Refunded\",\"timestamp\":"
+        "\"2023-11-14T22:24:00Z\",\"properties\":{\"revenue\":20}}",
+        "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Product Engaged\",\"timestamp\":"
+        "\"2023-11-14T22:25:00Z\",\"properties\":{\"product_id\":\"p1\",\"seconds\":30}}",
+        "{\"type\":\"track\",\"anonymousId\":\"a\",\"event\":\"Promotion Viewed\",\"timestamp\":"
+        "\"2023-11-14T22:25:00Z\",\"properties\":{\"promotion_id\":\"c1\"}}",
+        "{\"type\":\"screen\",\"anonymousId\":\"a\",\"timestamp\":\"2023-11-15T09:00:00Z\","
+        "\"context\":{\"location\":{\"country\":\"DE\"},\"device\":{\"type\":\"mobile\"}}}",
+        "{\"type\":\"screen\",\"anonymousId\":\"a\",\"timestamp\":\"2023-11-15T09:00:00Z\","
+        "\"context\":{\"location\":{\"country\":\"DE\"},\"device\":{\"type\":\"mobile\"}}}",
+        "{\"type\":\"identify\",\"userId\":\"u\",\"anonymousId\":\"a\",\"timestamp\":"
+        "\"2023-11-15T09:00:00Z\",\"traits\":{\"plan\":\"pro\"}}",
+    };
+    const uint32_t expect[] = {
+        PROFILE_C_LAST_SEEN | PROFILE_C_ADD_TO_CARTS | PROFILE_C_CART,
+        PROFILE_C_LAST_SEEN | PROFILE_C_CART,
+        0, /* nothing left in the cart to remove */
+        PROFILE_C_LAST_SEEN | PROFILE_C_ORDERS | PROFILE_C_REVENUE | PROFILE_C_AOV |
+            PROFILE_C_LAST_ORDER_AT | PROFILE_C_PURCHASED | PROFILE_C_FAVORITE_CATEGORY |
+            PROFILE_C_FAVORITE_BRAND, /* a purchase outweighs two views */
+        PROFILE_C_LAST_SEEN | PROFILE_C_REVENUE | PROFILE_C_AOV,
+        PROFILE_C_LAST_SEEN | PROFILE_C_ENGAGED_SECONDS | PROFILE_C_ENGAGED_CATEGORY |
+            PROFILE_C_ENGAGED_PRODUCT,
+        0,
+        PROFILE_C_LAST_SEEN | PROFILE_C_SESSIONS | PROFILE_C_PAGE_VIEWS | PROFILE_C_COUNTRY |
+            PROFILE_C_DEVICE,
+        PROFILE_C_PAGE_VIEWS,
+        0,
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        uint32_t got = apply_line(p, kinds[i]);
+        if (got != expect[i]) fail_msg("event %zu: 0x%x, expected 0x%x", i, got, expect[i]);
+    }
+    assert_int_equal(profile_computed_bit("cart_value"), PROFILE_C_CART);
+    assert_int_equal(profile_computed_bit("no_such_trait"), 0);
+    assert_int_equal(profile_computed_bit(NULL), 0);
+    profile_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recent_event_time_bounded),
@@ -1669,6 +1812,8 @@ int main(void) {
         cmocka_unit_test(test_campaign_exposure_by_day),
         cmocka_unit_test(test_engagement),
         cmocka_unit_test(test_recent_events_watched_only),
+        cmocka_unit_test(test_apply_reports_every_computed_change),
+        cmocka_unit_test(test_apply_reports_only_what_may_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
