@@ -533,6 +533,19 @@ static const cJSON *object_in(const cJSON *v) {
     return cJSON_IsObject(v) ? v : NULL;
 }
 
+/* The context's members that applying reads, in one walk over them, on the
+ * thread that just built the tree (the writer would walk it cold). */
+static void context_parts_of(const cJSON *context, bsp_event_context *out) {
+    static const char *const keys[] = {"traits", "location", "device", "consent", "userAgent"};
+    const cJSON *found[sizeof keys / sizeof keys[0]] = {0};
+    if (context) json_members(context, keys, sizeof keys / sizeof keys[0], found);
+    *out = (bsp_event_context){.traits = object_in(found[0]),
+                               .location = object_in(found[1]),
+                               .device = object_in(found[2]),
+                               .consent = object_in(found[3]),
+                               .user_agent = string_in(found[4])};
+}
+
 void event_point_into_json(bsp_event *ev) {
     msg_fields f;
     if (ev->json)
@@ -552,6 +565,7 @@ void event_point_into_json(bsp_event *ev) {
     ev->context = object_in(f.context);
     ev->properties = object_in(f.properties);
     ev->traits = object_in(f.traits);
+    context_parts_of(ev->context, &ev->context_parts);
 }
 
 /* The event's text, written by write_event_text: with spans (so in an

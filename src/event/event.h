@@ -57,6 +57,13 @@ typedef struct bsp_event_frame {
     uint64_t holder;
 } bsp_event_frame;
 
+/* The members of an event's context that applying it to a profile reads:
+ * objects, and a string; NULL when absent or of another type. */
+typedef struct bsp_event_context {
+    const cJSON *traits, *location, *device, *consent;
+    const char *user_agent;
+} bsp_event_context;
+
 typedef struct bsp_event {
     bsp_event_type type;
     int64_t ts_ms;          /* event time (see timestamp above) */
@@ -73,6 +80,7 @@ typedef struct bsp_event {
     const cJSON *context;
     const cJSON *properties;
     const cJSON *traits;
+    bsp_event_context context_parts; /* of context, found likewise */
     cJSON *json;        /* owned: the normalized event */
     bool json_in_arena; /* json lives in its list's arena: event_free leaves it */
     char *text;         /* owned: compact JSON of json, what is stored */

@@ -324,7 +324,7 @@ static bsp_err writer_learn(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev) 
 /* What applying ev did, computed: the traits profile_apply_event said. */
 static ingest_touch touch_of(const bsp_event *ev, uint32_t computed) {
     ingest_touch t = {.flags = INGEST_TOUCH_EVENT, .computed = computed};
-    if (ev->type == BSP_EV_IDENTIFY || json_get_object(ev->context, "traits"))
+    if (ev->type == BSP_EV_IDENTIFY || ev->context_parts.traits)
         t.flags |= INGEST_TOUCH_TRAITS;
     if (ev->type == BSP_EV_TRACK && ev->name) t.names = ingest_name_bit(ev->name);
     return t;

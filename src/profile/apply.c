@@ -85,30 +85,10 @@ static void apply_traits(bsp_profile *p, const cJSON *traits) {
     merge_changed(p->traits, traits);
 }
 
-/* The members of an event's context that applying reads, found in one walk
- * over its members (json_members). */
-typedef struct context_parts {
-    const cJSON *traits, *location, *device, *consent, *user_agent;
-} context_parts;
-
-static void context_parts_of(const cJSON *context, context_parts *out) {
-    static const char *const keys[] = {"traits", "location", "device", "consent", "userAgent"};
-    const cJSON *found[sizeof keys / sizeof keys[0]];
-    json_members(context, keys, sizeof keys / sizeof keys[0], found);
-    *out = (context_parts){.traits = found[0],
-                           .location = found[1],
-                           .device = found[2],
-                           .consent = found[3],
-                           .user_agent = found[4]};
-}
-
-static const cJSON *object_or_null(const cJSON *v) {
-    return cJSON_IsObject(v) ? v : NULL;
-}
 
 /* Latest categoryPreferences wins, by event time. */
-static void apply_consent(bsp_profile *p, const context_parts *ctx, int64_t ts_ms) {
-    const cJSON *prefs = json_get_object(object_or_null(ctx->consent), "categoryPreferences");
+static void apply_consent(bsp_profile *p, const bsp_event_context *ctx, int64_t ts_ms) {
+    const cJSON *prefs = json_get_object(ctx->consent, "categoryPreferences");
     if (!cJSON_IsObject(prefs)) return;
     if (p->consent && ts_ms < p->consent_ms) return;
     p->consent_ms = ts_ms;
@@ -149,8 +129,8 @@ static uint32_t apply_time(bsp_profile *p, int64_t ts_ms) {
 
 /* --- country and device -------------------------------------------------- */
 
-static const char *country_of(const context_parts *ctx, const cJSON *traits, const cJSON *props) {
-    const char *c = json_get_string(object_or_null(ctx->location), "country");
+static const char *country_of(const bsp_event_context *ctx, const cJSON *traits, const cJSON *props) {
+    const char *c = json_get_string(ctx->location, "country");
     if (!c || !*c) c = json_get_string(json_path(traits, "address"), "country");
     if (!c || !*c) c = json_get_string(props, "country");
     if (!c || !*c) c = json_get_string(traits, "country");
@@ -206,11 +186,11 @@ static profile_device device_from_user_agent(const char *ua) {
 }
 
 /* context.device.type when it names a kind of device, else the user agent. */
-static profile_device device_of(const context_parts *ctx) {
-    const char *type = json_get_string(object_or_null(ctx->device), "type");
+static profile_device device_of(const bsp_event_context *ctx) {
+    const char *type = json_get_string(ctx->device, "type");
     profile_device d = type ? device_from_type(type) : PROFILE_DEVICE_NONE;
     if (d != PROFILE_DEVICE_NONE) return d;
-    const char *ua = cJSON_IsString(ctx->user_agent) ? ctx->user_agent->valuestring : NULL;
+    const char *ua = ctx->user_agent;
     return ua && *ua ? device_from_user_agent(ua) : PROFILE_DEVICE_NONE;
 }
 
@@ -330,15 +310,15 @@ static uint32_t apply_track(bsp_profile *p, const char *name, const cJSON *props
 /* Traits that describe the visitor: identify's traits (group traits describe
  * the group, so not those) and RudderStack's context.traits on any event. */
 static const cJSON *apply_all_traits(bsp_profile *p, const bsp_event *ev,
-                                     const context_parts *ctx) {
+                                     const bsp_event_context *ctx) {
     const cJSON *own = ev->type == BSP_EV_GROUP ? NULL : ev->traits;
-    const cJSON *ctx_traits = object_or_null(ctx->traits);
+    const cJSON *ctx_traits = ctx->traits;
     apply_traits(p, ctx_traits);
     apply_traits(p, own);
     return own ? own : ctx_traits;
 }
 
-static uint32_t apply_place(bsp_profile *p, const context_parts *ctx, const cJSON *traits,
+static uint32_t apply_place(bsp_profile *p, const bsp_event_context *ctx, const cJSON *traits,
                             const cJSON *props, bool latest) {
     uint32_t changed = 0;
     const char *country = country_of(ctx, traits, props);
@@ -362,12 +342,11 @@ uint32_t profile_apply_event(bsp_profile *p, const bsp_event *ev) {
     if (ev->anonymous_id && *ev->anonymous_id) profile_add_id(p, 'a', ev->anonymous_id);
     if (!ev->json) return changed;
 
-    context_parts ctx;
-    context_parts_of(ev->context, &ctx);
+    const bsp_event_context *ctx = &ev->context_parts;
     const cJSON *props = ev->properties;
-    const cJSON *traits = apply_all_traits(p, ev, &ctx);
-    apply_consent(p, &ctx, ev->ts_ms);
-    changed |= apply_place(p, &ctx, traits, props, latest);
+    const cJSON *traits = apply_all_traits(p, ev, ctx);
+    apply_consent(p, ctx, ev->ts_ms);
+    changed |= apply_place(p, ctx, traits, props, latest);
 
     if (ev->type == BSP_EV_PAGE || ev->type == BSP_EV_SCREEN) {
         p->page_views++;
