@@ -356,6 +356,25 @@ def test_event_over_32kb_413():
                                       "properties": {"pad": "y" * 30000}}), "30 KB event")
 
 
+def test_request_header_limits():
+    """A browser on the shop's own domain sends its cookies with every
+    beacon: a few KB of them must fit (libmicrohttpd copies a Cookie header
+    to parse it, so cookies count twice against a connection's 16 KiB), and
+    so must other large headers; past the limit the answer is 431."""
+    user = uid("cookies")
+    cookies = "; ".join("c%d=%s" % (i, "v" * 500) for i in range(12))  # ~6 KB
+    h.success(S.collect("/v1/track", {"userId": user, "event": "With cookies"},
+                        headers={"Cookie": cookies}), "track with 6 KB of cookies")
+    h.success(S.collect("/v1/track", {"userId": user, "event": "With a long header"},
+                        headers={"X-Pad": "p" * 12000}), "track with a 12 KB header")
+    h.eq(len(S.all_events(user)), 2, "both stored")
+    r = S.raw_request("POST", "/v1/track", {"userId": user, "event": "Too big"},
+                      {"Authorization": h.basic_auth(h.WRITE_KEY),
+                       "Content-Type": "application/json", "X-Pad": "p" * 20000})
+    h.status(r, 431, "20 KB of headers")
+    h.eq(len(S.all_events(user)), 2, "nothing stored from the refused call")
+
+
 def test_batch_over_2500_messages_413():
     user = uid("many")
     msgs = [{"type": "track", "userId": user, "event": "e"} for _ in range(2501)]
