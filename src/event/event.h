@@ -81,9 +81,9 @@ typedef struct bsp_event {
     const cJSON *properties;
     const cJSON *traits;
     bsp_event_context context_parts; /* of context, found likewise */
-    cJSON *json;        /* owned: the normalized event */
-    bool json_in_arena; /* json lives in its list's arena: event_free leaves it */
-    char *text;         /* owned: compact JSON of json, what is stored */
+    cJSON *json;                     /* owned: the normalized event */
+    bool json_in_arena;              /* json lives in its list's arena: event_free leaves it */
+    char *text;                      /* owned: compact JSON of json, what is stored */
     size_t text_len;
     bool text_in_arena; /* text lives in the arena json came from: event_free leaves it */
     char *packed;       /* owned, or NULL: text packed by the store (ingest_submit) */

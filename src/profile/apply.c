@@ -85,7 +85,6 @@ static void apply_traits(bsp_profile *p, const cJSON *traits) {
     merge_changed(p->traits, traits);
 }
 
-
 /* Latest categoryPreferences wins, by event time. */
 static void apply_consent(bsp_profile *p, const bsp_event_context *ctx, int64_t ts_ms) {
     const cJSON *prefs = json_get_object(ctx->consent, "categoryPreferences");
@@ -129,7 +128,8 @@ static uint32_t apply_time(bsp_profile *p, int64_t ts_ms) {
 
 /* --- country and device -------------------------------------------------- */
 
-static const char *country_of(const bsp_event_context *ctx, const cJSON *traits, const cJSON *props) {
+static const char *country_of(const bsp_event_context *ctx, const cJSON *traits,
+                              const cJSON *props) {
     const char *c = json_get_string(ctx->location, "country");
     if (!c || !*c) c = json_get_string(json_path(traits, "address"), "country");
     if (!c || !*c) c = json_get_string(props, "country");
