@@ -191,6 +191,13 @@ typedef struct wal {
                              longest a written group waits for its fdatasync */
     uint64_t unsynced_ns; /* lazy: when the oldest unsynced group was written; 0: none */
     uint64_t syncs;       /* syncs made (a direct group write counts as one) */
+    /* Direct groups are written asynchronously (Linux AIO) where the kernel
+     * offers it, so the writer can apply the group while the device writes. */
+    unsigned long aio;     /* aio_context_t; 0: none (direct groups use pwrite) */
+    bool flying;           /* wal_flush_start began a group wal_flush_wait has not ended */
+    bsp_err flight_rc;     /* a group written at once by wal_flush_start: its result */
+    uint64_t flight_start; /* the in-flight write: file offset, bytes, bytes of records */
+    size_t flight_span, flight_used;
 } wal;
 
 void wal_init(wal *w);
@@ -212,6 +219,20 @@ void wal_set_lazy(wal *w, uint64_t lazy_ms);
 /* Writes the pending group at the end of the log and syncs it (lazily: syncs
  * only when the oldest unsynced group has waited lazy_ms). */
 bsp_err wal_flush(wal *w);
+/* wal_flush in two halves, so the caller can work while the device writes:
+ * start submits the group's write and returns when wal_flush_async (else
+ * it writes, and syncs as wal_flush would, at once); wait returns once the
+ * group is durable, with the outcome. Every start is ended by a wait or an
+ * abandon, and nothing is added to the pending group in between. */
+bool wal_flush_async(const wal *w);
+void wal_flush_start(wal *w);
+bsp_err wal_flush_wait(wal *w);
+/* Ends a started group that failed after all (the caller's own error):
+ * waits for its write, then writes back what the file held where the group
+ * went (the acknowledged bytes of its first block, then zeros), so no scan
+ * finds its records; the group is dropped. Only an async group can be
+ * taken back: BSP_EIO for one already written. */
+bsp_err wal_flush_abandon(wal *w);
 /* Lazy mode: when the unsynced groups must be synced (monotonic ns), or 0
  * when none wait; wal_sync syncs them. */
 uint64_t wal_sync_due_ns(const wal *w);
@@ -302,6 +323,8 @@ struct bsp_ingest {
     bool replaying_log;   /* recovery replays the stored log: checkpoints keep wal.gen */
     bsp_txn *open_txn;    /* write-ahead mode: the transaction between checkpoints */
     oid *new_ids;         /* write-ahead mode: id links this group made, to publish */
+    uint64_t *group_seqs; /* a group applied while its records are written: each event's seq */
+    size_t group_seqs_cap;
 
     /* Metrics. */
     _Atomic uint64_t m_events, m_dups, m_commits, m_failures, m_checkpoints, m_ckpt_us;
@@ -344,6 +367,15 @@ bsp_err writer_touched_hooks(bsp_ingest *ing, bsp_txn *txn);
 void writer_touched_publish(bsp_ingest *ing);
 /* After a failed transaction: forgets the list. */
 void writer_touched_drop(bsp_ingest *ing);
+
+/* An event in the writer (log.c), in two stages that a group of events can
+ * run apart (all events logged, their records' write started, then all
+ * applied): writer_log_event de-duplicates and appends it to the log and
+ * the pending group (*seq 0: a resend already stored); writer_apply_event
+ * applies what was logged. writer_ingest_event runs both. */
+bsp_err writer_log_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t *seq);
+bsp_err writer_apply_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t seq);
+bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, bool *dup);
 
 /* Applies an event already appended to the log as seq: identity, profile,
  * timeline. When replaying, a profile that already holds seq is left alone. */

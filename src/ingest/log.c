@@ -324,8 +324,7 @@ static bsp_err writer_learn(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev) 
 /* What applying ev did, computed: the traits profile_apply_event said. */
 static ingest_touch touch_of(const bsp_event *ev, uint32_t computed) {
     ingest_touch t = {.flags = INGEST_TOUCH_EVENT, .computed = computed};
-    if (ev->type == BSP_EV_IDENTIFY || ev->context_parts.traits)
-        t.flags |= INGEST_TOUCH_TRAITS;
+    if (ev->type == BSP_EV_IDENTIFY || ev->context_parts.traits) t.flags |= INGEST_TOUCH_TRAITS;
     if (ev->type == BSP_EV_TRACK && ev->name) t.names = ingest_name_bit(ev->name);
     return t;
 }
@@ -347,8 +346,11 @@ bsp_err apply_logged_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, u
     return rc;
 }
 
-/* Stage one of an event: de-duplicate, append to the log, apply. */
-bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, bool *dup) {
+/* Stage one of an event: de-duplicate and append to the log (and, in
+ * write-ahead mode, to the pending group's records). *seq is the number it
+ * got, or 0 for a resend already stored. */
+bsp_err writer_log_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t *out_seq) {
+    *out_seq = 0;
     /* SDKs resend with the event's own timestamp, so its hour finds them and
      * the ids of one hour sit together on disk. Without a timestamp a resend
      * has a new receipt time: those ids share bucket 0 (exact, but random
@@ -363,8 +365,7 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
     bool want_next = !ev->id_generated || ev->frame;
     bsp_err rc = want_next ? store_event_next_seq(txn, &next) : BSP_OK;
     if (!rc && !ev->id_generated) rc = store_msgid_add(txn, bucket, ev->message_id, id_len, next);
-    *dup = rc == BSP_EEXISTS;
-    if (*dup) return BSP_OK;
+    if (rc == BSP_EEXISTS) return BSP_OK;
     if (rc) return rc;
     /* What is stored: the packed form when the submitter made one; of a
      * shared frame, the frame itself for its first member stored, a
@@ -382,9 +383,23 @@ bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, 
     if (!rc && ing->wal_live) rc = wal_add(&ing->wal, seq, flags, bytes, len);
     if (rc) return rc;
     ing->log_seq = seq;
-    rc = apply_logged_event(ing, txn, ev, seq);
-    if (rc) return rc;
-    return writer_learn(ing, txn, ev);
+    *out_seq = seq;
+    return BSP_OK;
+}
+
+/* Stage two: apply the logged event (profile, identity, timeline) and learn
+ * the products it names. */
+bsp_err writer_apply_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, uint64_t seq) {
+    bsp_err rc = apply_logged_event(ing, txn, ev, seq);
+    return rc ? rc : writer_learn(ing, txn, ev);
+}
+
+bsp_err writer_ingest_event(bsp_ingest *ing, bsp_txn *txn, const bsp_event *ev, bool *dup) {
+    uint64_t seq;
+    bsp_err rc = writer_log_event(ing, txn, ev, &seq);
+    *dup = !rc && seq == 0;
+    if (rc || *dup) return rc;
+    return writer_apply_event(ing, txn, ev, seq);
 }
 
 /* --- recovery ------------------------------------------------------------- */

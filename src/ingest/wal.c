@@ -26,6 +26,13 @@
  * did. Where O_DIRECT is refused (tmpfs, some network filesystems) or the
  * caller asks, groups go through the page cache and one fdatasync.
  *
+ * A direct write is submitted with Linux AIO where the kernel offers it
+ * (io_setup), so the writer applies a group's events while the device
+ * writes its records (wal_flush_start, then wal_flush_wait). A group that
+ * fails after its write began is taken back: its block is written again
+ * as it was before, with zeros after (wal_flush_abandon), so no later scan
+ * replays records whose events were refused.
+ *
  * A record, little-endian: u64 check (XXH3 of everything after it), u32
  * payload length, u32 flags (WAL_TS_GIVEN, WAL_ID_GENERATED: how the event
  * arrived, which its text alone does not tell and de-duplication needs),
@@ -35,10 +42,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define WAL_FILE "events.wal"
@@ -77,6 +86,17 @@ void wal_init(wal *w) {
     *w = (wal){.fd = -1, .dfd = -1};
 }
 
+/* Linux AIO, by system call: glibc has no wrappers for the kernel's own. */
+static void aio_open(wal *w) {
+    aio_context_t ctx = 0;
+    if (syscall(SYS_io_setup, 1, &ctx) == 0) w->aio = (unsigned long)ctx;
+}
+
+static void aio_close(wal *w) {
+    if (w->aio) syscall(SYS_io_destroy, (aio_context_t)w->aio);
+    w->aio = 0;
+}
+
 /* Opens the second, direct descriptor; without it groups are buffered. */
 static void open_direct(wal *w, const char *path) {
     w->dfd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT | O_DSYNC);
@@ -91,6 +111,7 @@ static void open_direct(wal *w, const char *path) {
         return;
     }
     w->stage_cap = WAL_ALIGN;
+    aio_open(w);
 }
 
 bsp_err wal_open(wal *w, const char *dir, bool create, bool direct) {
@@ -112,6 +133,7 @@ bsp_err wal_open(wal *w, const char *dir, bool create, bool direct) {
 }
 
 static void close_direct(wal *w) {
+    aio_close(w);
     if (w->dfd >= 0) close(w->dfd);
     w->dfd = -1;
     free(w->stage);
@@ -247,30 +269,92 @@ static bsp_err load_tail(wal *w, size_t lead) {
     return rc;
 }
 
-/* Directly: the tail block and the records after it, padded with zeros to
- * whole blocks, in one write that returns once the device has it. */
-static bsp_err flush_direct(wal *w) {
-    uint64_t start = w->off & ~(uint64_t)(WAL_ALIGN - 1);
-    size_t lead = (size_t)(w->off - start);
-    size_t used = lead + w->pending.len;
-    size_t span = (used + WAL_ALIGN - 1) & ~(size_t)(WAL_ALIGN - 1);
+/* Stages a direct write: the tail block and the pending records after it,
+ * padded with zeros to whole blocks, to go at *start (*span bytes, of which
+ * *used are the tail's and the records'). */
+static bsp_err stage_group(wal *w, uint64_t *start, size_t *span, size_t *used) {
+    *start = w->off & ~(uint64_t)(WAL_ALIGN - 1);
+    size_t lead = (size_t)(w->off - *start);
+    *used = lead + w->pending.len;
+    *span = (*used + WAL_ALIGN - 1) & ~(size_t)(WAL_ALIGN - 1);
     bsp_err rc = load_tail(w, lead);
-    if (!rc) rc = stage_reserve(w, span, lead);
+    if (!rc) rc = stage_reserve(w, *span, lead);
     if (rc) return rc;
     memcpy(w->stage + lead, w->pending.data, w->pending.len);
-    memset(w->stage + used, 0, span - used);
-    rc = write_all(w->dfd, (const char *)w->stage, span, start);
-    if (rc && errno == EINVAL) { /* the filesystem took O_DIRECT but not such writes */
-        bsp_info("wal: direct writes refused: groups are written through the page cache");
-        close_direct(w);
-        return flush_buffered(w);
-    }
-    if (rc) return rc;
-    /* Keep the new last partial block at the front for the next group. */
+    memset(w->stage + *used, 0, *span - *used);
+    return BSP_OK;
+}
+
+/* After a staged group landed: its last partial block moves to the front
+ * of the stage, the tail of the next group. */
+static void keep_tail(wal *w, size_t used) {
     size_t keep_from = used & ~(size_t)(WAL_ALIGN - 1);
     memmove(w->stage, w->stage + keep_from, used - keep_from);
     w->tail_known = true;
+}
+
+/* The filesystem took O_DIRECT but not such writes: from now on groups go
+ * through the page cache, starting with this one. */
+static bsp_err direct_refused(wal *w) {
+    bsp_info("wal: direct writes refused: groups are written through the page cache");
+    close_direct(w);
+    return flush_buffered(w);
+}
+
+/* Directly, in one write that returns once the device has it. */
+static bsp_err flush_direct(wal *w) {
+    uint64_t start;
+    size_t span, used;
+    bsp_err rc = stage_group(w, &start, &span, &used);
+    if (rc) return rc;
+    rc = write_all(w->dfd, (const char *)w->stage, span, start);
+    if (rc && errno == EINVAL) return direct_refused(w);
+    if (!rc) keep_tail(w, used);
+    return rc;
+}
+
+/* Stages the group and submits its direct write to the kernel (the stage
+ * must then stay as it is until aio_finish). *submitted stays false when
+ * the kernel would not take it: the caller then writes at once. */
+static bsp_err aio_start(wal *w, bool *submitted) {
+    *submitted = false;
+    uint64_t start;
+    size_t span, used;
+    bsp_err rc = stage_group(w, &start, &span, &used);
+    if (rc) return rc;
+    if (bsp_fault_hit(BSP_FAULT_WAL_WRITE)) {
+        bsp_error_log("wal: write failed: %s", strerror(EIO));
+        return BSP_EIO;
+    }
+    struct iocb cb = {.aio_fildes = (uint32_t)w->dfd,
+                      .aio_lio_opcode = IOCB_CMD_PWRITE,
+                      .aio_buf = (uint64_t)(uintptr_t)w->stage,
+                      .aio_nbytes = span,
+                      .aio_offset = (int64_t)start};
+    struct iocb *list[1] = {&cb};
+    if (syscall(SYS_io_submit, (aio_context_t)w->aio, 1L, list) != 1) return BSP_OK;
+    *submitted = true;
+    w->flight_start = start;
+    w->flight_span = span;
+    w->flight_used = used;
     return BSP_OK;
+}
+
+/* Waits for the submitted write; *landed when all of it was written. */
+static bsp_err aio_wait(wal *w, bool *landed) {
+    struct io_event ev;
+    long n;
+    do
+        n = syscall(SYS_io_getevents, (aio_context_t)w->aio, 1L, 1L, &ev, NULL);
+    while (n < 0 && errno == EINTR);
+    size_t span = w->flight_span;
+    w->flight_span = 0;
+    *landed = n == 1 && ev.res == (int64_t)span;
+    if (*landed) return BSP_OK;
+    int err = n != 1 ? errno : ev.res < 0 ? (int)-ev.res : 0;
+    if (err == EINVAL) return BSP_EINVAL; /* the caller falls back to the page cache */
+    bsp_error_log("wal: write failed: %s", err ? strerror(err) : "short write");
+    return BSP_EIO;
 }
 
 void wal_set_lazy(wal *w, uint64_t lazy_ms) {
@@ -300,19 +384,76 @@ static bsp_err flush_lazy(wal *w) {
     return now >= wal_sync_due_ns(w) ? wal_sync(w) : BSP_OK;
 }
 
-bsp_err wal_flush(wal *w) {
-    if (!w->pending.len) return BSP_OK;
+/* The pending group written (and synced, as the mode says) at once. */
+static bsp_err flush_now(wal *w) {
+    if (w->lazy_ns) return flush_lazy(w);
+    bsp_err rc = w->dfd >= 0 ? flush_direct(w) : flush_buffered(w);
+    if (!rc) w->syncs++;
+    return rc;
+}
+
+bool wal_flush_async(const wal *w) {
+    return w->dfd >= 0 && w->aio && !w->lazy_ns;
+}
+
+void wal_flush_start(wal *w) {
+    w->flying = true;
+    w->flight_span = 0;
+    w->flight_rc = BSP_OK;
+    if (!w->pending.len) return;
     bsp_err rc = BSP_OK;
     if (w->off + w->pending.len > w->size) rc = grow_to(w, w->off + w->pending.len);
-    if (!rc && w->lazy_ns)
-        rc = flush_lazy(w);
-    else if (!rc) {
-        rc = w->dfd >= 0 ? flush_direct(w) : flush_buffered(w);
-        if (!rc) w->syncs++;
+    bool submitted = false;
+    if (!rc && wal_flush_async(w)) rc = aio_start(w, &submitted);
+    if (!submitted) w->flight_rc = rc ? rc : flush_now(w);
+}
+
+bsp_err wal_flush_wait(wal *w) {
+    if (!w->flying) return BSP_OK;
+    w->flying = false;
+    bsp_err rc = w->flight_rc;
+    if (w->flight_span) {
+        bool landed;
+        size_t used = w->flight_used;
+        rc = aio_wait(w, &landed);
+        if (landed) {
+            keep_tail(w, used);
+            w->syncs++;
+        } else if (rc == BSP_EINVAL && (rc = direct_refused(w)) == BSP_OK) {
+            w->syncs++;
+        }
     }
     if (!rc) w->off += w->pending.len;
     bsp_buf_reset(&w->pending);
     return rc;
+}
+
+bsp_err wal_flush_abandon(wal *w) {
+    if (!w->flying) {
+        bsp_buf_reset(&w->pending);
+        return BSP_OK;
+    }
+    w->flying = false;
+    bsp_err rc = BSP_OK;
+    if (w->flight_span) {
+        /* Whatever of it reached the file goes: the stage still holds the
+         * block's acknowledged bytes before the group's, then zeros. */
+        uint64_t start = w->flight_start;
+        size_t span = w->flight_span, lead = w->flight_used - w->pending.len;
+        bool landed;
+        aio_wait(w, &landed);
+        memset(w->stage + lead, 0, span - lead);
+        rc = write_all(w->dfd, (const char *)w->stage, span, start);
+    } else if (w->flight_rc == BSP_OK && w->pending.len) {
+        rc = BSP_EIO; /* written at once: only async groups can be taken back */
+    }
+    bsp_buf_reset(&w->pending);
+    return rc;
+}
+
+bsp_err wal_flush(wal *w) {
+    wal_flush_start(w);
+    return wal_flush_wait(w);
 }
 
 void wal_drop(wal *w) {

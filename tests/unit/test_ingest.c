@@ -1152,6 +1152,65 @@ static void test_failed_group_then_crash(void **state) {
     assert_null(profile_of(f, "fz"));
 }
 
+/* A hook that fails the group it runs in while hook_fails is set. */
+static atomic_bool hook_fails;
+static bsp_err failing_hook(void *ctx, bsp_txn *txn, bsp_profile *p, const ingest_touch *t) {
+    (void)ctx;
+    (void)txn;
+    (void)p;
+    (void)t;
+    return atomic_load(&hook_fails) ? BSP_ESTORE : BSP_OK;
+}
+
+typedef struct hook_round {
+    const char *ok, *bad; /* a group that goes through, one the hook fails */
+    bool rebuild_fails;   /* every store commit fails from the failed group on */
+} hook_round;
+
+/* round->ok, round->bad failed by the hook, then (unless the rebuild
+ * fails) fault_ok2; a rebuild that cannot checkpoint keeps the generation,
+ * which otherwise would hide the failed group's records from later scans
+ * whatever the file held. */
+static int good_hook_failed_good(fixture *f, const void *ctx) {
+    const hook_round *round = ctx;
+    ingest_hooks hooks = {.profile_changed = failing_hook};
+    ingest_set_hooks(f->ing, &hooks);
+    if (send(f, round->ok).accepted != 1) return 4;
+    atomic_store(&hook_fails, true);
+    if (round->rebuild_fails) bsp_fault_arm(BSP_FAULT_STORE_COMMIT, 0, 1000000);
+    bsp_ingest_result r = send_failing(f, round->bad);
+    atomic_store(&hook_fails, false);
+    if (r.code != BSP_ESTORE || r.accepted) return 5;
+    if (round->rebuild_fails) return 0;
+    if (send(f, fault_ok2).accepted != 1) return 6;
+    return 0;
+}
+
+/* A group that fails after its records' write may have begun (a hook's
+ * error: hooks run while the device writes, where the WAL writes
+ * asynchronously) leaves none of them in the file: a process that dies
+ * after it, its rebuild failed or not, comes back with the groups around
+ * the failed one only. */
+static void test_group_failed_while_written_then_crash(void **state) {
+    fixture *f = *state;
+    atomic_store(&hook_fails, false);
+    const hook_round first = {fault_ok1, fault_bad, false};
+    in_crashing_child(f, good_hook_failed_good, &first);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 2);
+    assert_int_equal(views_of(f, "fa"), 2);
+    assert_null(profile_of(f, "fz"));
+    const hook_round second = {"[{\"type\":\"page\",\"anonymousId\":\"fa\",\"messageId\":\"f5\"}]",
+                               "[{\"type\":\"page\",\"anonymousId\":\"fz\",\"messageId\":\"f6\"},"
+                               "{\"type\":\"page\",\"anonymousId\":\"fa\",\"messageId\":\"f7\"}]",
+                               true};
+    in_crashing_child(f, good_hook_failed_good, &second);
+    assert_int_equal(start_ingest(f, NULL), BSP_OK);
+    assert_int_equal(stats_of(f).events, 3);
+    assert_int_equal(views_of(f, "fa"), 3);
+    assert_null(profile_of(f, "fz"));
+}
+
 /* The first group of a generation fails its sync after its two records
  * reached the file; the next group's one record is exactly as long as the
  * first of them and is written where they were. */
@@ -1886,6 +1945,8 @@ static void test_unread_visitor_sees_its_event_at_once(void **state) {
                                         teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_failed_group_leaves_no_trace, setup, teardown),       \
         cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_group_failed_while_written_then_crash, setup,         \
+                                        teardown),                                                 \
         cmocka_unit_test_setup_teardown(test_rebuild_fails_until_the_disk_heals, setup, teardown), \
         cmocka_unit_test_setup_teardown(test_every_failure_point, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_every_failure_point_packed, setup, teardown)
@@ -1921,6 +1982,8 @@ int main(void) {
         WAL_TESTS,
         cmocka_unit_test_setup_teardown(test_failed_group_leaves_no_trace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_group_then_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_failed_while_written_then_crash, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_fails_until_the_disk_heals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_failure_point, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_failure_point_packed, setup, teardown),
