@@ -309,6 +309,17 @@ static void test_backfill_and_notices(void **state) {
 }
 
 /* Only segments whose inputs an event touched are evaluated. */
+/* Sends a batch a few ms after the one before (so its events, timed on
+ * receipt, move computed.last_seen) and returns the evaluations it caused. */
+static uint64_t evaluations_of(fixture *f, const char *batch_json) {
+    segments_metrics before, after;
+    segments_metrics_get(f->segs, &before);
+    bsp_sleep_ms(3);
+    send(f, batch_json);
+    segments_metrics_get(f->segs, &after);
+    return after.evaluations - before.evaluations;
+}
+
 static void test_only_relevant_segments_run(void **state) {
     fixture *f = *state;
     put_ok(f, "t1", "traits.plan = \"pro\"");
@@ -316,39 +327,27 @@ static void test_only_relevant_segments_run(void **state) {
     send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"r1\",\"event\":\"Warm\"}]}");
     wait_ready(f, "t1"); /* their backfills evaluate too: let them finish */
     wait_ready(f, "e1");
-    segments_metrics before, after;
-    segments_metrics_get(f->segs, &before);
-    /* Each event below is received (and so timed) a few ms after the one
-     * before, so each moves computed.last_seen. */
-    bsp_sleep_ms(3);
     /* A track event with no traits changes only computed.last_seen, which
      * one built-in reads (cart_abandoners); the traits segment, the Signed
      * Up segment and the six built-ins over sessions and orders do not run. */
-    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"r1\",\"event\":\"Other\"}]}");
-    segments_metrics_get(f->segs, &after);
-    assert_int_equal(after.evaluations - before.evaluations, 1);
-    before = after;
-    bsp_sleep_ms(3);
-    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"r1\",\"event\":\"Signed Up\"}]}");
-    segments_metrics_get(f->segs, &after);
-    assert_int_equal(after.evaluations - before.evaluations, 2);
+    assert_int_equal(evaluations_of(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":"
+                                       "\"r1\",\"event\":\"Other\"}]}"),
+                     1);
+    assert_int_equal(evaluations_of(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":"
+                                       "\"r1\",\"event\":\"Signed Up\"}]}"),
+                     2);
     assert_true(member(f, "r1", "e1"));
     /* An order changes orders and revenue: the five built-ins over them run
      * too, and the profile becomes a first-time buyer. */
-    before = after;
-    bsp_sleep_ms(3);
-    send(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":\"r1\",\"event\":\"Order "
-            "Completed\",\"properties\":{\"revenue\":5}}]}");
-    segments_metrics_get(f->segs, &after);
-    assert_int_equal(after.evaluations - before.evaluations, 6);
+    assert_int_equal(evaluations_of(f, "{\"batch\":[{\"type\":\"track\",\"anonymousId\":"
+                                       "\"r1\",\"event\":\"Order Completed\","
+                                       "\"properties\":{\"revenue\":5}}]}"),
+                     6);
     assert_true(member(f, "r1", "first_time_buyers"));
-    /* identify with traits: the traits segment runs, the others stay. */
-    before = after;
-    bsp_sleep_ms(3);
-    send(f, "{\"batch\":[{\"type\":\"identify\",\"anonymousId\":\"r1\",\"traits\":"
-            "{\"plan\":\"pro\"}}]}");
-    segments_metrics_get(f->segs, &after);
-    assert_int_equal(after.evaluations - before.evaluations, 2); /* t1, cart_abandoners */
+    /* identify with traits: the traits segment and cart_abandoners run. */
+    assert_int_equal(evaluations_of(f, "{\"batch\":[{\"type\":\"identify\",\"anonymousId\":"
+                                       "\"r1\",\"traits\":{\"plan\":\"pro\"}}]}"),
+                     2);
     assert_true(member(f, "r1", "t1"));
 }
 
